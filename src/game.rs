@@ -1,0 +1,153 @@
+//! Building the simulation: the world, its resources and the ordered tick schedule, with
+//! gameplay plugged in through [`components::Gameplay`].
+
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{ScheduleBuildSettings, SingleThreadedExecutor};
+use bevy_ecs::system::ScheduleSystem;
+use components::{Gameplay, TickClock, TickSet, WorldBounds};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::inbound::InboundReceiver;
+use crate::ingest::{Connections, Inbound, SpawnRng, WelcomeTemplate, ingest};
+use crate::protocol::{POSITION_SCALE, Welcome};
+use crate::replication::cells::CellGrid;
+use crate::replication::grid::GridGeometry;
+use crate::replication::table::ReplicaTable;
+use crate::replication::{self, FrameLimit, ReplicatedComponents, SharedStats};
+use crate::stats::Stats;
+
+/// The world and schedule under construction. Gameplay modules receive it as
+/// `&mut impl Gameplay`.
+pub struct GameBuilder {
+    world: World,
+    schedule: Schedule,
+    replicated: ReplicatedComponents,
+}
+
+/// A built simulation: run [`Simulation::tick`] once per tick.
+pub struct Simulation {
+    /// All game state.
+    pub world: World,
+    schedule: Schedule,
+}
+
+impl GameBuilder {
+    /// A world configured from `config`, fed by `inbound`, with the engine's own phases
+    /// (ingest, replicate, flush) and no gameplay yet.
+    pub fn new(config: &Config, inbound: InboundReceiver, stats: Arc<Stats>) -> Self {
+        let mut world = World::new();
+        let geometry = GridGeometry::new(
+            config.world_size,
+            config.cell_size,
+            config.interest_radius,
+            POSITION_SCALE,
+        );
+        world.insert_resource(TickClock::new(config.tick_hz));
+        world.insert_resource(WorldBounds {
+            size: config.world_size,
+        });
+        world.insert_resource(Inbound(inbound));
+        world.insert_resource(Connections::default());
+        world.insert_resource(SpawnRng::new(config.spawn_seed));
+        world.insert_resource(CellGrid::new(geometry));
+        world.insert_resource(FrameLimit(config.max_outbound_frame_bytes));
+        world.insert_resource(SharedStats(stats));
+        world.insert_resource(WelcomeTemplate(Welcome {
+            player_id: 0,
+            tick_hz: config.tick_hz,
+            world_size: config.world_size,
+            interest_radius: config.interest_radius,
+            cell_size: config.cell_size,
+            view_cells: geometry.view_cells,
+            position_scale: POSITION_SCALE,
+            max_frame_bytes: config.max_outbound_frame_bytes,
+            components: Vec::new(),
+        }));
+
+        let mut schedule = Schedule::default();
+        if config.sim_threads == 1 {
+            schedule.set_executor(SingleThreadedExecutor::default());
+        }
+        schedule.set_build_settings(ScheduleBuildSettings {
+            ambiguity_detection: bevy_ecs::schedule::LogLevel::Error,
+            ..Default::default()
+        });
+        schedule.configure_sets(
+            (
+                TickSet::Ingest,
+                TickSet::Simulate,
+                TickSet::Replicate,
+                TickSet::Flush,
+            )
+                .chain(),
+        );
+        schedule.add_systems(ingest.in_set(TickSet::Ingest));
+        replication::add_systems(&mut schedule);
+        Self {
+            world,
+            schedule,
+            replicated: ReplicatedComponents::default(),
+        }
+    }
+
+    /// Finishes the build. Fails if two systems conflict without an order between them.
+    pub fn build(mut self) -> Result<Simulation, String> {
+        let kinds = self.replicated.names.len();
+        self.world.insert_resource(ReplicaTable::new(kinds));
+        self.world.resource_mut::<WelcomeTemplate>().0.components = self.replicated.names.clone();
+        self.world.insert_resource(self.replicated);
+        if let Err(error) = self.schedule.initialize(&mut self.world) {
+            return Err(error.to_string(self.schedule.graph(), &self.world));
+        }
+        Ok(Simulation {
+            world: self.world,
+            schedule: self.schedule,
+        })
+    }
+}
+
+impl Gameplay for GameBuilder {
+    fn add_systems<M>(
+        &mut self,
+        systems: impl IntoScheduleConfigs<ScheduleSystem, M>,
+    ) -> &mut Self {
+        self.schedule.add_systems(systems.in_set(TickSet::Simulate));
+        self
+    }
+
+    fn replicate<T: Component + Serialize>(&mut self) -> &mut Self {
+        let kind = self.replicated.names.len();
+        let full_name = std::any::type_name::<T>();
+        let name = full_name
+            .rsplit("::")
+            .next()
+            .unwrap_or(full_name)
+            .to_owned();
+        self.replicated.names.push(name);
+        self.schedule
+            .add_systems(replication::capture_component_system::<T>(kind));
+        self
+    }
+
+    fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+}
+
+impl Simulation {
+    /// Runs one tick: advances the clock, runs every phase, then clears change trackers so
+    /// that `Changed<T>` means "changed during this tick".
+    pub fn tick(&mut self) {
+        self.world.resource_mut::<TickClock>().tick += 1;
+        self.schedule.run(&mut self.world);
+        self.world.clear_trackers();
+    }
+
+    /// Number of the last tick run.
+    pub fn current_tick(&self) -> u64 {
+        self.world.resource::<TickClock>().tick
+    }
+}

@@ -1,0 +1,123 @@
+//! A socket-free harness around a [`Simulation`]: joins, inputs and leaves go in through the
+//! real inbound queues, frames come out of the real outboxes. Benchmarks use it to measure a
+//! whole tick without the kernel; tests use it to check replication without timing.
+
+use std::sync::Arc;
+
+use ahash::AHashMap;
+
+use crate::config::Config;
+use crate::game::{GameBuilder, Simulation};
+use crate::inbound::{
+    ConnectionId, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle, inbound_queues,
+};
+use crate::net::outbox::Outbox;
+use crate::protocol::{FRAME_HEADER_BYTES, Input, ServerMessage, decode_server_message};
+use crate::stats::Stats;
+
+/// A simulation driven by hand.
+pub struct Harness {
+    /// The simulation; tick it with [`Harness::tick`].
+    pub simulation: Simulation,
+    /// Its counters.
+    pub stats: Arc<Stats>,
+    inbound: InboundSender,
+    outboxes: AHashMap<ConnectionId, Arc<Outbox>>,
+    next_connection: ConnectionId,
+    outbound_buffers: usize,
+}
+
+impl Harness {
+    /// A simulation with the standard gameplay.
+    pub fn new(config: &Config) -> Self {
+        Self::with_gameplay(config, |game| systems::register_all(game))
+    }
+
+    /// A simulation whose gameplay is registered by `gameplay`.
+    pub fn with_gameplay(config: &Config, gameplay: impl FnOnce(&mut GameBuilder)) -> Self {
+        let stats = Arc::new(Stats::default());
+        let (inbound, receiver) = inbound_queues(config.max_players, config.input_queue_capacity);
+        let mut builder = GameBuilder::new(config, receiver, stats.clone());
+        gameplay(&mut builder);
+        let simulation = builder.build().expect("schedule builds");
+        Self {
+            simulation,
+            stats,
+            inbound,
+            outboxes: AHashMap::default(),
+            next_connection: 1,
+            outbound_buffers: config.outbound_buffers,
+        }
+    }
+
+    /// Queues a join (it takes effect at the next tick) and returns the connection id.
+    pub fn join(&mut self, name: &str) -> ConnectionId {
+        let connection = self.next_connection;
+        self.next_connection += 1;
+        let outbox = Arc::new(Outbox::new(self.outbound_buffers));
+        self.outboxes.insert(connection, outbox.clone());
+        let join = Join {
+            connection,
+            name: name.to_owned(),
+            outbox,
+        };
+        assert!(
+            self.inbound.send_lifecycle(Lifecycle::Join(join)),
+            "lifecycle queue accepts the join"
+        );
+        connection
+    }
+
+    /// Queues a leave.
+    pub fn leave(&mut self, connection: ConnectionId) {
+        self.outboxes.remove(&connection);
+        assert!(self.inbound.send_lifecycle(Lifecycle::Leave(Leave {
+            connection,
+            slot: None
+        })));
+    }
+
+    /// Queues an input.
+    pub fn input(&self, connection: ConnectionId, seq: u32, dir_x: i8, dir_y: i8) -> InputOutcome {
+        self.inbound.send_input(InputEvent {
+            connection,
+            input: Input { seq, dir_x, dir_y },
+        })
+    }
+
+    /// Runs one tick.
+    pub fn tick(&mut self) {
+        self.simulation.tick();
+    }
+
+    /// Takes the messages queued for `connection`, decoded (allocates: tests only).
+    pub fn messages(&self, connection: ConnectionId) -> Vec<ServerMessage> {
+        let outbox = &self.outboxes[&connection];
+        let mut messages = Vec::new();
+        while let Some(bytes) = outbox.next_ready() {
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let length =
+                    u32::from_le_bytes(rest[..FRAME_HEADER_BYTES].try_into().unwrap()) as usize;
+                let body = &rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + length];
+                messages.push(decode_server_message(body).expect("server frames decode"));
+                rest = &rest[FRAME_HEADER_BYTES + length..];
+            }
+            outbox.recycle(bytes);
+        }
+        messages
+    }
+
+    /// Plays the part of every connection task: takes the queued frames and returns their
+    /// buffers, as a socket write would. Returns the bytes "written". Does not allocate.
+    pub fn write_all_frames(&self) -> usize {
+        let mut bytes = 0;
+        for outbox in self.outboxes.values() {
+            while let Some(frame) = outbox.next_ready() {
+                bytes += frame.len();
+                outbox.recycle(frame);
+            }
+        }
+        bytes
+    }
+}

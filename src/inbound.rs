@@ -1,0 +1,130 @@
+//! What the network side tells the tick, and the lock-free queues that carry it.
+//!
+//! Two bounded crossbeam queues, drained by the ingest phase at the start of each tick:
+//! - `lifecycle` carries joins and leaves. It can never overflow: each connection sends at
+//!   most one join and one leave, and the connection's slot (its semaphore permit) travels
+//!   inside the leave, so it is only released once the tick has consumed that leave. Its
+//!   capacity is therefore `2 x max_players`.
+//! - `inputs` carries movement inputs. When it is full the input is dropped and counted
+//!   (`inputs_dropped_queue_full`): inputs are idempotent requests and the next one arrives
+//!   within a tick, so dropping is the right backpressure for them. The network threads never
+//!   block on it.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::net::outbox::Outbox;
+use crate::protocol::Input;
+
+/// Identifies a connection for its whole life; never reused.
+pub type ConnectionId = u64;
+
+/// A connection completed its handshake.
+pub struct Join {
+    /// The connection.
+    pub connection: ConnectionId,
+    /// Validated player name.
+    pub name: String,
+    /// Where the tick sends this client's frames.
+    pub outbox: Arc<Outbox>,
+}
+
+/// A connection ended (for any reason). Dropping it releases the connection's slot.
+pub struct Leave {
+    /// The connection.
+    pub connection: ConnectionId,
+    /// Keeps the connection counted against `max_players` until the tick has seen this leave.
+    pub slot: Option<OwnedSemaphorePermit>,
+}
+
+/// A join or a leave.
+pub enum Lifecycle {
+    /// See [`Join`].
+    Join(Join),
+    /// See [`Leave`].
+    Leave(Leave),
+}
+
+/// One movement input from one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct InputEvent {
+    /// The sender.
+    pub connection: ConnectionId,
+    /// The input.
+    pub input: Input,
+}
+
+/// The network side's ends of the queues.
+#[derive(Clone)]
+pub struct InboundSender {
+    lifecycle: Sender<Lifecycle>,
+    inputs: Sender<InputEvent>,
+}
+
+/// The tick's ends of the queues.
+pub struct InboundReceiver {
+    /// Joins and leaves, in the order connections sent them.
+    pub lifecycle: Receiver<Lifecycle>,
+    /// Inputs.
+    pub inputs: Receiver<InputEvent>,
+}
+
+/// Creates both queues.
+pub fn inbound_queues(
+    max_players: usize,
+    input_capacity: usize,
+) -> (InboundSender, InboundReceiver) {
+    let (lifecycle_tx, lifecycle_rx) = crossbeam_channel::bounded(2 * max_players.max(1));
+    let (inputs_tx, inputs_rx) = crossbeam_channel::bounded(input_capacity.max(1));
+    (
+        InboundSender {
+            lifecycle: lifecycle_tx,
+            inputs: inputs_tx,
+        },
+        InboundReceiver {
+            lifecycle: lifecycle_rx,
+            inputs: inputs_rx,
+        },
+    )
+}
+
+/// What became of an input handed to [`InboundSender::send_input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputOutcome {
+    /// Queued for the next tick.
+    Queued,
+    /// The queue was full; the input was dropped.
+    DroppedQueueFull,
+    /// The tick is gone (shutting down).
+    Closed,
+}
+
+impl InboundSender {
+    /// Queues a join or leave. Returns false only if the tick has stopped.
+    pub fn send_lifecycle(&self, event: Lifecycle) -> bool {
+        match self.lifecycle.try_send(event) {
+            Ok(()) => true,
+            // Full cannot happen (see the module docs); treat it like a stopped tick rather
+            // than block a network thread.
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Queues an input without ever blocking.
+    pub fn send_input(&self, event: InputEvent) -> InputOutcome {
+        match self.inputs.try_send(event) {
+            Ok(()) => InputOutcome::Queued,
+            Err(TrySendError::Full(_)) => InputOutcome::DroppedQueueFull,
+            Err(TrySendError::Disconnected(_)) => InputOutcome::Closed,
+        }
+    }
+}
+
+impl InboundReceiver {
+    /// Inputs waiting for the next tick.
+    pub fn input_depth(&self) -> usize {
+        self.inputs.len()
+    }
+}

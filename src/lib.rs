@@ -1,0 +1,38 @@
+//! throng: an authoritative fixed-tick game-simulation server for crowds.
+//!
+//! Tokio tasks decode client inputs and push them through lock-free queues into a bevy_ecs
+//! world that a dedicated thread ticks at a fixed rate; each tick every changed entity is
+//! encoded once into its grid cell, and every client gets one frame assembled from the cells
+//! it sees, written by its connection task. See ARCHITECTURE.md for the whole picture.
+//!
+//! # Layout
+//! - [`server`]: start/stop a server ([`ServerHandle`]).
+//! - [`config`]: settings, defaults, TOML file and flags.
+//! - [`protocol`]: wire types and byte helpers (docs/PROTOCOL.md).
+//! - [`net`]: accept loop, connection tasks, framing, the outbound hand-off.
+//! - [`inbound`]: the lock-free queues from network to tick.
+//! - [`game`]: the world and the ordered tick schedule; gameplay plugs in here.
+//! - [`ingest`]: the first phase of a tick (joins, leaves, inputs).
+//! - [`replication`]: grid, encode-once cell sections, per-client frames.
+//! - [`tick`]: the fixed-rate tick thread.
+//! - [`stats`]: counters for every limit and bad input.
+//! - [`client`]: the Rust client and its sans-IO mirror.
+//! - [`harness`]: a socket-free driver for benchmarks and tests.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod game;
+pub mod harness;
+pub mod inbound;
+pub mod ingest;
+pub mod net;
+pub mod protocol;
+pub mod replication;
+pub mod server;
+pub mod stats;
+pub mod tick;
+
+pub use config::Config;
+pub use game::{GameBuilder, Simulation};
+pub use server::ServerHandle;

@@ -1,0 +1,36 @@
+//! The `throng` server binary: parse settings, start, run until a signal.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use throng::config::{Cli, Config};
+use throng::server::{ServerHandle, StopCause};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = match Config::from_cli(Cli::parse()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("throng: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match ServerHandle::start(config) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("throng: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    // Scripts and tests read the bound address from this line.
+    println!("throng listening on {}", server.local_addr());
+    match server.run_until_signal() {
+        StopCause::Requested => ExitCode::SUCCESS,
+        StopCause::TickDied => ExitCode::from(70),
+    }
+}

@@ -1,0 +1,313 @@
+//! One task per connection: handshake, then a loop that reads inputs (all complete frames of
+//! each read at once) and writes the frames the tick submits (one write per frame, at most
+//! one frame per tick). Every bad input ends in a defined refusal or close with a reason,
+//! sent to the client and counted; nothing here can panic on peer data or block the tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::NetContext;
+use super::framing::{FrameError, FrameReader};
+use super::outbox::Outbox;
+use crate::inbound::{ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle};
+use crate::protocol::{
+    ClientMessage, CloseReason, PROTOCOL_VERSION, Refusal, ServerMessage, decode_client_message,
+    frame_bytes, validate_name,
+};
+use crate::stats::Stats;
+
+/// How long a closing message may take to write before the socket is dropped anyway.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How a session ended.
+#[derive(Debug)]
+enum Ending {
+    /// The server closes it with this reason (sent to the client).
+    Close(CloseReason, String),
+    /// The client said Goodbye or closed its socket.
+    ClientLeft,
+    /// The socket failed.
+    Broken,
+}
+
+/// Counts a live connection task for as long as it exists.
+struct LiveTask(Arc<NetContext>);
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .connections_live
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Serves one accepted connection until it ends. `slot` is its place under `max_players`.
+pub async fn serve(
+    stream: TcpStream,
+    id: ConnectionId,
+    slot: OwnedSemaphorePermit,
+    ctx: Arc<NetContext>,
+) {
+    Stats::bump(&ctx.stats.connections_live);
+    let _live = LiveTask(ctx.clone());
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut reader = FrameReader::new(ctx.max_inbound_frame_bytes);
+
+    let name = match tokio::time::timeout(
+        ctx.handshake_timeout,
+        read_hello(&mut rd, &mut reader, &ctx),
+    )
+    .await
+    {
+        Ok(Ok(name)) => name,
+        Ok(Err(Ending::Close(reason, detail))) => {
+            return refuse(&mut wr, &ctx, reason, detail, Refusal::reject).await;
+        }
+        Ok(Err(_)) => return,
+        Err(_) => {
+            let detail = format!("no Hello within {:?}", ctx.handshake_timeout);
+            return refuse(
+                &mut wr,
+                &ctx,
+                CloseReason::HandshakeTimeout,
+                detail,
+                Refusal::reject,
+            )
+            .await;
+        }
+    };
+
+    let outbox = Arc::new(Outbox::new(ctx.outbound_buffers));
+    let join = Join {
+        connection: id,
+        name: name.clone(),
+        outbox: outbox.clone(),
+    };
+    if !ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
+        return refuse(
+            &mut wr,
+            &ctx,
+            CloseReason::Shutdown,
+            "server stopping".into(),
+            Refusal::reject,
+        )
+        .await;
+    }
+    tracing::info!(connection = id, %name, "player joined");
+
+    let ending = session(&mut rd, &mut wr, &mut reader, &outbox, id, &ctx).await;
+    match &ending {
+        Ending::Close(reason, detail) => {
+            tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
+            refuse(&mut wr, &ctx, *reason, detail.clone(), Refusal::close).await;
+        }
+        Ending::ClientLeft => tracing::info!(connection = id, %name, "player left"),
+        Ending::Broken => tracing::info!(connection = id, %name, "player connection broke"),
+    }
+    ctx.inbound.send_lifecycle(Lifecycle::Leave(Leave {
+        connection: id,
+        slot: Some(slot),
+    }));
+}
+
+impl Refusal {
+    fn reject(self) -> ServerMessage {
+        ServerMessage::Reject(self)
+    }
+
+    fn close(self) -> ServerMessage {
+        ServerMessage::Close(self)
+    }
+}
+
+/// Sends a refusal or close with `reason`, counts it, and shuts the socket.
+async fn refuse(
+    wr: &mut OwnedWriteHalf,
+    ctx: &NetContext,
+    reason: CloseReason,
+    detail: String,
+    kind: fn(Refusal) -> ServerMessage,
+) {
+    ctx.stats.count_close(reason);
+    let bytes = frame_bytes(&kind(Refusal { reason, detail }));
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
+        let _ = wr.write_all(&bytes).await;
+        let _ = wr.shutdown().await;
+    })
+    .await;
+}
+
+/// Reads one frame into `reader`, returning `Ok(true)` when at least one is buffered.
+async fn fill(
+    rd: &mut OwnedReadHalf,
+    reader: &mut FrameReader,
+    ctx: &NetContext,
+) -> Result<(), Ending> {
+    match rd.read(reader.spare()).await {
+        Ok(0) => Err(Ending::ClientLeft),
+        Ok(n) => {
+            reader.filled(n);
+            Stats::add(&ctx.stats.inbound_bytes, n as u64);
+            Ok(())
+        }
+        Err(_) => Err(Ending::Broken),
+    }
+}
+
+/// Takes the next complete frame out of `reader` and decodes it.
+fn next_message(
+    reader: &mut FrameReader,
+    ctx: &NetContext,
+) -> Result<Option<ClientMessage>, Ending> {
+    let body = match reader.next_frame() {
+        Ok(Some(body)) => body,
+        Ok(None) => return Ok(None),
+        Err(FrameError::TooLarge { announced, limit }) => {
+            return Err(Ending::Close(
+                CloseReason::FrameTooLarge,
+                format!("frame of {announced} bytes exceeds the limit of {limit}"),
+            ));
+        }
+    };
+    Stats::bump(&ctx.stats.inbound_frames);
+    decode_client_message(body)
+        .map(Some)
+        .map_err(|e| Ending::Close(e.close_reason(), e.to_string()))
+}
+
+/// Waits for the Hello and validates it; returns the player name.
+async fn read_hello(
+    rd: &mut OwnedReadHalf,
+    reader: &mut FrameReader,
+    ctx: &NetContext,
+) -> Result<String, Ending> {
+    loop {
+        let Some(message) = next_message(reader, ctx)? else {
+            fill(rd, reader, ctx).await?;
+            continue;
+        };
+        let ClientMessage::Hello(hello) = message else {
+            return Err(Ending::Close(
+                CloseReason::ExpectedHello,
+                "the first message must be Hello".into(),
+            ));
+        };
+        if hello.protocol_version != PROTOCOL_VERSION {
+            return Err(Ending::Close(
+                CloseReason::VersionMismatch,
+                format!(
+                    "server speaks protocol {PROTOCOL_VERSION}, client {}",
+                    hello.protocol_version
+                ),
+            ));
+        }
+        validate_name(&hello.name).map_err(|why| Ending::Close(CloseReason::InvalidName, why))?;
+        return Ok(hello.name);
+    }
+}
+
+/// The open session: inputs in, frames out, until something ends it.
+async fn session(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    reader: &mut FrameReader,
+    outbox: &Outbox,
+    id: ConnectionId,
+    ctx: &NetContext,
+) -> Ending {
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        // Everything already buffered first (frames pipelined behind the Hello included).
+        loop {
+            match next_message(reader, ctx) {
+                Ok(Some(message)) => {
+                    if let Some(ending) = handle(message, wr, id, ctx).await {
+                        return ending;
+                    }
+                }
+                Ok(None) => break,
+                Err(ending) => return ending,
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = stopping(&mut shutdown) => {
+                return Ending::Close(CloseReason::Shutdown, "server shutting down".into());
+            }
+            _ = outbox.woken() => {
+                while let Some(frame) = outbox.next_ready() {
+                    let written = wr.write_all(&frame).await;
+                    outbox.recycle(frame);
+                    if written.is_err() {
+                        return Ending::Broken;
+                    }
+                    Stats::bump(&ctx.stats.frames_written);
+                }
+                if let Some(reason) = outbox.requested_close() {
+                    return Ending::Close(reason, "closed by the server".into());
+                }
+            }
+            filled = fill(rd, reader, ctx) => {
+                if let Err(ending) = filled {
+                    return ending;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once shutdown has been requested.
+pub(crate) async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    // A closed channel means the server is gone: stop as well.
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
+}
+
+/// Acts on one message of an open session; `Some` ends the session.
+async fn handle(
+    message: ClientMessage,
+    wr: &mut OwnedWriteHalf,
+    id: ConnectionId,
+    ctx: &NetContext,
+) -> Option<Ending> {
+    match message {
+        ClientMessage::Input(input) => {
+            match ctx.inbound.send_input(InputEvent {
+                connection: id,
+                input,
+            }) {
+                InputOutcome::Queued => {}
+                InputOutcome::DroppedQueueFull => Stats::bump(&ctx.stats.inputs_dropped_queue_full),
+                InputOutcome::Closed => {
+                    return Some(Ending::Close(
+                        CloseReason::Shutdown,
+                        "server stopping".into(),
+                    ));
+                }
+            }
+            None
+        }
+        ClientMessage::Ping { nonce } => {
+            let mut buffer = [0u8; 16];
+            let body = postcard::to_slice(&ServerMessage::Pong { nonce }, &mut buffer[4..]).ok()?;
+            let length = body.len();
+            buffer[..4].copy_from_slice(&(length as u32).to_le_bytes());
+            if wr.write_all(&buffer[..4 + length]).await.is_err() {
+                return Some(Ending::Broken);
+            }
+            Stats::bump(&ctx.stats.pongs);
+            None
+        }
+        ClientMessage::Goodbye => Some(Ending::ClientLeft),
+        ClientMessage::Hello(_) => Some(Ending::Close(
+            CloseReason::DuplicateHello,
+            "Hello on an open session".into(),
+        )),
+    }
+}

@@ -1,0 +1,67 @@
+//! The accept loop. The connection cap is a semaphore whose permit moves into the
+//! connection's task and on into its leave event, so a slot comes back on every exit path,
+//! and only once the tick has despawned the player. Accept errors (such as running out of
+//! file descriptors) back off instead of spinning.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::{NetContext, connection};
+use crate::protocol::{CloseReason, Refusal, ServerMessage, frame_bytes};
+use crate::stats::Stats;
+
+/// Accepts connections until shutdown.
+pub async fn accept_loop(listener: TcpListener, max_players: usize, ctx: Arc<NetContext>) {
+    let slots = Arc::new(Semaphore::new(max_players));
+    let mut shutdown = ctx.shutdown.clone();
+    let mut next_id: u64 = 1;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = connection::stopping(&mut shutdown) => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff = Duration::from_millis(5);
+                stream
+            }
+            Err(error) => {
+                Stats::bump(&ctx.stats.accept_errors);
+                tracing::warn!(%error, ?backoff, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        Stats::bump(&ctx.stats.connections_accepted);
+        let id = next_id;
+        next_id += 1;
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                tokio::spawn(connection::serve(stream, id, slot, ctx.clone()));
+            }
+            Err(_) => {
+                ctx.stats.count_close(CloseReason::ServerFull);
+                tokio::spawn(reject_full(stream, max_players));
+            }
+        }
+    }
+}
+
+async fn reject_full(mut stream: TcpStream, max_players: usize) {
+    let refusal = Refusal {
+        reason: CloseReason::ServerFull,
+        detail: format!("server holds {max_players} players"),
+    };
+    let bytes = frame_bytes(&ServerMessage::Reject(refusal));
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}

@@ -1,0 +1,38 @@
+//! The network side: accepting sockets, reading and decoding client frames, and writing the
+//! frames the tick hands over. Runs on tokio worker threads; talks to the tick only through
+//! the lock-free queues in [`crate::inbound`] and each connection's [`outbox::Outbox`].
+//!
+//! # Layout
+//! - [`listener`]: the accept loop and the connection cap.
+//! - [`connection`]: one task per connection: handshake, inbound frames, outbound writes.
+//! - [`framing`]: bytes to frames, sans I/O.
+//! - [`outbox`]: the tick-to-task frame hand-off.
+
+pub mod connection;
+pub mod framing;
+pub mod listener;
+pub mod outbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::inbound::InboundSender;
+use crate::stats::Stats;
+
+/// What every connection task shares.
+pub struct NetContext {
+    /// Queues to the tick.
+    pub inbound: InboundSender,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Largest inbound frame body.
+    pub max_inbound_frame_bytes: u32,
+    /// Frame buffers per client.
+    pub outbound_buffers: usize,
+    /// Time allowed for the Hello.
+    pub handshake_timeout: Duration,
+    /// Becomes true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}

@@ -1,0 +1,559 @@
+//! Wire types: what travels between clients and the server, and the byte-level helpers the
+//! replication encoder uses to write the same layout without building these types.
+//!
+//! Every message is one *frame*: a 4-byte little-endian length, then that many bytes of
+//! postcard-encoded [`ClientMessage`] or [`ServerMessage`]. docs/PROTOCOL.md is the full,
+//! language-neutral description; this module is its executable form.
+//!
+//! Architecture invariant: these types exist only at the boundary. ECS components are not
+//! wire types, and `components`/`systems` never see this module.
+
+use serde::{Deserialize, Serialize};
+
+/// Version a client must announce in [`Hello`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Bytes of the length prefix in front of every frame.
+pub const FRAME_HEADER_BYTES: usize = 4;
+
+/// Positions on the wire are integers: world units times this (precision 1/8 unit).
+pub const POSITION_SCALE: f32 = 8.0;
+
+/// Longest accepted player name, in bytes of UTF-8.
+pub const MAX_NAME_BYTES: usize = 32;
+
+/// Messages a client sends.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum ClientMessage {
+    /// Must be the first message; answered by [`ServerMessage::Welcome`] or
+    /// [`ServerMessage::Reject`].
+    Hello(Hello),
+    /// A movement request; the latest one per tick wins.
+    Input(Input),
+    /// Answered by [`ServerMessage::Pong`] with the same nonce.
+    Ping {
+        /// Echoed back unchanged.
+        nonce: u64,
+    },
+    /// The client is leaving; the server closes the connection and despawns the player.
+    Goodbye,
+}
+
+/// Number of [`ClientMessage`] variants: a first varint at or above this is an unknown type.
+pub const CLIENT_MESSAGE_KINDS: u32 = 4;
+
+/// Opens a session.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Must equal [`PROTOCOL_VERSION`].
+    pub protocol_version: u16,
+    /// Display name, 1 to [`MAX_NAME_BYTES`] bytes of letters, digits, `_` or `-`.
+    pub name: String,
+}
+
+/// Movement input: the direction `(dir_x, dir_y) / 127`, normalised by the server; zero
+/// stands still.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Input {
+    /// Client-chosen sequence number, echoed as [`StateFrame::ack_seq`] once processed.
+    pub seq: u32,
+    /// Direction, x component, -127..=127.
+    pub dir_x: i8,
+    /// Direction, y component, -127..=127.
+    pub dir_y: i8,
+}
+
+/// Messages the server sends.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum ServerMessage {
+    /// The session is open; frames follow, one per tick.
+    Welcome(Welcome),
+    /// The session was refused before it opened; the server closes the socket after it.
+    Reject(Refusal),
+    /// The state of the client's view this tick.
+    Frame(StateFrame),
+    /// Answer to [`ClientMessage::Ping`].
+    Pong {
+        /// The nonce of the ping.
+        nonce: u64,
+    },
+    /// The server ends an open session; the socket closes after it.
+    Close(Refusal),
+}
+
+/// Index of [`ServerMessage::Frame`] in the enum: the first byte of every state frame body.
+pub const SERVER_FRAME_KIND: u8 = 2;
+
+/// Session parameters.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Welcome {
+    /// Entity id of this client's own player, as used in frames.
+    pub player_id: u32,
+    /// Ticks (and frames) per second.
+    pub tick_hz: u16,
+    /// Side of the square world in units.
+    pub world_size: f32,
+    /// Interest radius in units that the server guarantees to cover.
+    pub interest_radius: f32,
+    /// Side of a grid cell in units.
+    pub cell_size: f32,
+    /// A client sees every entity whose cell is at most this many cells away on both axes
+    /// from its own cell (a square of `2 * view_cells + 1` cells on a side).
+    pub view_cells: u32,
+    /// Wire positions are world units times this.
+    pub position_scale: f32,
+    /// Largest frame the server will send, header included.
+    pub max_frame_bytes: u32,
+    /// Names of the replicated components; a component's kind on the wire is its index here.
+    pub components: Vec<String>,
+}
+
+/// Why a session was refused or closed, with a human-readable detail.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Machine-readable reason.
+    pub reason: CloseReason,
+    /// Free text for logs and humans.
+    pub detail: String,
+}
+
+/// Why the server refused or closed a session.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The server holds its maximum number of players.
+    ServerFull,
+    /// [`Hello::protocol_version`] differs from [`PROTOCOL_VERSION`].
+    VersionMismatch,
+    /// The first message was not a [`Hello`].
+    ExpectedHello,
+    /// A second [`Hello`] on an open session.
+    DuplicateHello,
+    /// A frame's length prefix exceeds the server's inbound limit.
+    FrameTooLarge,
+    /// A frame's bytes do not decode as a message.
+    Malformed,
+    /// A frame names a message type this protocol version does not have.
+    UnknownMessageType,
+    /// The player name is empty, too long or has characters outside `[A-Za-z0-9_-]`.
+    InvalidName,
+    /// No Hello within the handshake timeout.
+    HandshakeTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// A frame for this client would exceed the server's outbound frame limit.
+    ViewTooLarge,
+}
+
+impl CloseReason {
+    /// Every reason, in wire order (for per-reason counters).
+    pub const ALL: [CloseReason; 11] = [
+        CloseReason::ServerFull,
+        CloseReason::VersionMismatch,
+        CloseReason::ExpectedHello,
+        CloseReason::DuplicateHello,
+        CloseReason::FrameTooLarge,
+        CloseReason::Malformed,
+        CloseReason::UnknownMessageType,
+        CloseReason::InvalidName,
+        CloseReason::HandshakeTimeout,
+        CloseReason::Shutdown,
+        CloseReason::ViewTooLarge,
+    ];
+
+    /// Position in [`CloseReason::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+
+    /// Snake-case name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ServerFull => "server_full",
+            CloseReason::VersionMismatch => "version_mismatch",
+            CloseReason::ExpectedHello => "expected_hello",
+            CloseReason::DuplicateHello => "duplicate_hello",
+            CloseReason::FrameTooLarge => "frame_too_large",
+            CloseReason::Malformed => "malformed",
+            CloseReason::UnknownMessageType => "unknown_message_type",
+            CloseReason::InvalidName => "invalid_name",
+            CloseReason::HandshakeTimeout => "handshake_timeout",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::ViewTooLarge => "view_too_large",
+        }
+    }
+}
+
+/// One tick of a client's view. Apply in order: `removed`, then `spawned`, then `updated`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct StateFrame {
+    /// Server tick this frame describes.
+    pub tick: u32,
+    /// Highest input seq of this client processed up to and including this tick (0: none).
+    pub ack_seq: u32,
+    /// When true the client must forget every entity before applying this frame
+    /// (a resynchronisation after frames to it were dropped).
+    pub reset: bool,
+    /// Entities that left the view (or the world).
+    pub removed: Vec<u32>,
+    /// Entities that entered the view, with their full state.
+    pub spawned: Vec<EntitySpawn>,
+    /// Entities in view since the previous frame that changed.
+    pub updated: Vec<EntityUpdate>,
+}
+
+/// Full state of an entity entering the view.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct EntitySpawn {
+    /// Entity id (unique among live entities; may be reused after removal).
+    pub id: u32,
+    /// Position x times [`POSITION_SCALE`], rounded.
+    pub x: u32,
+    /// Position y times [`POSITION_SCALE`], rounded.
+    pub y: u32,
+    /// Every replicated component the entity has.
+    pub components: Vec<ComponentValue>,
+}
+
+/// Change of an entity the client already has.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct EntityUpdate {
+    /// Entity id.
+    pub id: u32,
+    /// Change of the wire x since the previous frame.
+    pub dx: i32,
+    /// Change of the wire y since the previous frame.
+    pub dy: i32,
+    /// The replicated components that changed, with their new values.
+    pub components: Vec<ComponentValue>,
+}
+
+/// A replicated component's value: postcard bytes of the registered type.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ComponentValue {
+    /// Index into [`Welcome::components`].
+    pub kind: u16,
+    /// The component, postcard-encoded.
+    pub bytes: Vec<u8>,
+}
+
+/// Converts a world coordinate to its wire integer.
+pub fn quantize(coordinate: f32) -> u32 {
+    (coordinate * POSITION_SCALE).round().max(0.0) as u32
+}
+
+/// Converts a wire integer back to world units.
+pub fn dequantize(wire: u32) -> f32 {
+    wire as f32 / POSITION_SCALE
+}
+
+/// Appends `value` as an unsigned LEB128 varint (postcard's integer encoding).
+#[inline]
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends a signed value as a zigzag varint (postcard's signed integer encoding).
+#[inline]
+pub fn put_signed_varint(out: &mut Vec<u8>, value: i64) {
+    put_varint(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// Reads a varint from the front of `bytes`: `(value, bytes used)`, or `None` if truncated
+/// or longer than 10 bytes.
+pub fn take_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Starts a frame in `out`: reserves the length prefix. Finish with [`finish_frame`].
+#[inline]
+pub fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
+    start
+}
+
+/// Writes the length prefix of the frame begun at `start`.
+#[inline]
+pub fn finish_frame(out: &mut [u8], start: usize) {
+    let body = (out.len() - start - FRAME_HEADER_BYTES) as u32;
+    out[start..start + FRAME_HEADER_BYTES].copy_from_slice(&body.to_le_bytes());
+}
+
+/// Appends one whole frame (prefix and postcard body) carrying `message`.
+pub fn encode_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) {
+    let start = begin_frame(out);
+    let body = std::mem::take(out);
+    let mut body = postcard::to_extend(message, body).expect("writing to a Vec cannot fail");
+    finish_frame(&mut body, start);
+    *out = body;
+}
+
+/// One frame carrying `message`, in a fresh buffer (handshake and tests; not the tick path).
+pub fn frame_bytes<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(message, &mut out);
+    out
+}
+
+/// Why a frame body is not a valid message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The message type varint names no known message.
+    #[error("unknown message type {0}")]
+    UnknownType(u64),
+    /// The bytes do not decode (truncated, bad varint, invalid UTF-8, trailing bytes...).
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+impl DecodeError {
+    /// The close reason a server sends for this error.
+    pub fn close_reason(&self) -> CloseReason {
+        match self {
+            DecodeError::UnknownType(_) => CloseReason::UnknownMessageType,
+            DecodeError::Malformed(_) => CloseReason::Malformed,
+        }
+    }
+}
+
+/// Decodes a client frame body, telling unknown message types apart from other damage.
+pub fn decode_client_message(body: &[u8]) -> Result<ClientMessage, DecodeError> {
+    match take_varint(body) {
+        Some((kind, _)) if kind >= u64::from(CLIENT_MESSAGE_KINDS) => {
+            return Err(DecodeError::UnknownType(kind));
+        }
+        None => {
+            return Err(DecodeError::Malformed(
+                "empty or truncated message type".into(),
+            ));
+        }
+        Some(_) => {}
+    }
+    decode_exact(body)
+}
+
+/// Decodes a server frame body (client side).
+pub fn decode_server_message(body: &[u8]) -> Result<ServerMessage, DecodeError> {
+    decode_exact(body)
+}
+
+fn decode_exact<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+    let (message, rest) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(message)
+}
+
+/// Checks a player name against the rules in [`Hello::name`].
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "name must be 1 to {MAX_NAME_BYTES} bytes, got {}",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "name has a character outside [A-Za-z0-9_-]: {bad:?}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn varints_match_postcard() {
+        for value in [0u32, 1, 127, 128, 300, 16_383, 16_384, u32::MAX] {
+            let mut ours = Vec::new();
+            put_varint(&mut ours, u64::from(value));
+            assert_eq!(ours, postcard::to_stdvec(&value).unwrap(), "{value}");
+            assert_eq!(take_varint(&ours), Some((u64::from(value), ours.len())));
+        }
+        for value in [0i32, -1, 1, -64, 63, 64, i32::MIN, i32::MAX] {
+            let mut ours = Vec::new();
+            put_signed_varint(&mut ours, i64::from(value));
+            assert_eq!(ours, postcard::to_stdvec(&value).unwrap(), "{value}");
+        }
+    }
+
+    #[test]
+    fn frame_index_matches_enum() {
+        let bytes = postcard::to_stdvec(&ServerMessage::Frame(StateFrame::default())).unwrap();
+        assert_eq!(bytes[0], SERVER_FRAME_KIND);
+    }
+
+    #[test]
+    fn unknown_message_type_is_told_apart_from_damage() {
+        assert_eq!(
+            decode_client_message(&[9]),
+            Err(DecodeError::UnknownType(9))
+        );
+        assert!(matches!(
+            decode_client_message(&[0, 5]),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_client_message(&[]),
+            Err(DecodeError::Malformed(_))
+        ));
+        let mut goodbye_with_junk = postcard::to_stdvec(&ClientMessage::Goodbye).unwrap();
+        goodbye_with_junk.push(0);
+        assert!(matches!(
+            decode_client_message(&goodbye_with_junk),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("bot_17-a").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name(&"x".repeat(MAX_NAME_BYTES + 1)).is_err());
+        assert!(validate_name("a b").is_err());
+        assert!(validate_name("é").is_err());
+    }
+
+    fn component_value() -> impl Strategy<Value = ComponentValue> {
+        (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..8))
+            .prop_map(|(kind, bytes)| ComponentValue { kind, bytes })
+    }
+
+    fn client_message() -> impl Strategy<Value = ClientMessage> {
+        prop_oneof![
+            (any::<u16>(), "[A-Za-z0-9_-]{0,40}").prop_map(|(v, name)| ClientMessage::Hello(
+                Hello {
+                    protocol_version: v,
+                    name
+                }
+            )),
+            (any::<u32>(), any::<i8>(), any::<i8>())
+                .prop_map(|(seq, dir_x, dir_y)| ClientMessage::Input(Input { seq, dir_x, dir_y })),
+            any::<u64>().prop_map(|nonce| ClientMessage::Ping { nonce }),
+            Just(ClientMessage::Goodbye),
+        ]
+    }
+
+    fn state_frame() -> impl Strategy<Value = StateFrame> {
+        let spawn = (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            proptest::collection::vec(component_value(), 0..3),
+        )
+            .prop_map(|(id, x, y, components)| EntitySpawn {
+                id,
+                x,
+                y,
+                components,
+            });
+        let update = (
+            any::<u32>(),
+            any::<i32>(),
+            any::<i32>(),
+            proptest::collection::vec(component_value(), 0..3),
+        )
+            .prop_map(|(id, dx, dy, components)| EntityUpdate {
+                id,
+                dx,
+                dy,
+                components,
+            });
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<bool>(),
+            proptest::collection::vec(any::<u32>(), 0..5),
+            proptest::collection::vec(spawn, 0..5),
+            proptest::collection::vec(update, 0..5),
+        )
+            .prop_map(
+                |(tick, ack_seq, reset, removed, spawned, updated)| StateFrame {
+                    tick,
+                    ack_seq,
+                    reset,
+                    removed,
+                    spawned,
+                    updated,
+                },
+            )
+    }
+
+    fn reason() -> impl Strategy<Value = CloseReason> {
+        (0..CloseReason::ALL.len()).prop_map(|i| CloseReason::ALL[i])
+    }
+
+    fn server_message() -> impl Strategy<Value = ServerMessage> {
+        prop_oneof![
+            (
+                any::<u32>(),
+                any::<u16>(),
+                any::<f32>(),
+                proptest::collection::vec("[a-z]{1,8}", 0..3)
+            )
+                .prop_map(|(player_id, tick_hz, world_size, components)| {
+                    ServerMessage::Welcome(Welcome {
+                        player_id,
+                        tick_hz,
+                        world_size: if world_size.is_nan() { 0.0 } else { world_size },
+                        interest_radius: 100.0,
+                        cell_size: 50.0,
+                        view_cells: 2,
+                        position_scale: POSITION_SCALE,
+                        max_frame_bytes: 1 << 20,
+                        components,
+                    })
+                }),
+            (reason(), ".{0,20}")
+                .prop_map(|(reason, detail)| ServerMessage::Reject(Refusal { reason, detail })),
+            state_frame().prop_map(ServerMessage::Frame),
+            any::<u64>().prop_map(|nonce| ServerMessage::Pong { nonce }),
+            (reason(), ".{0,20}")
+                .prop_map(|(reason, detail)| ServerMessage::Close(Refusal { reason, detail })),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn client_messages_round_trip(message in client_message()) {
+            let frame = frame_bytes(&message);
+            let length = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+            prop_assert_eq!(length, frame.len() - FRAME_HEADER_BYTES);
+            prop_assert_eq!(decode_client_message(&frame[FRAME_HEADER_BYTES..]), Ok(message));
+        }
+
+        #[test]
+        fn server_messages_round_trip(message in server_message()) {
+            let frame = frame_bytes(&message);
+            prop_assert_eq!(decode_server_message(&frame[FRAME_HEADER_BYTES..]), Ok(message));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_client_message(&bytes);
+        }
+    }
+}

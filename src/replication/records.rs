@@ -1,0 +1,70 @@
+//! Byte encoders for the records inside a state frame. Each writes exactly what postcard
+//! writes for the matching `protocol` type, so a frame assembled from these pieces decodes
+//! as a plain [`crate::protocol::ServerMessage`].
+
+use crate::protocol::{put_signed_varint, put_varint};
+
+use super::table::Replica;
+
+/// A run of encoded records and how many there are.
+#[derive(Default, Debug)]
+pub struct Section {
+    /// Concatenated records.
+    pub bytes: Vec<u8>,
+    /// Number of records in `bytes`.
+    pub count: u32,
+}
+
+impl Section {
+    /// Empties the section, keeping its memory.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+    }
+
+    /// Appends a removal record (an entity id).
+    #[inline]
+    pub fn push_removal(&mut self, id: u32) {
+        put_varint(&mut self.bytes, u64::from(id));
+        self.count += 1;
+    }
+
+    /// Appends a spawn record: id, absolute wire position, every present component.
+    pub fn push_spawn(&mut self, id: u32, replica: &Replica) {
+        put_varint(&mut self.bytes, u64::from(id));
+        put_varint(&mut self.bytes, u64::from(replica.wire[0]));
+        put_varint(&mut self.bytes, u64::from(replica.wire[1]));
+        push_components(&mut self.bytes, replica, replica.present);
+        self.count += 1;
+    }
+
+    /// Appends an update record: id, position change since the last frame, changed components.
+    pub fn push_update(&mut self, id: u32, replica: &Replica) {
+        put_varint(&mut self.bytes, u64::from(id));
+        put_signed_varint(
+            &mut self.bytes,
+            i64::from(replica.wire[0]) - i64::from(replica.sent_wire[0]),
+        );
+        put_signed_varint(
+            &mut self.bytes,
+            i64::from(replica.wire[1]) - i64::from(replica.sent_wire[1]),
+        );
+        push_components(&mut self.bytes, replica, replica.changed & replica.present);
+        self.count += 1;
+    }
+}
+
+/// Writes `Vec<ComponentValue>` for the kinds in `mask`.
+fn push_components(out: &mut Vec<u8>, replica: &Replica, mask: u64) {
+    put_varint(out, u64::from(mask.count_ones()));
+    let mut remaining = mask;
+    while remaining != 0 {
+        let kind = remaining.trailing_zeros();
+        remaining &= remaining - 1;
+        let bytes = &replica.components[kind as usize];
+        put_varint(out, u64::from(kind));
+        put_varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+}

@@ -1,0 +1,246 @@
+//! Starting and stopping a server: the tokio network runtime, the tick thread and the
+//! handle that ties them together. The binary is a thin wrapper around this; tests start
+//! servers the same way on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bevy_ecs::prelude::World;
+use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
+use tokio::net::TcpSocket;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::game::GameBuilder;
+use crate::inbound::inbound_queues;
+use crate::net::{NetContext, listener};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::tick::{WorldTask, run_tick_loop};
+
+/// How long a graceful shutdown waits for connections to send their close and leave.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Binding or creating threads failed.
+    #[error("cannot start: {0}")]
+    Io(#[from] std::io::Error),
+    /// The schedule is inconsistent (e.g. ambiguous system order).
+    #[error("invalid schedule: {0}")]
+    Schedule(String),
+}
+
+/// How a server stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// Shut down on request or signal, gracefully.
+    Requested,
+    /// The tick thread died (a panic in a system): the server must not keep accepting.
+    TickDied,
+}
+
+/// A running server.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    stats: Arc<Stats>,
+    stop_tick: Arc<AtomicBool>,
+    shutdown: watch::Sender<bool>,
+    world_tasks: crossbeam_channel::Sender<WorldTask>,
+    tick_thread: Option<JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ServerHandle {
+    /// Starts the standard server: every gameplay feature in `systems`.
+    pub fn start(config: Config) -> Result<Self, StartError> {
+        Self::start_with(config, |game| systems::register_all(game))
+    }
+
+    /// Starts a server whose gameplay is registered by `gameplay`.
+    pub fn start_with(
+        config: Config,
+        gameplay: impl FnOnce(&mut GameBuilder),
+    ) -> Result<Self, StartError> {
+        let sim_threads = config.sim_threads;
+        ComputeTaskPool::get_or_init(|| {
+            TaskPoolBuilder::new()
+                .num_threads(sim_threads)
+                .thread_name("throng-sim".into())
+                .build()
+        });
+
+        let stats = Arc::new(Stats::default());
+        let (inbound_tx, inbound_rx) =
+            inbound_queues(config.max_players, config.input_queue_capacity);
+        let mut builder = GameBuilder::new(&config, inbound_rx, stats.clone());
+        gameplay(&mut builder);
+        let simulation = builder.build().map_err(StartError::Schedule)?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.net_threads)
+            .thread_name("throng-net")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(async {
+            let socket = if config.listen.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(config.listen)?;
+            socket.listen(4096)
+        })?;
+        let local_addr = listener.local_addr()?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ctx = Arc::new(NetContext {
+            inbound: inbound_tx,
+            stats: stats.clone(),
+            max_inbound_frame_bytes: config.max_inbound_frame_bytes,
+            outbound_buffers: config.outbound_buffers,
+            handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
+            shutdown: shutdown_rx,
+        });
+        runtime.spawn(listener::accept_loop(listener, config.max_players, ctx));
+        if config.stats_interval_s > 0.0 {
+            runtime.spawn(log_stats(
+                stats.clone(),
+                Duration::from_secs_f32(config.stats_interval_s),
+            ));
+        }
+
+        let stop_tick = Arc::new(AtomicBool::new(false));
+        let (world_tasks, world_tasks_rx) = crossbeam_channel::unbounded();
+        let period = Duration::from_secs_f64(1.0 / f64::from(config.tick_hz));
+        let tick_thread = {
+            let (stop, stats) = (stop_tick.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("throng-tick".into())
+                .spawn(move || {
+                    run_tick_loop(simulation, period, stop, world_tasks_rx, stats);
+                })?
+        };
+        tracing::info!(%local_addr, tick_hz = config.tick_hz, world_size = config.world_size, "throng listening");
+        Ok(Self {
+            local_addr,
+            stats,
+            stop_tick,
+            shutdown,
+            world_tasks,
+            tick_thread: Some(tick_thread),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The address players connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Runs `inspect` on the tick thread right after the next tick and returns its result;
+    /// `None` if the tick thread is gone. The world then holds exactly the state that tick's
+    /// frames described.
+    pub fn with_world<R: Send + 'static>(
+        &self,
+        inspect: impl FnOnce(&mut World) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let task: WorldTask = Box::new(move |world| {
+            let _ = reply.send(inspect(world));
+        });
+        self.world_tasks.send(task).ok()?;
+        answer.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    /// Whether the tick thread is still running.
+    pub fn is_ticking(&self) -> bool {
+        self.tick_thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Blocks until SIGINT or SIGTERM (then shuts down gracefully) or until the tick thread
+    /// dies.
+    pub fn run_until_signal(mut self) -> StopCause {
+        let runtime = self.runtime.take().expect("runtime present until shutdown");
+        let tick_died = runtime.block_on(async {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut watchdog = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return false,
+                    _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return false,
+                    _ = watchdog.tick() => if !self.is_ticking() { return true },
+                }
+            }
+        });
+        self.runtime = Some(runtime);
+        if tick_died {
+            tracing::error!("the tick thread stopped unexpectedly; exiting");
+            self.shutdown_now();
+            return StopCause::TickDied;
+        }
+        tracing::info!("signal received; shutting down");
+        self.shutdown();
+        StopCause::Requested
+    }
+
+    /// Graceful shutdown: stop accepting, close every connection with reason `Shutdown`,
+    /// let the tick process the leaves, then stop the tick and the network threads.
+    pub fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let started = Instant::now();
+        while self.stats.connections_live.load(Ordering::Relaxed) > 0
+            && started.elapsed() < DRAIN_TIMEOUT
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.shutdown_now();
+    }
+
+    fn shutdown_now(&mut self) {
+        let _ = self.shutdown.send(true);
+        self.stop_tick.store(true, Ordering::Release);
+        if let Some(thread) = self.tick_thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
+
+async fn log_stats(stats: Arc<Stats>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let s = stats.snapshot();
+        stats.tick_max_us.store(0, Ordering::Relaxed);
+        tracing::info!(
+            players = s.players_connected,
+            ticks = s.ticks,
+            tick_last_us = s.tick_last_us,
+            tick_max_us = s.tick_max_us,
+            overruns = s.tick_overruns,
+            frames = s.frames_written,
+            dropped_slow = s.frames_dropped_slow_reader,
+            inputs_dropped = s.inputs_dropped_queue_full,
+            "stats"
+        );
+    }
+}

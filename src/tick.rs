@@ -1,0 +1,65 @@
+//! The tick thread: runs the simulation at a fixed rate on a deadline schedule.
+//!
+//! Deadlines advance by exactly one period per tick, so the rate does not drift with the
+//! time a tick takes. A tick that ends past its deadline is an overrun: it is counted and
+//! the next tick starts at once; if the loop falls more than a whole period behind it skips
+//! the missed deadlines instead of running a burst of catch-up ticks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bevy_ecs::prelude::World;
+use crossbeam_channel::Receiver;
+
+use crate::game::Simulation;
+use crate::stats::Stats;
+
+/// Work to run on the tick thread between two ticks, with the world (inspection, admin).
+pub type WorldTask = Box<dyn FnOnce(&mut World) + Send>;
+
+/// Runs `simulation` every `period` until `stop` is set.
+pub fn run_tick_loop(
+    mut simulation: Simulation,
+    period: Duration,
+    stop: Arc<AtomicBool>,
+    tasks: Receiver<WorldTask>,
+    stats: Arc<Stats>,
+) -> Simulation {
+    let mut deadline = Instant::now() + period;
+    while !stop.load(Ordering::Acquire) {
+        let started = Instant::now();
+        {
+            #[cfg(feature = "tracy")]
+            let _zone = tracy_client::span!("tick");
+            simulation.tick();
+        }
+        for task in tasks.try_iter() {
+            task(&mut simulation.world);
+        }
+        let finished = Instant::now();
+        record_tick(&stats, finished - started, finished > deadline);
+        #[cfg(feature = "tracy")]
+        tracy_client::frame_mark();
+
+        if finished > deadline + period {
+            deadline = finished + period; // hopelessly behind: skip, do not burst
+        } else if finished < deadline {
+            std::thread::sleep(deadline - finished);
+            deadline += period;
+        } else {
+            deadline += period;
+        }
+    }
+    simulation
+}
+
+fn record_tick(stats: &Stats, took: Duration, overran: bool) {
+    let micros = took.as_micros() as u64;
+    Stats::bump(&stats.ticks);
+    stats.tick_last_us.store(micros, Ordering::Relaxed);
+    stats.tick_max_us.fetch_max(micros, Ordering::Relaxed);
+    if overran {
+        Stats::bump(&stats.tick_overruns);
+    }
+}

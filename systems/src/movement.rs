@@ -1,0 +1,87 @@
+//! Movement: each player walks at a fixed speed in the direction of its latest input and
+//! wraps around the world's edges (leaving at one edge re-enters at the opposite one).
+
+use bevy_ecs::prelude::*;
+use components::{Gameplay, MoveIntent, MovementSettings, Position, WorldBounds};
+
+/// Adds movement to a server.
+pub fn register(game: &mut impl Gameplay) {
+    game.world_mut().init_resource::<MovementSettings>();
+    game.add_systems(apply_movement);
+}
+
+/// Moves every entity with an intent by `speed_per_tick` along it, in parallel.
+pub fn apply_movement(
+    mut movers: Query<(&mut Position, &MoveIntent)>,
+    bounds: Res<WorldBounds>,
+    settings: Res<MovementSettings>,
+) {
+    let speed = settings.speed_per_tick;
+    let bounds = *bounds;
+    movers.par_iter_mut().for_each(|(mut position, intent)| {
+        if intent.x == 0.0 && intent.y == 0.0 {
+            return; // standing still must not mark the position changed
+        }
+        position.x = bounds.wrap(position.x + intent.x * speed);
+        position.y = bounds.wrap(position.y + intent.y * speed);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world_with_mover(position: Position, intent: MoveIntent) -> (World, Entity) {
+        let mut world = World::new();
+        world.insert_resource(WorldBounds { size: 100.0 });
+        world.insert_resource(MovementSettings::default());
+        let entity = world.spawn((position, intent)).id();
+        (world, entity)
+    }
+
+    fn run_movement(world: &mut World) {
+        let mut schedule = Schedule::default();
+        schedule.add_systems(apply_movement);
+        schedule.run(world);
+    }
+
+    #[test]
+    fn moves_five_units_along_the_intent() {
+        let (mut world, mover) = world_with_mover(
+            Position::new(10.0, 10.0),
+            MoveIntent::from_direction(3.0, 4.0),
+        );
+        run_movement(&mut world);
+        let position = world.get::<Position>(mover).unwrap();
+        assert!((position.x - 13.0).abs() < 1e-4 && (position.y - 14.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn crossing_an_edge_re_enters_at_the_opposite_edge() {
+        let (mut world, mover) = world_with_mover(
+            Position::new(98.0, 2.0),
+            MoveIntent::from_direction(1.0, -1.0),
+        );
+        run_movement(&mut world);
+        let position = world.get::<Position>(mover).unwrap();
+        let step = 5.0 / 2f32.sqrt();
+        assert!(
+            (position.x - (98.0 + step - 100.0)).abs() < 1e-4,
+            "{position:?}"
+        );
+        assert!(
+            (position.y - (2.0 - step + 100.0)).abs() < 1e-4,
+            "{position:?}"
+        );
+    }
+
+    #[test]
+    fn standing_still_leaves_the_position_unchanged() {
+        let (mut world, mover) = world_with_mover(Position::new(50.0, 50.0), MoveIntent::default());
+        run_movement(&mut world);
+        assert_eq!(
+            *world.get::<Position>(mover).unwrap(),
+            Position::new(50.0, 50.0)
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! Replication without sockets: clients' mirrors, fed with the real frames from the real
+//! outboxes, must equal the server's world under the documented interest rule.
+
+use std::collections::BTreeMap;
+
+use ahash::AHashMap;
+use bevy_ecs::prelude::*;
+use components::Position;
+use throng::client::Mirror;
+use throng::config::{Config, ConfigLayer};
+use throng::harness::Harness;
+use throng::protocol::{ServerMessage, quantize};
+use throng::replication::table::NetId;
+
+fn config(world_size: f32, radius: f32) -> Config {
+    ConfigLayer {
+        world_size: Some(world_size),
+        interest_radius: Some(radius),
+        sim_threads: Some(2),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap()
+}
+
+/// Wire positions of every replicated entity, by wire id.
+fn server_state(world: &mut World) -> BTreeMap<u32, [u32; 2]> {
+    let mut query = world.query::<(&NetId, &Position)>();
+    query
+        .iter(world)
+        .map(|(id, p)| (id.0, [quantize(p.x), quantize(p.y)]))
+        .collect()
+}
+
+/// The interest rule of docs/PROTOCOL.md, written out independently of the server's grid.
+fn expected_view(
+    state: &BTreeMap<u32, [u32; 2]>,
+    viewer: u32,
+    config: &Config,
+) -> BTreeMap<u32, [u32; 2]> {
+    let cell_wire = (config.cell_size * 8.0).round() as u32;
+    let columns = ((config.world_size * 8.0).round() as u32).div_ceil(cell_wire);
+    let cell = |w: [u32; 2]| {
+        (
+            (w[0] / cell_wire).min(columns - 1) as i64,
+            (w[1] / cell_wire).min(columns - 1) as i64,
+        )
+    };
+    let k = (config.interest_radius / config.cell_size).ceil() as i64;
+    let (vx, vy) = cell(state[&viewer]);
+    state
+        .iter()
+        .filter(|(_, w)| {
+            let (cx, cy) = cell(**w);
+            (cx - vx).abs() <= k && (cy - vy).abs() <= k
+        })
+        .map(|(id, w)| (*id, *w))
+        .collect()
+}
+
+fn mirror_state(mirror: &Mirror) -> BTreeMap<u32, [u32; 2]> {
+    mirror
+        .entities
+        .iter()
+        .map(|(id, e)| (*id, e.wire))
+        .collect()
+}
+
+struct Player {
+    connection: u64,
+    /// First input seq sent to this player (acks are checked from then on).
+    first_seq: u32,
+    id: u32,
+    mirror: Mirror,
+}
+
+fn apply_messages(harness: &Harness, player: &mut Player) {
+    for message in harness.messages(player.connection) {
+        match message {
+            ServerMessage::Welcome(welcome) => player.id = welcome.player_id,
+            ServerMessage::Frame(frame) => player.mirror.apply(&frame).expect("frame applies"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn mirrors_equal_the_server_view_through_joins_walks_and_leaves() {
+    let config = config(400.0, 60.0);
+    let mut harness = Harness::new(&config);
+    let mut players: Vec<Player> = (0..40)
+        .map(|i| Player {
+            connection: harness.join(&format!("p{i}")),
+            first_seq: 1,
+            id: u32::MAX,
+            mirror: Mirror::default(),
+        })
+        .collect();
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut seq = 0;
+    for tick in 0..300 {
+        seq += 1;
+        for player in &players {
+            let r = next();
+            harness.input(player.connection, seq, (r as i8) | 1, ((r >> 8) as i8) | 1);
+        }
+        if tick % 50 == 25 {
+            // Churn: one leaves, one joins.
+            let gone = players.remove((next() % players.len() as u64) as usize);
+            harness.leave(gone.connection);
+            players.push(Player {
+                connection: harness.join("late"),
+                first_seq: seq + 1,
+                id: u32::MAX,
+                mirror: Mirror::default(),
+            });
+        }
+        harness.tick();
+        let state = server_state(&mut harness.simulation.world);
+        for player in &mut players {
+            apply_messages(&harness, player);
+            if player.id == u32::MAX {
+                continue;
+            }
+            assert_eq!(
+                mirror_state(&player.mirror),
+                expected_view(&state, player.id, &config),
+                "tick {tick}"
+            );
+            if seq >= player.first_seq {
+                assert_eq!(
+                    player.mirror.ack_seq, seq,
+                    "every frame acknowledges the latest input"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_slow_reader_is_resynchronised_with_a_reset_frame() {
+    let config = config(200.0, 500.0);
+    let mut harness = Harness::new(&config);
+    let reader = harness.join("reader");
+    let walker = harness.join("walker");
+    harness.tick();
+    let mut mirror = Mirror::default();
+    for message in harness.messages(reader) {
+        if let ServerMessage::Frame(frame) = message {
+            mirror.apply(&frame).unwrap();
+        }
+    }
+    // The reader stops draining: after its buffers fill, frames are dropped and counted.
+    for seq in 1..=10 {
+        harness.input(walker, seq, 127, 0);
+        harness.tick();
+        let _ = harness.messages(walker);
+    }
+    let dropped = harness
+        .stats
+        .frames_dropped_slow_reader
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(dropped, 10 - config.outbound_buffers as u64);
+    // Everything it had queued is stale; it drains and then gets a full resync.
+    let _ = harness.messages(reader);
+    harness.tick();
+    let messages = harness.messages(reader);
+    let ServerMessage::Frame(frame) = &messages[0] else {
+        panic!("expected a frame")
+    };
+    assert!(frame.reset, "the first frame after drops resets the view");
+    mirror.apply(frame).unwrap();
+    let state = server_state(&mut harness.simulation.world);
+    assert_eq!(mirror_state(&mirror), state);
+    assert_eq!(
+        harness
+            .stats
+            .resyncs
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn replicated_components_arrive_on_spawn_and_on_change() {
+    #[derive(Component, serde::Serialize, serde::Deserialize, Clone, Copy, PartialEq, Debug)]
+    struct Score(u32);
+    fn grow(mut scores: Query<&mut Score>, clock: Res<components::TickClock>) {
+        if clock.tick % 3 == 0 {
+            for mut score in &mut scores {
+                score.0 += 1;
+            }
+        }
+    }
+    fn give_score(mut commands: Commands, new: Query<Entity, Added<components::Player>>) {
+        for entity in &new {
+            commands.entity(entity).insert(Score(10));
+        }
+    }
+    let config = config(200.0, 500.0);
+    let mut harness = Harness::with_gameplay(&config, |game| {
+        use components::Gameplay;
+        systems::register_all(game);
+        game.add_systems((give_score, grow).chain())
+            .replicate::<Score>();
+    });
+    let a = harness.join("a");
+    let mut mirror = Mirror::default();
+    let mut welcome_components = Vec::new();
+    for _ in 0..7 {
+        harness.tick();
+        for message in harness.messages(a) {
+            match message {
+                ServerMessage::Welcome(w) => welcome_components = w.components,
+                ServerMessage::Frame(frame) => mirror.apply(&frame).unwrap(),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(welcome_components, vec!["Score".to_string()]);
+    let (_, entity) = mirror.entities.iter().next().unwrap();
+    let score: Score = postcard::from_bytes(&entity.components[&0]).unwrap();
+    let server: Vec<Score> = harness
+        .simulation
+        .world
+        .query::<&Score>()
+        .iter(&harness.simulation.world)
+        .copied()
+        .collect();
+    assert_eq!(vec![score], server);
+    assert_eq!(score, Score(12), "ticks 3 and 6 each added one");
+    let _ = AHashMap::<u8, u8>::default();
+}
