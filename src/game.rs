@@ -151,3 +151,41 @@ impl Simulation {
         self.world.resource::<TickClock>().tick
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigLayer;
+    use crate::inbound::inbound_queues;
+    use components::Position;
+
+    fn builder() -> GameBuilder {
+        let config = ConfigLayer::default().resolve().unwrap();
+        let (_, receiver) = inbound_queues(4, 4);
+        GameBuilder::new(&config, receiver, Arc::new(Stats::default()))
+    }
+
+    #[test]
+    fn the_standard_schedule_has_no_ambiguous_system_order() {
+        let mut game = builder();
+        systems::register_all(&mut game);
+        assert!(game.build().is_ok());
+    }
+
+    #[test]
+    fn two_unordered_systems_writing_the_same_data_are_refused() {
+        fn push_right(mut q: Query<&mut Position>) {
+            q.iter_mut().for_each(|mut p| p.x += 1.0);
+        }
+        fn push_left(mut q: Query<&mut Position>) {
+            q.iter_mut().for_each(|mut p| p.x -= 1.0);
+        }
+        let mut game = builder();
+        game.add_systems((push_right, push_left));
+        let error = game.build().err().expect("ambiguity is an error");
+        assert!(
+            error.contains("push_right") && error.contains("push_left"),
+            "{error}"
+        );
+    }
+}

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let config = match Config::from_cli(Cli::parse()) {
         Ok(config) => config,

@@ -51,7 +51,8 @@ pub struct ServerHandle {
     shutdown: watch::Sender<bool>,
     world_tasks: crossbeam_channel::Sender<WorldTask>,
     tick_thread: Option<JoinHandle<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    net: tokio::runtime::Handle,
+    net_thread: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -80,23 +81,6 @@ impl ServerHandle {
         gameplay(&mut builder);
         let simulation = builder.build().map_err(StartError::Schedule)?;
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.net_threads)
-            .thread_name("throng-net")
-            .enable_all()
-            .build()?;
-        let listener = runtime.block_on(async {
-            let socket = if config.listen.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket.set_reuseaddr(true)?;
-            socket.bind(config.listen)?;
-            socket.listen(4096)
-        })?;
-        let local_addr = listener.local_addr()?;
-
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(NetContext {
             inbound: inbound_tx,
@@ -106,13 +90,7 @@ impl ServerHandle {
             handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
             shutdown: shutdown_rx,
         });
-        runtime.spawn(listener::accept_loop(listener, config.max_players, ctx));
-        if config.stats_interval_s > 0.0 {
-            runtime.spawn(log_stats(
-                stats.clone(),
-                Duration::from_secs_f32(config.stats_interval_s),
-            ));
-        }
+        let (local_addr, net, net_thread) = spawn_network(&config, ctx)?;
 
         let stop_tick = Arc::new(AtomicBool::new(false));
         let (world_tasks, world_tasks_rx) = crossbeam_channel::unbounded();
@@ -133,7 +111,8 @@ impl ServerHandle {
             shutdown,
             world_tasks,
             tick_thread: Some(tick_thread),
-            runtime: Some(runtime),
+            net,
+            net_thread: Some(net_thread),
         })
     }
 
@@ -154,12 +133,26 @@ impl ServerHandle {
         &self,
         inspect: impl FnOnce(&mut World) -> R + Send + 'static,
     ) -> Option<R> {
+        self.with_world_after(0, inspect)
+    }
+
+    /// Like [`ServerHandle::with_world`], but right after tick `tick` (blocks until then).
+    pub fn with_world_after<R: Send + 'static>(
+        &self,
+        tick: u64,
+        inspect: impl FnOnce(&mut World) -> R + Send + 'static,
+    ) -> Option<R> {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let task: WorldTask = Box::new(move |world| {
+        let run = Box::new(move |world: &mut World| {
             let _ = reply.send(inspect(world));
         });
-        self.world_tasks.send(task).ok()?;
-        answer.recv_timeout(Duration::from_secs(10)).ok()
+        self.world_tasks
+            .send(WorldTask {
+                after_tick: tick,
+                run,
+            })
+            .ok()?;
+        answer.recv().ok()
     }
 
     /// Whether the tick thread is still running.
@@ -168,10 +161,9 @@ impl ServerHandle {
     }
 
     /// Blocks until SIGINT or SIGTERM (then shuts down gracefully) or until the tick thread
-    /// dies.
-    pub fn run_until_signal(mut self) -> StopCause {
-        let runtime = self.runtime.take().expect("runtime present until shutdown");
-        let tick_died = runtime.block_on(async {
+    /// dies. Call from a thread that is not running async code (such as `main`).
+    pub fn run_until_signal(self) -> StopCause {
+        let tick_died = self.net.block_on(async {
             let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let mut watchdog = tokio::time::interval(Duration::from_millis(200));
             loop {
@@ -182,10 +174,9 @@ impl ServerHandle {
                 }
             }
         });
-        self.runtime = Some(runtime);
         if tick_died {
             tracing::error!("the tick thread stopped unexpectedly; exiting");
-            self.shutdown_now();
+            drop(self);
             return StopCause::TickDied;
         }
         tracing::info!("signal received; shutting down");
@@ -194,33 +185,79 @@ impl ServerHandle {
     }
 
     /// Graceful shutdown: stop accepting, close every connection with reason `Shutdown`,
-    /// let the tick process the leaves, then stop the tick and the network threads.
+    /// let the tick process the leaves, then stop the network threads and the tick.
     pub fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        let started = Instant::now();
-        while self.stats.connections_live.load(Ordering::Relaxed) > 0
-            && started.elapsed() < DRAIN_TIMEOUT
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.shutdown_now();
+        self.stop();
     }
 
-    fn shutdown_now(&mut self) {
+    fn stop(&mut self) {
         let _ = self.shutdown.send(true);
+        if let Some(thread) = self.net_thread.take() {
+            let _ = thread.join();
+        }
         self.stop_tick.store(true, Ordering::Release);
         if let Some(thread) = self.tick_thread.take() {
             let _ = thread.join();
         }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        }
     }
+}
+
+/// Starts the network runtime on its own thread (so a server can be started and stopped
+/// from any context, async tests included), binds the listener and runs the accept loop
+/// until shutdown, then drains connections.
+fn spawn_network(
+    config: &Config,
+    ctx: Arc<NetContext>,
+) -> Result<(SocketAddr, tokio::runtime::Handle, JoinHandle<()>), StartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.net_threads)
+        .thread_name("throng-net")
+        .enable_all()
+        .build()?;
+    let listen = config.listen;
+    let listener = {
+        let _context = runtime.enter();
+        let socket = if listen.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(listen)?;
+        socket.listen(4096)?
+    };
+    let local_addr = listener.local_addr()?;
+    let handle = runtime.handle().clone();
+    let (max_players, stats_every) = (config.max_players, config.stats_interval_s);
+    let thread = std::thread::Builder::new()
+        .name("throng-net-main".into())
+        .spawn(move || {
+            let mut shutdown = ctx.shutdown.clone();
+            let stats = ctx.stats.clone();
+            runtime.block_on(async {
+                tokio::spawn(listener::accept_loop(listener, max_players, ctx));
+                if stats_every > 0.0 {
+                    tokio::spawn(log_stats(
+                        stats.clone(),
+                        Duration::from_secs_f32(stats_every),
+                    ));
+                }
+                crate::net::connection::stopping(&mut shutdown).await;
+                let started = Instant::now();
+                while stats.connections_live.load(Ordering::Relaxed) > 0
+                    && started.elapsed() < DRAIN_TIMEOUT
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })?;
+    Ok((local_addr, handle, thread))
 }
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        self.shutdown_now();
+        self.stop();
     }
 }
 

@@ -16,7 +16,12 @@ use crate::game::Simulation;
 use crate::stats::Stats;
 
 /// Work to run on the tick thread between two ticks, with the world (inspection, admin).
-pub type WorldTask = Box<dyn FnOnce(&mut World) + Send>;
+pub struct WorldTask {
+    /// Run right after this tick (or the first tick after it, if it has passed).
+    pub after_tick: u64,
+    /// The work.
+    pub run: Box<dyn FnOnce(&mut World) + Send>,
+}
 
 /// Runs `simulation` every `period` until `stop` is set.
 pub fn run_tick_loop(
@@ -27,6 +32,7 @@ pub fn run_tick_loop(
     stats: Arc<Stats>,
 ) -> Simulation {
     let mut deadline = Instant::now() + period;
+    let mut waiting: Vec<WorldTask> = Vec::new();
     while !stop.load(Ordering::Acquire) {
         let started = Instant::now();
         {
@@ -34,8 +40,9 @@ pub fn run_tick_loop(
             let _zone = tracy_client::span!("tick");
             simulation.tick();
         }
-        for task in tasks.try_iter() {
-            task(&mut simulation.world);
+        waiting.extend(tasks.try_iter());
+        if !waiting.is_empty() {
+            run_due_tasks(&mut waiting, &mut simulation);
         }
         let finished = Instant::now();
         record_tick(&stats, finished - started, finished > deadline);
@@ -52,6 +59,18 @@ pub fn run_tick_loop(
         }
     }
     simulation
+}
+
+fn run_due_tasks(waiting: &mut Vec<WorldTask>, simulation: &mut Simulation) {
+    let tick = simulation.current_tick();
+    let mut index = 0;
+    while index < waiting.len() {
+        if waiting[index].after_tick <= tick {
+            (waiting.swap_remove(index).run)(&mut simulation.world);
+        } else {
+            index += 1;
+        }
+    }
 }
 
 fn record_tick(stats: &Stats, took: Duration, overran: bool) {

@@ -1,0 +1,105 @@
+//! Helpers shared by the end-to-end tests: real servers on loopback, real clients.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use components::Position;
+use throng::ServerHandle;
+use throng::client::{Client, Mirror};
+use throng::config::ConfigLayer;
+use throng::protocol::{ServerMessage, StateFrame, quantize};
+use throng::replication::table::NetId;
+
+/// Guards against a hung test; never a speed assertion.
+pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Starts a server on an ephemeral loopback port with `settings` over test defaults.
+pub fn start_server(settings: ConfigLayer) -> ServerHandle {
+    let defaults = ConfigLayer {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        tick_hz: Some(50),
+        stats_interval_s: Some(0.0),
+        net_threads: Some(2),
+        sim_threads: Some(2),
+        ..Default::default()
+    };
+    ServerHandle::start(
+        settings
+            .over(defaults)
+            .resolve()
+            .expect("valid test config"),
+    )
+    .expect("server starts")
+}
+
+/// Connects a client named `name`.
+pub async fn connect(server: &ServerHandle, name: &str) -> Client {
+    tokio::time::timeout(HANG_GUARD, Client::connect(server.local_addr(), name))
+        .await
+        .expect("connect in time")
+        .expect("welcomed")
+}
+
+/// Receives the next state frame, skipping pongs.
+pub async fn next_frame(client: &mut Client) -> StateFrame {
+    loop {
+        let message = tokio::time::timeout(HANG_GUARD, client.recv())
+            .await
+            .expect("a frame in time")
+            .expect("recv");
+        match message {
+            ServerMessage::Frame(frame) => return frame,
+            ServerMessage::Pong { .. } => continue,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+}
+
+/// Applies frames until the mirror has reached `tick`.
+pub async fn sync_to(client: &mut Client, mirror: &mut Mirror, tick: u64) {
+    while u64::from(mirror.tick) < tick {
+        let frame = next_frame(client).await;
+        mirror.apply(&frame).expect("frame is consistent");
+    }
+}
+
+/// The server's replicated state (wire positions by wire id) and its tick, taken right after
+/// tick `after` (0: the next tick).
+pub fn server_state(server: &ServerHandle, after: u64) -> (u64, BTreeMap<u32, [u32; 2]>) {
+    server
+        .with_world_after(after, |world| {
+            let tick = world.resource::<components::TickClock>().tick;
+            let mut query = world.query::<(&NetId, &Position)>();
+            let state = query
+                .iter(world)
+                .map(|(id, p)| (id.0, [quantize(p.x), quantize(p.y)]))
+                .collect();
+            (tick, state)
+        })
+        .expect("tick thread alive")
+}
+
+/// Moves entity `id` to `(x, y)` between two ticks (a jump, as a teleport would be).
+pub fn teleport(server: &ServerHandle, id: u32, x: f32, y: f32) -> u64 {
+    server
+        .with_world(move |world| {
+            let mut query = world.query::<(&NetId, &mut Position)>();
+            for (net_id, mut position) in query.iter_mut(world) {
+                if net_id.0 == id {
+                    *position = Position::new(x, y);
+                }
+            }
+            world.resource::<components::TickClock>().tick
+        })
+        .expect("tick thread alive")
+}
+
+/// The mirror as wire positions by id.
+pub fn mirror_state(mirror: &Mirror) -> BTreeMap<u32, [u32; 2]> {
+    mirror
+        .entities
+        .iter()
+        .map(|(id, e)| (*id, e.wire))
+        .collect()
+}

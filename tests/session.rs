@@ -1,0 +1,231 @@
+//! End-to-end sessions over real loopback sockets.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use throng::client::Mirror;
+use throng::config::ConfigLayer;
+use throng::protocol::{ClientMessage, ServerMessage, quantize};
+
+fn world(size: f32, radius: f32) -> ConfigLayer {
+    ConfigLayer {
+        world_size: Some(size),
+        interest_radius: Some(radius),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moving_player_is_seen_by_the_other_at_the_servers_exact_position() {
+    let server = start_server(world(300.0, 1000.0));
+    let mut mover = connect(&server, "mover").await;
+    let mut watcher = connect(&server, "watcher").await;
+    let mover_id = mover.player_id();
+    let mut watcher_mirror = Mirror::default();
+    for seq in 1..=20 {
+        mover.send_input(seq, 90, -40).await.unwrap();
+        let frame = next_frame(&mut watcher).await;
+        watcher_mirror.apply(&frame).unwrap();
+    }
+    let (tick, state) = tokio::task::block_in_place(|| server_state(&server, 0));
+    sync_to(&mut watcher, &mut watcher_mirror, tick).await;
+    assert_eq!(watcher_mirror.entities[&mover_id].wire, state[&mover_id]);
+    assert_eq!(
+        mirror_state(&watcher_mirror),
+        state,
+        "sees both, exactly where the server has them"
+    );
+    let spawn_wire = state[&mover_id];
+    assert_ne!(spawn_wire, [0, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_players_are_removed_from_every_view_and_despawned() {
+    let server = start_server(world(300.0, 1000.0));
+    let polite = connect(&server, "polite").await;
+    let rude = connect(&server, "rude").await;
+    let mut watcher = connect(&server, "watcher").await;
+    let (polite_id, rude_id) = (polite.player_id(), rude.player_id());
+    let mut mirror = Mirror::default();
+    while mirror.entities.len() < 3 {
+        mirror.apply(&next_frame(&mut watcher).await).unwrap();
+    }
+
+    polite.goodbye().await.unwrap();
+    while mirror.entities.contains_key(&polite_id) {
+        mirror.apply(&next_frame(&mut watcher).await).unwrap();
+    }
+    drop(rude); // socket dropped without Goodbye
+    while mirror.entities.contains_key(&rude_id) {
+        mirror.apply(&next_frame(&mut watcher).await).unwrap();
+    }
+    assert_eq!(
+        mirror.entities.keys().copied().collect::<Vec<_>>(),
+        vec![watcher.player_id()]
+    );
+    let (_, state) = tokio::task::block_in_place(|| server_state(&server, 0));
+    assert_eq!(state.len(), 1, "both leavers were despawned");
+    assert_eq!(server.stats().players_connected, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entity_walking_past_appears_updates_then_disappears() {
+    // 1000 x 1000 world, radius 100, cells of 50: a client sees 2 cells each way.
+    let server = start_server(world(1000.0, 100.0));
+    let mut observer = connect(&server, "observer").await;
+    let mut walker = connect(&server, "walker").await;
+    let (observer_id, walker_id) = (observer.player_id(), walker.player_id());
+    tokio::task::block_in_place(|| {
+        teleport(&server, observer_id, 525.0, 525.0);
+        teleport(&server, walker_id, 300.0, 530.0)
+    });
+    let mut mirror = Mirror::default();
+    let mut seen_x = Vec::new(); // the walker's mirrored x on each frame it was in view
+    let mut seq = 0;
+    loop {
+        seq += 1;
+        walker.send_input(seq, 127, 0).await.unwrap();
+        mirror.apply(&next_frame(&mut observer).await).unwrap();
+        match mirror.entities.get(&walker_id) {
+            Some(entity) => seen_x.push(entity.wire[0]),
+            None if !seen_x.is_empty() => break, // it left the view
+            None => {}
+        }
+        assert!(seq < 400, "the walker never came into view and left");
+    }
+    // The observer's cell is 10 (x in [500, 550)); it sees cells 8..=12, x in [400, 650).
+    // The walker enters at the first position at or past x = 400 and is last seen before 650.
+    let first = f32::from(u16::try_from(seen_x[0]).unwrap()) / 8.0;
+    let last = f32::from(u16::try_from(*seen_x.last().unwrap()).unwrap()) / 8.0;
+    assert!((400.0..405.0).contains(&first), "appeared at x = {first}");
+    assert!((645.0..650.0).contains(&last), "last seen at x = {last}");
+    assert!(
+        seen_x.windows(2).all(|w| w[1] == w[0] + 40),
+        "updated every tick by 5 units: {seen_x:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_frame_carries_the_last_processed_input_and_idle_clients_still_get_frames() {
+    let server = start_server(world(300.0, 1000.0));
+    let mut active = connect(&server, "active").await;
+    let mut idle = connect(&server, "idle").await;
+    let mut last_ack = 0;
+    for seq in 1..=30u32 {
+        active.send_input(seq, 0, 127).await.unwrap();
+        let frame = next_frame(&mut active).await;
+        assert!(
+            frame.ack_seq >= last_ack && frame.ack_seq <= seq,
+            "ack {} after {last_ack}, sent {seq}",
+            frame.ack_seq
+        );
+        last_ack = frame.ack_seq;
+    }
+    while last_ack < 30 {
+        last_ack = next_frame(&mut active).await.ack_seq;
+    }
+    let mut ticks = Vec::new();
+    for _ in 0..30 {
+        let frame = next_frame(&mut idle).await;
+        assert_eq!(frame.ack_seq, 0);
+        ticks.push(frame.tick);
+    }
+    assert!(
+        ticks.windows(2).all(|w| w[1] == w[0] + 1),
+        "one frame per tick, none skipped: {ticks:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_with_the_same_nonce() {
+    let server = start_server(world(300.0, 1000.0));
+    let mut client = connect(&server, "pinger").await;
+    client
+        .send(&ClientMessage::Ping { nonce: 0xDEAD_BEEF })
+        .await
+        .unwrap();
+    loop {
+        match client.recv().await.unwrap() {
+            ServerMessage::Pong { nonce } => {
+                assert_eq!(nonce, 0xDEAD_BEEF);
+                break;
+            }
+            ServerMessage::Frame(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(server.stats().pongs, 1);
+}
+
+/// 50 clients random-walk; at one tick every client's mirror must equal exactly the
+/// entities the interest rule says it sees, at the server's positions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_random_walkers_mirror_exactly_what_the_interest_rule_says() {
+    const CLIENTS: usize = 50;
+    const TICKS: u64 = 200;
+    let settings = world(600.0, 100.0);
+    let server = Arc::new(start_server(settings.clone()));
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        clients.push(connect(&server, &format!("walker{i}")).await);
+    }
+    let (start_tick, _) = tokio::task::block_in_place(|| server_state(&server, 0));
+    let target = start_tick + TICKS;
+    let mut tasks = Vec::new();
+    for (i, mut client) in clients.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let id = client.player_id();
+            let mut mirror = Mirror::default();
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
+            let (mut dir_x, mut dir_y, mut seq) = (0i8, 0i8, 0u32);
+            loop {
+                let frame = next_frame(&mut client).await;
+                mirror.apply(&frame).expect("consistent frame");
+                if u64::from(mirror.tick) >= target {
+                    assert_eq!(
+                        u64::from(mirror.tick),
+                        target,
+                        "client {i} skipped the target tick"
+                    );
+                    return (id, mirror);
+                }
+                if seq % 40 == 0 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    (dir_x, dir_y) = ((rng as i8) | 1, ((rng >> 8) as i8) | 1);
+                }
+                seq += 1;
+                client.send_input(seq, dir_x, dir_y).await.unwrap();
+            }
+        }));
+    }
+    let (tick, state) = tokio::task::block_in_place(|| server_state(&server, target));
+    assert_eq!(tick, target);
+    let config = settings.resolve().unwrap();
+    let cell_wire = (config.cell_size * 8.0) as u32;
+    let k = (config.interest_radius / config.cell_size).ceil() as i64;
+    let cell = |w: [u32; 2]| ((w[0] / cell_wire) as i64, (w[1] / cell_wire) as i64);
+    for task in tasks {
+        let (id, mirror) = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .unwrap()
+            .unwrap();
+        let (vx, vy) = cell(state[&id]);
+        let expected: BTreeMap<u32, [u32; 2]> = state
+            .iter()
+            .filter(|(_, w)| {
+                let (cx, cy) = cell(**w);
+                (cx - vx).abs() <= k && (cy - vy).abs() <= k
+            })
+            .map(|(id, w)| (*id, *w))
+            .collect();
+        assert_eq!(mirror_state(&mirror), expected, "client {id}");
+    }
+    assert_eq!(server.stats().frames_dropped_slow_reader, 0);
+    let _ = quantize(0.0);
+}
