@@ -298,10 +298,10 @@ async fn handle(
             let body = postcard::to_slice(&ServerMessage::Pong { nonce }, &mut buffer[4..]).ok()?;
             let length = body.len();
             buffer[..4].copy_from_slice(&(length as u32).to_le_bytes());
+            Stats::bump(&ctx.stats.pongs);
             if wr.write_all(&buffer[..4 + length]).await.is_err() {
                 return Some(Ending::Broken);
             }
-            Stats::bump(&ctx.stats.pongs);
             None
         }
         ClientMessage::Goodbye => Some(Ending::ClientLeft),

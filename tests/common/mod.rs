@@ -22,6 +22,9 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
         stats_interval_s: Some(0.0),
         net_threads: Some(2),
         sim_threads: Some(2),
+        // Generous slack so a test process starved by a busy CI machine is not treated as
+        // a slow reader (which would turn exact frame sequences into resyncs).
+        outbound_buffers: Some(64),
         ..Default::default()
     };
     ServerHandle::start(
@@ -102,4 +105,14 @@ pub fn mirror_state(mirror: &Mirror) -> BTreeMap<u32, [u32; 2]> {
         .iter()
         .map(|(id, e)| (*id, e.wire))
         .collect()
+}
+
+/// Waits (bounded by [`HANG_GUARD`]) until `condition` holds; for counters that the server
+/// updates just after the event a test observed.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < HANG_GUARD, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
