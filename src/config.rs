@@ -53,7 +53,7 @@ impl Default for Config {
             tick_hz: 20,
             world_size: 1000.0,
             interest_radius: 100.0,
-            cell_size: 50.0,
+            cell_size: 100.0,
             max_players: 10_000,
             max_inbound_frame_bytes: 512,
             max_outbound_frame_bytes: 1 << 20,
@@ -85,7 +85,7 @@ pub struct ConfigLayer {
     /// Interest radius in units [default: 100]
     #[arg(long)]
     pub interest_radius: Option<f32>,
-    /// Replication grid cell side in units [default: half the interest radius, at most the world]
+    /// Replication grid cell side in units [default: the interest radius, at most the world]
     #[arg(long)]
     pub cell_size: Option<f32>,
     /// Most players connected at once [default: 10000]
@@ -214,7 +214,7 @@ impl ConfigLayer {
             interest_radius,
             cell_size: self
                 .cell_size
-                .unwrap_or((interest_radius / 2.0).min(world_size)),
+                .unwrap_or(interest_radius.min(world_size)),
             max_players: self.max_players.unwrap_or(d.max_players),
             max_inbound_frame_bytes: self
                 .max_inbound_frame_bytes
@@ -303,8 +303,8 @@ mod tests {
         assert_eq!(config.world_size, 4000.0);
         assert_eq!(config.interest_radius, 100.0);
         assert_eq!(
-            config.cell_size, 50.0,
-            "cell size defaults to half the interest radius"
+            config.cell_size, 100.0,
+            "cell size defaults to the interest radius"
         );
     }
 

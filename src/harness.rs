@@ -11,7 +11,7 @@ use crate::game::{GameBuilder, Simulation};
 use crate::inbound::{
     ConnectionId, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle, inbound_queues,
 };
-use crate::net::outbox::Outbox;
+use crate::net::outbox::{OutboxReader, outbox};
 use crate::protocol::{FRAME_HEADER_BYTES, Input, ServerMessage, decode_server_message};
 use crate::stats::Stats;
 
@@ -22,7 +22,7 @@ pub struct Harness {
     /// Its counters.
     pub stats: Arc<Stats>,
     inbound: InboundSender,
-    outboxes: AHashMap<ConnectionId, Arc<Outbox>>,
+    outboxes: AHashMap<ConnectionId, OutboxReader>,
     next_connection: ConnectionId,
     outbound_buffers: usize,
 }
@@ -54,12 +54,12 @@ impl Harness {
     pub fn join(&mut self, name: &str) -> ConnectionId {
         let connection = self.next_connection;
         self.next_connection += 1;
-        let outbox = Arc::new(Outbox::new(self.outbound_buffers));
-        self.outboxes.insert(connection, outbox.clone());
+        let (writer, reader) = outbox(self.outbound_buffers);
+        self.outboxes.insert(connection, reader);
         let join = Join {
             connection,
             name: name.to_owned(),
-            outbox,
+            outbox: writer,
         };
         assert!(
             self.inbound.send_lifecycle(Lifecycle::Join(join)),
@@ -91,31 +91,30 @@ impl Harness {
     }
 
     /// Takes the messages queued for `connection`, decoded (allocates: tests only).
-    pub fn messages(&self, connection: ConnectionId) -> Vec<ServerMessage> {
-        let outbox = &self.outboxes[&connection];
+    pub fn messages(&mut self, connection: ConnectionId) -> Vec<ServerMessage> {
+        let outbox = self.outboxes.get_mut(&connection).expect("a joined connection");
         let mut messages = Vec::new();
-        while let Some(bytes) = outbox.next_ready() {
-            let mut rest = &bytes[..];
+        while let Some(bytes) = outbox.front() {
+            let mut rest = bytes;
             while !rest.is_empty() {
-                let length =
-                    u32::from_le_bytes(rest[..FRAME_HEADER_BYTES].try_into().unwrap()) as usize;
+                let length = u32::from_le_bytes(rest[..FRAME_HEADER_BYTES].try_into().unwrap()) as usize;
                 let body = &rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + length];
                 messages.push(decode_server_message(body).expect("server frames decode"));
                 rest = &rest[FRAME_HEADER_BYTES + length..];
             }
-            outbox.recycle(bytes);
+            outbox.release();
         }
         messages
     }
 
-    /// Plays the part of every connection task: takes the queued frames and returns their
-    /// buffers, as a socket write would. Returns the bytes "written". Does not allocate.
-    pub fn write_all_frames(&self) -> usize {
+    /// Plays the part of every connection task: takes the queued frames and releases their
+    /// slots, as a socket write would. Returns the bytes "written". Does not allocate.
+    pub fn write_all_frames(&mut self) -> usize {
         let mut bytes = 0;
-        for outbox in self.outboxes.values() {
-            while let Some(frame) = outbox.next_ready() {
+        for outbox in self.outboxes.values_mut() {
+            while let Some(frame) = outbox.front() {
                 bytes += frame.len();
-                outbox.recycle(frame);
+                outbox.release();
             }
         }
         bytes

@@ -10,12 +10,10 @@
 //!   within a tick, so dropping is the right backpressure for them. The network threads never
 //!   block on it.
 
-use std::sync::Arc;
-
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::net::outbox::Outbox;
+use crate::net::outbox::OutboxWriter;
 use crate::protocol::Input;
 
 /// Identifies a connection for its whole life; never reused.
@@ -28,7 +26,7 @@ pub struct Join {
     /// Validated player name.
     pub name: String,
     /// Where the tick sends this client's frames.
-    pub outbox: Arc<Outbox>,
+    pub outbox: OutboxWriter,
 }
 
 /// A connection ended (for any reason). Dropping it releases the connection's slot.

@@ -116,7 +116,7 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
             Viewer::default(),
             Client {
                 connection: join.connection,
-                outbox: join.outbox.clone(),
+                outbox: join.outbox,
             },
         ))
         .id();
@@ -132,9 +132,12 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
 
     let mut welcome = world.resource::<WelcomeTemplate>().0.clone();
     welcome.player_id = id.0;
-    // A fresh outbox always has a free buffer.
-    if let Some(mut buffer) = join.outbox.take_free() {
-        encode_frame(&ServerMessage::Welcome(welcome), &mut buffer);
-        join.outbox.submit(buffer);
+    let message = ServerMessage::Welcome(welcome);
+    if let Some(mut client) = world.get_mut::<Client>(entity) {
+        // A fresh outbox always has a free slot.
+        client.outbox.publish_with(|buffer| {
+            encode_frame(&message, buffer);
+            true
+        });
     }
 }

@@ -74,7 +74,7 @@ struct Player {
     mirror: Mirror,
 }
 
-fn apply_messages(harness: &Harness, player: &mut Player) {
+fn apply_messages(harness: &mut Harness, player: &mut Player) {
     for message in harness.messages(player.connection) {
         match message {
             ServerMessage::Welcome(welcome) => player.id = welcome.player_id,
@@ -124,7 +124,7 @@ fn mirrors_equal_the_server_view_through_joins_walks_and_leaves() {
         harness.tick();
         let state = server_state(&mut harness.simulation.world);
         for player in &mut players {
-            apply_messages(&harness, player);
+            apply_messages(&mut harness, player);
             if player.id == u32::MAX {
                 continue;
             }

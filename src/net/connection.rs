@@ -13,7 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::NetContext;
 use super::framing::{FrameError, FrameReader};
-use super::outbox::Outbox;
+use super::outbox::{OutboxReader, outbox};
 use crate::inbound::{ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle};
 use crate::protocol::{
     ClientMessage, CloseReason, PROTOCOL_VERSION, Refusal, ServerMessage, decode_client_message,
@@ -84,11 +84,11 @@ pub async fn serve(
         }
     };
 
-    let outbox = Arc::new(Outbox::new(ctx.outbound_buffers));
+    let (writer, mut outbox) = outbox(ctx.outbound_buffers);
     let join = Join {
         connection: id,
         name: name.clone(),
-        outbox: outbox.clone(),
+        outbox: writer,
     };
     if !ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
         return refuse(
@@ -102,7 +102,7 @@ pub async fn serve(
     }
     tracing::info!(connection = id, %name, "player joined");
 
-    let ending = session(&mut rd, &mut wr, &mut reader, &outbox, id, &ctx).await;
+    let ending = session(&mut rd, &mut wr, &mut reader, &mut outbox, id, &ctx).await;
     match &ending {
         Ending::Close(reason, detail) => {
             tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
@@ -218,7 +218,7 @@ async fn session(
     rd: &mut OwnedReadHalf,
     wr: &mut OwnedWriteHalf,
     reader: &mut FrameReader,
-    outbox: &Outbox,
+    outbox: &mut OutboxReader,
     id: ConnectionId,
     ctx: &NetContext,
 ) -> Ending {
@@ -242,9 +242,9 @@ async fn session(
                 return Ending::Close(CloseReason::Shutdown, "server shutting down".into());
             }
             _ = outbox.woken() => {
-                while let Some(frame) = outbox.next_ready() {
-                    let written = wr.write_all(&frame).await;
-                    outbox.recycle(frame);
+                while let Some(frame) = outbox.front() {
+                    let written = wr.write_all(frame).await;
+                    outbox.release();
                     if written.is_err() {
                         return Ending::Broken;
                     }

@@ -1,96 +1,141 @@
-//! The hand-off of frames from the tick thread to one connection's task.
+//! The hand-off of frames from the tick thread to one connection's task: a single-producer,
+//! single-consumer ring of reusable frame buffers.
 //!
-//! A fixed set of buffers circulates between two lock-free queues: the tick pops a `free`
-//! buffer, fills it with the client's frame, pushes it to `ready` and wakes the task; the task
-//! writes it to the socket and returns it to `free`. Nothing is allocated in steady state, the
-//! tick never waits, and a client's outbound memory is bounded by
-//! `buffers x max frame size`. When no buffer is free, the client is not draining its socket:
-//! the tick drops that frame and resynchronises the client later (see `replication::flush`).
+//! The tick (through the [`OutboxWriter`] held by the client's entity) fills the next free
+//! slot in place and publishes it; the connection task (through the [`OutboxReader`]) writes
+//! the oldest published slot to its socket and then releases it. Nothing is allocated in
+//! steady state, neither side ever waits for the other, and a client's outbound memory is
+//! bounded by `slots x max frame size`. When every slot is published and unwritten, the client
+//! is not draining its socket: the tick drops that frame and resynchronises the client later
+//! (see `replication::frames`).
+//!
+//! Layout matters here: the tick touches every client's outbox once per tick, so the indices,
+//! the wake-up and the slot headers sit together, a handful of cache lines per client.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use crossbeam_queue::ArrayQueue;
 use tokio::sync::Notify;
 
 use crate::protocol::CloseReason;
 
 const NO_CLOSE: u8 = u8::MAX;
 
-/// One connection's outbound frame queue, shared by the tick thread and its task.
-pub struct Outbox {
-    free: ArrayQueue<Vec<u8>>,
-    ready: ArrayQueue<Vec<u8>>,
-    wake: Notify,
+struct Shared {
+    /// Slots published so far (written only by the writer).
+    published: AtomicUsize,
+    /// Slots released by the reader so far (written only by the reader).
+    released: AtomicUsize,
     close: AtomicU8,
+    wake: Notify,
+    slots: Box<[UnsafeCell<Vec<u8>>]>,
 }
 
-impl Outbox {
-    /// An outbox with `buffers` frame buffers (at least 2: one being written, one queued).
-    pub fn new(buffers: usize) -> Self {
-        let buffers = buffers.max(2);
-        let free = ArrayQueue::new(buffers);
-        for _ in 0..buffers {
-            let _ = free.push(Vec::with_capacity(256));
+// SAFETY: a slot is accessed either by the writer (while it is free: index in
+// [published, released + len)) or by the reader (while it is published: index in
+// [released, published)), never both; the Release/Acquire pairs on `published` and
+// `released` order the hand-over. There is exactly one writer and one reader, enforced by
+// `OutboxWriter` and `OutboxReader` being unique (not Clone) and taking `&mut self` to move
+// the indices.
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+/// The tick's end: fills and publishes frames.
+pub struct OutboxWriter(Arc<Shared>);
+
+/// The connection task's end: takes published frames, releases them once written.
+pub struct OutboxReader(Arc<Shared>);
+
+/// Creates an outbox with `slots` frame buffers (at least 2: one being written, one queued).
+pub fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
+    let slots = (0..slots.max(2)).map(|_| UnsafeCell::new(Vec::with_capacity(256))).collect();
+    let shared = Arc::new(Shared {
+        published: AtomicUsize::new(0),
+        released: AtomicUsize::new(0),
+        close: AtomicU8::new(NO_CLOSE),
+        wake: Notify::new(),
+        slots,
+    });
+    (OutboxWriter(shared.clone()), OutboxReader(shared))
+}
+
+/// What became of a frame offered to [`OutboxWriter::publish_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// Queued for the connection task, which was woken.
+    Queued,
+    /// Every slot is in flight (slow reader); nothing was written.
+    Full,
+    /// The filler declined the frame; the slot stays free.
+    Declined,
+}
+
+impl OutboxWriter {
+    /// Fills the next free slot (passed in empty) with `fill` and publishes it if `fill`
+    /// returns true.
+    pub fn publish_with(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> bool) -> Publish {
+        let shared = &*self.0;
+        let published = shared.published.load(Ordering::Relaxed);
+        let released = shared.released.load(Ordering::Acquire);
+        if published - released == shared.slots.len() {
+            return Publish::Full;
         }
-        Self {
-            free,
-            ready: ArrayQueue::new(buffers),
-            wake: Notify::new(),
-            close: AtomicU8::new(NO_CLOSE),
+        // SAFETY: the slot at `published` is free (see `Shared`), and only this unique
+        // writer touches free slots.
+        let buffer = unsafe { &mut *shared.slots[published % shared.slots.len()].get() };
+        buffer.clear();
+        if !fill(buffer) {
+            return Publish::Declined;
         }
+        shared.published.store(published + 1, Ordering::Release);
+        shared.wake.notify_one();
+        Publish::Queued
     }
 
-    /// Tick side: a cleared buffer to fill, or `None` if the client has every buffer in flight.
-    pub fn take_free(&self) -> Option<Vec<u8>> {
-        self.free.pop().map(|mut buffer| {
-            buffer.clear();
-            buffer
-        })
-    }
-
-    /// Tick side: queues a filled buffer (from [`Outbox::take_free`]) and wakes the task.
-    pub fn submit(&self, buffer: Vec<u8>) {
-        // Cannot fail: the buffer came out of `free`, and the two queues share one capacity.
-        let _ = self.ready.push(buffer);
-        self.wake.notify_one();
-    }
-
-    /// Tick side: gives back a buffer that will not be sent after all.
-    pub fn give_back(&self, buffer: Vec<u8>) {
-        let _ = self.free.push(buffer);
-    }
-
-    /// Tick side: asks the task to send a close with `reason` after the queued frames.
+    /// Asks the task to send a close with `reason` after the queued frames.
     pub fn request_close(&self, reason: CloseReason) {
-        self.close.store(reason.index() as u8, Ordering::Release);
-        self.wake.notify_one();
+        self.0.close.store(reason.index() as u8, Ordering::Release);
+        self.0.wake.notify_one();
+    }
+}
+
+impl OutboxReader {
+    /// The oldest published frame, if any. It stays valid until [`OutboxReader::release`].
+    pub fn front(&self) -> Option<&[u8]> {
+        let shared = &*self.0;
+        let released = shared.released.load(Ordering::Relaxed);
+        if released == shared.published.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: the slot at `released` is published, so the writer does not touch it until
+        // this reader releases it.
+        let slot: &Vec<u8> = unsafe { &*shared.slots[released % shared.slots.len()].get() };
+        Some(slot.as_slice())
     }
 
-    /// Task side: the next frame to write.
-    pub fn next_ready(&self) -> Option<Vec<u8>> {
-        self.ready.pop()
+    /// Gives the frame returned by [`OutboxReader::front`] back to the writer.
+    pub fn release(&mut self) {
+        let shared = &*self.0;
+        let released = shared.released.load(Ordering::Relaxed);
+        if released != shared.published.load(Ordering::Acquire) {
+            shared.released.store(released + 1, Ordering::Release);
+        }
     }
 
-    /// Task side: returns a written buffer.
-    pub fn recycle(&self, buffer: Vec<u8>) {
-        self.give_back(buffer);
-    }
-
-    /// Task side: the close the tick asked for, if any.
+    /// The close the tick asked for, if any.
     pub fn requested_close(&self) -> Option<CloseReason> {
-        CloseReason::ALL
-            .get(self.close.load(Ordering::Acquire) as usize)
-            .copied()
+        CloseReason::ALL.get(self.0.close.load(Ordering::Acquire) as usize).copied()
     }
 
-    /// Task side: resolves once the tick has submitted a frame or asked for a close.
+    /// Resolves once the tick has published a frame or asked for a close since the last call.
     pub async fn woken(&self) {
-        self.wake.notified().await;
+        self.0.wake.notified().await;
     }
 
-    /// Frames queued and not yet taken by the task.
+    /// Frames published and not yet released.
     pub fn queued(&self) -> usize {
-        self.ready.len()
+        self.0.published.load(Ordering::Acquire) - self.0.released.load(Ordering::Acquire)
     }
 }
 
@@ -98,30 +143,66 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    fn frame(writer: &mut OutboxWriter, bytes: &[u8]) -> Publish {
+        writer.publish_with(|buffer| {
+            buffer.extend_from_slice(bytes);
+            true
+        })
+    }
+
     #[test]
-    fn a_client_that_never_drains_runs_out_of_buffers_instead_of_memory() {
-        let outbox = Outbox::new(3);
-        for _ in 0..3 {
-            let mut buffer = outbox.take_free().expect("a free buffer");
-            buffer.extend_from_slice(b"frame");
-            outbox.submit(buffer);
+    fn a_client_that_never_drains_runs_out_of_slots_instead_of_memory() {
+        let (mut writer, mut reader) = outbox(3);
+        for i in 0..3u8 {
+            assert_eq!(frame(&mut writer, &[i]), Publish::Queued);
         }
-        assert!(outbox.take_free().is_none());
-        assert_eq!(outbox.queued(), 3);
-        let written = outbox.next_ready().unwrap();
-        assert_eq!(written, b"frame");
-        outbox.recycle(written);
-        assert!(
-            outbox.take_free().unwrap().is_empty(),
-            "a recycled buffer comes back cleared"
-        );
+        assert_eq!(frame(&mut writer, b"x"), Publish::Full);
+        assert_eq!(reader.queued(), 3);
+        assert_eq!(reader.front(), Some(&[0u8][..]));
+        reader.release();
+        assert_eq!(frame(&mut writer, &[3]), Publish::Queued, "a released slot is reused");
+        let mut seen = Vec::new();
+        while let Some(bytes) = reader.front() {
+            seen.push(bytes[0]);
+            reader.release();
+        }
+        assert_eq!(seen, vec![1, 2, 3], "frames come out in order");
+    }
+
+    #[test]
+    fn a_declined_frame_leaves_the_slot_free() {
+        let (mut writer, reader) = outbox(2);
+        assert_eq!(writer.publish_with(|b| !b.is_empty()), Publish::Declined);
+        assert_eq!(reader.queued(), 0);
+    }
+
+    #[test]
+    fn frames_cross_threads_intact() {
+        let (mut writer, mut reader) = outbox(4);
+        let consumer = std::thread::spawn(move || {
+            let mut next = 0u32;
+            while next < 10_000 {
+                if let Some(bytes) = reader.front() {
+                    assert_eq!(u32::from_le_bytes(bytes.try_into().unwrap()), next);
+                    next += 1;
+                    reader.release();
+                }
+            }
+        });
+        let mut sent = 0u32;
+        while sent < 10_000 {
+            if frame(&mut writer, &sent.to_le_bytes()) == Publish::Queued {
+                sent += 1;
+            }
+        }
+        consumer.join().unwrap();
     }
 
     #[test]
     fn a_requested_close_is_remembered() {
-        let outbox = Outbox::new(2);
-        assert_eq!(outbox.requested_close(), None);
-        outbox.request_close(CloseReason::ViewTooLarge);
-        assert_eq!(outbox.requested_close(), Some(CloseReason::ViewTooLarge));
+        let (writer, reader) = outbox(2);
+        assert_eq!(reader.requested_close(), None);
+        writer.request_close(CloseReason::ViewTooLarge);
+        assert_eq!(reader.requested_close(), Some(CloseReason::ViewTooLarge));
     }
 }

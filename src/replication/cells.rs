@@ -20,7 +20,7 @@ use super::records::Section;
 use super::table::{NO_CELL, ReplicaTable};
 
 /// The encoded data of one grid cell for the current tick.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct Cell {
     /// Wire ids of the entities in the cell.
     pub members: Vec<u32>,
@@ -38,7 +38,30 @@ pub struct Cell {
     pub snapshot_wanted: bool,
     /// A client stops seeing this cell this tick.
     pub previous_wanted: bool,
+    /// Index into [`CellGrid::view_bodies`] of the shared frame body for clients in this cell
+    /// whose view did not change, or [`NO_BODY`].
+    pub body_slot: u32,
     dirty: bool,
+}
+
+/// Marks a cell without a shared frame body this tick.
+pub const NO_BODY: u32 = u32::MAX;
+
+impl Default for Cell {
+    fn default() -> Self {
+        Self {
+            members: Vec::new(),
+            left: Section::default(),
+            entered: Section::default(),
+            updated: Section::default(),
+            snapshot: Section::default(),
+            previous: Section::default(),
+            snapshot_wanted: false,
+            previous_wanted: false,
+            body_slot: NO_BODY,
+            dirty: false,
+        }
+    }
 }
 
 /// The grid of cells with this tick's encoded data.
@@ -48,6 +71,11 @@ pub struct CellGrid {
     pub geometry: GridGeometry,
     /// All cells, by [`CellIndex`].
     pub cells: Vec<Cell>,
+    /// Shared frame bodies (see `frames`), one per cell in `body_cells`; the buffers are kept
+    /// from tick to tick so that building them does not allocate.
+    pub view_bodies: Vec<Vec<u8>>,
+    /// Cells that have a shared frame body this tick.
+    pub body_cells: Vec<CellIndex>,
     /// Cells written to this tick, cleared at the start of the next.
     dirty: Vec<CellIndex>,
 }
@@ -55,13 +83,29 @@ pub struct CellGrid {
 impl CellGrid {
     /// An empty grid.
     pub fn new(geometry: GridGeometry) -> Self {
-        let cells = (0..geometry.cell_count())
-            .map(|_| Cell::default())
-            .collect();
-        Self {
-            geometry,
-            cells,
-            dirty: Vec::new(),
+        let cells = (0..geometry.cell_count()).map(|_| Cell::default()).collect();
+        Self { geometry, cells, view_bodies: Vec::new(), body_cells: Vec::new(), dirty: Vec::new() }
+    }
+
+    /// Asks for a shared frame body for clients in `cell` whose view did not change.
+    pub fn request_body(&mut self, cell: CellIndex) {
+        let slot = &mut self.cells[cell as usize].body_slot;
+        if *slot == NO_BODY {
+            *slot = self.body_cells.len() as u32;
+            self.body_cells.push(cell);
+        }
+    }
+
+    /// The shared frame body of `cell`, if one was built this tick.
+    #[inline]
+    pub fn body(&self, cell: CellIndex) -> Option<&[u8]> {
+        let slot = self.cells[cell as usize].body_slot;
+        (slot != NO_BODY).then(|| &self.view_bodies[slot as usize][..])
+    }
+
+    fn clear_bodies(&mut self) {
+        for index in self.body_cells.drain(..) {
+            self.cells[index as usize].body_slot = NO_BODY;
         }
     }
 
@@ -119,6 +163,7 @@ pub fn encode_cells(
     let table = &mut *table;
     let tick = clock.tick;
     grid.clear_dirty();
+    grid.clear_bodies();
     table.recycle_released();
     for id in 0..table.slots() as u32 {
         let replica = table.get(id);

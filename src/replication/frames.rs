@@ -9,19 +9,22 @@
 //! An entity that moves between two cells the client sees arrives as a removal followed by
 //! a spawn, so the client's mirror always equals the union of the cells in its view.
 //! A client being resynchronised has no P: it gets `reset` and the snapshot of all of C.
-
-use std::sync::Arc;
+//!
+//! Most clients' views do not change from one tick to the next, and then the frame body
+//! depends only on the client's cell. That body is built once per such cell (in parallel
+//! across cells) and each of those clients' frames is a header plus one copy of it.
 
 use bevy_ecs::prelude::*;
+use bevy_utils::Parallel;
 use components::TickClock;
 
 use crate::inbound::ConnectionId;
-use crate::net::outbox::Outbox;
+use crate::net::outbox::{OutboxWriter, Publish};
 use crate::protocol::{CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, put_varint};
 use crate::stats::Stats;
 
 use super::cells::{CellGrid, encode_requested_sections};
-use super::grid::CellRect;
+use super::grid::{CellIndex, CellRect};
 use super::records::Section;
 use super::table::{NO_CELL, NetId, ReplicaTable};
 use super::{FrameLimit, SharedStats};
@@ -32,7 +35,7 @@ pub struct Client {
     /// Its connection.
     pub connection: ConnectionId,
     /// Its frame queue.
-    pub outbox: Arc<Outbox>,
+    pub outbox: OutboxWriter,
 }
 
 /// What a client sees and has been told.
@@ -43,6 +46,8 @@ pub struct Viewer {
     pub view: Option<CellRect>,
     /// This tick's view, computed before assembly.
     pub next_view: Option<CellRect>,
+    /// The cell the client is in this tick.
+    pub cell: u32,
     /// Last input seq applied for this client.
     pub ack_seq: u32,
     /// Frames to this client were dropped: the next frame carries `reset`.
@@ -68,12 +73,14 @@ pub fn prepare_views(
         }
         let next = grid.geometry.view_of(cell);
         viewer.next_view = Some(next);
+        viewer.cell = cell;
         let previous = if viewer.needs_reset {
             None
         } else {
             viewer.view
         };
         if previous == Some(next) {
+            grid.request_body(cell);
             continue;
         }
         for (cx, cy) in next.cells() {
@@ -92,48 +99,103 @@ pub fn prepare_views(
         }
     }
     encode_requested_sections(grid, &table, clock.tick);
+    build_view_bodies(grid);
+}
+
+/// Builds the shared body of every cell in `body_cells`, in parallel.
+fn build_view_bodies(grid: &mut CellGrid) {
+    let mut bodies = std::mem::take(&mut grid.view_bodies);
+    let wanted = grid.body_cells.len();
+    if bodies.len() < wanted {
+        bodies.resize_with(wanted, Vec::new);
+    }
+    let grid_ref: &CellGrid = grid;
+    let build = |cells: &[CellIndex], out: &mut [Vec<u8>]| {
+        for (&cell, body) in cells.iter().zip(out) {
+            body.clear();
+            let view = grid_ref.geometry.view_of(cell);
+            write_body(body, grid_ref, Some(view), view);
+        }
+    };
+    let pool = bevy_tasks::ComputeTaskPool::get();
+    let chunk = wanted.div_ceil(pool.thread_num().max(1)).max(64);
+    if wanted <= chunk {
+        build(&grid_ref.body_cells, &mut bodies[..wanted]);
+    } else {
+        pool.scope(|scope| {
+            for (cells, out) in grid_ref.body_cells.chunks(chunk).zip(bodies[..wanted].chunks_mut(chunk)) {
+                scope.spawn(async move { build(cells, out) });
+            }
+        });
+    }
+    grid.view_bodies = bodies;
+}
+
+/// Per-thread tallies of one tick's frames, summed into [`Stats`] once per tick so the
+/// parallel loop does not bounce shared counters between cores.
+#[derive(Default)]
+pub struct FrameTally {
+    frames: u64,
+    bytes: u64,
+    resyncs: u64,
+    dropped: u64,
 }
 
 /// Assembles and submits every client's frame, in parallel across clients.
 pub fn assemble_frames(
-    mut viewers: Query<(&mut Viewer, &Client)>,
+    mut viewers: Query<(&mut Viewer, &mut Client)>,
     grid: Res<CellGrid>,
     clock: Res<TickClock>,
     limit: Res<FrameLimit>,
     stats: Res<SharedStats>,
+    mut tallies: Local<Parallel<FrameTally>>,
 ) {
     let tick = clock.tick as u32;
     let max_bytes = limit.0 as usize;
-    let stats: &Stats = &stats.0;
-    viewers.par_iter_mut().for_each(|(mut viewer, client)| {
+    let grid = &*grid;
+    let tallies_ref = &*tallies;
+    viewers.par_iter_mut().for_each(|(mut viewer, mut client)| {
         let Some(next) = viewer.next_view else { return };
-        let Some(mut buffer) = client.outbox.take_free() else {
-            // Slow reader: its buffers are all in flight. Drop this frame; resync later.
-            viewer.needs_reset = true;
-            Stats::bump(&stats.frames_dropped_slow_reader);
-            return;
-        };
-        let previous = if viewer.needs_reset {
-            None
-        } else {
-            viewer.view
-        };
-        write_frame(&mut buffer, &grid, previous, next, tick, viewer.ack_seq);
-        if buffer.len() > max_bytes {
-            client.outbox.give_back(buffer);
-            client.outbox.request_close(CloseReason::ViewTooLarge);
-            viewer.closing = true;
-            return;
-        }
-        if previous.is_none() && viewer.view.is_some() {
-            Stats::bump(&stats.resyncs);
-        }
-        Stats::bump(&stats.frames_submitted);
-        Stats::add(&stats.bytes_submitted, buffer.len() as u64);
-        client.outbox.submit(buffer);
-        viewer.view = Some(next);
-        viewer.needs_reset = false;
+        let previous = if viewer.needs_reset { None } else { viewer.view };
+        let ack_seq = viewer.ack_seq;
+        let mut length = 0;
+        let outcome = client.outbox.publish_with(|buffer| {
+            let shared = (previous == Some(next)).then(|| grid.body(viewer.cell)).flatten();
+            match shared {
+                Some(body) => write_frame_with_body(buffer, body, tick, ack_seq),
+                None => write_frame(buffer, grid, previous, next, tick, ack_seq),
+            }
+            length = buffer.len();
+            length <= max_bytes
+        });
+        tallies_ref.scope(|tally| match outcome {
+            Publish::Queued => {
+                tally.frames += 1;
+                tally.bytes += length as u64;
+                if previous.is_none() && viewer.view.is_some() {
+                    tally.resyncs += 1;
+                }
+                viewer.view = Some(next);
+                viewer.needs_reset = false;
+            }
+            Publish::Full => {
+                // Slow reader: every slot is in flight. Drop this frame; resync later.
+                tally.dropped += 1;
+                viewer.needs_reset = true;
+            }
+            Publish::Declined => {
+                client.outbox.request_close(CloseReason::ViewTooLarge);
+                viewer.closing = true;
+            }
+        });
     });
+    let stats: &Stats = &stats.0;
+    for tally in tallies.iter_mut() {
+        Stats::add(&stats.frames_submitted, std::mem::take(&mut tally.frames));
+        Stats::add(&stats.bytes_submitted, std::mem::take(&mut tally.bytes));
+        Stats::add(&stats.resyncs, std::mem::take(&mut tally.resyncs));
+        Stats::add(&stats.frames_dropped_slow_reader, std::mem::take(&mut tally.dropped));
+    }
 }
 
 /// Writes one whole state frame (length prefix included) into `out`.
@@ -145,6 +207,33 @@ pub fn write_frame(
     tick: u32,
     ack_seq: u32,
 ) {
+    let start = write_header(out, tick, ack_seq, previous.is_none());
+    write_body(out, grid, previous, next);
+    finish_frame(out, start);
+}
+
+/// Writes a whole state frame around an already built body (no reset).
+#[inline]
+fn write_frame_with_body(out: &mut Vec<u8>, body: &[u8], tick: u32, ack_seq: u32) {
+    let start = write_header(out, tick, ack_seq, false);
+    out.extend_from_slice(body);
+    finish_frame(out, start);
+}
+
+/// Writes the frame's length prefix (to be finished) and the fields before the records.
+#[inline]
+fn write_header(out: &mut Vec<u8>, tick: u32, ack_seq: u32, reset: bool) -> usize {
+    let start = begin_frame(out);
+    out.push(SERVER_FRAME_KIND);
+    put_varint(out, u64::from(tick));
+    put_varint(out, u64::from(ack_seq));
+    out.push(u8::from(reset));
+    start
+}
+
+/// Writes the removed, spawned and updated records for a view going from `previous` to
+/// `next`.
+fn write_body(out: &mut Vec<u8>, grid: &CellGrid, previous: Option<CellRect>, next: CellRect) {
     let geometry = &grid.geometry;
     let cell = |cx, cy| &grid.cells[geometry.index(cx, cy) as usize];
     let in_previous = |cx, cy| previous.is_some_and(|p: CellRect| p.contains(cx, cy));
@@ -164,11 +253,7 @@ pub fn write_frame(
     let spawned_sections = || {
         next.cells().map(move |(cx, cy)| {
             let c = cell(cx, cy);
-            if in_previous(cx, cy) {
-                &c.entered
-            } else {
-                &c.snapshot
-            }
+            if in_previous(cx, cy) { &c.entered } else { &c.snapshot }
         })
     };
     let updated_sections = || {
@@ -176,16 +261,9 @@ pub fn write_frame(
             .filter(move |&(cx, cy)| in_previous(cx, cy))
             .map(move |(cx, cy)| &cell(cx, cy).updated)
     };
-
-    let start = begin_frame(out);
-    out.push(SERVER_FRAME_KIND);
-    put_varint(out, u64::from(tick));
-    put_varint(out, u64::from(ack_seq));
-    out.push(u8::from(previous.is_none()));
     append_sections(out, removed_sections);
     append_sections(out, spawned_sections);
     append_sections(out, updated_sections);
-    finish_frame(out, start);
 }
 
 /// Writes a postcard `Vec` made of the records of several sections: total count, then bytes.
