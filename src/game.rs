@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::inbound::InboundReceiver;
-use crate::ingest::{Connections, Inbound, SpawnRng, WelcomeTemplate, ingest};
+use crate::ingest::{Connections, Inbound, LatestInputs, SpawnRng, WelcomeTemplate, apply_inputs, ingest};
 use crate::protocol::{POSITION_SCALE, Welcome};
 use crate::replication::cells::CellGrid;
 use crate::replication::grid::GridGeometry;
@@ -51,6 +51,7 @@ impl GameBuilder {
         });
         world.insert_resource(Inbound(inbound));
         world.insert_resource(Connections::default());
+        world.insert_resource(LatestInputs::default());
         world.insert_resource(SpawnRng::new(config.spawn_seed));
         world.insert_resource(CellGrid::new(geometry));
         world.insert_resource(FrameLimit(config.max_outbound_frame_bytes));
@@ -84,7 +85,7 @@ impl GameBuilder {
             )
                 .chain(),
         );
-        schedule.add_systems(ingest.in_set(TickSet::Ingest));
+        schedule.add_systems((ingest, apply_inputs).chain().in_set(TickSet::Ingest));
         replication::add_systems(&mut schedule);
         Self {
             world,

@@ -94,8 +94,9 @@ impl Harness {
     pub fn messages(&mut self, connection: ConnectionId) -> Vec<ServerMessage> {
         let outbox = self.outboxes.get_mut(&connection).expect("a joined connection");
         let mut messages = Vec::new();
-        while let Some(bytes) = outbox.front() {
-            let mut rest = bytes;
+        while let Some(slot) = outbox.front() {
+            let bytes = slot.to_vec();
+            let mut rest = &bytes[..];
             while !rest.is_empty() {
                 let length = u32::from_le_bytes(rest[..FRAME_HEADER_BYTES].try_into().unwrap()) as usize;
                 let body = &rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + length];
@@ -112,8 +113,8 @@ impl Harness {
     pub fn write_all_frames(&mut self) -> usize {
         let mut bytes = 0;
         for outbox in self.outboxes.values_mut() {
-            while let Some(frame) = outbox.front() {
-                bytes += frame.len();
+            while let Some(slot) = outbox.front() {
+                bytes += slot.len();
                 outbox.release();
             }
         }

@@ -6,22 +6,22 @@ use std::sync::atomic::Ordering;
 
 use ahash::AHashMap;
 use bevy_ecs::prelude::*;
-use components::{MoveIntent, Player, Position, WorldBounds};
+use components::{MoveIntent, Player, Position, TickClock, WorldBounds};
 
 use crate::inbound::{ConnectionId, InboundReceiver, Lifecycle};
-use crate::protocol::{ServerMessage, Welcome, encode_frame, quantize};
+use crate::protocol::{Input, ServerMessage, Welcome, encode_frame, quantize};
 use crate::replication::SharedStats;
 use crate::replication::frames::{Client, Viewer};
-use crate::replication::table::ReplicaTable;
+use crate::replication::table::{NetId, ReplicaTable};
 use crate::stats::Stats;
 
 /// The tick's ends of the inbound queues.
 #[derive(Resource)]
 pub struct Inbound(pub InboundReceiver);
 
-/// Which entity plays for which connection.
+/// Which entity (and wire id) plays for which connection.
 #[derive(Resource, Default)]
-pub struct Connections(pub AHashMap<ConnectionId, Entity>);
+pub struct Connections(pub AHashMap<ConnectionId, (Entity, NetId)>);
 
 /// Session parameters sent to every joining client (with its own player id filled in).
 #[derive(Resource)]
@@ -52,7 +52,7 @@ impl SpawnRng {
     }
 }
 
-/// Drains joins and leaves, then inputs.
+/// Drains joins and leaves, then records the latest input of each player.
 pub fn ingest(world: &mut World) {
     let (lifecycle, inputs) = {
         let inbound = &world.resource::<Inbound>().0;
@@ -62,7 +62,7 @@ pub fn ingest(world: &mut World) {
         match event {
             Lifecycle::Join(join) => spawn_player(world, join),
             Lifecycle::Leave(leave) => {
-                if let Some(entity) = world
+                if let Some((entity, _)) = world
                     .resource_mut::<Connections>()
                     .0
                     .remove(&leave.connection)
@@ -78,25 +78,58 @@ pub fn ingest(world: &mut World) {
             }
         }
     }
+    let tick = world.resource::<TickClock>().tick;
     let stats = world.resource::<SharedStats>().0.clone();
-    for event in inputs.try_iter() {
-        let Some(&entity) = world.resource::<Connections>().0.get(&event.connection) else {
-            Stats::bump(&stats.inputs_for_unknown_connection);
-            continue;
-        };
-        let mut player = world.entity_mut(entity);
-        let input = event.input;
-        if let Some(mut intent) = player.get_mut::<MoveIntent>() {
-            let next = MoveIntent::from_direction(f32::from(input.dir_x), f32::from(input.dir_y));
-            if *intent != next {
-                *intent = next;
-            }
+    world.resource_scope(|world, mut latest: Mut<LatestInputs>| {
+        let connections = &world.resource::<Connections>().0;
+        let (mut applied, mut unknown) = (0, 0);
+        for event in inputs.try_iter() {
+            let Some(&(_, id)) = connections.get(&event.connection) else {
+                unknown += 1;
+                continue;
+            };
+            latest.record(id, tick, event.input);
+            applied += 1;
         }
-        if let Some(mut viewer) = player.get_mut::<Viewer>() {
-            viewer.ack_seq = input.seq;
+        Stats::add(&stats.inputs_applied, applied);
+        Stats::add(&stats.inputs_for_unknown_connection, unknown);
+    });
+}
+
+/// The latest input of each player this tick, by wire id: ingest writes it from the queue
+/// (one hash lookup per input), [`apply_inputs`] reads it in parallel over players.
+#[derive(Resource, Default)]
+pub struct LatestInputs(Vec<(u64, Input)>);
+
+impl LatestInputs {
+    fn record(&mut self, id: NetId, tick: u64, input: Input) {
+        let index = id.0 as usize;
+        if index >= self.0.len() {
+            self.0.resize(index + 1, (0, Input { seq: 0, dir_x: 0, dir_y: 0 }));
         }
-        Stats::bump(&stats.inputs_applied);
+        self.0[index] = (tick, input);
     }
+
+    fn this_tick(&self, id: NetId, tick: u64) -> Option<Input> {
+        self.0.get(id.0 as usize).filter(|(stamp, _)| *stamp == tick).map(|(_, input)| *input)
+    }
+}
+
+/// Turns each player's latest input of this tick into its [`MoveIntent`] and acknowledges it.
+pub fn apply_inputs(
+    mut players: Query<(&NetId, &mut MoveIntent, &mut Viewer)>,
+    latest: Res<LatestInputs>,
+    clock: Res<TickClock>,
+) {
+    let tick = clock.tick;
+    players.par_iter_mut().for_each(|(id, mut intent, mut viewer)| {
+        let Some(input) = latest.this_tick(*id, tick) else { return };
+        let next = MoveIntent::from_direction(f32::from(input.dir_x), f32::from(input.dir_y));
+        if *intent != next {
+            *intent = next;
+        }
+        viewer.ack_seq = input.seq;
+    });
 }
 
 fn spawn_player(world: &mut World, join: crate::inbound::Join) {
@@ -127,7 +160,7 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
     world
         .resource_mut::<Connections>()
         .0
-        .insert(join.connection, entity);
+        .insert(join.connection, (entity, id));
     Stats::bump(&world.resource::<SharedStats>().0.players_connected);
 
     let mut welcome = world.resource::<WelcomeTemplate>().0.clone();
@@ -135,8 +168,8 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
     let message = ServerMessage::Welcome(welcome);
     if let Some(mut client) = world.get_mut::<Client>(entity) {
         // A fresh outbox always has a free slot.
-        client.outbox.publish_with(|buffer| {
-            encode_frame(&message, buffer);
+        client.outbox.publish_with(|slot| {
+            encode_frame(&message, &mut slot.head);
             true
         });
     }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Buf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -242,8 +243,10 @@ async fn session(
                 return Ending::Close(CloseReason::Shutdown, "server shutting down".into());
             }
             _ = outbox.woken() => {
-                while let Some(frame) = outbox.front() {
-                    let written = wr.write_all(frame).await;
+                while let Some(slot) = outbox.front() {
+                    let (head, shared) = slot.parts();
+                    // One vectored write of the client's own bytes and the shared body.
+                    let written = wr.write_all_buf(&mut Buf::chain(head, shared)).await;
                     outbox.release();
                     if written.is_err() {
                         return Ending::Broken;

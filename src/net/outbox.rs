@@ -1,6 +1,11 @@
 //! The hand-off of frames from the tick thread to one connection's task: a single-producer,
 //! single-consumer ring of reusable frame buffers.
 //!
+//! A slot holds one frame as two parts: `head`, bytes written for this client only, and
+//! optionally `shared`, a body shared by every client in the same cell with the same view
+//! (built once per tick, referenced rather than copied; the socket write gathers both parts
+//! with one vectored write).
+//!
 //! The tick (through the [`OutboxWriter`] held by the client's entity) fills the next free
 //! slot in place and publishes it; the connection task (through the [`OutboxReader`]) writes
 //! the oldest published slot to its socket and then releases it. Nothing is allocated in
@@ -13,6 +18,7 @@
 //! the wake-up and the slot headers sit together, a handful of cache lines per client.
 
 use std::cell::UnsafeCell;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -29,7 +35,42 @@ struct Shared {
     released: AtomicUsize,
     close: AtomicU8,
     wake: Notify,
-    slots: Box<[UnsafeCell<Vec<u8>>]>,
+    slots: Box<[UnsafeCell<FrameSlot>]>,
+}
+
+/// A frame body shared by several clients' frames.
+pub type SharedBody = Arc<Vec<u8>>;
+
+/// One frame: `head` followed by `shared`, if any.
+#[derive(Default, Debug)]
+pub struct FrameSlot {
+    /// Bytes for this client only; starts with the frame's length prefix.
+    pub head: Vec<u8>,
+    /// A body shared with other clients, sent right after `head`.
+    pub shared: Option<SharedBody>,
+}
+
+impl FrameSlot {
+    /// The frame's two parts, in order.
+    pub fn parts(&self) -> (&[u8], &[u8]) {
+        (&self.head, self.shared.as_deref().map_or(&[][..], |body| &body[..]))
+    }
+
+    /// Total length of the frame in bytes.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.shared.as_ref().map_or(0, |body| body.len())
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole frame in one buffer (tests and tools; allocates).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let (head, shared) = self.parts();
+        [head, shared].concat()
+    }
 }
 
 // SAFETY: a slot is accessed either by the writer (while it is free: index in
@@ -49,7 +90,9 @@ pub struct OutboxReader(Arc<Shared>);
 
 /// Creates an outbox with `slots` frame buffers (at least 2: one being written, one queued).
 pub fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
-    let slots = (0..slots.max(2)).map(|_| UnsafeCell::new(Vec::with_capacity(256))).collect();
+    let slots = (0..slots.max(2))
+        .map(|_| UnsafeCell::new(FrameSlot { head: Vec::with_capacity(64), shared: None }))
+        .collect();
     let shared = Arc::new(Shared {
         published: AtomicUsize::new(0),
         released: AtomicUsize::new(0),
@@ -74,7 +117,7 @@ pub enum Publish {
 impl OutboxWriter {
     /// Fills the next free slot (passed in empty) with `fill` and publishes it if `fill`
     /// returns true.
-    pub fn publish_with(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> bool) -> Publish {
+    pub fn publish_with(&mut self, fill: impl FnOnce(&mut FrameSlot) -> bool) -> Publish {
         let shared = &*self.0;
         let published = shared.published.load(Ordering::Relaxed);
         let released = shared.released.load(Ordering::Acquire);
@@ -83,9 +126,10 @@ impl OutboxWriter {
         }
         // SAFETY: the slot at `published` is free (see `Shared`), and only this unique
         // writer touches free slots.
-        let buffer = unsafe { &mut *shared.slots[published % shared.slots.len()].get() };
-        buffer.clear();
-        if !fill(buffer) {
+        let slot = unsafe { &mut *shared.slots[published % shared.slots.len()].get() };
+        slot.head.clear();
+        slot.shared = None;
+        if !fill(slot) {
             return Publish::Declined;
         }
         shared.published.store(published + 1, Ordering::Release);
@@ -102,23 +146,25 @@ impl OutboxWriter {
 
 impl OutboxReader {
     /// The oldest published frame, if any. It stays valid until [`OutboxReader::release`].
-    pub fn front(&self) -> Option<&[u8]> {
+    pub fn front(&mut self) -> Option<&mut FrameSlot> {
         let shared = &*self.0;
         let released = shared.released.load(Ordering::Relaxed);
         if released == shared.published.load(Ordering::Acquire) {
             return None;
         }
         // SAFETY: the slot at `released` is published, so the writer does not touch it until
-        // this reader releases it.
-        let slot: &Vec<u8> = unsafe { &*shared.slots[released % shared.slots.len()].get() };
-        Some(slot.as_slice())
+        // this unique reader releases it.
+        Some(unsafe { &mut *shared.slots[released % shared.slots.len()].get() })
     }
 
-    /// Gives the frame returned by [`OutboxReader::front`] back to the writer.
+    /// Gives the frame returned by [`OutboxReader::front`] back to the writer, dropping its
+    /// reference to any shared body first (so the tick can reuse that body's memory).
     pub fn release(&mut self) {
         let shared = &*self.0;
         let released = shared.released.load(Ordering::Relaxed);
         if released != shared.published.load(Ordering::Acquire) {
+            // SAFETY: as in `front`: the slot is still this reader's until the store below.
+            unsafe { (*shared.slots[released % shared.slots.len()].get()).shared = None };
             shared.released.store(released + 1, Ordering::Release);
         }
     }
@@ -144,8 +190,8 @@ mod tests {
     use super::*;
 
     fn frame(writer: &mut OutboxWriter, bytes: &[u8]) -> Publish {
-        writer.publish_with(|buffer| {
-            buffer.extend_from_slice(bytes);
+        writer.publish_with(|slot| {
+            slot.head.extend_from_slice(bytes);
             true
         })
     }
@@ -158,12 +204,12 @@ mod tests {
         }
         assert_eq!(frame(&mut writer, b"x"), Publish::Full);
         assert_eq!(reader.queued(), 3);
-        assert_eq!(reader.front(), Some(&[0u8][..]));
+        assert_eq!(reader.front().unwrap().to_vec(), vec![0u8]);
         reader.release();
         assert_eq!(frame(&mut writer, &[3]), Publish::Queued, "a released slot is reused");
         let mut seen = Vec::new();
-        while let Some(bytes) = reader.front() {
-            seen.push(bytes[0]);
+        while let Some(slot) = reader.front() {
+            seen.push(slot.head[0]);
             reader.release();
         }
         assert_eq!(seen, vec![1, 2, 3], "frames come out in order");
@@ -172,7 +218,7 @@ mod tests {
     #[test]
     fn a_declined_frame_leaves_the_slot_free() {
         let (mut writer, reader) = outbox(2);
-        assert_eq!(writer.publish_with(|b| !b.is_empty()), Publish::Declined);
+        assert_eq!(writer.publish_with(|slot| !slot.is_empty()), Publish::Declined);
         assert_eq!(reader.queued(), 0);
     }
 
@@ -182,8 +228,8 @@ mod tests {
         let consumer = std::thread::spawn(move || {
             let mut next = 0u32;
             while next < 10_000 {
-                if let Some(bytes) = reader.front() {
-                    assert_eq!(u32::from_le_bytes(bytes.try_into().unwrap()), next);
+                if let Some(slot) = reader.front() {
+                    assert_eq!(u32::from_le_bytes(slot.head[..].try_into().unwrap()), next);
                     next += 1;
                     reader.release();
                 }
@@ -196,6 +242,21 @@ mod tests {
             }
         }
         consumer.join().unwrap();
+    }
+
+    #[test]
+    fn released_frames_drop_their_shared_body_reference() {
+        let (mut writer, mut reader) = outbox(2);
+        let body: SharedBody = Arc::new(vec![1, 2, 3]);
+        writer.publish_with(|slot| {
+            slot.head.push(0);
+            slot.shared = Some(body.clone());
+            true
+        });
+        assert_eq!(reader.front().unwrap().to_vec(), vec![0, 1, 2, 3]);
+        assert_eq!(Arc::strong_count(&body), 2);
+        reader.release();
+        assert_eq!(Arc::strong_count(&body), 1, "the tick may reuse the body now");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use bevy_ecs::prelude::*;
 use components::TickClock;
 
 use super::grid::{CellIndex, GridGeometry};
+use crate::net::outbox::SharedBody;
 use super::records::Section;
 use super::table::{NO_CELL, ReplicaTable};
 
@@ -71,9 +72,10 @@ pub struct CellGrid {
     pub geometry: GridGeometry,
     /// All cells, by [`CellIndex`].
     pub cells: Vec<Cell>,
-    /// Shared frame bodies (see `frames`), one per cell in `body_cells`; the buffers are kept
-    /// from tick to tick so that building them does not allocate.
-    pub view_bodies: Vec<Vec<u8>>,
+    /// Shared frame bodies (see `frames`), one per cell in `body_cells`. Kept from tick to
+    /// tick and rebuilt in place once every client has written the previous tick's frames, so
+    /// that building them does not allocate.
+    pub view_bodies: Vec<SharedBody>,
     /// Cells that have a shared frame body this tick.
     pub body_cells: Vec<CellIndex>,
     /// Cells written to this tick, cleared at the start of the next.
@@ -98,9 +100,9 @@ impl CellGrid {
 
     /// The shared frame body of `cell`, if one was built this tick.
     #[inline]
-    pub fn body(&self, cell: CellIndex) -> Option<&[u8]> {
+    pub fn body(&self, cell: CellIndex) -> Option<&SharedBody> {
         let slot = self.cells[cell as usize].body_slot;
-        (slot != NO_BODY).then(|| &self.view_bodies[slot as usize][..])
+        (slot != NO_BODY).then(|| &self.view_bodies[slot as usize])
     }
 
     fn clear_bodies(&mut self) {

@@ -19,8 +19,12 @@ use bevy_utils::Parallel;
 use components::TickClock;
 
 use crate::inbound::ConnectionId;
-use crate::net::outbox::{OutboxWriter, Publish};
-use crate::protocol::{CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, put_varint};
+use std::sync::Arc;
+
+use crate::net::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody};
+use crate::protocol::{
+    CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, finish_frame_followed_by, put_varint,
+};
 use crate::stats::Stats;
 
 use super::cells::{CellGrid, encode_requested_sections};
@@ -102,19 +106,25 @@ pub fn prepare_views(
     build_view_bodies(grid);
 }
 
-/// Builds the shared body of every cell in `body_cells`, in parallel.
+/// Builds the shared body of every cell in `body_cells`, in parallel. A body still
+/// referenced by a frame not yet written (a lagging connection task) is left to that frame and
+/// replaced by a new one; otherwise the memory is reused.
 fn build_view_bodies(grid: &mut CellGrid) {
     let mut bodies = std::mem::take(&mut grid.view_bodies);
     let wanted = grid.body_cells.len();
     if bodies.len() < wanted {
-        bodies.resize_with(wanted, Vec::new);
+        bodies.resize_with(wanted, SharedBody::default);
     }
     let grid_ref: &CellGrid = grid;
-    let build = |cells: &[CellIndex], out: &mut [Vec<u8>]| {
+    let build = |cells: &[CellIndex], out: &mut [SharedBody]| {
         for (&cell, body) in cells.iter().zip(out) {
-            body.clear();
+            if Arc::get_mut(body).is_none() {
+                *body = SharedBody::default();
+            }
+            let bytes = Arc::get_mut(body).expect("a body no frame refers to");
+            bytes.clear();
             let view = grid_ref.geometry.view_of(cell);
-            write_body(body, grid_ref, Some(view), view);
+            write_body(bytes, grid_ref, Some(view), view);
         }
     };
     let pool = bevy_tasks::ComputeTaskPool::get();
@@ -159,13 +169,13 @@ pub fn assemble_frames(
         let previous = if viewer.needs_reset { None } else { viewer.view };
         let ack_seq = viewer.ack_seq;
         let mut length = 0;
-        let outcome = client.outbox.publish_with(|buffer| {
+        let outcome = client.outbox.publish_with(|slot| {
             let shared = (previous == Some(next)).then(|| grid.body(viewer.cell)).flatten();
             match shared {
-                Some(body) => write_frame_with_body(buffer, body, tick, ack_seq),
-                None => write_frame(buffer, grid, previous, next, tick, ack_seq),
+                Some(body) => write_frame_with_shared_body(slot, body, tick, ack_seq),
+                None => write_frame(&mut slot.head, grid, previous, next, tick, ack_seq),
             }
-            length = buffer.len();
+            length = slot.len();
             length <= max_bytes
         });
         tallies_ref.scope(|tally| match outcome {
@@ -212,12 +222,12 @@ pub fn write_frame(
     finish_frame(out, start);
 }
 
-/// Writes a whole state frame around an already built body (no reset).
+/// Writes a state frame (no reset) made of this client's header and a shared body.
 #[inline]
-fn write_frame_with_body(out: &mut Vec<u8>, body: &[u8], tick: u32, ack_seq: u32) {
-    let start = write_header(out, tick, ack_seq, false);
-    out.extend_from_slice(body);
-    finish_frame(out, start);
+fn write_frame_with_shared_body(slot: &mut FrameSlot, body: &SharedBody, tick: u32, ack_seq: u32) {
+    let start = write_header(&mut slot.head, tick, ack_seq, false);
+    finish_frame_followed_by(&mut slot.head, start, body.len());
+    slot.shared = Some(body.clone());
 }
 
 /// Writes the frame's length prefix (to be finished) and the fields before the records.
