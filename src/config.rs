@@ -212,9 +212,7 @@ impl ConfigLayer {
             tick_hz: self.tick_hz.unwrap_or(d.tick_hz),
             world_size,
             interest_radius,
-            cell_size: self
-                .cell_size
-                .unwrap_or(interest_radius.min(world_size)),
+            cell_size: self.cell_size.unwrap_or(interest_radius.min(world_size)),
             max_players: self.max_players.unwrap_or(d.max_players),
             max_inbound_frame_bytes: self
                 .max_inbound_frame_bytes

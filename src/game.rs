@@ -6,12 +6,15 @@ use std::sync::Arc;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleBuildSettings, SingleThreadedExecutor};
 use bevy_ecs::system::ScheduleSystem;
+use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
 use components::{Gameplay, TickClock, TickSet, WorldBounds};
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::inbound::InboundReceiver;
-use crate::ingest::{Connections, Inbound, LatestInputs, SpawnRng, WelcomeTemplate, apply_inputs, ingest};
+use crate::ingest::{
+    Connections, Inbound, LatestInputs, SpawnRng, WelcomeTemplate, apply_inputs, ingest,
+};
 use crate::protocol::{POSITION_SCALE, Welcome};
 use crate::replication::cells::CellGrid;
 use crate::replication::grid::GridGeometry;
@@ -38,6 +41,14 @@ impl GameBuilder {
     /// A world configured from `config`, fed by `inbound`, with the engine's own phases
     /// (ingest, replicate, flush) and no gameplay yet.
     pub fn new(config: &Config, inbound: InboundReceiver, stats: Arc<Stats>) -> Self {
+        // The pool is process-wide: the first simulation built sizes it.
+        let sim_threads = config.sim_threads;
+        ComputeTaskPool::get_or_init(|| {
+            TaskPoolBuilder::new()
+                .num_threads(sim_threads)
+                .thread_name("throng-sim".into())
+                .build()
+        });
         let mut world = World::new();
         let geometry = GridGeometry::new(
             config.world_size,

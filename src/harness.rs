@@ -92,13 +92,17 @@ impl Harness {
 
     /// Takes the messages queued for `connection`, decoded (allocates: tests only).
     pub fn messages(&mut self, connection: ConnectionId) -> Vec<ServerMessage> {
-        let outbox = self.outboxes.get_mut(&connection).expect("a joined connection");
+        let outbox = self
+            .outboxes
+            .get_mut(&connection)
+            .expect("a joined connection");
         let mut messages = Vec::new();
         while let Some(slot) = outbox.front() {
             let bytes = slot.to_vec();
             let mut rest = &bytes[..];
             while !rest.is_empty() {
-                let length = u32::from_le_bytes(rest[..FRAME_HEADER_BYTES].try_into().unwrap()) as usize;
+                let length =
+                    u32::from_le_bytes(rest[..FRAME_HEADER_BYTES].try_into().unwrap()) as usize;
                 let body = &rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + length];
                 messages.push(decode_server_message(body).expect("server frames decode"));
                 rest = &rest[FRAME_HEADER_BYTES + length..];

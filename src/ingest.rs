@@ -105,13 +105,26 @@ impl LatestInputs {
     fn record(&mut self, id: NetId, tick: u64, input: Input) {
         let index = id.0 as usize;
         if index >= self.0.len() {
-            self.0.resize(index + 1, (0, Input { seq: 0, dir_x: 0, dir_y: 0 }));
+            self.0.resize(
+                index + 1,
+                (
+                    0,
+                    Input {
+                        seq: 0,
+                        dir_x: 0,
+                        dir_y: 0,
+                    },
+                ),
+            );
         }
         self.0[index] = (tick, input);
     }
 
     fn this_tick(&self, id: NetId, tick: u64) -> Option<Input> {
-        self.0.get(id.0 as usize).filter(|(stamp, _)| *stamp == tick).map(|(_, input)| *input)
+        self.0
+            .get(id.0 as usize)
+            .filter(|(stamp, _)| *stamp == tick)
+            .map(|(_, input)| *input)
     }
 }
 
@@ -122,14 +135,18 @@ pub fn apply_inputs(
     clock: Res<TickClock>,
 ) {
     let tick = clock.tick;
-    players.par_iter_mut().for_each(|(id, mut intent, mut viewer)| {
-        let Some(input) = latest.this_tick(*id, tick) else { return };
-        let next = MoveIntent::from_direction(f32::from(input.dir_x), f32::from(input.dir_y));
-        if *intent != next {
-            *intent = next;
-        }
-        viewer.ack_seq = input.seq;
-    });
+    players
+        .par_iter_mut()
+        .for_each(|(id, mut intent, mut viewer)| {
+            let Some(input) = latest.this_tick(*id, tick) else {
+                return;
+            };
+            let next = MoveIntent::from_direction(f32::from(input.dir_x), f32::from(input.dir_y));
+            if *intent != next {
+                *intent = next;
+            }
+            viewer.ack_seq = input.seq;
+        });
 }
 
 fn spawn_player(world: &mut World, join: crate::inbound::Join) {

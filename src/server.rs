@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::World;
-use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
 
@@ -66,14 +65,6 @@ impl ServerHandle {
         config: Config,
         gameplay: impl FnOnce(&mut GameBuilder),
     ) -> Result<Self, StartError> {
-        let sim_threads = config.sim_threads;
-        ComputeTaskPool::get_or_init(|| {
-            TaskPoolBuilder::new()
-                .num_threads(sim_threads)
-                .thread_name("throng-sim".into())
-                .build()
-        });
-
         let stats = Arc::new(Stats::default());
         let (inbound_tx, inbound_rx) =
             inbound_queues(config.max_players, config.input_queue_capacity);

@@ -75,7 +75,10 @@ async fn leaving_players_are_removed_from_every_view_and_despawned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entity_walking_past_appears_updates_then_disappears() {
     // 1000 x 1000 world, radius 100, cells of 50: a client sees 2 cells each way.
-    let server = start_server(ConfigLayer { cell_size: Some(50.0), ..world(1000.0, 100.0) });
+    let server = start_server(ConfigLayer {
+        cell_size: Some(50.0),
+        ..world(1000.0, 100.0)
+    });
     let mut observer = connect(&server, "observer").await;
     let mut walker = connect(&server, "walker").await;
     let (observer_id, walker_id) = (observer.player_id(), walker.player_id());

@@ -53,7 +53,10 @@ pub struct FrameSlot {
 impl FrameSlot {
     /// The frame's two parts, in order.
     pub fn parts(&self) -> (&[u8], &[u8]) {
-        (&self.head, self.shared.as_deref().map_or(&[][..], |body| &body[..]))
+        (
+            &self.head,
+            self.shared.as_deref().map_or(&[][..], |body| &body[..]),
+        )
     }
 
     /// Total length of the frame in bytes.
@@ -91,7 +94,12 @@ pub struct OutboxReader(Arc<Shared>);
 /// Creates an outbox with `slots` frame buffers (at least 2: one being written, one queued).
 pub fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
     let slots = (0..slots.max(2))
-        .map(|_| UnsafeCell::new(FrameSlot { head: Vec::with_capacity(64), shared: None }))
+        .map(|_| {
+            UnsafeCell::new(FrameSlot {
+                head: Vec::with_capacity(64),
+                shared: None,
+            })
+        })
         .collect();
     let shared = Arc::new(Shared {
         published: AtomicUsize::new(0),
@@ -171,7 +179,9 @@ impl OutboxReader {
 
     /// The close the tick asked for, if any.
     pub fn requested_close(&self) -> Option<CloseReason> {
-        CloseReason::ALL.get(self.0.close.load(Ordering::Acquire) as usize).copied()
+        CloseReason::ALL
+            .get(self.0.close.load(Ordering::Acquire) as usize)
+            .copied()
     }
 
     /// Resolves once the tick has published a frame or asked for a close since the last call.
@@ -206,7 +216,11 @@ mod tests {
         assert_eq!(reader.queued(), 3);
         assert_eq!(reader.front().unwrap().to_vec(), vec![0u8]);
         reader.release();
-        assert_eq!(frame(&mut writer, &[3]), Publish::Queued, "a released slot is reused");
+        assert_eq!(
+            frame(&mut writer, &[3]),
+            Publish::Queued,
+            "a released slot is reused"
+        );
         let mut seen = Vec::new();
         while let Some(slot) = reader.front() {
             seen.push(slot.head[0]);
@@ -218,7 +232,10 @@ mod tests {
     #[test]
     fn a_declined_frame_leaves_the_slot_free() {
         let (mut writer, reader) = outbox(2);
-        assert_eq!(writer.publish_with(|slot| !slot.is_empty()), Publish::Declined);
+        assert_eq!(
+            writer.publish_with(|slot| !slot.is_empty()),
+            Publish::Declined
+        );
         assert_eq!(reader.queued(), 0);
     }
 
@@ -256,7 +273,11 @@ mod tests {
         assert_eq!(reader.front().unwrap().to_vec(), vec![0, 1, 2, 3]);
         assert_eq!(Arc::strong_count(&body), 2);
         reader.release();
-        assert_eq!(Arc::strong_count(&body), 1, "the tick may reuse the body now");
+        assert_eq!(
+            Arc::strong_count(&body),
+            1,
+            "the tick may reuse the body now"
+        );
     }
 
     #[test]

@@ -16,9 +16,9 @@ use bevy_ecs::prelude::*;
 use components::TickClock;
 
 use super::grid::{CellIndex, GridGeometry};
-use crate::net::outbox::SharedBody;
 use super::records::Section;
 use super::table::{NO_CELL, ReplicaTable};
+use crate::net::outbox::SharedBody;
 
 /// The encoded data of one grid cell for the current tick.
 #[derive(Debug)]
@@ -85,8 +85,16 @@ pub struct CellGrid {
 impl CellGrid {
     /// An empty grid.
     pub fn new(geometry: GridGeometry) -> Self {
-        let cells = (0..geometry.cell_count()).map(|_| Cell::default()).collect();
-        Self { geometry, cells, view_bodies: Vec::new(), body_cells: Vec::new(), dirty: Vec::new() }
+        let cells = (0..geometry.cell_count())
+            .map(|_| Cell::default())
+            .collect();
+        Self {
+            geometry,
+            cells,
+            view_bodies: Vec::new(),
+            body_cells: Vec::new(),
+            dirty: Vec::new(),
+        }
     }
 
     /// Asks for a shared frame body for clients in `cell` whose view did not change.

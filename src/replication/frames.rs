@@ -133,7 +133,11 @@ fn build_view_bodies(grid: &mut CellGrid) {
         build(&grid_ref.body_cells, &mut bodies[..wanted]);
     } else {
         pool.scope(|scope| {
-            for (cells, out) in grid_ref.body_cells.chunks(chunk).zip(bodies[..wanted].chunks_mut(chunk)) {
+            for (cells, out) in grid_ref
+                .body_cells
+                .chunks(chunk)
+                .zip(bodies[..wanted].chunks_mut(chunk))
+            {
                 scope.spawn(async move { build(cells, out) });
             }
         });
@@ -166,11 +170,17 @@ pub fn assemble_frames(
     let tallies_ref = &*tallies;
     viewers.par_iter_mut().for_each(|(mut viewer, mut client)| {
         let Some(next) = viewer.next_view else { return };
-        let previous = if viewer.needs_reset { None } else { viewer.view };
+        let previous = if viewer.needs_reset {
+            None
+        } else {
+            viewer.view
+        };
         let ack_seq = viewer.ack_seq;
         let mut length = 0;
         let outcome = client.outbox.publish_with(|slot| {
-            let shared = (previous == Some(next)).then(|| grid.body(viewer.cell)).flatten();
+            let shared = (previous == Some(next))
+                .then(|| grid.body(viewer.cell))
+                .flatten();
             match shared {
                 Some(body) => write_frame_with_shared_body(slot, body, tick, ack_seq),
                 None => write_frame(&mut slot.head, grid, previous, next, tick, ack_seq),
@@ -204,7 +214,10 @@ pub fn assemble_frames(
         Stats::add(&stats.frames_submitted, std::mem::take(&mut tally.frames));
         Stats::add(&stats.bytes_submitted, std::mem::take(&mut tally.bytes));
         Stats::add(&stats.resyncs, std::mem::take(&mut tally.resyncs));
-        Stats::add(&stats.frames_dropped_slow_reader, std::mem::take(&mut tally.dropped));
+        Stats::add(
+            &stats.frames_dropped_slow_reader,
+            std::mem::take(&mut tally.dropped),
+        );
     }
 }
 
@@ -263,7 +276,11 @@ fn write_body(out: &mut Vec<u8>, grid: &CellGrid, previous: Option<CellRect>, ne
     let spawned_sections = || {
         next.cells().map(move |(cx, cy)| {
             let c = cell(cx, cy);
-            if in_previous(cx, cy) { &c.entered } else { &c.snapshot }
+            if in_previous(cx, cy) {
+                &c.entered
+            } else {
+                &c.snapshot
+            }
         })
     };
     let updated_sections = || {
