@@ -1,1 +1,106 @@
-fn main() {}
+//! Codec costs and sizes: an input and a state frame with 20 visible movers, postcard (the
+//! wire format) against serde_json (for scale). Prints the encoded sizes.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use throng::protocol::{ClientMessage, EntityUpdate, Input, ServerMessage, StateFrame};
+
+fn input() -> ClientMessage {
+    ClientMessage::Input(Input {
+        seq: 123_456,
+        dir_x: 90,
+        dir_y: -90,
+    })
+}
+
+/// A frame as a client in the crowd sees it: 20 movers, each 5 units (40 wire units) per tick.
+fn frame() -> ServerMessage {
+    let updated = (0..20u32)
+        .map(|i| EntityUpdate {
+            id: 300 + i * 97,
+            dx: [40, -28, 0, 35][i as usize % 4],
+            dy: [0, 28, -40, -19][i as usize % 4],
+            components: vec![],
+        })
+        .collect();
+    ServerMessage::Frame(StateFrame {
+        tick: 72_000,
+        ack_seq: 71_990,
+        reset: false,
+        removed: vec![],
+        spawned: vec![],
+        updated,
+    })
+}
+
+fn codec(c: &mut Criterion) {
+    let (input, frame) = (input(), frame());
+    let sizes = [
+        (
+            "input",
+            postcard::to_stdvec(&input).unwrap().len(),
+            serde_json::to_vec(&input).unwrap().len(),
+        ),
+        (
+            "frame of 20 movers",
+            postcard::to_stdvec(&frame).unwrap().len(),
+            serde_json::to_vec(&frame).unwrap().len(),
+        ),
+    ];
+    for (what, postcard_bytes, json_bytes) in sizes {
+        println!(
+            "codec size/{what}: postcard {postcard_bytes} bytes, serde_json {json_bytes} bytes (+4 bytes frame prefix on the wire)"
+        );
+    }
+
+    let mut buffer = Vec::with_capacity(1024);
+    c.bench_function("encode/input/postcard", |b| {
+        b.iter(|| {
+            buffer.clear();
+            buffer = postcard::to_extend(black_box(&input), std::mem::take(&mut buffer)).unwrap();
+        })
+    });
+    c.bench_function("encode/input/serde_json", |b| {
+        b.iter(|| {
+            buffer.clear();
+            serde_json::to_writer(&mut buffer, black_box(&input)).unwrap();
+        })
+    });
+    c.bench_function("encode/frame20/postcard", |b| {
+        b.iter(|| {
+            buffer.clear();
+            buffer = postcard::to_extend(black_box(&frame), std::mem::take(&mut buffer)).unwrap();
+        })
+    });
+    c.bench_function("encode/frame20/serde_json", |b| {
+        b.iter(|| {
+            buffer.clear();
+            serde_json::to_writer(&mut buffer, black_box(&frame)).unwrap();
+        })
+    });
+
+    let input_postcard = postcard::to_stdvec(&input).unwrap();
+    let input_json = serde_json::to_vec(&input).unwrap();
+    let frame_postcard = postcard::to_stdvec(&frame).unwrap();
+    let frame_json = serde_json::to_vec(&frame).unwrap();
+    c.bench_function("decode/input/postcard", |b| {
+        b.iter(|| throng::protocol::decode_client_message(black_box(&input_postcard)).unwrap())
+    });
+    c.bench_function("decode/input/serde_json", |b| {
+        b.iter(|| serde_json::from_slice::<ClientMessage>(black_box(&input_json)).unwrap())
+    });
+    c.bench_function("decode/frame20/postcard", |b| {
+        b.iter(|| throng::protocol::decode_server_message(black_box(&frame_postcard)).unwrap())
+    });
+    c.bench_function("decode/frame20/serde_json", |b| {
+        b.iter(|| serde_json::from_slice::<ServerMessage>(black_box(&frame_json)).unwrap())
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
+    targets = codec
+}
+criterion_main!(benches);

@@ -75,7 +75,7 @@ impl Crowd {
     /// player queued, the tick (timed), then the frames taken out. Returns the tick's
     /// duration and the bytes of frames it produced.
     fn tick(&mut self) -> (Duration, usize) {
-        if self.seq % 40 == 0 {
+        if self.seq.is_multiple_of(40) {
             for direction in &mut self.directions {
                 self.rng ^= self.rng << 13;
                 self.rng ^= self.rng >> 7;

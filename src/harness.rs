@@ -30,7 +30,7 @@ pub struct Harness {
 impl Harness {
     /// A simulation with the standard gameplay.
     pub fn new(config: &Config) -> Self {
-        Self::with_gameplay(config, |game| systems::register_all(game))
+        Self::with_gameplay(config, systems::register_all)
     }
 
     /// A simulation whose gameplay is registered by `gameplay`.

@@ -57,7 +57,7 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Starts the standard server: every gameplay feature in `systems`.
     pub fn start(config: Config) -> Result<Self, StartError> {
-        Self::start_with(config, |game| systems::register_all(game))
+        Self::start_with(config, systems::register_all)
     }
 
     /// Starts a server whose gameplay is registered by `gameplay`.

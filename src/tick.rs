@@ -35,19 +35,13 @@ pub fn run_tick_loop(
     let mut waiting: Vec<WorldTask> = Vec::new();
     while !stop.load(Ordering::Acquire) {
         let started = Instant::now();
-        {
-            #[cfg(feature = "tracy")]
-            let _zone = tracy_client::span!("tick");
-            simulation.tick();
-        }
+        simulation.tick();
         waiting.extend(tasks.try_iter());
         if !waiting.is_empty() {
             run_due_tasks(&mut waiting, &mut simulation);
         }
         let finished = Instant::now();
         record_tick(&stats, finished - started, finished > deadline);
-        #[cfg(feature = "tracy")]
-        tracy_client::frame_mark();
 
         if finished > deadline + period {
             deadline = finished + period; // hopelessly behind: skip, do not burst

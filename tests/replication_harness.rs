@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use ahash::AHashMap;
 use bevy_ecs::prelude::*;
 use components::Position;
 use throng::client::Mirror;
@@ -192,7 +191,7 @@ fn replicated_components_arrive_on_spawn_and_on_change() {
     #[derive(Component, serde::Serialize, serde::Deserialize, Clone, Copy, PartialEq, Debug)]
     struct Score(u32);
     fn grow(mut scores: Query<&mut Score>, clock: Res<components::TickClock>) {
-        if clock.tick % 3 == 0 {
+        if clock.tick.is_multiple_of(3) {
             for mut score in &mut scores {
                 score.0 += 1;
             }
@@ -235,5 +234,4 @@ fn replicated_components_arrive_on_spawn_and_on_change() {
         .collect();
     assert_eq!(vec![score], server);
     assert_eq!(score, Score(12), "ticks 3 and 6 each added one");
-    let _ = AHashMap::<u8, u8>::default();
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use throng::client::Mirror;
 use throng::config::ConfigLayer;
-use throng::protocol::{ClientMessage, ServerMessage, quantize};
+use throng::protocol::{ClientMessage, ServerMessage};
 
 fn world(size: f32, radius: f32) -> ConfigLayer {
     ConfigLayer {
@@ -196,7 +196,7 @@ async fn fifty_random_walkers_mirror_exactly_what_the_interest_rule_says() {
                     );
                     return (id, mirror);
                 }
-                if seq % 40 == 0 {
+                if seq.is_multiple_of(40) {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
@@ -230,5 +230,4 @@ async fn fifty_random_walkers_mirror_exactly_what_the_interest_rule_says() {
         assert_eq!(mirror_state(&mirror), expected, "client {id}");
     }
     assert_eq!(server.stats().frames_dropped_slow_reader, 0);
-    let _ = quantize(0.0);
 }
