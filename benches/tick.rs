@@ -49,7 +49,9 @@ impl Crowd {
             world_size: Some(40.0 * (players as f32).sqrt()),
             interest_radius: Some(100.0),
             // THRONG_BENCH_CELL_SIZE compares grid cell sizes (default: the server default).
-            cell_size: std::env::var("THRONG_BENCH_CELL_SIZE").ok().and_then(|v| v.parse().ok()),
+            cell_size: std::env::var("THRONG_BENCH_CELL_SIZE")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             max_players: Some(players),
             ..Default::default()
         }

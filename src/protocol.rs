@@ -410,9 +410,19 @@ mod tests {
     /// The byte examples in docs/PROTOCOL.md, checked.
     #[test]
     fn documented_examples_are_exact() {
-        let hello = ClientMessage::Hello(Hello { protocol_version: 1, name: "ann".into() });
-        assert_eq!(frame_bytes(&hello), [6, 0, 0, 0, 0x00, 0x01, 0x03, b'a', b'n', b'n']);
-        let input = ClientMessage::Input(Input { seq: 1, dir_x: 127, dir_y: 0 });
+        let hello = ClientMessage::Hello(Hello {
+            protocol_version: 1,
+            name: "ann".into(),
+        });
+        assert_eq!(
+            frame_bytes(&hello),
+            [6, 0, 0, 0, 0x00, 0x01, 0x03, b'a', b'n', b'n']
+        );
+        let input = ClientMessage::Input(Input {
+            seq: 1,
+            dir_x: 127,
+            dir_y: 0,
+        });
         assert_eq!(frame_bytes(&input), [4, 0, 0, 0, 0x01, 0x01, 0x7f, 0x00]);
         let frame = ServerMessage::Frame(StateFrame {
             tick: 300,
@@ -420,11 +430,19 @@ mod tests {
             reset: false,
             removed: vec![7],
             spawned: vec![],
-            updated: vec![EntityUpdate { id: 3, dx: 40, dy: -40, components: vec![] }],
+            updated: vec![EntityUpdate {
+                id: 3,
+                dx: 40,
+                dy: -40,
+                components: vec![],
+            }],
         });
         assert_eq!(
             frame_bytes(&frame),
-            [13, 0, 0, 0, 0x02, 0xac, 0x02, 0x02, 0x00, 0x01, 0x07, 0x00, 0x01, 0x03, 0x50, 0x4f, 0x00]
+            [
+                13, 0, 0, 0, 0x02, 0xac, 0x02, 0x02, 0x00, 0x01, 0x07, 0x00, 0x01, 0x03, 0x50,
+                0x4f, 0x00
+            ]
         );
     }
 
