@@ -112,6 +112,14 @@ impl Harness {
         messages
     }
 
+    /// The close the tick asked `connection`'s task to send, if any.
+    pub fn close_requested(
+        &self,
+        connection: ConnectionId,
+    ) -> Option<crate::protocol::CloseReason> {
+        self.outboxes[&connection].requested_close()
+    }
+
     /// Plays the part of every connection task: takes the queued frames and releases their
     /// slots, as a socket write would. Returns the bytes "written". Does not allocate.
     pub fn write_all_frames(&mut self) -> usize {

@@ -235,3 +235,37 @@ fn replicated_components_arrive_on_spawn_and_on_change() {
     assert_eq!(vec![score], server);
     assert_eq!(score, Score(12), "ticks 3 and 6 each added one");
 }
+
+#[test]
+fn a_view_too_large_for_one_frame_closes_that_client_instead_of_sending_it() {
+    let config = ConfigLayer {
+        world_size: Some(200.0),
+        interest_radius: Some(500.0),
+        max_outbound_frame_bytes: Some(1024),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut harness = Harness::new(&config);
+    let crowd: Vec<u64> = (0..200).map(|i| harness.join(&format!("p{i}"))).collect();
+    harness.tick();
+    let first = crowd[0];
+    let frames = harness
+        .messages(first)
+        .into_iter()
+        .filter(|m| matches!(m, ServerMessage::Frame(_)))
+        .count();
+    assert_eq!(
+        frames, 0,
+        "200 spawn records do not fit in 1024 bytes: no frame is sent"
+    );
+    assert_eq!(
+        harness.close_requested(first),
+        Some(throng::protocol::CloseReason::ViewTooLarge)
+    );
+    harness.tick();
+    assert!(
+        harness.messages(first).is_empty(),
+        "nothing more for a closing client"
+    );
+}
