@@ -9,7 +9,7 @@ use bevy_ecs::prelude::*;
 use components::{MoveIntent, Player, Position, TickClock, WorldBounds};
 
 use crate::inbound::{ConnectionId, InboundReceiver, Lifecycle};
-use crate::protocol::{Input, ServerMessage, Welcome, encode_frame, quantize};
+use crate::protocol::{CloseReason, Input, ServerMessage, Welcome, encode_frame, quantize};
 use crate::replication::SharedStats;
 use crate::replication::frames::{Client, Viewer};
 use crate::replication::table::{NetId, ReplicaTable};
@@ -26,6 +26,22 @@ pub struct Connections(pub AHashMap<ConnectionId, (Entity, NetId)>);
 /// Session parameters sent to every joining client (with its own player id filled in).
 #[derive(Resource)]
 pub struct WelcomeTemplate(pub Welcome);
+
+/// Set once the server is shutting down: every client has been asked to close, and clients
+/// that join from now on are closed at once.
+#[derive(Resource, Default)]
+pub struct Draining(pub bool);
+
+/// Asks every client to close with `reason` and stops sending them frames (graceful
+/// shutdown). Runs on the tick thread, between ticks.
+pub fn close_all_clients(world: &mut World, reason: CloseReason) {
+    world.insert_resource(Draining(true));
+    let mut clients = world.query::<(&Client, &mut Viewer)>();
+    for (client, mut viewer) in clients.iter_mut(world) {
+        client.outbox.request_close(reason);
+        viewer.closing = true;
+    }
+}
 
 /// The player's chosen name.
 #[derive(Component, Clone, Debug)]
@@ -183,11 +199,19 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
     let mut welcome = world.resource::<WelcomeTemplate>().0.clone();
     welcome.player_id = id.0;
     let message = ServerMessage::Welcome(welcome);
-    if let Some(mut client) = world.get_mut::<Client>(entity) {
+    let draining = world.get_resource::<Draining>().is_some_and(|d| d.0);
+    let mut player = world.entity_mut(entity);
+    if let Some(mut client) = player.get_mut::<Client>() {
         // A fresh outbox always has a free slot.
         client.outbox.publish_with(|slot| {
             encode_frame(&message, &mut slot.head);
             true
         });
+        if draining {
+            client.outbox.request_close(CloseReason::Shutdown);
+        }
+    }
+    if draining && let Some(mut viewer) = player.get_mut::<Viewer>() {
+        viewer.closing = true;
     }
 }

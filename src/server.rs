@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::game::GameBuilder;
 use crate::inbound::inbound_queues;
+use crate::ingest::close_all_clients;
 use crate::net::{NetContext, listener};
+use crate::protocol::CloseReason;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tick::{WorldTask, run_tick_loop};
 
@@ -183,6 +185,10 @@ impl ServerHandle {
 
     fn stop(&mut self) {
         let _ = self.shutdown.send(true);
+        if self.is_ticking() {
+            // Open sessions learn of the shutdown through their outboxes.
+            self.with_world(|world| close_all_clients(world, CloseReason::Shutdown));
+        }
         if let Some(thread) = self.net_thread.take() {
             let _ = thread.join();
         }

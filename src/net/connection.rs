@@ -61,12 +61,16 @@ pub async fn serve(
     let (mut rd, mut wr) = stream.into_split();
     let mut reader = FrameReader::new(ctx.max_inbound_frame_bytes);
 
-    let name = match tokio::time::timeout(
+    let mut shutdown = ctx.shutdown.clone();
+    let handshake = tokio::time::timeout(
         ctx.handshake_timeout,
         read_hello(&mut rd, &mut reader, &ctx),
-    )
-    .await
-    {
+    );
+    let answer = tokio::select! {
+        answer = handshake => answer,
+        _ = stopping(&mut shutdown) => Ok(Err(Ending::Close(CloseReason::Shutdown, "server stopping".into()))),
+    };
+    let name = match answer {
         Ok(Ok(name)) => name,
         Ok(Err(Ending::Close(reason, detail))) => {
             return refuse(&mut wr, &ctx, reason, detail, Refusal::reject).await;
@@ -223,7 +227,6 @@ async fn session(
     id: ConnectionId,
     ctx: &NetContext,
 ) -> Ending {
-    let mut shutdown = ctx.shutdown.clone();
     loop {
         // Everything already buffered first (frames pipelined behind the Hello included).
         loop {
@@ -237,11 +240,11 @@ async fn session(
                 Err(ending) => return ending,
             }
         }
+        // Shutdown reaches an open session through its outbox (the tick closes every client),
+        // not through a channel shared by all connections: a shared waiter list would be
+        // locked and unlocked by every connection on every loop iteration.
         tokio::select! {
             biased;
-            _ = stopping(&mut shutdown) => {
-                return Ending::Close(CloseReason::Shutdown, "server shutting down".into());
-            }
             _ = outbox.woken() => {
                 while let Some(slot) = outbox.front() {
                     let (head, shared) = slot.parts();
@@ -254,7 +257,7 @@ async fn session(
                     Stats::bump(&ctx.stats.frames_written);
                 }
                 if let Some(reason) = outbox.requested_close() {
-                    return Ending::Close(reason, "closed by the server".into());
+                    return Ending::Close(reason, format!("closed by the server: {}", reason.as_str()));
                 }
             }
             filled = fill(rd, reader, ctx) => {
