@@ -10,14 +10,25 @@ use common::*;
 use throng::client::Client;
 use throng::protocol::{CloseReason, ServerMessage};
 
+/// Kills the server process if the test fails before it exits on its own.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
+    let child = Command::new(env!("CARGO_BIN_EXE_throng"))
         .args(["--listen", "127.0.0.1:0", "--tick-hz", "50"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("binary starts");
+    let mut child = KillOnDrop(child);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -41,7 +52,7 @@ async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
     }
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -57,6 +68,6 @@ async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
         }
     };
     assert_eq!(close.reason, CloseReason::Shutdown);
-    let exit = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let exit = tokio::task::block_in_place(|| child.0.wait()).unwrap();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
 }
