@@ -30,7 +30,7 @@ async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
         .expect("binary starts");
     let mut child = KillOnDrop(child);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line
