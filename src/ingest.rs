@@ -207,6 +207,7 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
             encode_frame(&message, &mut slot.head);
             true
         });
+        client.outbox.wake();
         if draining {
             client.outbox.request_close(CloseReason::Shutdown);
         }

@@ -16,10 +16,12 @@ use crate::config::Config;
 use crate::game::GameBuilder;
 use crate::inbound::inbound_queues;
 use crate::ingest::close_all_clients;
+use crate::net::outbox::{WakeTask, wake_batch};
 use crate::net::{NetContext, listener};
 use crate::protocol::CloseReason;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tick::{WorldTask, run_tick_loop};
+use components::Gameplay;
 
 /// How long a graceful shutdown waits for connections to send their close and leave.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -72,6 +74,8 @@ impl ServerHandle {
             inbound_queues(config.max_players, config.input_queue_capacity);
         let mut builder = GameBuilder::new(&config, inbound_rx, stats.clone());
         gameplay(&mut builder);
+        let (wake_batch, wake_task) = wake_batch();
+        builder.world_mut().insert_resource(wake_batch);
         let simulation = builder.build().map_err(StartError::Schedule)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -83,7 +87,7 @@ impl ServerHandle {
             handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
             shutdown: shutdown_rx,
         });
-        let (local_addr, net, net_thread) = spawn_network(&config, ctx)?;
+        let (local_addr, net, net_thread) = spawn_network(&config, ctx, wake_task)?;
 
         let stop_tick = Arc::new(AtomicBool::new(false));
         let (world_tasks, world_tasks_rx) = crossbeam_channel::unbounded();
@@ -205,6 +209,7 @@ impl ServerHandle {
 fn spawn_network(
     config: &Config,
     ctx: Arc<NetContext>,
+    wake_task: WakeTask,
 ) -> Result<(SocketAddr, tokio::runtime::Handle, JoinHandle<()>), StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.net_threads)
@@ -233,6 +238,7 @@ fn spawn_network(
             let stats = ctx.stats.clone();
             runtime.block_on(async {
                 tokio::spawn(listener::accept_loop(listener, max_players, ctx));
+                tokio::spawn(wake_task.run());
                 if stats_every > 0.0 {
                     tokio::spawn(log_stats(
                         stats.clone(),

@@ -111,6 +111,16 @@ pub fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
     (OutboxWriter(shared.clone()), OutboxReader(shared))
 }
 
+/// Wakes one connection task; see [`OutboxWriter::wake`].
+pub struct OutboxWaker(Arc<Shared>);
+
+impl OutboxWaker {
+    /// Wakes the task.
+    pub fn wake(&self) {
+        self.0.wake.notify_one();
+    }
+}
+
 /// What became of a frame offered to [`OutboxWriter::publish_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Publish {
@@ -124,7 +134,8 @@ pub enum Publish {
 
 impl OutboxWriter {
     /// Fills the next free slot (passed in empty) with `fill` and publishes it if `fill`
-    /// returns true.
+    /// returns true. Call [`OutboxWriter::wake`] (or hand [`OutboxWriter::waker`] to a
+    /// [`WakeBatch`]) afterwards.
     pub fn publish_with(&mut self, fill: impl FnOnce(&mut FrameSlot) -> bool) -> Publish {
         let shared = &*self.0;
         let published = shared.published.load(Ordering::Relaxed);
@@ -141,8 +152,19 @@ impl OutboxWriter {
             return Publish::Declined;
         }
         shared.published.store(published + 1, Ordering::Release);
-        shared.wake.notify_one();
         Publish::Queued
+    }
+
+    /// Wakes the connection task to write what was published. Publishing does not wake by
+    /// itself, so that the tick can hand all of a tick's wake-ups to the network runtime in
+    /// one batch (see [`WakeBatch`]) instead of taking tokio's scheduler locks per client.
+    pub fn wake(&self) {
+        self.0.wake.notify_one();
+    }
+
+    /// A handle that can wake this outbox's task from elsewhere.
+    pub fn waker(&self) -> OutboxWaker {
+        OutboxWaker(self.0.clone())
     }
 
     /// Asks the task to send a close with `reason` after the queued frames.
@@ -192,6 +214,89 @@ impl OutboxReader {
     /// Frames published and not yet released.
     pub fn queued(&self) -> usize {
         self.0.published.load(Ordering::Acquire) - self.0.released.load(Ordering::Acquire)
+    }
+}
+
+/// One tick's wake-ups, handed to a task on the network runtime that performs them there.
+///
+/// Waking a tokio task from outside the runtime goes through the scheduler's shared inject
+/// queue (a lock) and may unpark a worker; doing that once per client per tick from the tick
+/// thread would put a lock shared with the network threads on the tick's path. Instead the
+/// tick collects the wakers and sends them in one message; the network-side task wakes them
+/// from inside the runtime (cheap, local queue) and returns the emptied vector for reuse.
+#[derive(bevy_ecs::resource::Resource)]
+pub struct WakeBatch {
+    /// Wakers collected this tick.
+    pub pending: Vec<OutboxWaker>,
+    to_network: Option<tokio::sync::mpsc::Sender<Vec<OutboxWaker>>>,
+    recycled: crossbeam_channel::Receiver<Vec<OutboxWaker>>,
+}
+
+/// The network side of a [`WakeBatch`]: run [`WakeTask::run`] on the runtime.
+pub struct WakeTask {
+    from_tick: tokio::sync::mpsc::Receiver<Vec<OutboxWaker>>,
+    recycle: crossbeam_channel::Sender<Vec<OutboxWaker>>,
+}
+
+/// Batches in flight between the tick and the wake task before the tick wakes inline.
+const WAKE_BATCHES_IN_FLIGHT: usize = 4;
+
+/// Creates a batch for the tick and the task that performs it on the network runtime.
+pub fn wake_batch() -> (WakeBatch, WakeTask) {
+    let (to_network, from_tick) = tokio::sync::mpsc::channel(WAKE_BATCHES_IN_FLIGHT);
+    let (recycle, recycled) = crossbeam_channel::bounded(WAKE_BATCHES_IN_FLIGHT + 1);
+    (
+        WakeBatch {
+            pending: Vec::new(),
+            to_network: Some(to_network),
+            recycled,
+        },
+        WakeTask { from_tick, recycle },
+    )
+}
+
+impl WakeBatch {
+    /// A batch with no network side: wake-ups are dropped (socket-free harness).
+    pub fn detached() -> Self {
+        let (_, recycled) = crossbeam_channel::bounded(1);
+        Self {
+            pending: Vec::new(),
+            to_network: None,
+            recycled,
+        }
+    }
+
+    /// Sends this tick's wake-ups to the network runtime. If the wake task is several ticks
+    /// behind, wakes them here instead (never waits). Returns whether it had to.
+    pub fn dispatch(&mut self) -> bool {
+        let Some(to_network) = &self.to_network else {
+            self.pending.clear();
+            return false;
+        };
+        if self.pending.is_empty() {
+            return false;
+        }
+        let next = self.recycled.try_recv().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.pending, next);
+        match to_network.try_send(batch) {
+            Ok(()) => false,
+            Err(refused) => {
+                let mut batch = refused.into_inner();
+                batch.drain(..).for_each(|waker| waker.wake());
+                self.pending = batch;
+                true
+            }
+        }
+    }
+}
+
+impl WakeTask {
+    /// Wakes every batch's tasks until the tick side is gone.
+    pub async fn run(mut self) {
+        while let Some(mut batch) = self.from_tick.recv().await {
+            batch.drain(..).for_each(|waker| waker.wake());
+            let _ = self.recycle.try_send(batch);
+        }
     }
 }
 
