@@ -15,7 +15,7 @@ use crate::inbound::InboundReceiver;
 use crate::ingest::{
     Connections, Inbound, LatestInputs, SpawnRng, WelcomeTemplate, apply_inputs, ingest,
 };
-use crate::net::outbox::WakeBatch;
+use crate::net::outbox::TickSignal;
 use crate::protocol::{POSITION_SCALE, Welcome};
 use crate::replication::cells::CellGrid;
 use crate::replication::grid::GridGeometry;
@@ -69,7 +69,7 @@ impl GameBuilder {
         world.insert_resource(FrameLimit(config.max_outbound_frame_bytes));
         world.insert_resource(SharedStats(stats));
         // Replaced by the server with one connected to its network runtime.
-        world.insert_resource(WakeBatch::detached());
+        world.insert_resource(TickSignal::default());
         world.insert_resource(WelcomeTemplate(Welcome {
             player_id: 0,
             tick_hz: config.tick_hz,

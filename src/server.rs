@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::game::GameBuilder;
 use crate::inbound::inbound_queues;
 use crate::ingest::close_all_clients;
-use crate::net::outbox::{WakeTask, wake_batch};
+use crate::net::outbox::{WakeRegistry, WakeTask, tick_signal};
 use crate::net::{NetContext, listener};
 use crate::protocol::CloseReason;
 use crate::stats::{Stats, StatsSnapshot};
@@ -74,8 +74,9 @@ impl ServerHandle {
             inbound_queues(config.max_players, config.input_queue_capacity);
         let mut builder = GameBuilder::new(&config, inbound_rx, stats.clone());
         gameplay(&mut builder);
-        let (wake_batch, wake_task) = wake_batch();
-        builder.world_mut().insert_resource(wake_batch);
+        let wakes = Arc::new(WakeRegistry::default());
+        let (tick_signal, wake_task) = tick_signal(wakes.clone());
+        builder.world_mut().insert_resource(tick_signal);
         let simulation = builder.build().map_err(StartError::Schedule)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -86,6 +87,7 @@ impl ServerHandle {
             outbound_buffers: config.outbound_buffers,
             handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
             shutdown: shutdown_rx,
+            wakes,
         });
         let (local_addr, net, net_thread) = spawn_network(&config, ctx, wake_task)?;
 

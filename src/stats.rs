@@ -75,8 +75,6 @@ counters! {
     tick_max_us,
     /// Accept calls that failed (e.g. out of file descriptors).
     accept_errors,
-    /// Ticks whose wake-ups the tick performed itself because the network's wake task lagged.
-    wakes_inline,
 }
 
 impl Stats {

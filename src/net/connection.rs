@@ -90,6 +90,7 @@ pub async fn serve(
     };
 
     let (writer, mut outbox) = outbox(ctx.outbound_buffers);
+    let _registration = ctx.wakes.register(id, writer.waker());
     let join = Join {
         connection: id,
         name: name.clone(),

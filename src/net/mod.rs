@@ -35,4 +35,6 @@ pub struct NetContext {
     pub handshake_timeout: Duration,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Where open sessions register their outboxes to be woken once per tick.
+    pub wakes: Arc<outbox::WakeRegistry>,
 }

@@ -217,85 +217,105 @@ impl OutboxReader {
     }
 }
 
-/// One tick's wake-ups, handed to a task on the network runtime that performs them there.
+/// Wakes, once per tick, every connection task that has frames to write.
 ///
 /// Waking a tokio task from outside the runtime goes through the scheduler's shared inject
 /// queue (a lock) and may unpark a worker; doing that once per client per tick from the tick
-/// thread would put a lock shared with the network threads on the tick's path. Instead the
-/// tick collects the wakers and sends them in one message; the network-side task wakes them
-/// from inside the runtime (cheap, local queue) and returns the emptied vector for reuse.
-#[derive(bevy_ecs::resource::Resource)]
-pub struct WakeBatch {
-    /// Wakers collected this tick.
-    pub pending: Vec<OutboxWaker>,
-    to_network: Option<tokio::sync::mpsc::Sender<Vec<OutboxWaker>>>,
-    recycled: crossbeam_channel::Receiver<Vec<OutboxWaker>>,
+/// thread would put a lock shared with the network threads on the tick's path. Instead each
+/// connection registers its outbox here when its session opens, the tick sends one signal per
+/// tick ([`TickSignal`]), and a task on the network runtime ([`WakeTask`]) wakes the
+/// registered outboxes that have unwritten frames, from inside the runtime.
+#[derive(Default)]
+pub struct WakeRegistry {
+    // A std mutex, not a tokio one: nothing awaits while holding it. Sessions take it once
+    // when they open and once when they end; the wake task once per tick.
+    outboxes: std::sync::Mutex<ahash::AHashMap<u64, OutboxWaker>>,
 }
 
-/// The network side of a [`WakeBatch`]: run [`WakeTask::run`] on the runtime.
-pub struct WakeTask {
-    from_tick: tokio::sync::mpsc::Receiver<Vec<OutboxWaker>>,
-    recycle: crossbeam_channel::Sender<Vec<OutboxWaker>>,
-}
-
-/// Batches in flight between the tick and the wake task before the tick wakes inline.
-const WAKE_BATCHES_IN_FLIGHT: usize = 4;
-
-/// Creates a batch for the tick and the task that performs it on the network runtime.
-pub fn wake_batch() -> (WakeBatch, WakeTask) {
-    let (to_network, from_tick) = tokio::sync::mpsc::channel(WAKE_BATCHES_IN_FLIGHT);
-    let (recycle, recycled) = crossbeam_channel::bounded(WAKE_BATCHES_IN_FLIGHT + 1);
-    (
-        WakeBatch {
-            pending: Vec::new(),
-            to_network: Some(to_network),
-            recycled,
-        },
-        WakeTask { from_tick, recycle },
-    )
-}
-
-impl WakeBatch {
-    /// A batch with no network side: wake-ups are dropped (socket-free harness).
-    pub fn detached() -> Self {
-        let (_, recycled) = crossbeam_channel::bounded(1);
-        Self {
-            pending: Vec::new(),
-            to_network: None,
-            recycled,
+impl WakeRegistry {
+    /// Registers connection `id`'s outbox until the returned guard is dropped.
+    pub fn register(self: &Arc<Self>, id: u64, waker: OutboxWaker) -> Registration {
+        self.outboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, waker);
+        Registration {
+            registry: self.clone(),
+            id,
         }
     }
 
-    /// Sends this tick's wake-ups to the network runtime. If the wake task is several ticks
-    /// behind, wakes them here instead (never waits). Returns whether it had to.
-    pub fn dispatch(&mut self) -> bool {
-        let Some(to_network) = &self.to_network else {
-            self.pending.clear();
-            return false;
-        };
-        if self.pending.is_empty() {
-            return false;
-        }
-        let next = self.recycled.try_recv().unwrap_or_default();
-        let batch = std::mem::replace(&mut self.pending, next);
-        match to_network.try_send(batch) {
-            Ok(()) => false,
-            Err(refused) => {
-                let mut batch = refused.into_inner();
-                batch.drain(..).for_each(|waker| waker.wake());
-                self.pending = batch;
-                true
+    /// Number of registered outboxes.
+    pub fn len(&self) -> usize {
+        self.outboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Whether no outbox is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn wake_pending(&self) {
+        let outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        for waker in outboxes.values() {
+            let shared = &waker.0;
+            if shared.published.load(Ordering::Acquire) != shared.released.load(Ordering::Acquire) {
+                shared.wake.notify_one();
             }
         }
     }
 }
 
+/// Keeps an outbox registered in a [`WakeRegistry`]; unregisters it when dropped.
+pub struct Registration {
+    registry: Arc<WakeRegistry>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry
+            .outboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// The tick's end: tells the network runtime that a tick's frames are published.
+#[derive(bevy_ecs::resource::Resource, Default)]
+pub struct TickSignal(Option<tokio::sync::mpsc::Sender<()>>);
+
+/// The network side: run [`WakeTask::run`] on the runtime.
+pub struct WakeTask {
+    signals: tokio::sync::mpsc::Receiver<()>,
+    registry: Arc<WakeRegistry>,
+}
+
+/// Creates the tick's signal and the task that wakes `registry`'s outboxes on each signal.
+pub fn tick_signal(registry: Arc<WakeRegistry>) -> (TickSignal, WakeTask) {
+    let (sender, signals) = tokio::sync::mpsc::channel(1);
+    (TickSignal(Some(sender)), WakeTask { signals, registry })
+}
+
+impl TickSignal {
+    /// Signals that this tick's frames are published. Never waits: if the previous signal is
+    /// still pending, the wake task has not run yet and will see these frames too.
+    pub fn send(&self) {
+        if let Some(sender) = &self.0 {
+            let _ = sender.try_send(());
+        }
+    }
+}
+
 impl WakeTask {
-    /// Wakes every batch's tasks until the tick side is gone.
+    /// Wakes the outboxes with pending frames on every signal, until the tick is gone.
     pub async fn run(mut self) {
-        while let Some(mut batch) = self.from_tick.recv().await {
-            batch.drain(..).for_each(|waker| waker.wake());
-            let _ = self.recycle.try_send(batch);
+        while self.signals.recv().await.is_some() {
+            self.registry.wake_pending();
         }
     }
 }

@@ -21,7 +21,7 @@ use components::TickClock;
 use crate::inbound::ConnectionId;
 use std::sync::Arc;
 
-use crate::net::outbox::{FrameSlot, OutboxWaker, OutboxWriter, Publish, SharedBody, WakeBatch};
+use crate::net::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody, TickSignal};
 use crate::protocol::{
     CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, finish_frame_followed_by, put_varint,
 };
@@ -153,7 +153,6 @@ pub struct FrameTally {
     bytes: u64,
     resyncs: u64,
     dropped: u64,
-    wakers: Vec<OutboxWaker>,
 }
 
 /// Assembles and submits every client's frame, in parallel across clients.
@@ -164,7 +163,7 @@ pub fn assemble_frames(
     limit: Res<FrameLimit>,
     stats: Res<SharedStats>,
     mut tallies: Local<Parallel<FrameTally>>,
-    mut wakes: ResMut<WakeBatch>,
+    signal: Res<TickSignal>,
 ) {
     let tick = clock.tick as u32;
     let max_bytes = limit.0 as usize;
@@ -193,7 +192,6 @@ pub fn assemble_frames(
         tallies_ref.scope(|tally| match outcome {
             Publish::Queued => {
                 tally.frames += 1;
-                tally.wakers.push(client.outbox.waker());
                 tally.bytes += length as u64;
                 if previous.is_none() && viewer.view.is_some() {
                     tally.resyncs += 1;
@@ -221,11 +219,9 @@ pub fn assemble_frames(
             &stats.frames_dropped_slow_reader,
             std::mem::take(&mut tally.dropped),
         );
-        wakes.pending.append(&mut tally.wakers);
     }
-    if wakes.dispatch() {
-        Stats::bump(&stats.wakes_inline);
-    }
+    // One message wakes every connection task with a new frame, on the network runtime.
+    signal.send();
 }
 
 /// Writes one whole state frame (length prefix included) into `out`.
