@@ -1,6 +1,6 @@
 //! The network side: accepting sockets, reading and decoding client frames, and writing the
 //! frames the tick hands over. Runs on tokio worker threads; talks to the tick only through
-//! the lock-free queues in [`crate::inbound`] and each connection's [`outbox::Outbox`].
+//! the lock-free queues in [`crate::inbound`] and each connection's outbox ([`outbox::outbox`]).
 //!
 //! # Layout
 //! - [`listener`]: the accept loop and the connection cap.

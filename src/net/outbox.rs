@@ -115,9 +115,12 @@ pub fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
 pub struct OutboxWaker(Arc<Shared>);
 
 impl OutboxWaker {
-    /// Wakes the task.
-    pub fn wake(&self) {
-        self.0.wake.notify_one();
+    /// Wakes the task if frames are waiting to be written.
+    pub fn wake_if_pending(&self) {
+        let shared = &*self.0;
+        if shared.published.load(Ordering::Acquire) != shared.released.load(Ordering::Acquire) {
+            shared.wake.notify_one();
+        }
     }
 }
 
@@ -260,12 +263,7 @@ impl WakeRegistry {
 
     fn wake_pending(&self) {
         let outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
-        for waker in outboxes.values() {
-            let shared = &waker.0;
-            if shared.published.load(Ordering::Acquire) != shared.released.load(Ordering::Acquire) {
-                shared.wake.notify_one();
-            }
-        }
+        outboxes.values().for_each(OutboxWaker::wake_if_pending);
     }
 }
 
