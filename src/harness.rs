@@ -98,15 +98,11 @@ impl Harness {
             .expect("a joined connection");
         let mut messages = Vec::new();
         while let Some(slot) = outbox.front() {
-            let bytes = slot.to_vec();
-            let mut rest = &bytes[..];
-            while !rest.is_empty() {
-                let length =
-                    u32::from_le_bytes(rest[..FRAME_HEADER_BYTES].try_into().unwrap()) as usize;
-                let body = &rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + length];
-                messages.push(decode_server_message(body).expect("server frames decode"));
-                rest = &rest[FRAME_HEADER_BYTES + length..];
-            }
+            // A slot holds exactly one frame.
+            let frame = slot.to_vec();
+            messages.push(
+                decode_server_message(&frame[FRAME_HEADER_BYTES..]).expect("server frames decode"),
+            );
             outbox.release();
         }
         messages

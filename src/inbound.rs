@@ -119,10 +119,3 @@ impl InboundSender {
         }
     }
 }
-
-impl InboundReceiver {
-    /// Inputs waiting for the next tick.
-    pub fn input_depth(&self) -> usize {
-        self.inputs.len()
-    }
-}

@@ -70,46 +70,39 @@ impl SpawnRng {
 
 /// Drains joins and leaves, then records the latest input of each player.
 pub fn ingest(world: &mut World) {
-    let (lifecycle, inputs) = {
-        let inbound = &world.resource::<Inbound>().0;
-        (inbound.lifecycle.clone(), inbound.inputs.clone())
-    };
-    for event in lifecycle.try_iter() {
-        match event {
-            Lifecycle::Join(join) => spawn_player(world, join),
-            Lifecycle::Leave(leave) => {
-                if let Some((entity, _)) = world
-                    .resource_mut::<Connections>()
-                    .0
-                    .remove(&leave.connection)
-                {
-                    world.despawn(entity);
-                    world
-                        .resource::<SharedStats>()
-                        .0
-                        .players_connected
-                        .fetch_sub(1, Ordering::Relaxed);
-                }
+    world.resource_scope(|world, inbound: Mut<Inbound>| {
+        for event in inbound.0.lifecycle.try_iter() {
+            match event {
+                Lifecycle::Join(join) => spawn_player(world, join),
+                Lifecycle::Leave(leave) => despawn_player(world, leave.connection),
                 // `leave.slot` drops here: the connection stops counting against max_players.
             }
         }
-    }
-    let tick = world.resource::<TickClock>().tick;
-    let stats = world.resource::<SharedStats>().0.clone();
-    world.resource_scope(|world, mut latest: Mut<LatestInputs>| {
-        let connections = &world.resource::<Connections>().0;
-        let (mut applied, mut unknown) = (0, 0);
-        for event in inputs.try_iter() {
-            let Some(&(_, id)) = connections.get(&event.connection) else {
-                unknown += 1;
-                continue;
-            };
-            latest.record(id, tick, event.input);
-            applied += 1;
-        }
-        Stats::add(&stats.inputs_applied, applied);
-        Stats::add(&stats.inputs_for_unknown_connection, unknown);
+        let tick = world.resource::<TickClock>().tick;
+        world.resource_scope(|world, mut latest: Mut<LatestInputs>| {
+            let connections = &world.resource::<Connections>().0;
+            let (mut applied, mut unknown) = (0, 0);
+            for event in inbound.0.inputs.try_iter() {
+                let Some(&(_, id)) = connections.get(&event.connection) else {
+                    unknown += 1;
+                    continue;
+                };
+                latest.record(id, tick, event.input);
+                applied += 1;
+            }
+            let stats = &world.resource::<SharedStats>().0;
+            Stats::add(&stats.inputs_applied, applied);
+            Stats::add(&stats.inputs_for_unknown_connection, unknown);
+        });
     });
+}
+
+fn despawn_player(world: &mut World, connection: ConnectionId) {
+    if let Some((entity, _)) = world.resource_mut::<Connections>().0.remove(&connection) {
+        world.despawn(entity);
+        let stats = &world.resource::<SharedStats>().0;
+        stats.players_connected.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The latest input of each player this tick, by wire id: ingest writes it from the queue
@@ -166,13 +159,10 @@ pub fn apply_inputs(
 }
 
 fn spawn_player(world: &mut World, join: crate::inbound::Join) {
-    let size = world.resource::<WorldBounds>().size;
     let bounds = *world.resource::<WorldBounds>();
     let mut rng = world.resource_mut::<SpawnRng>();
-    let position = Position::new(
-        bounds.wrap(rng.next_unit() * size),
-        bounds.wrap(rng.next_unit() * size),
-    );
+    let (x, y) = (rng.next_unit(), rng.next_unit());
+    let position = Position::new(bounds.wrap(x * bounds.size), bounds.wrap(y * bounds.size));
     let entity = world
         .spawn((
             Player,

@@ -161,9 +161,9 @@ impl CloseReason {
         CloseReason::ViewTooLarge,
     ];
 
-    /// Position in [`CloseReason::ALL`].
+    /// Position in [`CloseReason::ALL`], which is also the wire index.
     pub fn index(self) -> usize {
-        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+        self as usize
     }
 
     /// Snake-case name for logs and metrics.
@@ -444,6 +444,14 @@ mod tests {
                 0x4f, 0x00
             ]
         );
+    }
+
+    #[test]
+    fn close_reasons_are_listed_in_wire_order() {
+        for (i, reason) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+            assert_eq!(postcard::to_stdvec(reason).unwrap(), [i as u8]);
+        }
     }
 
     #[test]

@@ -1,15 +1,14 @@
 //! Replication without sockets: clients' mirrors, fed with the real frames from the real
 //! outboxes, must equal the server's world under the documented interest rule.
 
-use std::collections::BTreeMap;
+mod common;
 
 use bevy_ecs::prelude::*;
-use components::Position;
+use common::{expected_view, mirror_state, wire_positions};
 use throng::client::Mirror;
 use throng::config::{Config, ConfigLayer};
 use throng::harness::Harness;
-use throng::protocol::{ServerMessage, quantize};
-use throng::replication::table::NetId;
+use throng::protocol::ServerMessage;
 
 fn config(world_size: f32, radius: f32) -> Config {
     ConfigLayer {
@@ -20,49 +19,6 @@ fn config(world_size: f32, radius: f32) -> Config {
     }
     .resolve()
     .unwrap()
-}
-
-/// Wire positions of every replicated entity, by wire id.
-fn server_state(world: &mut World) -> BTreeMap<u32, [u32; 2]> {
-    let mut query = world.query::<(&NetId, &Position)>();
-    query
-        .iter(world)
-        .map(|(id, p)| (id.0, [quantize(p.x), quantize(p.y)]))
-        .collect()
-}
-
-/// The interest rule of docs/PROTOCOL.md, written out independently of the server's grid.
-fn expected_view(
-    state: &BTreeMap<u32, [u32; 2]>,
-    viewer: u32,
-    config: &Config,
-) -> BTreeMap<u32, [u32; 2]> {
-    let cell_wire = (config.cell_size * 8.0).round() as u32;
-    let columns = ((config.world_size * 8.0).round() as u32).div_ceil(cell_wire);
-    let cell = |w: [u32; 2]| {
-        (
-            (w[0] / cell_wire).min(columns - 1) as i64,
-            (w[1] / cell_wire).min(columns - 1) as i64,
-        )
-    };
-    let k = (config.interest_radius / config.cell_size).ceil() as i64;
-    let (vx, vy) = cell(state[&viewer]);
-    state
-        .iter()
-        .filter(|(_, w)| {
-            let (cx, cy) = cell(**w);
-            (cx - vx).abs() <= k && (cy - vy).abs() <= k
-        })
-        .map(|(id, w)| (*id, *w))
-        .collect()
-}
-
-fn mirror_state(mirror: &Mirror) -> BTreeMap<u32, [u32; 2]> {
-    mirror
-        .entities
-        .iter()
-        .map(|(id, e)| (*id, e.wire))
-        .collect()
 }
 
 struct Player {
@@ -121,7 +77,7 @@ fn mirrors_equal_the_server_view_through_joins_walks_and_leaves() {
             });
         }
         harness.tick();
-        let state = server_state(&mut harness.simulation.world);
+        let state = wire_positions(&mut harness.simulation.world);
         for player in &mut players {
             apply_messages(&mut harness, player);
             if player.id == u32::MAX {
@@ -175,7 +131,7 @@ fn a_slow_reader_is_resynchronised_with_a_reset_frame() {
     };
     assert!(frame.reset, "the first frame after drops resets the view");
     mirror.apply(frame).unwrap();
-    let state = server_state(&mut harness.simulation.world);
+    let state = wire_positions(&mut harness.simulation.world);
     assert_eq!(mirror_state(&mirror), state);
     assert_eq!(
         harness

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,24 +209,16 @@ async fn fifty_random_walkers_mirror_exactly_what_the_interest_rule_says() {
     let (tick, state) = tokio::task::block_in_place(|| server_state(&server, target));
     assert_eq!(tick, target);
     let config = settings.resolve().unwrap();
-    let cell_wire = (config.cell_size * 8.0) as u32;
-    let k = (config.interest_radius / config.cell_size).ceil() as i64;
-    let cell = |w: [u32; 2]| ((w[0] / cell_wire) as i64, (w[1] / cell_wire) as i64);
     for task in tasks {
         let (id, mirror) = tokio::time::timeout(Duration::from_secs(60), task)
             .await
             .unwrap()
             .unwrap();
-        let (vx, vy) = cell(state[&id]);
-        let expected: BTreeMap<u32, [u32; 2]> = state
-            .iter()
-            .filter(|(_, w)| {
-                let (cx, cy) = cell(**w);
-                (cx - vx).abs() <= k && (cy - vy).abs() <= k
-            })
-            .map(|(id, w)| (*id, *w))
-            .collect();
-        assert_eq!(mirror_state(&mirror), expected, "client {id}");
+        assert_eq!(
+            mirror_state(&mirror),
+            expected_view(&state, id, &config),
+            "client {id}"
+        );
     }
     assert_eq!(server.stats().frames_dropped_slow_reader, 0);
 }

@@ -37,11 +37,40 @@ pub enum ClientError {
     UnexpectedAnswer(Box<ServerMessage>),
 }
 
-/// A connected, welcomed client.
-pub struct Client {
+/// The byte stream of a session: frames out, frames in.
+struct Wire {
     stream: TcpStream,
     reader: FrameReader,
     out: Vec<u8>,
+    bytes_received: u64,
+}
+
+impl Wire {
+    async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        self.out.clear();
+        encode_frame(message, &mut self.out);
+        self.stream.write_all(&self.out).await?;
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+        loop {
+            if let Some(body) = self.reader.next_frame()? {
+                return Ok(decode_server_message(body)?);
+            }
+            let n = self.stream.read(self.reader.spare()).await?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.bytes_received += n as u64;
+            self.reader.filled(n);
+        }
+    }
+}
+
+/// A connected, welcomed client.
+pub struct Client {
+    wire: Wire,
     /// The session parameters the server sent.
     pub welcome: Welcome,
 }
@@ -56,23 +85,19 @@ impl Client {
 
     /// Sends Hello on an already connected stream and waits for Welcome.
     pub async fn handshake(stream: TcpStream, name: &str) -> Result<Client, ClientError> {
-        let mut client = Client {
+        let mut wire = Wire {
             stream,
             reader: FrameReader::new(CLIENT_MAX_FRAME),
             out: Vec::new(),
-            welcome: placeholder(),
+            bytes_received: 0,
         };
-        client
-            .send(&ClientMessage::Hello(Hello {
-                protocol_version: PROTOCOL_VERSION,
-                name: name.to_owned(),
-            }))
-            .await?;
-        match client.recv().await? {
-            ServerMessage::Welcome(welcome) => {
-                client.welcome = welcome;
-                Ok(client)
-            }
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: name.to_owned(),
+        };
+        wire.send(&ClientMessage::Hello(hello)).await?;
+        match wire.recv().await? {
+            ServerMessage::Welcome(welcome) => Ok(Client { wire, welcome }),
             ServerMessage::Reject(refusal) | ServerMessage::Close(refusal) => {
                 Err(ClientError::Refused(refusal))
             }
@@ -82,10 +107,7 @@ impl Client {
 
     /// Sends one message.
     pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
-        self.out.clear();
-        encode_frame(message, &mut self.out);
-        self.stream.write_all(&self.out).await?;
-        Ok(())
+        self.wire.send(message).await
     }
 
     /// Sends a movement input.
@@ -96,41 +118,23 @@ impl Client {
 
     /// Receives the next message.
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
-        loop {
-            if let Some(body) = self.reader.next_frame()? {
-                return Ok(decode_server_message(body)?);
-            }
-            let n = self.stream.read(self.reader.spare()).await?;
-            if n == 0 {
-                return Err(ClientError::Closed);
-            }
-            self.reader.filled(n);
-        }
+        self.wire.recv().await
+    }
+
+    /// Bytes received from the server so far (frame prefixes included).
+    pub fn bytes_received(&self) -> u64 {
+        self.wire.bytes_received
     }
 
     /// Says Goodbye and closes.
     pub async fn goodbye(mut self) -> Result<(), ClientError> {
         self.send(&ClientMessage::Goodbye).await?;
-        self.stream.shutdown().await?;
+        self.wire.stream.shutdown().await?;
         Ok(())
     }
 
     /// This client's own entity id.
     pub fn player_id(&self) -> u32 {
         self.welcome.player_id
-    }
-}
-
-fn placeholder() -> Welcome {
-    Welcome {
-        player_id: 0,
-        tick_hz: 0,
-        world_size: 0.0,
-        interest_radius: 0.0,
-        cell_size: 0.0,
-        view_cells: 0,
-        position_scale: 0.0,
-        max_frame_bytes: 0,
-        components: Vec::new(),
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::OwnedSemaphorePermit;
@@ -142,15 +142,21 @@ async fn refuse(
     kind: fn(Refusal) -> ServerMessage,
 ) {
     ctx.stats.count_close(reason);
-    let bytes = frame_bytes(&kind(Refusal { reason, detail }));
+    send_last(wr, &kind(Refusal { reason, detail })).await;
+}
+
+/// Writes a connection's last message and shuts the socket, giving up after
+/// `CLOSE_WRITE_TIMEOUT` so a peer that does not read cannot hold the task.
+pub(super) async fn send_last(writer: &mut (impl AsyncWrite + Unpin), message: &ServerMessage) {
+    let bytes = frame_bytes(message);
     let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
-        let _ = wr.write_all(&bytes).await;
-        let _ = wr.shutdown().await;
+        let _ = writer.write_all(&bytes).await;
+        let _ = writer.shutdown().await;
     })
     .await;
 }
 
-/// Reads one frame into `reader`, returning `Ok(true)` when at least one is buffered.
+/// Reads once from the socket into `reader` (zero or more whole frames may follow).
 async fn fill(
     rd: &mut OwnedReadHalf,
     reader: &mut FrameReader,

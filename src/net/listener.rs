@@ -6,12 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::{NetContext, connection};
-use crate::protocol::{CloseReason, Refusal, ServerMessage, frame_bytes};
+use crate::protocol::{CloseReason, Refusal, ServerMessage};
 use crate::stats::Stats;
 
 /// Accepts connections until shutdown.
@@ -58,10 +57,5 @@ async fn reject_full(mut stream: TcpStream, max_players: usize) {
         reason: CloseReason::ServerFull,
         detail: format!("server holds {max_players} players"),
     };
-    let bytes = frame_bytes(&ServerMessage::Reject(refusal));
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(&bytes).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    connection::send_last(&mut stream, &ServerMessage::Reject(refusal)).await;
 }

@@ -6,7 +6,7 @@
 //! - [`listener`]: the accept loop and the connection cap.
 //! - [`connection`]: one task per connection: handshake, inbound frames, outbound writes.
 //! - [`framing`]: bytes to frames, sans I/O.
-//! - [`outbox`]: the tick-to-task frame hand-off.
+//! - [`outbox`]: the tick-to-task frame hand-off, and the once-per-tick wake-up of the tasks.
 
 pub mod connection;
 pub mod framing;

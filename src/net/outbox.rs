@@ -14,8 +14,9 @@
 //! is not draining its socket: the tick drops that frame and resynchronises the client later
 //! (see `replication::frames`).
 //!
-//! Layout matters here: the tick touches every client's outbox once per tick, so the indices,
-//! the wake-up and the slot headers sit together, a handful of cache lines per client.
+//! Publishing does not wake the connection task: the tick sends one [`TickSignal`] per tick
+//! and the network runtime's [`WakeTask`] wakes every outbox in the [`WakeRegistry`] that has
+//! unwritten frames, so the tick never takes tokio's scheduler lock.
 
 use std::cell::UnsafeCell;
 
@@ -137,8 +138,8 @@ pub enum Publish {
 
 impl OutboxWriter {
     /// Fills the next free slot (passed in empty) with `fill` and publishes it if `fill`
-    /// returns true. Call [`OutboxWriter::wake`] (or hand [`OutboxWriter::waker`] to a
-    /// [`WakeBatch`]) afterwards.
+    /// returns true. The task is woken by the [`WakeTask`] after the tick's [`TickSignal`],
+    /// or at once with [`OutboxWriter::wake`].
     pub fn publish_with(&mut self, fill: impl FnOnce(&mut FrameSlot) -> bool) -> Publish {
         let shared = &*self.0;
         let published = shared.published.load(Ordering::Relaxed);
@@ -158,14 +159,13 @@ impl OutboxWriter {
         Publish::Queued
     }
 
-    /// Wakes the connection task to write what was published. Publishing does not wake by
-    /// itself, so that the tick can hand all of a tick's wake-ups to the network runtime in
-    /// one batch (see [`WakeBatch`]) instead of taking tokio's scheduler locks per client.
+    /// Wakes the connection task now (for rare messages such as the Welcome; a tick's frames
+    /// are woken in bulk by the [`WakeTask`]).
     pub fn wake(&self) {
         self.0.wake.notify_one();
     }
 
-    /// A handle that can wake this outbox's task from elsewhere.
+    /// A handle for the [`WakeRegistry`].
     pub fn waker(&self) -> OutboxWaker {
         OutboxWaker(self.0.clone())
     }
@@ -246,19 +246,6 @@ impl WakeRegistry {
             registry: self.clone(),
             id,
         }
-    }
-
-    /// Number of registered outboxes.
-    pub fn len(&self) -> usize {
-        self.outboxes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-
-    /// Whether no outbox is registered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn wake_pending(&self) {

@@ -127,9 +127,4 @@ impl ReplicaTable {
     pub fn slots(&self) -> usize {
         self.replicas.len()
     }
-
-    /// Number of live replicas.
-    pub fn live_count(&self) -> usize {
-        self.by_entity.len()
-    }
 }

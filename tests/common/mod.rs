@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bevy_ecs::world::World;
 use components::Position;
 use throng::ServerHandle;
 use throng::client::{Client, Mirror};
-use throng::config::ConfigLayer;
+use throng::config::{Config, ConfigLayer};
 use throng::protocol::{ServerMessage, StateFrame, quantize};
 use throng::replication::table::NetId;
 
@@ -67,20 +68,51 @@ pub async fn sync_to(client: &mut Client, mirror: &mut Mirror, tick: u64) {
     }
 }
 
+/// Wire positions of every replicated entity, by wire id.
+pub fn wire_positions(world: &mut World) -> BTreeMap<u32, [u32; 2]> {
+    let mut query = world.query::<(&NetId, &Position)>();
+    query
+        .iter(world)
+        .map(|(id, p)| (id.0, [quantize(p.x), quantize(p.y)]))
+        .collect()
+}
+
 /// The server's replicated state (wire positions by wire id) and its tick, taken right after
 /// tick `after` (0: the next tick).
 pub fn server_state(server: &ServerHandle, after: u64) -> (u64, BTreeMap<u32, [u32; 2]>) {
     server
         .with_world_after(after, |world| {
             let tick = world.resource::<components::TickClock>().tick;
-            let mut query = world.query::<(&NetId, &Position)>();
-            let state = query
-                .iter(world)
-                .map(|(id, p)| (id.0, [quantize(p.x), quantize(p.y)]))
-                .collect();
-            (tick, state)
+            (tick, wire_positions(world))
         })
         .expect("tick thread alive")
+}
+
+/// The interest rule of docs/PROTOCOL.md, written out independently of the server's grid:
+/// the entities of `state` that `viewer` sees.
+pub fn expected_view(
+    state: &BTreeMap<u32, [u32; 2]>,
+    viewer: u32,
+    config: &Config,
+) -> BTreeMap<u32, [u32; 2]> {
+    let cell_wire = (config.cell_size * 8.0).round() as u32;
+    let columns = ((config.world_size * 8.0).round() as u32).div_ceil(cell_wire);
+    let cell = |w: [u32; 2]| {
+        (
+            (w[0] / cell_wire).min(columns - 1) as i64,
+            (w[1] / cell_wire).min(columns - 1) as i64,
+        )
+    };
+    let k = (config.interest_radius / config.cell_size).ceil() as i64;
+    let (vx, vy) = cell(state[&viewer]);
+    state
+        .iter()
+        .filter(|(_, w)| {
+            let (cx, cy) = cell(**w);
+            (cx - vx).abs() <= k && (cy - vy).abs() <= k
+        })
+        .map(|(id, w)| (*id, *w))
+        .collect()
 }
 
 /// Moves entity `id` to `(x, y)` between two ticks (a jump, as a teleport would be).

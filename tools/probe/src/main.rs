@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use throng::client::{Client, Mirror};
-use throng::protocol::{FRAME_HEADER_BYTES, ServerMessage};
+use throng::protocol::ServerMessage;
 
 #[derive(Parser)]
 #[command(about = "Connect one client to a throng server and print what it sees")]
@@ -37,15 +37,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("welcome: {:?}", client.welcome);
     let mut mirror = Mirror::default();
     let (started, mut last_report) = (Instant::now(), Instant::now());
-    let (mut frames, mut bytes, mut seq) = (0u64, 0u64, 0u32);
+    let (mut frames, mut bytes_at_report, mut seq) = (0u64, client.bytes_received(), 0u32);
     while started.elapsed() < Duration::from_secs(args.seconds) {
         let message = tokio::time::timeout(Duration::from_secs(5), client.recv()).await??;
         match message {
             ServerMessage::Frame(frame) => {
                 frames += 1;
-                bytes += (FRAME_HEADER_BYTES
-                    + postcard::to_stdvec(&ServerMessage::Frame(frame.clone()))?.len())
-                    as u64;
                 mirror.apply(&frame)?;
                 if args.walk {
                     seq += 1;
@@ -68,12 +65,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "tick {:>6}  frames/s {:>3}  bytes/s {:>7}  in view {:>5}  ack {:>6}  me {:?}",
                 mirror.tick,
                 frames,
-                bytes,
+                client.bytes_received() - bytes_at_report,
                 mirror.entities.len(),
                 mirror.ack_seq,
                 me
             );
-            (frames, bytes, last_report) = (0, 0, Instant::now());
+            (frames, bytes_at_report, last_report) = (0, client.bytes_received(), Instant::now());
         }
     }
     client.goodbye().await?;
