@@ -43,6 +43,39 @@ pub struct Config {
     pub spawn_seed: u64,
     /// Seconds between stat lines in the log (0: none).
     pub stats_interval_s: f32,
+    /// Where the Prometheus metrics endpoint listens, or off.
+    pub metrics: Endpoint,
+}
+
+/// An optional listening address: `off`, or `IP:PORT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Endpoint {
+    /// Not served.
+    Off,
+    /// Served on this address.
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "off" {
+            return Ok(Endpoint::Off);
+        }
+        text.parse()
+            .map(Endpoint::At)
+            .map_err(|_| format!("expected IP:PORT or \"off\", got {text:?}"))
+    }
+}
+
+impl TryFrom<String> for Endpoint {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
 }
 
 impl Default for Config {
@@ -64,6 +97,7 @@ impl Default for Config {
             sim_threads: cores,
             spawn_seed: 1,
             stats_interval_s: 10.0,
+            metrics: Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 9100))),
         }
     }
 }
@@ -118,6 +152,9 @@ pub struct ConfigLayer {
     /// Seconds between stat lines, 0 for none [default: 10]
     #[arg(long)]
     pub stats_interval_s: Option<f32>,
+    /// Prometheus metrics endpoint, IP:PORT or "off" [default: 127.0.0.1:9100]
+    #[arg(long)]
+    pub metrics: Option<Endpoint>,
 }
 
 /// The command line of the `throng` binary.
@@ -198,7 +235,8 @@ impl ConfigLayer {
             net_threads,
             sim_threads,
             spawn_seed,
-            stats_interval_s
+            stats_interval_s,
+            metrics
         )
     }
 
@@ -227,6 +265,7 @@ impl ConfigLayer {
             sim_threads: self.sim_threads.unwrap_or(d.sim_threads),
             spawn_seed: self.spawn_seed.unwrap_or(d.spawn_seed),
             stats_interval_s: self.stats_interval_s.unwrap_or(d.stats_interval_s),
+            metrics: self.metrics.unwrap_or(d.metrics),
         };
         config.validate()?;
         Ok(config)
@@ -304,6 +343,18 @@ mod tests {
             config.cell_size, 100.0,
             "cell size defaults to the interest radius"
         );
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_an_address_or_off() {
+        let file: ConfigLayer = toml::from_str("metrics = \"off\"").unwrap();
+        assert_eq!(file.metrics, Some(Endpoint::Off));
+        let flags = ConfigLayer::parse_from(["throng", "--metrics", "127.0.0.1:9200"]);
+        assert_eq!(
+            flags.metrics,
+            Some(Endpoint::At("127.0.0.1:9200".parse().unwrap()))
+        );
+        assert!(toml::from_str::<ConfigLayer>("metrics = \"on\"").is_err());
     }
 
     #[test]

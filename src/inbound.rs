@@ -118,4 +118,9 @@ impl InboundSender {
             Err(TrySendError::Disconnected(_)) => InputOutcome::Closed,
         }
     }
+
+    /// Inputs waiting for the next tick (a gauge for the metrics endpoint).
+    pub fn queued_inputs(&self) -> usize {
+        self.inputs.len()
+    }
 }

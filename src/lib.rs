@@ -16,6 +16,7 @@
 //! - [`replication`]: grid, encode-once cell sections, per-client frames.
 //! - [`tick`]: the fixed-rate tick thread.
 //! - [`stats`]: counters for every limit and bad input.
+//! - [`metrics`]: the Prometheus endpoint, tick-time histogram, `/proc` readings.
 //! - [`client`]: the Rust client and its sans-IO mirror.
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ pub mod game;
 pub mod harness;
 pub mod inbound;
 pub mod ingest;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod replication;

@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     };
     // Scripts and tests read the bound address from this line.
     println!("throng listening on {}", server.local_addr());
+    if let Some(metrics) = server.metrics_addr() {
+        println!("throng metrics on http://{metrics}/metrics");
+    }
     match server.run_until_signal() {
         StopCause::Requested => ExitCode::SUCCESS,
         StopCause::TickDied => ExitCode::from(70),

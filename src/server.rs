@@ -9,13 +9,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::World;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, Endpoint};
 use crate::game::GameBuilder;
 use crate::inbound::inbound_queues;
 use crate::ingest::close_all_clients;
+use crate::metrics::http::{self, MetricsSource};
 use crate::net::outbox::{WakeRegistry, WakeTask, tick_signal};
 use crate::net::{NetContext, listener};
 use crate::protocol::CloseReason;
@@ -29,12 +30,27 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// Binding or creating threads failed.
+    /// Creating threads or the runtime failed.
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
+    /// A listening socket could not be bound.
+    #[error(transparent)]
+    Bind(BindError),
     /// The schedule is inconsistent (e.g. ambiguous system order).
     #[error("invalid schedule: {0}")]
     Schedule(String),
+}
+
+/// A listener that could not be bound (address in use, no permission...).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for {purpose} on {addr}: {source}")]
+pub struct BindError {
+    /// What the listener was for.
+    pub purpose: &'static str,
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
 }
 
 /// How a server stopped.
@@ -49,6 +65,7 @@ pub enum StopCause {
 /// A running server.
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     stop_tick: Arc<AtomicBool>,
     shutdown: watch::Sender<bool>,
@@ -89,7 +106,12 @@ impl ServerHandle {
             shutdown: shutdown_rx,
             wakes,
         });
-        let (local_addr, net, net_thread) = spawn_network(&config, ctx, wake_task)?;
+        let Network {
+            local_addr,
+            metrics_addr,
+            handle: net,
+            thread: net_thread,
+        } = spawn_network(&config, ctx, wake_task)?;
 
         let stop_tick = Arc::new(AtomicBool::new(false));
         let (world_tasks, world_tasks_rx) = crossbeam_channel::unbounded();
@@ -105,6 +127,7 @@ impl ServerHandle {
         tracing::info!(%local_addr, tick_hz = config.tick_hz, world_size = config.world_size, "throng listening");
         Ok(Self {
             local_addr,
+            metrics_addr,
             stats,
             stop_tick,
             shutdown,
@@ -118,6 +141,11 @@ impl ServerHandle {
     /// The address players connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the metrics endpoint listens, if it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The counters now.
@@ -205,32 +233,41 @@ impl ServerHandle {
     }
 }
 
+/// The running network side.
+struct Network {
+    local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    handle: tokio::runtime::Handle,
+    thread: JoinHandle<()>,
+}
+
 /// Starts the network runtime on its own thread (so a server can be started and stopped
-/// from any context, async tests included), binds the listener and runs the accept loop
+/// from any context, async tests included), binds the listeners and runs the accept loop
 /// until shutdown, then drains connections.
 fn spawn_network(
     config: &Config,
     ctx: Arc<NetContext>,
     wake_task: WakeTask,
-) -> Result<(SocketAddr, tokio::runtime::Handle, JoinHandle<()>), StartError> {
+) -> Result<Network, StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.net_threads)
         .thread_name("throng-net")
         .enable_all()
         .build()?;
-    let listen = config.listen;
-    let listener = {
+    let (listener, metrics_listener) = {
         let _context = runtime.enter();
-        let socket = if listen.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
+        let players = bind(config.listen, "players").map_err(StartError::Bind)?;
+        let metrics = match config.metrics {
+            Endpoint::Off => None,
+            Endpoint::At(addr) => Some(bind(addr, "metrics").map_err(StartError::Bind)?),
         };
-        socket.set_reuseaddr(true)?;
-        socket.bind(listen)?;
-        socket.listen(4096)?
+        (players, metrics)
     };
     let local_addr = listener.local_addr()?;
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     let handle = runtime.handle().clone();
     let (max_players, stats_every) = (config.max_players, config.stats_interval_s);
     let thread = std::thread::Builder::new()
@@ -239,6 +276,13 @@ fn spawn_network(
             let mut shutdown = ctx.shutdown.clone();
             let stats = ctx.stats.clone();
             runtime.block_on(async {
+                if let Some(metrics_listener) = metrics_listener {
+                    let source = Arc::new(MetricsSource {
+                        stats: stats.clone(),
+                        inbound: ctx.inbound.clone(),
+                    });
+                    tokio::spawn(http::serve(metrics_listener, source, shutdown.clone()));
+                }
                 tokio::spawn(listener::accept_loop(listener, max_players, ctx));
                 tokio::spawn(wake_task.run());
                 if stats_every > 0.0 {
@@ -257,7 +301,31 @@ fn spawn_network(
             });
             runtime.shutdown_timeout(Duration::from_secs(1));
         })?;
-    Ok((local_addr, handle, thread))
+    Ok(Network {
+        local_addr,
+        metrics_addr,
+        handle,
+        thread,
+    })
+}
+
+/// A TCP listener on `addr`; the error names what it was for.
+fn bind(addr: SocketAddr, purpose: &'static str) -> Result<TcpListener, BindError> {
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(4096)
+    };
+    listen().map_err(|source| BindError {
+        purpose,
+        addr,
+        source,
+    })
 }
 
 impl Drop for ServerHandle {

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::metrics::histogram::{Histogram, HistogramSnapshot};
 use crate::protocol::CloseReason;
 
 macro_rules! counters {
@@ -14,6 +15,8 @@ macro_rules! counters {
             $(#[doc = $doc] pub $name: AtomicU64,)*
             /// Sessions refused or closed by the server, by [`CloseReason::index`].
             pub closes_by_reason: [AtomicU64; CloseReason::ALL.len()],
+            /// How long each tick took.
+            pub tick_duration: Histogram,
         }
 
         /// A copy of the counters at one moment.
@@ -22,6 +25,8 @@ macro_rules! counters {
             $(#[doc = $doc] pub $name: u64,)*
             /// Sessions refused or closed by the server, by [`CloseReason::index`].
             pub closes_by_reason: [u64; CloseReason::ALL.len()],
+            /// How long each tick took.
+            pub tick_duration: HistogramSnapshot,
         }
 
         impl Stats {
@@ -30,6 +35,7 @@ macro_rules! counters {
                 StatsSnapshot {
                     $($name: self.$name.load(Ordering::Relaxed),)*
                     closes_by_reason: std::array::from_fn(|i| self.closes_by_reason[i].load(Ordering::Relaxed)),
+                    tick_duration: self.tick_duration.snapshot(),
                 }
             }
         }

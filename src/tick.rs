@@ -72,6 +72,7 @@ fn record_tick(stats: &Stats, took: Duration, overran: bool) {
     Stats::bump(&stats.ticks);
     stats.tick_last_us.store(micros, Ordering::Relaxed);
     stats.tick_max_us.fetch_max(micros, Ordering::Relaxed);
+    stats.tick_duration.record(took);
     if overran {
         Stats::bump(&stats.tick_overruns);
     }

@@ -23,7 +23,14 @@ impl Drop for KillOnDrop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
     let child = Command::new(env!("CARGO_BIN_EXE_throng"))
-        .args(["--listen", "127.0.0.1:0", "--tick-hz", "50"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tick-hz",
+            "50",
+            "--metrics",
+            "off",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -8,7 +8,7 @@ use bevy_ecs::world::World;
 use components::Position;
 use throng::ServerHandle;
 use throng::client::{Client, Mirror};
-use throng::config::{Config, ConfigLayer};
+use throng::config::{Config, ConfigLayer, Endpoint};
 use throng::protocol::{ServerMessage, StateFrame, quantize};
 use throng::replication::table::NetId;
 
@@ -21,6 +21,7 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         tick_hz: Some(50),
         stats_interval_s: Some(0.0),
+        metrics: Some(Endpoint::Off),
         net_threads: Some(2),
         sim_threads: Some(2),
         // Generous slack so a test process starved by a busy CI machine is not treated as

@@ -1,0 +1,218 @@
+//! The Prometheus text exposition format (version 0.0.4): every metric with its `# HELP` and
+//! `# TYPE` lines, counters named `_total`, durations in seconds, sizes in bytes.
+
+use std::fmt::Write;
+
+use super::histogram::{HistogramSnapshot, TICK_BUCKETS_US};
+use super::process::ProcessSample;
+use crate::protocol::CloseReason;
+use crate::stats::StatsSnapshot;
+
+/// Everything one scrape reports.
+pub struct Readings {
+    /// The server's counters.
+    pub stats: StatsSnapshot,
+    /// Inputs waiting for the next tick.
+    pub inbound_queue_depth: usize,
+    /// The server process's CPU and memory, if `/proc` could be read.
+    pub process: Option<ProcessSample>,
+    /// The server process's open file descriptors, if `/proc` could be read.
+    pub open_fds: Option<usize>,
+}
+
+/// Renders `readings` as exposition text.
+pub fn render(readings: &Readings) -> String {
+    let s = &readings.stats;
+    let mut out = Exposition::default();
+    out.histogram(
+        "throng_tick_duration_seconds",
+        "Time the tick thread spent per tick (simulation, replication, hand-off).",
+        &s.tick_duration,
+    );
+    out.counter("throng_ticks_total", "Ticks completed.", s.ticks);
+    out.counter(
+        "throng_tick_overruns_total",
+        "Ticks that ended after their deadline.",
+        s.tick_overruns,
+    );
+    out.gauge(
+        "throng_players_connected",
+        "Players in the world.",
+        s.players_connected as f64,
+    );
+    out.gauge(
+        "throng_connection_tasks",
+        "Live connection tasks (handshaking or playing).",
+        s.connections_live as f64,
+    );
+    out.counter(
+        "throng_connections_accepted_total",
+        "TCP connections accepted.",
+        s.connections_accepted,
+    );
+    out.counter(
+        "throng_accept_errors_total",
+        "Accept calls that failed (for example out of file descriptors).",
+        s.accept_errors,
+    );
+    out.labelled_counter(
+        "throng_server_closes_total",
+        "Sessions refused or closed by the server, by reason.",
+        "reason",
+        CloseReason::ALL
+            .iter()
+            .map(|&reason| (reason.as_str(), s.closes(reason))),
+    );
+    out.counter(
+        "throng_inbound_frames_total",
+        "Frames received from clients.",
+        s.inbound_frames,
+    );
+    out.counter(
+        "throng_inbound_bytes_total",
+        "Bytes received from clients.",
+        s.inbound_bytes,
+    );
+    out.counter(
+        "throng_inputs_applied_total",
+        "Inputs applied by the tick.",
+        s.inputs_applied,
+    );
+    out.labelled_counter(
+        "throng_inputs_dropped_total",
+        "Inputs not applied, by cause.",
+        "cause",
+        [
+            ("queue_full", s.inputs_dropped_queue_full),
+            ("player_gone", s.inputs_for_unknown_connection),
+        ]
+        .into_iter(),
+    );
+    out.gauge(
+        "throng_inbound_queue_depth",
+        "Inputs waiting for the next tick.",
+        readings.inbound_queue_depth as f64,
+    );
+    out.counter(
+        "throng_outbound_frames_total",
+        "State frames handed to connection tasks.",
+        s.frames_submitted,
+    );
+    out.counter(
+        "throng_outbound_bytes_total",
+        "Bytes of state frames handed to connection tasks.",
+        s.bytes_submitted,
+    );
+    out.counter(
+        "throng_frames_written_total",
+        "State frames written to sockets.",
+        s.frames_written,
+    );
+    out.counter(
+        "throng_frames_dropped_slow_reader_total",
+        "State frames dropped because the client had every buffer in flight.",
+        s.frames_dropped_slow_reader,
+    );
+    out.counter(
+        "throng_resyncs_total",
+        "Full-view resynchronisations sent after dropped frames.",
+        s.resyncs,
+    );
+    out.counter("throng_pongs_total", "Pings answered.", s.pongs);
+    if let Some(process) = readings.process {
+        out.counter_f64(
+            "process_cpu_seconds_total",
+            "User and system CPU time of the server process.",
+            process.cpu_seconds,
+        );
+        out.gauge(
+            "process_resident_memory_bytes",
+            "Resident memory of the server process.",
+            process.rss_bytes as f64,
+        );
+    }
+    if let Some(fds) = readings.open_fds {
+        out.gauge(
+            "process_open_fds",
+            "Open file descriptors of the server process.",
+            fds as f64,
+        );
+    }
+    out.text
+}
+
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.header(name, "counter", help);
+        let _ = writeln!(self.text, "{name} {value}");
+    }
+
+    fn counter_f64(&mut self, name: &str, help: &str, value: f64) {
+        self.header(name, "counter", help);
+        let _ = writeln!(self.text, "{name} {value}");
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, value: f64) {
+        self.header(name, "gauge", help);
+        let _ = writeln!(self.text, "{name} {value}");
+    }
+
+    fn labelled_counter<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: impl Iterator<Item = (&'a str, u64)>,
+    ) {
+        self.header(name, "counter", help);
+        for (value_label, value) in values {
+            let _ = writeln!(self.text, "{name}{{{label}=\"{value_label}\"}} {value}");
+        }
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, h: &HistogramSnapshot) {
+        self.header(name, "histogram", help);
+        let mut cumulative = 0;
+        for (bound_us, count) in TICK_BUCKETS_US.iter().zip(&h.counts) {
+            cumulative += count;
+            let le = *bound_us as f64 / 1e6;
+            let _ = writeln!(self.text, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let total = h.count();
+        let _ = writeln!(self.text, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(self.text, "{name}_sum {}", h.sum_us as f64 / 1e6);
+        let _ = writeln!(self.text, "{name}_count {total}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::histogram::Histogram;
+    use std::time::Duration;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_with_inf() {
+        let histogram = Histogram::default();
+        histogram.record(Duration::from_micros(100));
+        histogram.record(Duration::from_millis(3));
+        histogram.record(Duration::from_secs(2));
+        let mut out = Exposition::default();
+        out.histogram("t_seconds", "help", &histogram.snapshot());
+        assert!(out.text.contains("t_seconds_bucket{le=\"0.00025\"} 1\n"));
+        assert!(out.text.contains("t_seconds_bucket{le=\"0.003\"} 2\n"));
+        assert!(out.text.contains("t_seconds_bucket{le=\"1\"} 2\n"));
+        assert!(out.text.contains("t_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(out.text.contains("t_seconds_count 3\n"));
+        assert!(out.text.contains("t_seconds_sum 2.0031\n"));
+    }
+}

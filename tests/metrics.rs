@@ -1,0 +1,139 @@
+//! The Prometheus endpoint over real sockets: what a scrape reports matches what the test
+//! did, and the exposition follows the naming conventions.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use throng::config::{ConfigLayer, Endpoint};
+use throng::metrics::scrape::{Scrape, http_get, scrape};
+use throng::protocol::{CloseReason, ServerMessage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn server_with_metrics() -> throng::ServerHandle {
+    start_server(ConfigLayer {
+        metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
+        ..Default::default()
+    })
+}
+
+async fn scrape_now(server: &throng::ServerHandle) -> Scrape {
+    let addr = server.metrics_addr().expect("metrics on");
+    tokio::task::spawn_blocking(move || scrape(addr, HANG_GUARD))
+        .await
+        .unwrap()
+        .expect("scrape answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_counts_what_the_session_did() {
+    let server = server_with_metrics();
+    let mut walker = connect(&server, "walker").await;
+    let mut watcher = connect(&server, "watcher").await;
+    for seq in 1..=10 {
+        walker.send_input(seq, 127, 0).await.unwrap();
+    }
+    // A third connection is refused for an undecodable Hello.
+    let mut bad = TcpStream::connect(server.local_addr()).await.unwrap();
+    bad.write_all(&[2, 0, 0, 0, 0xff, 0xff]).await.unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(HANG_GUARD, bad.read_to_end(&mut sink)).await;
+
+    // Once the walker's last input is acknowledged, the tick has applied it.
+    loop {
+        if let ServerMessage::Frame(frame) = walker.recv().await.unwrap()
+            && frame.ack_seq == 10
+        {
+            break;
+        }
+    }
+    let mut watcher_frames = 0.0;
+    while watcher_frames < 3.0 {
+        if let ServerMessage::Frame(_) = watcher.recv().await.unwrap() {
+            watcher_frames += 1.0;
+        }
+    }
+
+    let metrics = scrape_now(&server).await;
+    let value = |name: &str| metrics.value(name).unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(value("throng_connections_accepted_total"), 3.0);
+    assert_eq!(value("throng_players_connected"), 2.0);
+    assert_eq!(
+        metrics.labelled(
+            "throng_server_closes_total",
+            "reason",
+            CloseReason::Malformed.as_str()
+        ),
+        Some(1.0)
+    );
+    // Two Hellos, ten inputs and the bad frame.
+    assert_eq!(value("throng_inbound_frames_total"), 13.0);
+    assert!(value("throng_inputs_applied_total") >= 1.0);
+    assert!(value("throng_inputs_applied_total") <= 10.0);
+    assert!(value("throng_outbound_frames_total") >= watcher_frames + 1.0);
+    assert!(value("throng_frames_written_total") >= watcher_frames);
+    let ticks = value("throng_ticks_total");
+    assert!(ticks >= 3.0);
+    let histogram_count = value("throng_tick_duration_seconds_count");
+    assert!(
+        (histogram_count - ticks).abs() <= 1.0,
+        "one observation per tick"
+    );
+    assert_eq!(
+        metrics.buckets("throng_tick_duration_seconds").last(),
+        Some(&(f64::INFINITY, histogram_count))
+    );
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_open_fds") >= 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exposition_follows_prometheus_conventions() {
+    let server = server_with_metrics();
+    let addr = server.metrics_addr().unwrap();
+    let text = tokio::task::spawn_blocking(move || http_get(addr, "/metrics", HANG_GUARD))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut declared = HashSet::new();
+    let mut kinds = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(declared.insert(name.to_owned()), "{name} declared twice");
+            kinds.insert(name.to_owned(), kind.to_owned());
+            assert!(
+                name.starts_with("throng_") || name.starts_with("process_"),
+                "{name} lacks the prefix"
+            );
+            assert_eq!(
+                kind == "counter",
+                name.ends_with("_total"),
+                "{name}: {kind}"
+            );
+            if kind == "histogram" {
+                assert!(name.ends_with("_seconds") || name.ends_with("_bytes"));
+            }
+        }
+    }
+    let scrape = Scrape::parse(&text);
+    for sample in &scrape.samples {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let base = sample.name.strip_suffix(suffix)?;
+                (kinds.get(base).map(String::as_str) == Some("histogram")).then_some(base)
+            })
+            .unwrap_or(&sample.name);
+        assert!(declared.contains(family), "{} has no TYPE", sample.name);
+    }
+    let unknown = tokio::task::spawn_blocking(move || {
+        http_get(addr, "/nope", Duration::from_secs(5)).unwrap_err()
+    })
+    .await
+    .unwrap();
+    assert!(unknown.to_string().contains("404"), "{unknown}");
+}
