@@ -16,6 +16,7 @@
 //! - [`replication`]: grid, encode-once cell sections, per-client frames.
 //! - [`tick`]: the fixed-rate tick thread.
 //! - [`stats`]: counters for every limit and bad input.
+//! - [`limits`]: raising the open-file limit.
 //! - [`metrics`]: the Prometheus endpoint, tick-time histogram, `/proc` readings.
 //! - [`client`]: the Rust client and its sans-IO mirror.
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
@@ -27,6 +28,7 @@ pub mod game;
 pub mod harness;
 pub mod inbound;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod protocol;

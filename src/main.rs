@@ -21,6 +21,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match throng::limits::raise_fd_limit() {
+        Ok(limit) if (limit as usize) < config.max_players + 64 => tracing::warn!(
+            limit,
+            max_players = config.max_players,
+            "the open-file limit is below max_players; accepts will fail before the cap"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let server = match ServerHandle::start(config) {
         Ok(server) => server,
         Err(error) => {

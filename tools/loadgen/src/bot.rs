@@ -1,0 +1,334 @@
+//! One bot of the crowd workload, sans event loop: the worker owns the socket readiness and
+//! the clock; a bot turns readable bytes into verified frames and its schedule into inputs.
+//!
+//! Verification: every frame must decode and apply cleanly to the bot's [`Mirror`] (no update
+//! or removal of an entity it never saw, no double spawn, ticks strictly increasing). The
+//! first inconsistency is counted as a protocol error; the bot then stops verifying (its
+//! mirror can no longer be trusted) but keeps counting frames.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use throng::client::Mirror;
+use throng::net::framing::FrameReader;
+use throng::protocol::{
+    ClientMessage, Hello, Input, PROTOCOL_VERSION, ServerMessage, decode_server_message,
+    encode_frame,
+};
+
+use crate::tally::Tally;
+
+/// Largest server frame body a bot accepts (a full arena view of 1,000 players is ~10 KiB).
+const MAX_SERVER_FRAME: u32 = 1 << 20;
+/// Inputs between changes of walking direction (the workload's "about 2 s" at 20 Hz).
+const INPUTS_PER_DIRECTION: u32 = 40;
+/// Inputs remembered for ack latency; older unacknowledged ones are forgotten.
+const MAX_UNACKED: usize = 64;
+/// Unsent bytes a bot may hold before it counts the server as not reading.
+const MAX_PENDING_OUT: usize = 4096;
+
+/// Where a bot is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// TCP connect in progress.
+    Connecting,
+    /// Hello sent, waiting for Welcome.
+    AwaitingWelcome,
+    /// Welcomed; sending inputs and receiving frames.
+    Playing,
+    /// Closed (by the server, the network, or a failed connect).
+    Closed,
+}
+
+/// What happened to a bot while handling readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing that changes its stage.
+    None,
+    /// Welcomed.
+    Joined,
+    /// Closed before being welcomed (refused, reset, timed out).
+    ConnectFailed(String),
+    /// Closed after being welcomed, without asking.
+    Disconnected(String),
+}
+
+/// One simulated player.
+pub struct Bot {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Life stage.
+    pub stage: Stage,
+    /// When the connect started (for the connect timeout).
+    pub connect_started: Instant,
+    /// Frames received inside the measured window.
+    pub window_frames: u32,
+    name: String,
+    reader: FrameReader,
+    mirror: Mirror,
+    verifying: bool,
+    walk: RandomWalk,
+    next_seq: u32,
+    unacked: VecDeque<(u32, Instant)>,
+    pending_out: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Bot {
+    /// A bot whose connect is in progress on `stream`; `seed` and `index` fix its walk.
+    pub fn new(stream: TcpStream, index: usize, seed: u64, now: Instant) -> Bot {
+        Bot {
+            stream,
+            stage: Stage::Connecting,
+            connect_started: now,
+            window_frames: 0,
+            name: format!("bot{index}"),
+            reader: FrameReader::new(MAX_SERVER_FRAME),
+            mirror: Mirror::default(),
+            verifying: true,
+            walk: RandomWalk::new(seed, index as u64),
+            next_seq: 1,
+            unacked: VecDeque::with_capacity(MAX_UNACKED),
+            pending_out: Vec::new(),
+            scratch: Vec::with_capacity(32),
+        }
+    }
+
+    /// The socket became writable: finish the connect (send Hello) or flush pending bytes.
+    pub fn on_writable(&mut self) -> Change {
+        match self.stage {
+            Stage::Connecting => {
+                match self.stream.take_error() {
+                    Ok(None) => {}
+                    Ok(Some(error)) | Err(error) => return self.close_before_join(error),
+                }
+                match self.stream.peer_addr() {
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotConnected => {
+                        return Change::None; // spurious wake-up; still connecting
+                    }
+                    Err(error) => return self.close_before_join(error),
+                }
+                self.stage = Stage::AwaitingWelcome;
+                let hello = ClientMessage::Hello(Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    name: self.name.clone(),
+                });
+                self.send(&hello)
+            }
+            Stage::AwaitingWelcome | Stage::Playing => self.flush(),
+            Stage::Closed => Change::None,
+        }
+    }
+
+    /// The socket became readable: read everything available and apply every whole frame.
+    pub fn on_readable(&mut self, now: Instant, measuring: bool, tally: &mut Tally) -> Change {
+        loop {
+            let spare = self.reader.spare();
+            let room = spare.len();
+            let read = match self.stream.read(spare) {
+                Ok(0) => return self.lost("server closed the connection"),
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Change::None,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return self.lost(&error.to_string()),
+            };
+            self.reader.filled(read);
+            if measuring {
+                tally.bytes += read as u64;
+            }
+            let change = self.take_frames(now, measuring, tally);
+            if change != Change::None || self.stage == Stage::Closed {
+                return change;
+            }
+            // A short read drained the socket; new data will raise a new edge.
+            if read < room {
+                return Change::None;
+            }
+        }
+    }
+
+    /// Sends the next input of the random walk.
+    pub fn send_input(&mut self, now: Instant) -> Change {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let (dir_x, dir_y) = self.walk.direction(seq);
+        if self.unacked.len() == MAX_UNACKED {
+            self.unacked.pop_front(); // never acknowledged in time; keep memory bounded
+        }
+        self.unacked.push_back((seq, now));
+        self.send(&ClientMessage::Input(Input { seq, dir_x, dir_y }))
+    }
+
+    /// Whether inputs are due (welcomed and open).
+    pub fn playing(&self) -> bool {
+        self.stage == Stage::Playing
+    }
+
+    fn take_frames(&mut self, now: Instant, measuring: bool, tally: &mut Tally) -> Change {
+        let mut change = Change::None;
+        loop {
+            let body = match self.reader.next_frame() {
+                Ok(Some(body)) => body,
+                Ok(None) => return change,
+                Err(error) => {
+                    tally.protocol_errors += 1;
+                    return self.lost(&format!("unreadable frame: {error}"));
+                }
+            };
+            let message = match decode_server_message(body) {
+                Ok(message) => message,
+                Err(error) => {
+                    tally.protocol_errors += 1;
+                    return self.lost(&format!("undecodable frame: {error}"));
+                }
+            };
+            match message {
+                ServerMessage::Frame(frame) if self.stage == Stage::Playing => {
+                    tally.live_frames += 1;
+                    if self.verifying && self.mirror.apply(&frame).is_err() {
+                        tally.protocol_errors += 1;
+                        self.verifying = false;
+                        self.mirror.entities.clear();
+                    }
+                    while let Some(&(seq, sent)) = self.unacked.front() {
+                        if seq > frame.ack_seq {
+                            break;
+                        }
+                        self.unacked.pop_front();
+                        if measuring {
+                            tally.acks.record(now - sent);
+                        }
+                    }
+                    if measuring {
+                        self.window_frames += 1;
+                        tally.frames += 1;
+                        tally.visible_sum += self.mirror.entities.len() as u64;
+                    }
+                }
+                ServerMessage::Welcome(_) if self.stage == Stage::AwaitingWelcome => {
+                    self.stage = Stage::Playing;
+                    change = Change::Joined;
+                }
+                ServerMessage::Pong { .. } => {}
+                ServerMessage::Reject(refusal) | ServerMessage::Close(refusal) => {
+                    let why = format!("server closed: {}", refusal.reason.as_str());
+                    return if self.stage == Stage::Playing {
+                        self.lost(&why)
+                    } else {
+                        self.close_before_join(io::Error::other(why))
+                    };
+                }
+                _ => {
+                    tally.protocol_errors += 1;
+                    return self.lost("message out of order");
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, message: &ClientMessage) -> Change {
+        self.scratch.clear();
+        encode_frame(message, &mut self.scratch);
+        if !self.pending_out.is_empty() {
+            self.pending_out.extend_from_slice(&self.scratch);
+            return self.flush();
+        }
+        match self.stream.write(&self.scratch) {
+            Ok(n) if n == self.scratch.len() => Change::None,
+            Ok(n) => {
+                self.pending_out.extend_from_slice(&self.scratch[n..]);
+                Change::None
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                self.pending_out.extend_from_slice(&self.scratch);
+                Change::None
+            }
+            Err(error) => self.lost(&error.to_string()),
+        }
+    }
+
+    fn flush(&mut self) -> Change {
+        while !self.pending_out.is_empty() {
+            match self.stream.write(&self.pending_out) {
+                Ok(n) => {
+                    self.pending_out.drain(..n);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => return self.lost(&error.to_string()),
+            }
+        }
+        if self.pending_out.len() > MAX_PENDING_OUT {
+            return self.lost("server stopped reading our inputs");
+        }
+        Change::None
+    }
+
+    fn lost(&mut self, why: &str) -> Change {
+        if self.stage != Stage::Playing {
+            return self.close_before_join(io::Error::other(why.to_owned()));
+        }
+        self.stage = Stage::Closed;
+        Change::Disconnected(why.to_owned())
+    }
+
+    fn close_before_join(&mut self, error: io::Error) -> Change {
+        self.stage = Stage::Closed;
+        Change::ConnectFailed(error.to_string())
+    }
+}
+
+/// The workload's seeded random walk: a new uniformly random direction every
+/// [`INPUTS_PER_DIRECTION`] inputs, quantized to the protocol's `i8` components.
+pub struct RandomWalk {
+    rng: SmallRng,
+    current: (i8, i8),
+}
+
+impl RandomWalk {
+    /// The walk of bot `index` under run seed `seed`.
+    pub fn new(seed: u64, index: u64) -> RandomWalk {
+        let mixed = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        RandomWalk {
+            rng: SmallRng::seed_from_u64(mixed),
+            current: (0, 0),
+        }
+    }
+
+    /// Direction for input `seq` (1-based).
+    pub fn direction(&mut self, seq: u32) -> (i8, i8) {
+        if (seq - 1).is_multiple_of(INPUTS_PER_DIRECTION) {
+            let angle: f32 = self.rng.random_range(0.0..std::f32::consts::TAU);
+            self.current = (
+                (angle.cos() * 127.0).round() as i8,
+                (angle.sin() * 127.0).round() as i8,
+            );
+        }
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_repeats_per_seed_and_turns_every_forty_inputs() {
+        let mut a = RandomWalk::new(7, 3);
+        let mut b = RandomWalk::new(7, 3);
+        let first: Vec<_> = (1..=80).map(|s| a.direction(s)).collect();
+        let again: Vec<_> = (1..=80).map(|s| b.direction(s)).collect();
+        assert_eq!(first, again);
+        assert!(first[..40].iter().all(|&d| d == first[0]));
+        assert!(first[40..].iter().all(|&d| d == first[40]));
+        assert_ne!(first[0], first[40]);
+        let (x, y) = first[0];
+        let length = (f32::from(x).powi(2) + f32::from(y).powi(2)).sqrt();
+        assert!((length - 127.0).abs() < 1.5, "unit direction, got {length}");
+        assert_ne!(RandomWalk::new(8, 3).direction(1), first[0]);
+    }
+}

@@ -1,0 +1,57 @@
+//! What a worker counts inside the measured window; merged across workers at the end.
+
+use std::collections::BTreeMap;
+
+use crate::latency::Latencies;
+
+/// Counts over the measured window (plus connect outcomes, which are counted always).
+#[derive(Default, Clone)]
+pub struct Tally {
+    /// State frames received.
+    pub frames: u64,
+    /// State frames received in any phase (for the live display).
+    pub live_frames: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Sum over frames of the entities in view after applying the frame.
+    pub visible_sum: u64,
+    /// Frames that did not decode or did not fit the bot's mirror.
+    pub protocol_errors: u64,
+    /// Unrequested closes inside the window.
+    pub disconnects: u64,
+    /// Unrequested closes before the window (connect phase and warm-up).
+    pub disconnects_before_window: u64,
+    /// Bots welcomed.
+    pub connected: u64,
+    /// Bots that never got a Welcome.
+    pub connect_failures: u64,
+    /// Why bots failed or were disconnected, with counts (for the human summary).
+    pub reasons: BTreeMap<String, u64>,
+    /// Input-to-ack latencies.
+    pub acks: Latencies,
+    /// Frames per second of each bot that was playing when the window began.
+    pub per_bot_frames: Vec<u32>,
+    /// Input slots that came late because the worker was busy (skipped, not burst).
+    pub late_input_slots: u64,
+}
+
+impl Tally {
+    /// Adds `other` into this tally.
+    pub fn merge(&mut self, other: Tally) {
+        self.frames += other.frames;
+        self.live_frames += other.live_frames;
+        self.bytes += other.bytes;
+        self.visible_sum += other.visible_sum;
+        self.protocol_errors += other.protocol_errors;
+        self.disconnects += other.disconnects;
+        self.disconnects_before_window += other.disconnects_before_window;
+        self.connected += other.connected;
+        self.connect_failures += other.connect_failures;
+        for (reason, count) in other.reasons {
+            *self.reasons.entry(reason).or_default() += count;
+        }
+        self.acks.merge(&other.acks);
+        self.per_bot_frames.extend(other.per_bot_frames);
+        self.late_input_slots += other.late_input_slots;
+    }
+}
