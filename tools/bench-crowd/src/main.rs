@@ -74,6 +74,9 @@ struct Args {
     /// Extra server flags, e.g. `--server-arg=--net-threads=1`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// Extra loadgen flags, e.g. `--loadgen-arg=--threads=2`.
+    #[arg(long = "loadgen-arg", allow_hyphen_values = true)]
+    loadgen_args: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -207,6 +210,7 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
         .args(["--seed", &args.seed.to_string()])
         .args(["--server-pid", &server.0.id().to_string()])
         .args(["--metrics", &metrics])
+        .args(&args.loadgen_args)
         .arg("--json")
         .arg(&json)
         .stdout(Stdio::null())

@@ -7,8 +7,9 @@
 //! mirror can no longer be trusted) but keeps counting frames.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use rand::rngs::SmallRng;
@@ -20,6 +21,7 @@ use throng::protocol::{
     encode_frame,
 };
 
+use crate::arrival;
 use crate::tally::Tally;
 
 /// Largest server frame body a bot accepts (a full arena view of 1,000 players is ~10 KiB).
@@ -73,7 +75,8 @@ pub struct Bot {
     verifying: bool,
     walk: RandomWalk,
     next_seq: u32,
-    unacked: VecDeque<(u32, Instant)>,
+    /// Inputs not yet acknowledged: seq and send time (CLOCK_REALTIME ns).
+    unacked: VecDeque<(u32, i64)>,
     pending_out: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -126,13 +129,15 @@ impl Bot {
     }
 
     /// The socket became readable: read everything available and apply every whole frame.
-    pub fn on_readable(&mut self, now: Instant, measuring: bool, tally: &mut Tally) -> Change {
+    /// Acks are timed at the kernel's arrival time of the bytes (see [`arrival`]).
+    pub fn on_readable(&mut self, measuring: bool, tally: &mut Tally) -> Change {
         loop {
+            let fd = self.stream.as_raw_fd();
             let spare = self.reader.spare();
             let room = spare.len();
-            let read = match self.stream.read(spare) {
-                Ok(0) => return self.lost("server closed the connection"),
-                Ok(n) => n,
+            let (read, arrived) = match arrival::recv(fd, spare) {
+                Ok((0, _)) => return self.lost("server closed the connection"),
+                Ok((n, arrived)) => (n, arrived.unwrap_or_else(arrival::realtime_ns)),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Change::None,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return self.lost(&error.to_string()),
@@ -141,7 +146,7 @@ impl Bot {
             if measuring {
                 tally.bytes += read as u64;
             }
-            let change = self.take_frames(now, measuring, tally);
+            let change = self.take_frames(arrived, measuring, tally);
             if change != Change::None || self.stage == Stage::Closed {
                 return change;
             }
@@ -153,7 +158,8 @@ impl Bot {
     }
 
     /// Sends the next input of the random walk.
-    pub fn send_input(&mut self, now: Instant) -> Change {
+    pub fn send_input(&mut self) -> Change {
+        let now = arrival::realtime_ns();
         let seq = self.next_seq;
         self.next_seq += 1;
         let (dir_x, dir_y) = self.walk.direction(seq);
@@ -169,7 +175,7 @@ impl Bot {
         self.stage == Stage::Playing
     }
 
-    fn take_frames(&mut self, now: Instant, measuring: bool, tally: &mut Tally) -> Change {
+    fn take_frames(&mut self, arrived: i64, measuring: bool, tally: &mut Tally) -> Change {
         let mut change = Change::None;
         loop {
             let body = match self.reader.next_frame() {
@@ -201,7 +207,8 @@ impl Bot {
                         }
                         self.unacked.pop_front();
                         if measuring {
-                            tally.acks.record(now - sent);
+                            let nanos = u64::try_from(arrived - sent).unwrap_or(0);
+                            tally.acks.record(Duration::from_nanos(nanos));
                         }
                     }
                     if measuring {

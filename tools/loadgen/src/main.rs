@@ -6,6 +6,7 @@
 //! threads (no task or timer per bot), one read per readable burst, one write per input.
 //! Bounded: connect phase, warm-up and window are fixed in length, with a hard deadline.
 
+mod arrival;
 mod bot;
 mod latency;
 mod probe;

@@ -13,6 +13,9 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use std::os::fd::AsRawFd;
+
+use crate::arrival;
 use crate::bot::{Bot, Change, Stage};
 use crate::tally::Tally;
 
@@ -175,7 +178,7 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
             }
             for bot in bots.iter_mut().skip(slot).step_by(SLOTS).flatten() {
                 if bot.playing() {
-                    let change = bot.send_input(now);
+                    let change = bot.send_input();
                     settle(bot, &poll, change, &mut tally, &control, window_open);
                 }
             }
@@ -189,7 +192,6 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
         }
-        let now = Instant::now();
         for event in &events {
             let Some(bot) = bots[event.token().0].as_mut() else {
                 continue;
@@ -202,7 +204,7 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
                 settle(bot, &poll, change, &mut tally, &control, window_open);
             }
             if event.is_readable() && bot.stage != Stage::Closed {
-                let change = bot.on_readable(now, window_open, &mut tally);
+                let change = bot.on_readable(window_open, &mut tally);
                 settle(bot, &poll, change, &mut tally, &control, window_open);
             }
         }
@@ -269,6 +271,7 @@ fn connect(addr: SocketAddr, index: usize) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
+    arrival::enable(socket.as_raw_fd())?;
     socket.bind(&SockAddr::from(SocketAddr::from((
         source_address(index),
         0,
