@@ -4,7 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use throng::protocol::{ClientMessage, EntityUpdate, Input, ServerMessage, StateFrame};
+use throng::client::Mirror;
+use throng::protocol::{
+    ClientMessage, EntitySpawn, EntityUpdate, Input, ServerMessage, StateFrame,
+};
 
 fn input() -> ClientMessage {
     ClientMessage::Input(Input {
@@ -91,6 +94,52 @@ fn codec(c: &mut Criterion) {
     });
     c.bench_function("decode/frame20/serde_json", |b| {
         b.iter(|| serde_json::from_slice::<ServerMessage>(black_box(&frame_json)).unwrap())
+    });
+    // What a client does with each frame: decode and apply to its mirror. The mirror holds
+    // the 20 movers; each iteration applies the frame (moves every one by its delta)
+    // with increasing ticks; positions start mid-range so they never leave it.
+    let body = &frame_postcard;
+    let ServerMessage::Frame(decoded) = frame.clone() else {
+        unreachable!()
+    };
+    let mirror_with_movers = || {
+        let mut mirror = Mirror::default();
+        let spawns = StateFrame {
+            tick: 1,
+            reset: true,
+            spawned: decoded
+                .updated
+                .iter()
+                .map(|u| EntitySpawn {
+                    id: u.id,
+                    x: 1 << 30,
+                    y: 1 << 30,
+                    components: vec![],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        mirror.apply(&spawns).unwrap();
+        mirror
+    };
+    let mut mirror = mirror_with_movers();
+    c.bench_function("apply/frame20/decode_then_apply", |b| {
+        b.iter(|| {
+            let ServerMessage::Frame(mut frame) =
+                throng::protocol::decode_server_message(black_box(body)).unwrap()
+            else {
+                unreachable!()
+            };
+            frame.tick = mirror.tick + 1;
+            mirror.apply(&frame).unwrap();
+        })
+    });
+    let mut mirror = mirror_with_movers();
+    c.bench_function("apply/frame20/apply_body", |b| {
+        b.iter(|| {
+            mirror.tick = 0; // the body's tick is fixed; allow re-applying it
+            mirror.apply_body(black_box(body)).unwrap();
+        })
     });
 }
 

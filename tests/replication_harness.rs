@@ -180,7 +180,7 @@ fn replicated_components_arrive_on_spawn_and_on_change() {
     }
     assert_eq!(welcome_components, vec!["Score".to_string()]);
     let (_, entity) = mirror.entities.iter().next().unwrap();
-    let score: Score = postcard::from_bytes(&entity.components[&0]).unwrap();
+    let score: Score = postcard::from_bytes(entity.component(0).unwrap()).unwrap();
     let server: Vec<Score> = harness
         .simulation
         .world

@@ -1,18 +1,54 @@
 //! A client's copy of the entities in its view, kept by applying state frames in order.
 //! Sans I/O: tests, tools and the load generator feed it whatever frames they received.
 //! Every inconsistency a server could cause is an error, so applying frames verifies them.
+//!
+//! Frames can be applied decoded ([`Mirror::apply`]) or straight from their bytes without
+//! allocating ([`Mirror::apply_body`]); both run the same [`FrameVisitor`] code.
 
 use ahash::AHashMap;
 
-use crate::protocol::{ComponentValue, StateFrame};
+use super::visit::{Components, EncodedComponents, FrameVisitor, visit_state_frame};
+use crate::protocol::{ComponentValue, DecodeError, StateFrame};
+
+/// Component kinds with their latest value bytes.
+type ComponentValues = Vec<(u16, Vec<u8>)>;
 
 /// One entity as the client knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MirroredEntity {
     /// Wire position (world units times the position scale).
     pub wire: [u32; 2],
-    /// Latest value bytes of each replicated component kind it has.
-    pub components: AHashMap<u16, Vec<u8>>,
+    /// Latest value bytes of each replicated component kind it has. Boxed so that an entry
+    /// of the entity table stays small (24 bytes): a load generator keeps thousands of
+    /// mirrors and touches each one cold once per tick.
+    components: Option<Box<ComponentValues>>,
+}
+
+impl MirroredEntity {
+    /// The latest value bytes of component `kind`, if the entity has it.
+    pub fn component(&self, kind: u16) -> Option<&[u8]> {
+        self.components
+            .as_deref()?
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, bytes)| bytes.as_slice())
+    }
+
+    fn set_components(&mut self, values: Components<'_>) {
+        if values.is_empty() {
+            return;
+        }
+        let components = self.components.get_or_insert_default();
+        for (kind, bytes) in values {
+            match components.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, old)) => {
+                    old.clear();
+                    old.extend_from_slice(bytes);
+                }
+                None => components.push((kind, bytes.to_vec())),
+            }
+        }
+    }
 }
 
 /// A frame that does not fit the mirror: the server (or the wire) broke a promise.
@@ -50,6 +86,9 @@ pub enum MirrorError {
         /// The previous frame's tick.
         previous: u32,
     },
+    /// The frame's bytes are not a valid state frame.
+    #[error("undecodable frame: {0}")]
+    Decode(#[from] DecodeError),
 }
 
 /// The entities a client sees.
@@ -64,58 +103,98 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// Applies one frame: reset, removals, spawns, then updates.
+    /// Applies one decoded frame: reset, removals, spawns, then updates.
     pub fn apply(&mut self, frame: &StateFrame) -> Result<(), MirrorError> {
-        if self.tick != 0 && frame.tick <= self.tick {
+        let tick = frame.tick;
+        self.header(tick, frame.ack_seq, frame.reset)?;
+        for &id in &frame.removed {
+            self.removed(tick, id)?;
+        }
+        for spawn in &frame.spawned {
+            let values = encode_values(&spawn.components);
+            self.spawned(tick, spawn.id, [spawn.x, spawn.y], values.view())?;
+        }
+        for update in &frame.updated {
+            let values = encode_values(&update.components);
+            self.updated(tick, update.id, [update.dx, update.dy], values.view())?;
+        }
+        Ok(())
+    }
+
+    /// Applies one frame straight from a `ServerMessage::Frame` body, without allocating
+    /// (beyond the entity table growing).
+    pub fn apply_body(&mut self, body: &[u8]) -> Result<(), MirrorError> {
+        visit_state_frame(body, self)
+    }
+}
+
+impl FrameVisitor for Mirror {
+    type Error = MirrorError;
+
+    fn header(&mut self, tick: u32, ack_seq: u32, reset: bool) -> Result<(), MirrorError> {
+        if self.tick != 0 && tick <= self.tick {
             return Err(MirrorError::TickOrder {
-                tick: frame.tick,
+                tick,
                 previous: self.tick,
             });
         }
-        let tick = frame.tick;
-        if frame.reset {
+        if reset {
             self.entities.clear();
         }
-        for &id in &frame.removed {
-            self.entities
-                .remove(&id)
-                .ok_or(MirrorError::UnknownEntity { tick, id })?;
-        }
-        for spawn in &frame.spawned {
-            let entity = MirroredEntity {
-                wire: [spawn.x, spawn.y],
-                components: collect(&spawn.components),
-            };
-            if self.entities.insert(spawn.id, entity).is_some() {
-                return Err(MirrorError::DuplicateSpawn { tick, id: spawn.id });
-            }
-        }
-        for update in &frame.updated {
-            let id = update.id;
-            let entity = self
-                .entities
-                .get_mut(&id)
-                .ok_or(MirrorError::UnknownEntity { tick, id })?;
-            let moved = |wire: u32, delta: i32| {
-                wire.checked_add_signed(delta)
-                    .ok_or(MirrorError::OutOfRange { tick, id })
-            };
-            entity.wire = [
-                moved(entity.wire[0], update.dx)?,
-                moved(entity.wire[1], update.dy)?,
-            ];
-            for value in &update.components {
-                entity.components.insert(value.kind, value.bytes.clone());
-            }
-        }
         self.tick = tick;
-        self.ack_seq = frame.ack_seq;
+        self.ack_seq = ack_seq;
+        Ok(())
+    }
+
+    fn removed(&mut self, tick: u32, id: u32) -> Result<(), MirrorError> {
+        self.entities
+            .remove(&id)
+            .map(drop)
+            .ok_or(MirrorError::UnknownEntity { tick, id })
+    }
+
+    fn spawned(
+        &mut self,
+        tick: u32,
+        id: u32,
+        wire: [u32; 2],
+        components: Components<'_>,
+    ) -> Result<(), MirrorError> {
+        let mut entity = MirroredEntity {
+            wire,
+            components: None,
+        };
+        entity.set_components(components);
+        match self.entities.insert(id, entity) {
+            None => Ok(()),
+            Some(_) => Err(MirrorError::DuplicateSpawn { tick, id }),
+        }
+    }
+
+    fn updated(
+        &mut self,
+        tick: u32,
+        id: u32,
+        [dx, dy]: [i32; 2],
+        components: Components<'_>,
+    ) -> Result<(), MirrorError> {
+        let entity = self
+            .entities
+            .get_mut(&id)
+            .ok_or(MirrorError::UnknownEntity { tick, id })?;
+        let moved = |wire: u32, delta: i32| {
+            wire.checked_add_signed(delta)
+                .ok_or(MirrorError::OutOfRange { tick, id })
+        };
+        entity.wire = [moved(entity.wire[0], dx)?, moved(entity.wire[1], dy)?];
+        entity.set_components(components);
         Ok(())
     }
 }
 
-fn collect(values: &[ComponentValue]) -> AHashMap<u16, Vec<u8>> {
-    values.iter().map(|v| (v.kind, v.bytes.clone())).collect()
+/// A decoded frame's component list in wire form, so both apply paths share one visitor.
+fn encode_values(values: &[ComponentValue]) -> EncodedComponents {
+    EncodedComponents::new(values)
 }
 
 #[cfg(test)]

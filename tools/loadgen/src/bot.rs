@@ -3,8 +3,9 @@
 //!
 //! Verification: every frame must decode and apply cleanly to the bot's [`Mirror`] (no update
 //! or removal of an entity it never saw, no double spawn, ticks strictly increasing). The
-//! first inconsistency is counted as a protocol error; the bot then stops verifying (its
-//! mirror can no longer be trusted) but keeps counting frames.
+//! first inconsistency is counted as a protocol error; the bot then stops counting errors (its
+//! mirror can no longer be trusted) but keeps counting frames and acks. Frames are applied
+//! straight from their bytes ([`Mirror::apply_body`]): no allocation per frame.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -15,6 +16,7 @@ use mio::net::TcpStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use throng::client::Mirror;
+use throng::client::visit::is_state_frame;
 use throng::net::framing::FrameReader;
 use throng::protocol::{
     ClientMessage, Hello, Input, PROTOCOL_VERSION, ServerMessage, decode_server_message,
@@ -137,7 +139,11 @@ impl Bot {
             let room = spare.len();
             let (read, arrived) = match arrival::recv(fd, spare) {
                 Ok((0, _)) => return self.lost("server closed the connection"),
-                Ok((n, arrived)) => (n, arrived.unwrap_or_else(arrival::realtime_ns)),
+                Ok((n, Some(arrived))) => (n, arrived),
+                Ok((n, None)) => {
+                    tally.unstamped_reads += u64::from(measuring);
+                    (n, arrival::realtime_ns())
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Change::None,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return self.lost(&error.to_string()),
@@ -186,6 +192,12 @@ impl Bot {
                     return self.lost(&format!("unreadable frame: {error}"));
                 }
             };
+            if self.stage == Stage::Playing && is_state_frame(body) {
+                // The hot path: verify straight from the bytes, no allocation.
+                let consistent = self.mirror.apply_body(body).is_ok();
+                self.on_frame(consistent, arrived, measuring, tally);
+                continue;
+            }
             let message = match decode_server_message(body) {
                 Ok(message) => message,
                 Err(error) => {
@@ -194,29 +206,6 @@ impl Bot {
                 }
             };
             match message {
-                ServerMessage::Frame(frame) if self.stage == Stage::Playing => {
-                    tally.live_frames += 1;
-                    if self.verifying && self.mirror.apply(&frame).is_err() {
-                        tally.protocol_errors += 1;
-                        self.verifying = false;
-                        self.mirror.entities.clear();
-                    }
-                    while let Some(&(seq, sent)) = self.unacked.front() {
-                        if seq > frame.ack_seq {
-                            break;
-                        }
-                        self.unacked.pop_front();
-                        if measuring {
-                            let nanos = u64::try_from(arrived - sent).unwrap_or(0);
-                            tally.acks.record(Duration::from_nanos(nanos));
-                        }
-                    }
-                    if measuring {
-                        self.window_frames += 1;
-                        tally.frames += 1;
-                        tally.visible_sum += self.mirror.entities.len() as u64;
-                    }
-                }
                 ServerMessage::Welcome(_) if self.stage == Stage::AwaitingWelcome => {
                     self.stage = Stage::Playing;
                     change = Change::Joined;
@@ -235,6 +224,30 @@ impl Bot {
                     return self.lost("message out of order");
                 }
             }
+        }
+    }
+
+    /// Counts a state frame the mirror has just applied and times the inputs it acknowledges.
+    fn on_frame(&mut self, consistent: bool, arrived: i64, measuring: bool, tally: &mut Tally) {
+        tally.live_frames += 1;
+        if !consistent && self.verifying {
+            tally.protocol_errors += 1;
+            self.verifying = false; // the mirror is no longer trustworthy; keep counting
+        }
+        while let Some(&(seq, sent)) = self.unacked.front() {
+            if seq > self.mirror.ack_seq {
+                break;
+            }
+            self.unacked.pop_front();
+            if measuring {
+                let nanos = u64::try_from(arrived - sent).unwrap_or(0);
+                tally.acks.record(Duration::from_nanos(nanos));
+            }
+        }
+        if measuring {
+            self.window_frames += 1;
+            tally.frames += 1;
+            tally.visible_sum += self.mirror.entities.len() as u64;
         }
     }
 

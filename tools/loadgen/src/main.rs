@@ -161,6 +161,12 @@ fn run(args: &Args) -> Result<Report, String> {
             tally.late_input_slots,
         ));
     }
+    if tally.unstamped_reads > 0 {
+        reasons.push((
+            "reads without a kernel timestamp (acks timed at read time)".into(),
+            tally.unstamped_reads,
+        ));
+    }
     print!("{}", report.summary(&reasons));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;

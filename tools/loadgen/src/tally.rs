@@ -31,6 +31,8 @@ pub struct Tally {
     pub acks: Latencies,
     /// Frames per second of each bot that was playing when the window began.
     pub per_bot_frames: Vec<u32>,
+    /// Reads in the window without a kernel arrival time (acks timed at read time instead).
+    pub unstamped_reads: u64,
     /// Input slots that came late because the worker was busy (skipped, not burst).
     pub late_input_slots: u64,
 }
@@ -53,5 +55,6 @@ impl Tally {
         self.acks.merge(&other.acks);
         self.per_bot_frames.extend(other.per_bot_frames);
         self.late_input_slots += other.late_input_slots;
+        self.unstamped_reads += other.unstamped_reads;
     }
 }
