@@ -1,11 +1,11 @@
 //! One bot of the crowd workload, sans event loop: the worker owns the socket readiness and
 //! the clock; a bot turns readable bytes into verified frames and its schedule into inputs.
 //!
-//! Verification: every frame must decode and apply cleanly to the bot's [`Mirror`] (no update
+//! Verification: every frame must decode and apply cleanly to the bot's [`ViewSet`] (no update
 //! or removal of an entity it never saw, no double spawn, ticks strictly increasing). The
 //! first inconsistency is counted as a protocol error; the bot then stops counting errors (its
-//! mirror can no longer be trusted) but keeps counting frames and acks. Frames are applied
-//! straight from their bytes ([`Mirror::apply_body`]): no allocation per frame.
+//! view can no longer be trusted) but keeps counting frames and acks. Frames are checked
+//! straight from their bytes (`visit_state_frame`): no allocation per frame.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use throng::client::Mirror;
-use throng::client::visit::is_state_frame;
+use throng::client::visit::{is_state_frame, visit_state_frame};
 use throng::net::framing::FrameReader;
 use throng::protocol::{
     ClientMessage, Hello, Input, PROTOCOL_VERSION, ServerMessage, decode_server_message,
@@ -25,6 +24,7 @@ use throng::protocol::{
 
 use crate::arrival;
 use crate::tally::Tally;
+use crate::view::ViewSet;
 
 /// Largest server frame body a bot accepts (a full arena view of 1,000 players is ~10 KiB).
 const MAX_SERVER_FRAME: u32 = 1 << 20;
@@ -73,7 +73,7 @@ pub struct Bot {
     pub window_frames: u32,
     name: String,
     reader: FrameReader,
-    mirror: Mirror,
+    view: ViewSet,
     verifying: bool,
     walk: RandomWalk,
     next_seq: u32,
@@ -93,7 +93,7 @@ impl Bot {
             window_frames: 0,
             name: format!("bot{index}"),
             reader: FrameReader::new(MAX_SERVER_FRAME),
-            mirror: Mirror::default(),
+            view: ViewSet::default(),
             verifying: true,
             walk: RandomWalk::new(seed, index as u64),
             next_seq: 1,
@@ -194,7 +194,7 @@ impl Bot {
             };
             if self.stage == Stage::Playing && is_state_frame(body) {
                 // The hot path: verify straight from the bytes, no allocation.
-                let consistent = self.mirror.apply_body(body).is_ok();
+                let consistent = visit_state_frame(body, &mut self.view).is_ok();
                 self.on_frame(consistent, arrived, measuring, tally);
                 continue;
             }
@@ -227,15 +227,15 @@ impl Bot {
         }
     }
 
-    /// Counts a state frame the mirror has just applied and times the inputs it acknowledges.
+    /// Counts a state frame the view has just checked and times the inputs it acknowledges.
     fn on_frame(&mut self, consistent: bool, arrived: i64, measuring: bool, tally: &mut Tally) {
         tally.live_frames += 1;
         if !consistent && self.verifying {
             tally.protocol_errors += 1;
-            self.verifying = false; // the mirror is no longer trustworthy; keep counting
+            self.verifying = false; // the view is no longer trustworthy; keep counting
         }
         while let Some(&(seq, sent)) = self.unacked.front() {
-            if seq > self.mirror.ack_seq {
+            if seq > self.view.ack_seq {
                 break;
             }
             self.unacked.pop_front();
@@ -247,7 +247,7 @@ impl Bot {
         if measuring {
             self.window_frames += 1;
             tally.frames += 1;
-            tally.visible_sum += self.mirror.entities.len() as u64;
+            tally.visible_sum += self.view.len() as u64;
         }
     }
 

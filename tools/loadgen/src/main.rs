@@ -12,6 +12,7 @@ mod latency;
 mod probe;
 mod report;
 mod tally;
+mod view;
 mod worker;
 
 use std::io::IsTerminal;

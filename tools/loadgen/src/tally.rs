@@ -15,7 +15,7 @@ pub struct Tally {
     pub bytes: u64,
     /// Sum over frames of the entities in view after applying the frame.
     pub visible_sum: u64,
-    /// Frames that did not decode or did not fit the bot's mirror.
+    /// Frames that did not decode or did not fit the bot's view.
     pub protocol_errors: u64,
     /// Unrequested closes inside the window.
     pub disconnects: u64,
