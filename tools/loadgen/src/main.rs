@@ -10,12 +10,12 @@ mod arrival;
 mod bot;
 mod latency;
 mod probe;
+mod progress;
 mod report;
 mod tally;
 mod view;
 mod worker;
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use crate::probe::Probe;
+use crate::progress::Progress;
 use crate::report::Report;
 use crate::tally::Tally;
 use crate::worker::{Control, Phase, Plan};
@@ -266,58 +267,4 @@ fn spawn_watchdog(deadline: Duration) {
             eprintln!("loadgen: hard deadline of {deadline:?} passed; exiting");
             std::process::exit(3);
         });
-}
-
-/// A one-line live display on stderr, only when stderr is a terminal.
-struct Progress {
-    enabled: bool,
-    bots: usize,
-    last: Option<(Instant, u64)>,
-    rate: f64,
-}
-
-impl Progress {
-    fn new(bots: usize) -> Progress {
-        Progress {
-            enabled: std::io::stderr().is_terminal(),
-            bots,
-            last: None,
-            rate: 0.0,
-        }
-    }
-
-    fn show(&mut self, phase: &str, control: &Control, left: Option<Duration>) {
-        if !self.enabled {
-            return;
-        }
-        let now = Instant::now();
-        let frames = control.frames.load(Ordering::Relaxed);
-        if let Some((at, before)) = self.last {
-            let dt = (now - at).as_secs_f64();
-            if dt >= 0.5 {
-                self.rate = (frames - before) as f64 / dt;
-                self.last = Some((now, frames));
-            }
-        } else {
-            self.last = Some((now, frames));
-        }
-        let left = left.map_or(String::new(), |l| {
-            format!(" {:>5.1} s left", l.as_secs_f64())
-        });
-        eprint!(
-            "\r\x1b[K[{phase}{left}] bots {}/{} failed {} | {:.0} frames/s ({:.2} per bot) | disconnects {}",
-            control.connected.load(Ordering::Relaxed),
-            self.bots,
-            control.failed.load(Ordering::Relaxed),
-            self.rate,
-            self.rate / self.bots as f64,
-            control.disconnects.load(Ordering::Relaxed),
-        );
-    }
-
-    fn finish(&self) {
-        if self.enabled {
-            eprintln!();
-        }
-    }
 }
