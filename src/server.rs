@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::World;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::{Config, Endpoint};
 use crate::game::GameBuilder;
@@ -276,14 +276,18 @@ fn spawn_network(
             let mut shutdown = ctx.shutdown.clone();
             let stats = ctx.stats.clone();
             runtime.block_on(async {
+                let slots = Arc::new(Semaphore::new(max_players));
                 if let Some(metrics_listener) = metrics_listener {
+                    // Serves until the runtime stops, so probes see the drain (/readyz 503).
                     let source = Arc::new(MetricsSource {
                         stats: stats.clone(),
                         inbound: ctx.inbound.clone(),
+                        slots: slots.clone(),
+                        shutdown: shutdown.clone(),
                     });
-                    tokio::spawn(http::serve(metrics_listener, source, shutdown.clone()));
+                    tokio::spawn(http::serve(metrics_listener, source));
                 }
-                tokio::spawn(listener::accept_loop(listener, max_players, ctx));
+                tokio::spawn(listener::accept_loop(listener, slots, max_players, ctx));
                 tokio::spawn(wake_task.run());
                 if stats_every > 0.0 {
                     tokio::spawn(log_stats(

@@ -3,6 +3,7 @@
 //! and the periodic stat line read them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::metrics::histogram::{Histogram, HistogramSnapshot};
 use crate::protocol::CloseReason;
@@ -17,6 +18,8 @@ macro_rules! counters {
             pub closes_by_reason: [AtomicU64; CloseReason::ALL.len()],
             /// How long each tick took.
             pub tick_duration: Histogram,
+            /// When the tick loop last completed a tick (for the health probe).
+            pub tick_heartbeat: Heartbeat,
         }
 
         /// A copy of the counters at one moment.
@@ -99,6 +102,37 @@ impl Stats {
     /// Counts a refusal or close sent for `reason`.
     pub fn count_close(&self, reason: CloseReason) {
         Self::bump(&self.closes_by_reason[reason.index()]);
+    }
+}
+
+/// The time of the last completed tick, readable from any thread without a lock.
+#[derive(Debug)]
+pub struct Heartbeat {
+    origin: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Default for Heartbeat {
+    /// Starts as if a tick had just completed, so a starting server is healthy.
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heartbeat {
+    /// Records that a tick completed now.
+    pub fn beat(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last completed tick.
+    pub fn since_last(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.origin.elapsed().saturating_sub(last)
     }
 }
 

@@ -73,6 +73,7 @@ fn record_tick(stats: &Stats, took: Duration, overran: bool) {
     stats.tick_last_us.store(micros, Ordering::Relaxed);
     stats.tick_max_us.fetch_max(micros, Ordering::Relaxed);
     stats.tick_duration.record(took);
+    stats.tick_heartbeat.beat();
     if overran {
         Stats::bump(&stats.tick_overruns);
     }

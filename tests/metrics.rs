@@ -1,5 +1,6 @@
-//! The Prometheus endpoint over real sockets: what a scrape reports matches what the test
-//! did, and the exposition follows the naming conventions.
+//! The Prometheus endpoint and the probes over real sockets: what a scrape reports matches
+//! what the test did, the exposition follows the naming conventions, `/healthz` sees a
+//! stalled tick loop, `/readyz` sees a full server and a shutdown drain.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use throng::config::{ConfigLayer, Endpoint};
-use throng::metrics::scrape::{Scrape, http_get, scrape};
+use throng::metrics::scrape::{Scrape, http_get, http_status, scrape};
 use throng::protocol::{CloseReason, ServerMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -136,4 +137,87 @@ async fn the_exposition_follows_prometheus_conventions() {
     .await
     .unwrap();
     assert!(unknown.to_string().contains("404"), "{unknown}");
+}
+
+/// Polls `path` until it answers `status`; panics if the hang guard passes first.
+fn wait_for_status(addr: std::net::SocketAddr, path: &str, status: u16) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok((code, body)) = http_status(addr, path, HANG_GUARD)
+            && code == status
+        {
+            return body;
+        }
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "{path} never answered {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn healthz_reports_a_stalled_tick_loop_and_its_recovery() {
+    let server = server_with_metrics();
+    let addr = server.metrics_addr().unwrap();
+    assert_eq!(wait_for_status(addr, "/healthz", 200), "ok\n");
+    std::thread::scope(|scope| {
+        // Work run on the tick thread between ticks stalls the loop for 2.5 s.
+        let stall =
+            scope.spawn(|| server.with_world(|_| std::thread::sleep(Duration::from_millis(2500))));
+        let body = wait_for_status(addr, "/healthz", 503);
+        assert!(body.contains("stalled"), "{body}");
+        stall.join().unwrap().expect("tick thread alive");
+    });
+    wait_for_status(addr, "/healthz", 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_unavailable_while_the_server_is_full() {
+    let server = start_server(ConfigLayer {
+        metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
+        max_players: Some(1),
+        ..Default::default()
+    });
+    let addr = server.metrics_addr().unwrap();
+    let probe =
+        move |status| tokio::task::spawn_blocking(move || wait_for_status(addr, "/readyz", status));
+    assert_eq!(probe(200).await.unwrap(), "ready\n");
+    let player = connect(&server, "only").await;
+    assert_eq!(probe(503).await.unwrap(), "full\n");
+    player.goodbye().await.unwrap();
+    probe(200).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_unavailable_during_the_shutdown_drain() {
+    // A connected player keeps the drain open until the tick has closed it; at 1 Hz that
+    // takes up to a second, which leaves the probe time to see it.
+    let server = start_server(ConfigLayer {
+        metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
+        tick_hz: Some(1),
+        ..Default::default()
+    });
+    let addr = server.metrics_addr().unwrap();
+    let mut player = connect(&server, "stays").await;
+    tokio::task::spawn_blocking(move || wait_for_status(addr, "/readyz", 200))
+        .await
+        .unwrap();
+    let stopping = tokio::task::spawn_blocking(move || server.shutdown());
+    let body = tokio::task::spawn_blocking(move || wait_for_status(addr, "/readyz", 503))
+        .await
+        .unwrap();
+    assert_eq!(body, "draining for shutdown\n");
+    let close = loop {
+        match tokio::time::timeout(HANG_GUARD, player.recv())
+            .await
+            .unwrap()
+        {
+            Ok(ServerMessage::Close(refusal)) => break refusal,
+            Ok(_) => continue,
+            Err(error) => panic!("no close before the socket ended: {error}"),
+        }
+    };
+    assert_eq!(close.reason, CloseReason::Shutdown);
+    stopping.await.unwrap();
 }

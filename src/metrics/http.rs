@@ -1,5 +1,7 @@
-//! A minimal HTTP/1.1 server for scrapes, on the network runtime. It answers one request per
-//! connection and closes it. Work is bounded: a few requests at a time (more are dropped at
+//! A minimal HTTP/1.1 server for scrapes and probes, on the network runtime: `/metrics`
+//! (Prometheus), `/healthz` (the tick loop is alive), `/readyz` (players are accepted). It
+//! answers one request per connection and closes it, and keeps serving through a graceful
+//! shutdown's drain (so orchestrators see `/readyz` turn 503) until the runtime stops. Work is bounded: a few requests at a time (more are dropped at
 //! accept), a small request buffer, and a deadline per request, so a misbehaving scraper
 //! cannot hold memory or tasks. The exposition is rendered off the async workers because it
 //! reads `/proc`.
@@ -14,7 +16,6 @@ use tokio::sync::{Semaphore, watch};
 use super::exposition::{Readings, render};
 use super::process;
 use crate::inbound::InboundSender;
-use crate::net::connection::stopping;
 use crate::stats::Stats;
 
 /// Requests served at once; further connections are closed unanswered.
@@ -24,12 +25,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head accepted.
 const MAX_REQUEST_BYTES: usize = 4096;
 
-/// What the endpoint reads on each scrape.
+/// A tick loop that has not completed a tick for longer than this is reported unhealthy.
+pub const HEALTHY_TICK_AGE: Duration = Duration::from_secs(1);
+
+/// What the endpoint reads on each request.
 pub struct MetricsSource {
     /// The server's counters.
     pub stats: Arc<Stats>,
     /// For the inbound queue depth.
     pub inbound: InboundSender,
+    /// Player slots (free permits = players the server would still accept).
+    pub slots: Arc<Semaphore>,
+    /// True once a graceful shutdown has begun.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl MetricsSource {
@@ -55,19 +63,11 @@ pub struct Response {
     pub body: String,
 }
 
-/// Serves scrapes until shutdown.
-pub async fn serve(
-    listener: TcpListener,
-    source: Arc<MetricsSource>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Serves requests until the runtime stops.
+pub async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
     let requests = Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS));
     loop {
-        let accepted = tokio::select! {
-            _ = stopping(&mut shutdown) => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -125,9 +125,40 @@ async fn route(head: &[u8], source: &Arc<MetricsSource>) -> Response {
                 Err(_) => plain("500 Internal Server Error", "rendering failed\n"),
             }
         }
-        Some(("GET", _)) => plain("404 Not Found", "not found; try /metrics\n"),
+        Some(("GET", "/healthz")) => health(source.stats.tick_heartbeat.since_last()),
+        Some(("GET", "/readyz")) => {
+            readiness(*source.shutdown.borrow(), source.slots.available_permits())
+        }
+        Some(("GET", _)) => plain(
+            "404 Not Found",
+            "not found; try /metrics, /healthz or /readyz\n",
+        ),
         Some(_) => plain("405 Method Not Allowed", "only GET\n"),
         None => plain("400 Bad Request", "malformed request line\n"),
+    }
+}
+
+/// `/healthz`: 200 while the tick loop completed a tick within [`HEALTHY_TICK_AGE`].
+pub fn health(since_last_tick: Duration) -> Response {
+    if since_last_tick <= HEALTHY_TICK_AGE {
+        plain("200 OK", "ok\n")
+    } else {
+        let detail = format!(
+            "tick loop stalled: no tick for {:.1} s\n",
+            since_last_tick.as_secs_f64()
+        );
+        plain("503 Service Unavailable", &detail)
+    }
+}
+
+/// `/readyz`: 200 while new players are accepted; 503 while draining or full.
+pub fn readiness(draining: bool, free_slots: usize) -> Response {
+    if draining {
+        plain("503 Service Unavailable", "draining for shutdown\n")
+    } else if free_slots == 0 {
+        plain("503 Service Unavailable", "full\n")
+    } else {
+        plain("200 OK", "ready\n")
     }
 }
 
@@ -155,6 +186,17 @@ fn plain(status: &'static str, body: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_answer_by_tick_age_drain_and_free_slots() {
+        assert_eq!(health(Duration::from_millis(40)).status, "200 OK");
+        let stalled = health(Duration::from_millis(1500));
+        assert_eq!(stalled.status, "503 Service Unavailable");
+        assert!(stalled.body.contains("1.5 s"));
+        assert_eq!(readiness(false, 3).status, "200 OK");
+        assert_eq!(readiness(false, 0).body, "full\n");
+        assert_eq!(readiness(true, 3).body, "draining for shutdown\n");
+    }
 
     #[test]
     fn request_lines_are_parsed_strictly() {

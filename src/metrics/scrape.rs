@@ -26,6 +26,14 @@ pub struct Scrape {
 
 /// Fetches `path` from an HTTP server on `addr` and returns the body of a 200 answer.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<String> {
+    match http_status(addr, path, timeout)? {
+        (200, body) => Ok(body),
+        (status, _) => Err(io::Error::other(format!("GET {path}: status {status}"))),
+    }
+}
+
+/// Fetches `path` and returns the status code and body, whatever the status.
+pub fn http_status(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
@@ -38,11 +46,13 @@ pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<S
     let (head, body) = answer
         .split_once("\r\n\r\n")
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP head"))?;
-    let status = head.lines().next().unwrap_or_default();
-    if !status.starts_with("HTTP/1.1 200") {
-        return Err(io::Error::other(format!("GET {path}: {status}")));
-    }
-    Ok(body.to_owned())
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP status"))?;
+    Ok((status, body.to_owned()))
 }
 
 /// Fetches and parses `http://addr/metrics`.

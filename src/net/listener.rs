@@ -14,8 +14,13 @@ use crate::protocol::{CloseReason, Refusal, ServerMessage};
 use crate::stats::Stats;
 
 /// Accepts connections until shutdown.
-pub async fn accept_loop(listener: TcpListener, max_players: usize, ctx: Arc<NetContext>) {
-    let slots = Arc::new(Semaphore::new(max_players));
+/// `slots` holds one permit per player the server accepts (`max_players` of them).
+pub async fn accept_loop(
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    max_players: usize,
+    ctx: Arc<NetContext>,
+) {
     let mut shutdown = ctx.shutdown.clone();
     let mut next_id: u64 = 1;
     let mut backoff = Duration::from_millis(5);
