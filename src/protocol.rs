@@ -388,7 +388,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -511,7 +511,8 @@ mod tests {
         ]
     }
 
-    fn state_frame() -> impl Strategy<Value = StateFrame> {
+    /// Arbitrary state frames (also used by the client's frame reader tests).
+    pub(crate) fn state_frame() -> impl Strategy<Value = StateFrame> {
         let spawn = (
             any::<u32>(),
             any::<u32>(),

@@ -91,6 +91,16 @@ pub enum MirrorError {
     Decode(#[from] DecodeError),
 }
 
+impl MirrorError {
+    /// A frame's tick must be above the previous frame's (`previous` 0: no frame yet).
+    pub fn check_tick_order(previous: u32, tick: u32) -> Result<(), MirrorError> {
+        if previous != 0 && tick <= previous {
+            return Err(MirrorError::TickOrder { tick, previous });
+        }
+        Ok(())
+    }
+}
+
 /// The entities a client sees.
 #[derive(Default, Debug, Clone)]
 pub struct Mirror {
@@ -132,12 +142,7 @@ impl FrameVisitor for Mirror {
     type Error = MirrorError;
 
     fn header(&mut self, tick: u32, ack_seq: u32, reset: bool) -> Result<(), MirrorError> {
-        if self.tick != 0 && tick <= self.tick {
-            return Err(MirrorError::TickOrder {
-                tick,
-                previous: self.tick,
-            });
-        }
+        MirrorError::check_tick_order(self.tick, tick)?;
         if reset {
             self.entities.clear();
         }

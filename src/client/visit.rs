@@ -234,6 +234,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::tests::state_frame;
     use crate::protocol::{
         EntitySpawn, EntityUpdate, ServerMessage, StateFrame, decode_server_message, frame_bytes,
     };
@@ -302,58 +303,9 @@ mod tests {
         frame_bytes(&ServerMessage::Frame(frame.clone()))[4..].to_vec()
     }
 
-    fn values() -> impl Strategy<Value = Vec<ComponentValue>> {
-        prop::collection::vec(
-            (any::<u16>(), prop::collection::vec(any::<u8>(), 0..6))
-                .prop_map(|(kind, bytes)| ComponentValue { kind, bytes }),
-            0..3,
-        )
-    }
-
-    fn frames() -> impl Strategy<Value = StateFrame> {
-        (
-            any::<u32>(),
-            any::<u32>(),
-            any::<bool>(),
-            prop::collection::vec(any::<u32>(), 0..5),
-            prop::collection::vec(
-                (any::<u32>(), any::<u32>(), any::<u32>(), values()).prop_map(
-                    |(id, x, y, components)| EntitySpawn {
-                        id,
-                        x,
-                        y,
-                        components,
-                    },
-                ),
-                0..5,
-            ),
-            prop::collection::vec(
-                (any::<u32>(), any::<i32>(), any::<i32>(), values()).prop_map(
-                    |(id, dx, dy, components)| EntityUpdate {
-                        id,
-                        dx,
-                        dy,
-                        components,
-                    },
-                ),
-                0..5,
-            ),
-        )
-            .prop_map(
-                |(tick, ack_seq, reset, removed, spawned, updated)| StateFrame {
-                    tick,
-                    ack_seq,
-                    reset,
-                    removed,
-                    spawned,
-                    updated,
-                },
-            )
-    }
-
     proptest! {
         #[test]
-        fn reads_back_every_frame_postcard_writes(frame in frames()) {
+        fn reads_back_every_frame_postcard_writes(frame in state_frame()) {
             let mut collect = Collect::default();
             visit_state_frame(&body(&frame), &mut collect).unwrap();
             prop_assert_eq!(collect.0, frame);
@@ -361,7 +313,7 @@ mod tests {
 
         #[test]
         fn accepts_exactly_what_postcard_accepts(
-            frame in frames(),
+            frame in state_frame(),
             position in any::<prop::sample::Index>(),
             value in any::<u8>(),
             cut in any::<bool>(),

@@ -81,12 +81,7 @@ impl FrameVisitor for ViewSet {
     type Error = MirrorError;
 
     fn header(&mut self, tick: u32, ack_seq: u32, reset: bool) -> Result<(), MirrorError> {
-        if self.tick != 0 && tick <= self.tick {
-            return Err(MirrorError::TickOrder {
-                tick,
-                previous: self.tick,
-            });
-        }
+        MirrorError::check_tick_order(self.tick, tick)?;
         if reset {
             self.dense.iter_mut().for_each(|w| *w = 0);
             self.sparse.clear();
