@@ -33,6 +33,9 @@ pub struct Config {
     pub input_queue_capacity: usize,
     /// Frame buffers per client: how many ticks a client may lag before frames are dropped.
     pub outbound_buffers: usize,
+    /// Kernel send buffer per player socket, bytes (0: the kernel's autotuning, up to
+    /// `net.ipv4.tcp_wmem`'s maximum). Bounds the bytes queued to a client that stops reading.
+    pub send_buffer_bytes: u32,
     /// Seconds a new connection has to send Hello.
     pub handshake_timeout_s: f32,
     /// Tokio worker threads for sockets.
@@ -92,6 +95,7 @@ impl Default for Config {
             max_outbound_frame_bytes: 1 << 20,
             input_queue_capacity: 65_536,
             outbound_buffers: 4,
+            send_buffer_bytes: 0,
             handshake_timeout_s: 5.0,
             net_threads: cores,
             sim_threads: cores,
@@ -137,6 +141,9 @@ pub struct ConfigLayer {
     /// Frame buffers per client [default: 4]
     #[arg(long)]
     pub outbound_buffers: Option<usize>,
+    /// Kernel send buffer per player socket in bytes, 0 for the kernel's autotuning [default: 0]
+    #[arg(long)]
+    pub send_buffer_bytes: Option<u32>,
     /// Seconds a new connection has to send Hello [default: 5]
     #[arg(long)]
     pub handshake_timeout_s: Option<f32>,
@@ -231,6 +238,7 @@ impl ConfigLayer {
             max_outbound_frame_bytes,
             input_queue_capacity,
             outbound_buffers,
+            send_buffer_bytes,
             handshake_timeout_s,
             net_threads,
             sim_threads,
@@ -260,6 +268,7 @@ impl ConfigLayer {
                 .unwrap_or(d.max_outbound_frame_bytes),
             input_queue_capacity: self.input_queue_capacity.unwrap_or(d.input_queue_capacity),
             outbound_buffers: self.outbound_buffers.unwrap_or(d.outbound_buffers),
+            send_buffer_bytes: self.send_buffer_bytes.unwrap_or(d.send_buffer_bytes),
             handshake_timeout_s: self.handshake_timeout_s.unwrap_or(d.handshake_timeout_s),
             net_threads: self.net_threads.unwrap_or(d.net_threads),
             sim_threads: self.sim_threads.unwrap_or(d.sim_threads),

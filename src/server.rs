@@ -17,7 +17,7 @@ use crate::game::GameBuilder;
 use crate::inbound::inbound_queues;
 use crate::ingest::close_all_clients;
 use crate::metrics::http::{self, MetricsSource};
-use crate::net::outbox::{WakeRegistry, WakeTask, tick_signal};
+use crate::net::outbox::{FlushTask, WakeRegistry, tick_signal};
 use crate::net::{NetContext, listener};
 use crate::protocol::CloseReason;
 use crate::stats::{Stats, StatsSnapshot};
@@ -91,8 +91,8 @@ impl ServerHandle {
             inbound_queues(config.max_players, config.input_queue_capacity);
         let mut builder = GameBuilder::new(&config, inbound_rx, stats.clone());
         gameplay(&mut builder);
-        let wakes = Arc::new(WakeRegistry::default());
-        let (tick_signal, wake_task) = tick_signal(wakes.clone());
+        let wakes = Arc::new(WakeRegistry::new(config.net_threads));
+        let (tick_signal, flush_tasks) = tick_signal(wakes.clone(), stats.clone());
         builder.world_mut().insert_resource(tick_signal);
         let simulation = builder.build().map_err(StartError::Schedule)?;
 
@@ -102,6 +102,7 @@ impl ServerHandle {
             stats: stats.clone(),
             max_inbound_frame_bytes: config.max_inbound_frame_bytes,
             outbound_buffers: config.outbound_buffers,
+            send_buffer_bytes: config.send_buffer_bytes,
             handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
             shutdown: shutdown_rx,
             wakes,
@@ -111,7 +112,7 @@ impl ServerHandle {
             metrics_addr,
             handle: net,
             thread: net_thread,
-        } = spawn_network(&config, ctx, wake_task)?;
+        } = spawn_network(&config, ctx, flush_tasks)?;
 
         let stop_tick = Arc::new(AtomicBool::new(false));
         let (world_tasks, world_tasks_rx) = crossbeam_channel::unbounded();
@@ -247,7 +248,7 @@ struct Network {
 fn spawn_network(
     config: &Config,
     ctx: Arc<NetContext>,
-    wake_task: WakeTask,
+    flush_tasks: Vec<FlushTask>,
 ) -> Result<Network, StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.net_threads)
@@ -288,7 +289,9 @@ fn spawn_network(
                     tokio::spawn(http::serve(metrics_listener, source));
                 }
                 tokio::spawn(listener::accept_loop(listener, slots, max_players, ctx));
-                tokio::spawn(wake_task.run());
+                for flush_task in flush_tasks {
+                    tokio::spawn(flush_task.run());
+                }
                 if stats_every > 0.0 {
                     tokio::spawn(log_stats(
                         stats.clone(),

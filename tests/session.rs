@@ -222,3 +222,79 @@ async fn fifty_random_walkers_mirror_exactly_what_the_interest_rule_says() {
     }
     assert_eq!(server.stats().frames_dropped_slow_reader, 0);
 }
+
+/// A client that stops reading fills its socket: the server's flush then cannot write whole
+/// frames (partial writes, then a full socket), the client's outbox fills and frames are
+/// dropped. When it reads again, every byte it gets must still be whole frames in order, and
+/// after the resynchronisation its mirror must equal what the interest rule says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_resynchronised_and_never_gets_a_broken_stream() {
+    const WALKERS: usize = 30;
+    // Everyone sees everyone, so each frame carries every walker.
+    let settings = ConfigLayer {
+        outbound_buffers: Some(4),
+        send_buffer_bytes: Some(4096),
+        ..world(300.0, 500.0)
+    };
+    let server = Arc::new(start_server(settings.clone()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut walkers = Vec::new();
+    for i in 0..WALKERS {
+        let mut client = connect(&server, &format!("walker{i}")).await;
+        let stop = stop.clone();
+        walkers.push(tokio::spawn(async move {
+            let mut seq = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                next_frame(&mut client).await;
+                seq += 1;
+                let turn = if (seq / 25).is_multiple_of(2) { 90 } else { -90 };
+                client
+                    .send_input(seq, turn, (i as i8) * 4 - 60)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+
+    // A tiny receive buffer so the server's socket fills after a few frames.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = socket.connect(server.local_addr()).await.unwrap();
+    let mut paused = throng::client::Client::handshake(stream, "paused")
+        .await
+        .unwrap();
+    let id = paused.player_id();
+    let mut mirror = Mirror::default();
+    for _ in 0..5 {
+        mirror.apply(&next_frame(&mut paused).await).unwrap();
+    }
+    eventually("frames to the paused client are dropped", || {
+        server.stats().frames_dropped_slow_reader > 0
+    })
+    .await;
+
+    // Reading again: every frame decodes and applies in order (no torn frame), a reset
+    // arrives, and the mirror then matches the server exactly.
+    let mut resets = 0;
+    while resets == 0 {
+        let frame = next_frame(&mut paused).await;
+        resets += usize::from(frame.reset);
+        mirror
+            .apply(&frame)
+            .expect("every frame after the pause is whole and in order");
+    }
+    let (target, state) = tokio::task::block_in_place(|| {
+        let target = server_state(&server, 0).0 + 5;
+        server_state(&server, target)
+    });
+    sync_to(&mut paused, &mut mirror, target).await;
+    assert_eq!(u64::from(mirror.tick), target);
+    let config = settings.resolve().unwrap();
+    assert_eq!(mirror_state(&mirror), expected_view(&state, id, &config));
+    assert!(server.stats().resyncs > 0);
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for walker in walkers {
+        let _ = tokio::time::timeout(HANG_GUARD, walker).await;
+    }
+}

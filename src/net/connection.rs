@@ -6,15 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Buf;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::NetContext;
+use super::egress::{Egress, Flushed};
 use super::framing::{FrameError, FrameReader};
-use super::outbox::{OutboxReader, outbox};
+use super::outbox::{OutboxWaker, outbox};
 use crate::inbound::{ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle};
 use crate::protocol::{
     ClientMessage, CloseReason, PROTOCOL_VERSION, Refusal, ServerMessage, decode_client_message,
@@ -58,6 +58,10 @@ pub async fn serve(
     Stats::bump(&ctx.stats.connections_live);
     let _live = LiveTask(ctx.clone());
     let _ = stream.set_nodelay(true);
+    if ctx.send_buffer_bytes > 0 {
+        let _ =
+            socket2::SockRef::from(&stream).set_send_buffer_size(ctx.send_buffer_bytes as usize);
+    }
     let (mut rd, mut wr) = stream.into_split();
     let mut reader = FrameReader::new(ctx.max_inbound_frame_bytes);
 
@@ -89,30 +93,33 @@ pub async fn serve(
         }
     };
 
-    let (writer, mut outbox) = outbox(ctx.outbound_buffers);
-    let _registration = ctx.wakes.register(id, writer.waker());
+    let (writer, outbox) = outbox(ctx.outbound_buffers);
+    let bell = Arc::new(outbox.waker());
+    let egress = Arc::new(Egress::new(wr, outbox));
+    let _registration = ctx.wakes.register(id, egress.clone(), bell.clone());
     let join = Join {
         connection: id,
         name: name.clone(),
         outbox: writer,
     };
     if !ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
-        return refuse(
-            &mut wr,
+        let detail = "server stopping".into();
+        return refuse_open(
+            &egress,
             &ctx,
             CloseReason::Shutdown,
-            "server stopping".into(),
+            detail,
             Refusal::reject,
         )
         .await;
     }
     tracing::info!(connection = id, %name, "player joined");
 
-    let ending = session(&mut rd, &mut wr, &mut reader, &mut outbox, id, &ctx).await;
+    let ending = session(&mut rd, &egress, &bell, &mut reader, id, &ctx).await;
     match &ending {
         Ending::Close(reason, detail) => {
             tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
-            refuse(&mut wr, &ctx, *reason, detail.clone(), Refusal::close).await;
+            refuse_open(&egress, &ctx, *reason, detail.clone(), Refusal::close).await;
         }
         Ending::ClientLeft => tracing::info!(connection = id, %name, "player left"),
         Ending::Broken => tracing::info!(connection = id, %name, "player connection broke"),
@@ -154,6 +161,40 @@ pub(super) async fn send_last(writer: &mut (impl AsyncWrite + Unpin), message: &
         let _ = writer.shutdown().await;
     })
     .await;
+}
+
+/// Like [`refuse`], for a session whose output goes through its egress: the message is
+/// written after the frame in progress and no frame follows it; gives up after
+/// `CLOSE_WRITE_TIMEOUT`. The socket's write side is shut when the last holder of the egress
+/// drops it.
+async fn refuse_open(
+    egress: &Egress,
+    ctx: &NetContext,
+    reason: CloseReason,
+    detail: String,
+    kind: fn(Refusal) -> ServerMessage,
+) {
+    ctx.stats.count_close(reason);
+    egress.close_with(&frame_bytes(&kind(Refusal { reason, detail })));
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, flush_all(egress, &ctx.stats)).await;
+}
+
+/// Writes everything queued, waiting for the socket when it is full.
+async fn flush_all(egress: &Egress, stats: &Stats) -> Result<(), Ending> {
+    let mut written = 0;
+    let result = loop {
+        match egress.flush(&mut written) {
+            Flushed::Idle => break Ok(()),
+            Flushed::Blocked => {
+                if egress.writable().await.is_err() {
+                    break Err(Ending::Broken);
+                }
+            }
+            Flushed::Failed => break Err(Ending::Broken),
+        }
+    };
+    Stats::add(&stats.frames_written, written);
+    result
 }
 
 /// Reads once from the socket into `reader` (zero or more whole frames may follow).
@@ -225,12 +266,14 @@ async fn read_hello(
     }
 }
 
-/// The open session: inputs in, frames out, until something ends it.
+/// The open session: inputs in, frames out, until something ends it. The tick's frames are
+/// normally written by the flush tasks; this task writes only when woken (a full socket, a
+/// busy lock, the Welcome, a close).
 async fn session(
     rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
+    egress: &Egress,
+    bell: &OutboxWaker,
     reader: &mut FrameReader,
-    outbox: &mut OutboxReader,
     id: ConnectionId,
     ctx: &NetContext,
 ) -> Ending {
@@ -239,7 +282,7 @@ async fn session(
         loop {
             match next_message(reader, ctx) {
                 Ok(Some(message)) => {
-                    if let Some(ending) = handle(message, wr, id, ctx).await {
+                    if let Some(ending) = handle(message, egress, id, ctx).await {
                         return ending;
                     }
                 }
@@ -252,18 +295,11 @@ async fn session(
         // locked and unlocked by every connection on every loop iteration.
         tokio::select! {
             biased;
-            _ = outbox.woken() => {
-                while let Some(slot) = outbox.front() {
-                    let (head, shared) = slot.parts();
-                    // One vectored write of the client's own bytes and the shared body.
-                    let written = wr.write_all_buf(&mut Buf::chain(head, shared)).await;
-                    outbox.release();
-                    if written.is_err() {
-                        return Ending::Broken;
-                    }
-                    Stats::bump(&ctx.stats.frames_written);
+            _ = bell.woken() => {
+                if let Err(ending) = flush_all(egress, &ctx.stats).await {
+                    return ending;
                 }
-                if let Some(reason) = outbox.requested_close() {
+                if let Some(reason) = bell.requested_close() {
                     return Ending::Close(reason, format!("closed by the server: {}", reason.as_str()));
                 }
             }
@@ -285,7 +321,7 @@ pub(crate) async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) 
 /// Acts on one message of an open session; `Some` ends the session.
 async fn handle(
     message: ClientMessage,
-    wr: &mut OwnedWriteHalf,
+    egress: &Egress,
     id: ConnectionId,
     ctx: &NetContext,
 ) -> Option<Ending> {
@@ -312,10 +348,9 @@ async fn handle(
             let length = body.len();
             buffer[..4].copy_from_slice(&(length as u32).to_le_bytes());
             Stats::bump(&ctx.stats.pongs);
-            if wr.write_all(&buffer[..4 + length]).await.is_err() {
-                return Some(Ending::Broken);
-            }
-            None
+            // Between frames, never inside one; reading waits until it is written.
+            egress.queue_control(&buffer[..4 + length]);
+            flush_all(egress, &ctx.stats).await.err()
         }
         ClientMessage::Goodbye => Some(Ending::ClientLeft),
         ClientMessage::Hello(_) => Some(Ending::Close(

@@ -6,9 +6,11 @@
 //! - [`listener`]: the accept loop and the connection cap.
 //! - [`connection`]: one task per connection: handshake, inbound frames, outbound writes.
 //! - [`framing`]: bytes to frames, sans I/O.
-//! - [`outbox`]: the tick-to-task frame hand-off, and the once-per-tick wake-up of the tasks.
+//! - [`outbox`]: the tick-to-connection frame ring, and the once-per-tick flush tasks.
+//! - [`egress`]: a connection's write side, shared by its task and the flush tasks.
 
 pub mod connection;
+pub mod egress;
 pub mod framing;
 pub mod listener;
 pub mod outbox;
@@ -31,6 +33,8 @@ pub struct NetContext {
     pub max_inbound_frame_bytes: u32,
     /// Frame buffers per client.
     pub outbound_buffers: usize,
+    /// Kernel send buffer per player socket (0: autotuned).
+    pub send_buffer_bytes: u32,
     /// Time allowed for the Hello.
     pub handshake_timeout: Duration,
     /// Becomes true when the server shuts down.

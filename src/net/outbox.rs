@@ -14,9 +14,9 @@
 //! is not draining its socket: the tick drops that frame and resynchronises the client later
 //! (see `replication::frames`).
 //!
-//! Publishing does not wake the connection task: the tick sends one [`TickSignal`] per tick
-//! and the network runtime's [`WakeTask`] wakes every outbox in the [`WakeRegistry`] that has
-//! unwritten frames, so the tick never takes tokio's scheduler lock.
+//! Publishing does not wake anything: the tick sends one [`TickSignal`] per tick and the
+//! network runtime's [`FlushTask`]s write every registered connection's new frames (see
+//! [`super::egress`]), so the tick never takes tokio's scheduler lock.
 
 use std::cell::UnsafeCell;
 
@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
+use super::egress::{Egress, Flushed};
 use crate::protocol::CloseReason;
+use crate::stats::Stats;
 
 const NO_CLOSE: u8 = u8::MAX;
 
@@ -112,16 +114,26 @@ pub fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
     (OutboxWriter(shared.clone()), OutboxReader(shared))
 }
 
-/// Wakes one connection task; see [`OutboxWriter::wake`].
+/// The connection task's doorbell: what it waits on while its [`OutboxReader`] sits in the
+/// shared [`Egress`](super::egress::Egress).
 pub struct OutboxWaker(Arc<Shared>);
 
 impl OutboxWaker {
-    /// Wakes the task if frames are waiting to be written.
-    pub fn wake_if_pending(&self) {
-        let shared = &*self.0;
-        if shared.published.load(Ordering::Acquire) != shared.released.load(Ordering::Acquire) {
-            shared.wake.notify_one();
-        }
+    /// Wakes the connection task (it will flush and check for a close).
+    pub fn wake(&self) {
+        self.0.wake.notify_one();
+    }
+
+    /// Resolves once woken since the last call (a wake-up before the call is not lost).
+    pub async fn woken(&self) {
+        self.0.wake.notified().await;
+    }
+
+    /// The close the tick asked for, if any.
+    pub fn requested_close(&self) -> Option<CloseReason> {
+        CloseReason::ALL
+            .get(self.0.close.load(Ordering::Acquire) as usize)
+            .copied()
     }
 }
 
@@ -138,8 +150,8 @@ pub enum Publish {
 
 impl OutboxWriter {
     /// Fills the next free slot (passed in empty) with `fill` and publishes it if `fill`
-    /// returns true. The task is woken by the [`WakeTask`] after the tick's [`TickSignal`],
-    /// or at once with [`OutboxWriter::wake`].
+    /// returns true. A [`FlushTask`] writes it after the tick's [`TickSignal`]; for a frame
+    /// that cannot wait, wake the connection task with [`OutboxWriter::wake`].
     pub fn publish_with(&mut self, fill: impl FnOnce(&mut FrameSlot) -> bool) -> Publish {
         let shared = &*self.0;
         let published = shared.published.load(Ordering::Relaxed);
@@ -160,14 +172,9 @@ impl OutboxWriter {
     }
 
     /// Wakes the connection task now (for rare messages such as the Welcome; a tick's frames
-    /// are woken in bulk by the [`WakeTask`]).
+    /// are written in bulk by the [`FlushTask`]s).
     pub fn wake(&self) {
         self.0.wake.notify_one();
-    }
-
-    /// A handle for the [`WakeRegistry`].
-    pub fn waker(&self) -> OutboxWaker {
-        OutboxWaker(self.0.clone())
     }
 
     /// Asks the task to send a close with `reason` after the queued frames.
@@ -209,9 +216,9 @@ impl OutboxReader {
             .copied()
     }
 
-    /// Resolves once the tick has published a frame or asked for a close since the last call.
-    pub async fn woken(&self) {
-        self.0.wake.notified().await;
+    /// The connection task's doorbell for this outbox.
+    pub fn waker(&self) -> OutboxWaker {
+        OutboxWaker(self.0.clone())
     }
 
     /// Frames published and not yet released.
@@ -220,41 +227,58 @@ impl OutboxReader {
     }
 }
 
-/// Wakes, once per tick, every connection task that has frames to write.
+/// Writes, once per tick, every connection's new frames (see [`super::egress`]).
 ///
-/// Waking a tokio task from outside the runtime goes through the scheduler's shared inject
-/// queue (a lock) and may unpark a worker; doing that once per client per tick from the tick
-/// thread would put a lock shared with the network threads on the tick's path. Instead each
-/// connection registers its outbox here when its session opens, the tick sends one signal per
-/// tick ([`TickSignal`]), and a task on the network runtime ([`WakeTask`]) wakes the
-/// registered outboxes that have unwritten frames, from inside the runtime.
-#[derive(Default)]
+/// Waking a tokio task per client per tick from the tick thread would take the scheduler's
+/// shared inject queue lock per client; waking them from the runtime still costs a schedule
+/// and a poll per frame, and their writes then interleave with input reads in the run queue.
+/// Instead each connection registers its [`Egress`] here when its session opens, in one of
+/// a few shards; the tick sends one signal per tick ([`TickSignal`]); one [`FlushTask`] per
+/// shard on the network runtime writes its connections' frames with non-blocking writes and
+/// wakes a connection task only when its socket is full or its lock is busy.
 pub struct WakeRegistry {
-    // A std mutex, not a tokio one: nothing awaits while holding it. Sessions take it once
-    // when they open and once when they end; the wake task once per tick.
-    outboxes: std::sync::Mutex<ahash::AHashMap<u64, OutboxWaker>>,
+    // Std mutexes, not tokio ones: nothing awaits while holding them. Sessions take one when
+    // they open and when they end; a flush task takes its own once per tick, to copy the list.
+    shards: Box<[std::sync::Mutex<ahash::AHashMap<u64, FlushTarget>>]>,
+}
+
+/// A registered connection.
+#[derive(Clone)]
+struct FlushTarget {
+    egress: Arc<Egress>,
+    waker: Arc<OutboxWaker>,
 }
 
 impl WakeRegistry {
-    /// Registers connection `id`'s outbox until the returned guard is dropped.
-    pub fn register(self: &Arc<Self>, id: u64, waker: OutboxWaker) -> Registration {
-        self.outboxes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, waker);
+    /// A registry with `shards` shards (one flush task each).
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Registers connection `id` until the returned guard is dropped.
+    pub fn register(
+        self: &Arc<Self>,
+        id: u64,
+        egress: Arc<Egress>,
+        waker: Arc<OutboxWaker>,
+    ) -> Registration {
+        self.shard(id).insert(id, FlushTarget { egress, waker });
         Registration {
             registry: self.clone(),
             id,
         }
     }
 
-    fn wake_pending(&self) {
-        let outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
-        outboxes.values().for_each(OutboxWaker::wake_if_pending);
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, ahash::AHashMap<u64, FlushTarget>> {
+        self.shards[id as usize % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Keeps an outbox registered in a [`WakeRegistry`]; unregisters it when dropped.
+/// Keeps a connection registered in a [`WakeRegistry`]; unregisters it when dropped.
 pub struct Registration {
     registry: Arc<WakeRegistry>,
     id: u64,
@@ -262,45 +286,76 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry
-            .outboxes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        self.registry.shard(self.id).remove(&self.id);
     }
 }
 
 /// The tick's end: tells the network runtime that a tick's frames are published.
 #[derive(bevy_ecs::resource::Resource, Default)]
-pub struct TickSignal(Option<tokio::sync::mpsc::Sender<()>>);
+pub struct TickSignal(Vec<tokio::sync::mpsc::Sender<()>>);
 
-/// The network side: run [`WakeTask::run`] on the runtime.
-pub struct WakeTask {
+/// Connections a flush task writes before letting other tasks (input reads) run.
+const YIELD_EVERY: usize = 200;
+
+/// One shard's writer: run [`FlushTask::run`] on the network runtime.
+pub struct FlushTask {
     signals: tokio::sync::mpsc::Receiver<()>,
     registry: Arc<WakeRegistry>,
+    shard: usize,
+    stats: Arc<Stats>,
 }
 
-/// Creates the tick's signal and the task that wakes `registry`'s outboxes on each signal.
-pub fn tick_signal(registry: Arc<WakeRegistry>) -> (TickSignal, WakeTask) {
-    let (sender, signals) = tokio::sync::mpsc::channel(1);
-    (TickSignal(Some(sender)), WakeTask { signals, registry })
+/// Creates the tick's signal and one flush task per shard of `registry`.
+pub fn tick_signal(registry: Arc<WakeRegistry>, stats: Arc<Stats>) -> (TickSignal, Vec<FlushTask>) {
+    let (senders, tasks) = (0..registry.shards.len())
+        .map(|shard| {
+            let (sender, signals) = tokio::sync::mpsc::channel(1);
+            let task = FlushTask {
+                signals,
+                registry: registry.clone(),
+                shard,
+                stats: stats.clone(),
+            };
+            (sender, task)
+        })
+        .unzip();
+    (TickSignal(senders), tasks)
 }
 
 impl TickSignal {
     /// Signals that this tick's frames are published. Never waits: if the previous signal is
-    /// still pending, the wake task has not run yet and will see these frames too.
+    /// still pending, the flush task has not run yet and will see these frames too.
     pub fn send(&self) {
-        if let Some(sender) = &self.0 {
+        for sender in &self.0 {
             let _ = sender.try_send(());
         }
     }
 }
 
-impl WakeTask {
-    /// Wakes the outboxes with pending frames on every signal, until the tick is gone.
+impl FlushTask {
+    /// Flushes the shard's connections on every signal, until the tick is gone.
     pub async fn run(mut self) {
+        let mut targets: Vec<FlushTarget> = Vec::new();
         while self.signals.recv().await.is_some() {
-            self.registry.wake_pending();
+            targets.extend(
+                self.registry.shards[self.shard]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned(),
+            );
+            let mut written = 0;
+            for (index, target) in targets.drain(..).enumerate() {
+                match target.egress.try_flush(&mut written) {
+                    Some(Flushed::Idle) => {}
+                    // Busy, full or failed: the connection task takes it from here.
+                    None | Some(Flushed::Blocked) | Some(Flushed::Failed) => target.waker.wake(),
+                }
+                if index % YIELD_EVERY == YIELD_EVERY - 1 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Stats::add(&self.stats.frames_written, written);
         }
     }
 }
