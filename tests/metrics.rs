@@ -191,8 +191,8 @@ async fn readyz_is_unavailable_while_the_server_is_full() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_unavailable_during_the_shutdown_drain() {
-    // A connected player keeps the drain open until the tick has closed it; at 1 Hz that
-    // takes up to a second, which leaves the probe time to see it.
+    // A connected player keeps the drain open until the next tick has closed it. At 1 Hz,
+    // starting the shutdown right after a frame leaves the probe most of a second to see it.
     let server = start_server(ConfigLayer {
         metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
         tick_hz: Some(1),
@@ -203,6 +203,7 @@ async fn readyz_is_unavailable_during_the_shutdown_drain() {
     tokio::task::spawn_blocking(move || wait_for_status(addr, "/readyz", 200))
         .await
         .unwrap();
+    next_frame(&mut player).await;
     let stopping = tokio::task::spawn_blocking(move || server.shutdown());
     let body = tokio::task::spawn_blocking(move || wait_for_status(addr, "/readyz", 503))
         .await

@@ -247,7 +247,11 @@ async fn a_client_that_stops_reading_is_resynchronised_and_never_gets_a_broken_s
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 next_frame(&mut client).await;
                 seq += 1;
-                let turn = if (seq / 25).is_multiple_of(2) { 90 } else { -90 };
+                let turn = if (seq / 25).is_multiple_of(2) {
+                    90
+                } else {
+                    -90
+                };
                 client
                     .send_input(seq, turn, (i as i8) * 4 - 60)
                     .await
