@@ -15,7 +15,7 @@ use crate::inbound::InboundReceiver;
 use crate::ingest::{
     Connections, Inbound, LatestInputs, SpawnRng, WelcomeTemplate, apply_inputs, ingest,
 };
-use crate::net::outbox::TickSignal;
+use crate::net::flush::TickSignal;
 use crate::protocol::{POSITION_SCALE, Welcome};
 use crate::replication::cells::CellGrid;
 use crate::replication::grid::GridGeometry;

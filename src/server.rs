@@ -17,7 +17,7 @@ use crate::game::GameBuilder;
 use crate::inbound::inbound_queues;
 use crate::ingest::close_all_clients;
 use crate::metrics::http::{self, MetricsSource};
-use crate::net::outbox::{FlushTask, WakeRegistry, tick_signal};
+use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};
 use crate::net::{NetContext, listener};
 use crate::protocol::CloseReason;
 use crate::stats::{Stats, StatsSnapshot};
@@ -91,8 +91,8 @@ impl ServerHandle {
             inbound_queues(config.max_players, config.input_queue_capacity);
         let mut builder = GameBuilder::new(&config, inbound_rx, stats.clone());
         gameplay(&mut builder);
-        let wakes = Arc::new(WakeRegistry::new(config.net_threads));
-        let (tick_signal, flush_tasks) = tick_signal(wakes.clone(), stats.clone());
+        let flushes = Arc::new(FlushRegistry::new(config.net_threads));
+        let (tick_signal, flush_tasks) = tick_signal(flushes.clone(), stats.clone());
         builder.world_mut().insert_resource(tick_signal);
         let simulation = builder.build().map_err(StartError::Schedule)?;
 
@@ -105,7 +105,7 @@ impl ServerHandle {
             send_buffer_bytes: config.send_buffer_bytes,
             handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
             shutdown: shutdown_rx,
-            wakes,
+            flushes,
         });
         let Network {
             local_addr,

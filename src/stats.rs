@@ -62,9 +62,9 @@ counters! {
     inputs_for_unknown_connection,
     /// Inputs applied by the tick.
     inputs_applied,
-    /// State frames handed to connection tasks.
+    /// State frames handed to the network side (published into outboxes).
     frames_submitted,
-    /// Bytes of frames handed to connection tasks.
+    /// Bytes of frames handed to the network side.
     bytes_submitted,
     /// Frames written to sockets.
     frames_written,
@@ -123,9 +123,9 @@ impl Default for Heartbeat {
 }
 
 impl Heartbeat {
-    /// Records that a tick completed now.
-    pub fn beat(&self) {
-        let ms = self.origin.elapsed().as_millis() as u64;
+    /// Records that a tick completed at `at` (the tick loop's own clock reading).
+    pub fn beat(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.origin).as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 

@@ -41,7 +41,7 @@ pub fn run_tick_loop(
             run_due_tasks(&mut waiting, &mut simulation);
         }
         let finished = Instant::now();
-        record_tick(&stats, finished - started, finished > deadline);
+        record_tick(&stats, started, finished, deadline);
 
         if finished > deadline + period {
             deadline = finished + period; // hopelessly behind: skip, do not burst
@@ -67,14 +67,15 @@ fn run_due_tasks(waiting: &mut Vec<WorldTask>, simulation: &mut Simulation) {
     }
 }
 
-fn record_tick(stats: &Stats, took: Duration, overran: bool) {
+fn record_tick(stats: &Stats, started: Instant, finished: Instant, deadline: Instant) {
+    let took = finished - started;
     let micros = took.as_micros() as u64;
     Stats::bump(&stats.ticks);
     stats.tick_last_us.store(micros, Ordering::Relaxed);
     stats.tick_max_us.fetch_max(micros, Ordering::Relaxed);
     stats.tick_duration.record(took);
-    stats.tick_heartbeat.beat();
-    if overran {
+    stats.tick_heartbeat.beat(finished);
+    if finished > deadline {
         Stats::bump(&stats.tick_overruns);
     }
 }

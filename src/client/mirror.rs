@@ -8,7 +8,7 @@
 use ahash::AHashMap;
 
 use super::visit::{Components, EncodedComponents, FrameVisitor, visit_state_frame};
-use crate::protocol::{ComponentValue, DecodeError, StateFrame};
+use crate::protocol::{DecodeError, StateFrame};
 
 /// Component kinds with their latest value bytes.
 type ComponentValues = Vec<(u16, Vec<u8>)>;
@@ -121,11 +121,11 @@ impl Mirror {
             self.removed(tick, id)?;
         }
         for spawn in &frame.spawned {
-            let values = encode_values(&spawn.components);
+            let values = EncodedComponents::new(&spawn.components);
             self.spawned(tick, spawn.id, [spawn.x, spawn.y], values.view())?;
         }
         for update in &frame.updated {
-            let values = encode_values(&update.components);
+            let values = EncodedComponents::new(&update.components);
             self.updated(tick, update.id, [update.dx, update.dy], values.view())?;
         }
         Ok(())
@@ -195,11 +195,6 @@ impl FrameVisitor for Mirror {
         entity.set_components(components);
         Ok(())
     }
-}
-
-/// A decoded frame's component list in wire form, so both apply paths share one visitor.
-fn encode_values(values: &[ComponentValue]) -> EncodedComponents {
-    EncodedComponents::new(values)
 }
 
 #[cfg(test)]

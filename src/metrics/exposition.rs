@@ -95,12 +95,12 @@ pub fn render(readings: &Readings) -> String {
     );
     out.counter(
         "throng_outbound_frames_total",
-        "State frames handed to connection tasks.",
+        "State frames handed to the network side.",
         s.frames_submitted,
     );
     out.counter(
         "throng_outbound_bytes_total",
-        "Bytes of state frames handed to connection tasks.",
+        "Bytes of state frames handed to the network side.",
         s.bytes_submitted,
     );
     out.counter(

@@ -132,11 +132,9 @@ fn parse_sample(line: &str) -> Option<Sample> {
     })
 }
 
-/// Quantile `q` (0..=1) of the observations between two cumulative bucket readings of the
-/// same histogram, interpolated linearly inside the bucket that holds it (as Prometheus's
-/// `histogram_quantile` does). `None` if nothing was observed in between.
-pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
-    let deltas: Vec<(f64, f64)> = after
+/// Cumulative bucket counts gained between two readings of one histogram, `+Inf` last.
+fn window(before: &[(f64, f64)], after: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    after
         .iter()
         .map(|&(bound, count)| {
             let earlier = before
@@ -145,7 +143,14 @@ pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> 
                 .map_or(0.0, |&(_, c)| c);
             (bound, count - earlier)
         })
-        .collect();
+        .collect()
+}
+
+/// Quantile `q` (0..=1) of the observations between two cumulative bucket readings of the
+/// same histogram, interpolated linearly inside the bucket that holds it (as Prometheus's
+/// `histogram_quantile` does). `None` if nothing was observed in between.
+pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let deltas = window(before, after);
     let total = deltas.last()?.1;
     if total <= 0.0 {
         return None;
@@ -171,28 +176,23 @@ pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> 
 }
 
 /// Upper bound of the highest bucket that gained observations between two readings: the
-/// largest observation, to the bucket's resolution. `None` if nothing was observed.
+/// largest observation, to the bucket's resolution (the last finite bound for `+Inf`).
+/// `None` if nothing was observed.
 pub fn max_between(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<f64> {
-    let mut previous_delta = 0.0;
-    let mut max = None;
-    let mut last_finite = 0.0;
-    for &(bound, count) in after {
-        let earlier = before
-            .iter()
-            .find(|(b, _)| *b == bound)
-            .map_or(0.0, |&(_, c)| c);
-        let delta = count - earlier;
-        if delta > previous_delta {
-            max = Some(if bound.is_infinite() {
-                last_finite
-            } else {
+    let deltas = window(before, after);
+    let (mut max, mut previous, mut last_finite) = (None, 0.0, 0.0);
+    for &(bound, cumulative) in &deltas {
+        if cumulative > previous {
+            max = Some(if bound.is_finite() {
                 bound
+            } else {
+                last_finite
             });
         }
         if bound.is_finite() {
             last_finite = bound;
         }
-        previous_delta = delta;
+        previous = cumulative;
     }
     max
 }

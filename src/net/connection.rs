@@ -1,6 +1,7 @@
 //! One task per connection: handshake, then a loop that reads inputs (all complete frames of
-//! each read at once) and writes the frames the tick submits (one write per frame, at most
-//! one frame per tick). Every bad input ends in a defined refusal or close with a reason,
+//! each read at once). The tick's frames are written by the flush tasks (`super::flush`);
+//! this task writes only what they hand over (a full socket, a busy lock), the Welcome,
+//! pongs and the last close. Every bad input ends in a defined refusal or close with a reason,
 //! sent to the client and counted; nothing here can panic on peer data or block the tick.
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::NetContext;
 use super::egress::{Egress, Flushed};
 use super::framing::{FrameError, FrameReader};
-use super::outbox::{OutboxWaker, outbox};
+use super::outbox::outbox;
 use crate::inbound::{ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle};
 use crate::protocol::{
     ClientMessage, CloseReason, PROTOCOL_VERSION, Refusal, ServerMessage, decode_client_message,
@@ -94,9 +95,8 @@ pub async fn serve(
     };
 
     let (writer, outbox) = outbox(ctx.outbound_buffers);
-    let bell = Arc::new(outbox.waker());
     let egress = Arc::new(Egress::new(wr, outbox));
-    let _registration = ctx.wakes.register(id, egress.clone(), bell.clone());
+    let _registration = ctx.flushes.register(id, egress.clone());
     let join = Join {
         connection: id,
         name: name.clone(),
@@ -115,7 +115,7 @@ pub async fn serve(
     }
     tracing::info!(connection = id, %name, "player joined");
 
-    let ending = session(&mut rd, &egress, &bell, &mut reader, id, &ctx).await;
+    let ending = session(&mut rd, &egress, &mut reader, id, &ctx).await;
     match &ending {
         Ending::Close(reason, detail) => {
             tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
@@ -272,7 +272,6 @@ async fn read_hello(
 async fn session(
     rd: &mut OwnedReadHalf,
     egress: &Egress,
-    bell: &OutboxWaker,
     reader: &mut FrameReader,
     id: ConnectionId,
     ctx: &NetContext,
@@ -295,11 +294,11 @@ async fn session(
         // locked and unlocked by every connection on every loop iteration.
         tokio::select! {
             biased;
-            _ = bell.woken() => {
+            _ = egress.waker().woken() => {
                 if let Err(ending) = flush_all(egress, &ctx.stats).await {
                     return ending;
                 }
-                if let Some(reason) = bell.requested_close() {
+                if let Some(reason) = egress.waker().requested_close() {
                     return Ending::Close(reason, format!("closed by the server: {}", reason.as_str()));
                 }
             }

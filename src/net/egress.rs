@@ -19,12 +19,14 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use tokio::net::tcp::OwnedWriteHalf;
 
-use super::outbox::OutboxReader;
+use super::outbox::{OutboxReader, OutboxWaker};
 
 /// The outbound side of one connection.
 pub struct Egress {
     writer: OwnedWriteHalf,
     drain: Mutex<Drain>,
+    /// Wakes the connection task (readable without the lock).
+    waker: OutboxWaker,
 }
 
 /// What is waiting to be written, and how far the current write got.
@@ -54,6 +56,7 @@ impl Egress {
     pub fn new(writer: OwnedWriteHalf, reader: OutboxReader) -> Egress {
         Egress {
             writer,
+            waker: reader.waker(),
             drain: Mutex::new(Drain {
                 reader,
                 offset: 0,
@@ -92,6 +95,12 @@ impl Egress {
         let mut drain = self.lock();
         drain.closed = true;
         drain.control.extend_from_slice(bytes);
+    }
+
+    /// The connection task's doorbell: rung by the tick (Welcome, close) and by a flush task
+    /// that hands the connection over.
+    pub fn waker(&self) -> &OutboxWaker {
+        &self.waker
     }
 
     /// Waits until the socket can take more bytes.

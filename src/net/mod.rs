@@ -6,11 +6,13 @@
 //! - [`listener`]: the accept loop and the connection cap.
 //! - [`connection`]: one task per connection: handshake, inbound frames, outbound writes.
 //! - [`framing`]: bytes to frames, sans I/O.
-//! - [`outbox`]: the tick-to-connection frame ring, and the once-per-tick flush tasks.
-//! - [`egress`]: a connection's write side, shared by its task and the flush tasks.
+//! - [`outbox`]: the tick-to-connection frame ring.
+//! - [`flush`]: the once-per-tick flush tasks that write every connection's new frames.
+//! - [`egress`]: a connection's write side, shared by its task and its flush task.
 
 pub mod connection;
 pub mod egress;
+pub mod flush;
 pub mod framing;
 pub mod listener;
 pub mod outbox;
@@ -39,6 +41,6 @@ pub struct NetContext {
     pub handshake_timeout: Duration,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
-    /// Where open sessions register their outboxes to be woken once per tick.
-    pub wakes: Arc<outbox::WakeRegistry>,
+    /// Where open sessions register their write side, for the flush tasks.
+    pub flushes: Arc<flush::FlushRegistry>,
 }

@@ -1,5 +1,6 @@
-//! The hand-off of frames from the tick thread to one connection's task: a single-producer,
-//! single-consumer ring of reusable frame buffers.
+//! The hand-off of frames from the tick thread to one connection's writers (its shard's flush
+//! task, or its own task when the socket is full): a single-producer, single-consumer ring of
+//! reusable frame buffers.
 //!
 //! A slot holds one frame as two parts: `head`, bytes written for this client only, and
 //! optionally `shared`, a body shared by every client in the same cell with the same view
@@ -7,27 +8,25 @@
 //! with one vectored write).
 //!
 //! The tick (through the [`OutboxWriter`] held by the client's entity) fills the next free
-//! slot in place and publishes it; the connection task (through the [`OutboxReader`]) writes
-//! the oldest published slot to its socket and then releases it. Nothing is allocated in
+//! slot in place and publishes it; the consumer (through the [`OutboxReader`], held by the
+//! connection's [`Egress`](super::egress::Egress)) writes the oldest published slot to the
+//! socket and then releases it. Nothing is allocated in
 //! steady state, neither side ever waits for the other, and a client's outbound memory is
 //! bounded by `slots x max frame size`. When every slot is published and unwritten, the client
 //! is not draining its socket: the tick drops that frame and resynchronises the client later
 //! (see `replication::frames`).
 //!
-//! Publishing does not wake anything: the tick sends one [`TickSignal`] per tick and the
-//! network runtime's [`FlushTask`]s write every registered connection's new frames (see
-//! [`super::egress`]), so the tick never takes tokio's scheduler lock.
+//! Publishing does not wake anything: the tick sends one signal per tick and the network
+//! runtime's flush tasks write every registered connection's new frames (see
+//! [`super::flush`]), so the tick never takes tokio's scheduler lock.
 
 use std::cell::UnsafeCell;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
-use super::egress::{Egress, Flushed};
 use crate::protocol::CloseReason;
-use crate::stats::Stats;
 
 const NO_CLOSE: u8 = u8::MAX;
 
@@ -79,6 +78,14 @@ impl FrameSlot {
     }
 }
 
+impl Shared {
+    fn requested_close(&self) -> Option<CloseReason> {
+        CloseReason::ALL
+            .get(self.close.load(Ordering::Acquire) as usize)
+            .copied()
+    }
+}
+
 // SAFETY: a slot is accessed either by the writer (while it is free: index in
 // [published, released + len)) or by the reader (while it is published: index in
 // [released, published)), never both; the Release/Acquire pairs on `published` and
@@ -91,7 +98,8 @@ unsafe impl Send for Shared {}
 /// The tick's end: fills and publishes frames.
 pub struct OutboxWriter(Arc<Shared>);
 
-/// The connection task's end: takes published frames, releases them once written.
+/// The consuming end (inside the connection's `Egress`): takes published frames, releases them
+/// once written.
 pub struct OutboxReader(Arc<Shared>);
 
 /// Creates an outbox with `slots` frame buffers (at least 2: one being written, one queued).
@@ -114,8 +122,8 @@ pub fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
     (OutboxWriter(shared.clone()), OutboxReader(shared))
 }
 
-/// The connection task's doorbell: what it waits on while its [`OutboxReader`] sits in the
-/// shared [`Egress`](super::egress::Egress).
+/// The connection task's doorbell: what it waits on while its [`OutboxReader`] sits behind
+/// the lock of its [`Egress`](super::egress::Egress).
 pub struct OutboxWaker(Arc<Shared>);
 
 impl OutboxWaker {
@@ -131,16 +139,14 @@ impl OutboxWaker {
 
     /// The close the tick asked for, if any.
     pub fn requested_close(&self) -> Option<CloseReason> {
-        CloseReason::ALL
-            .get(self.0.close.load(Ordering::Acquire) as usize)
-            .copied()
+        self.0.requested_close()
     }
 }
 
 /// What became of a frame offered to [`OutboxWriter::publish_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Publish {
-    /// Queued for the connection task, which was woken.
+    /// Queued; a flush task writes it after the tick.
     Queued,
     /// Every slot is in flight (slow reader); nothing was written.
     Full,
@@ -150,7 +156,7 @@ pub enum Publish {
 
 impl OutboxWriter {
     /// Fills the next free slot (passed in empty) with `fill` and publishes it if `fill`
-    /// returns true. A [`FlushTask`] writes it after the tick's [`TickSignal`]; for a frame
+    /// returns true. A flush task writes it after the tick's signal; for a frame
     /// that cannot wait, wake the connection task with [`OutboxWriter::wake`].
     pub fn publish_with(&mut self, fill: impl FnOnce(&mut FrameSlot) -> bool) -> Publish {
         let shared = &*self.0;
@@ -172,7 +178,7 @@ impl OutboxWriter {
     }
 
     /// Wakes the connection task now (for rare messages such as the Welcome; a tick's frames
-    /// are written in bulk by the [`FlushTask`]s).
+    /// are written in bulk by the flush tasks).
     pub fn wake(&self) {
         self.0.wake.notify_one();
     }
@@ -211,9 +217,7 @@ impl OutboxReader {
 
     /// The close the tick asked for, if any.
     pub fn requested_close(&self) -> Option<CloseReason> {
-        CloseReason::ALL
-            .get(self.0.close.load(Ordering::Acquire) as usize)
-            .copied()
+        self.0.requested_close()
     }
 
     /// The connection task's doorbell for this outbox.
@@ -224,139 +228,6 @@ impl OutboxReader {
     /// Frames published and not yet released.
     pub fn queued(&self) -> usize {
         self.0.published.load(Ordering::Acquire) - self.0.released.load(Ordering::Acquire)
-    }
-}
-
-/// Writes, once per tick, every connection's new frames (see [`super::egress`]).
-///
-/// Waking a tokio task per client per tick from the tick thread would take the scheduler's
-/// shared inject queue lock per client; waking them from the runtime still costs a schedule
-/// and a poll per frame, and their writes then interleave with input reads in the run queue.
-/// Instead each connection registers its [`Egress`] here when its session opens, in one of
-/// a few shards; the tick sends one signal per tick ([`TickSignal`]); one [`FlushTask`] per
-/// shard on the network runtime writes its connections' frames with non-blocking writes and
-/// wakes a connection task only when its socket is full or its lock is busy.
-pub struct WakeRegistry {
-    // Std mutexes, not tokio ones: nothing awaits while holding them. Sessions take one when
-    // they open and when they end; a flush task takes its own once per tick, to copy the list.
-    shards: Box<[std::sync::Mutex<ahash::AHashMap<u64, FlushTarget>>]>,
-}
-
-/// A registered connection.
-#[derive(Clone)]
-struct FlushTarget {
-    egress: Arc<Egress>,
-    waker: Arc<OutboxWaker>,
-}
-
-impl WakeRegistry {
-    /// A registry with `shards` shards (one flush task each).
-    pub fn new(shards: usize) -> Self {
-        Self {
-            shards: (0..shards.max(1)).map(|_| Default::default()).collect(),
-        }
-    }
-
-    /// Registers connection `id` until the returned guard is dropped.
-    pub fn register(
-        self: &Arc<Self>,
-        id: u64,
-        egress: Arc<Egress>,
-        waker: Arc<OutboxWaker>,
-    ) -> Registration {
-        self.shard(id).insert(id, FlushTarget { egress, waker });
-        Registration {
-            registry: self.clone(),
-            id,
-        }
-    }
-
-    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, ahash::AHashMap<u64, FlushTarget>> {
-        self.shards[id as usize % self.shards.len()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Keeps a connection registered in a [`WakeRegistry`]; unregisters it when dropped.
-pub struct Registration {
-    registry: Arc<WakeRegistry>,
-    id: u64,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.registry.shard(self.id).remove(&self.id);
-    }
-}
-
-/// The tick's end: tells the network runtime that a tick's frames are published.
-#[derive(bevy_ecs::resource::Resource, Default)]
-pub struct TickSignal(Vec<tokio::sync::mpsc::Sender<()>>);
-
-/// Connections a flush task writes before letting other tasks (input reads) run.
-const YIELD_EVERY: usize = 200;
-
-/// One shard's writer: run [`FlushTask::run`] on the network runtime.
-pub struct FlushTask {
-    signals: tokio::sync::mpsc::Receiver<()>,
-    registry: Arc<WakeRegistry>,
-    shard: usize,
-    stats: Arc<Stats>,
-}
-
-/// Creates the tick's signal and one flush task per shard of `registry`.
-pub fn tick_signal(registry: Arc<WakeRegistry>, stats: Arc<Stats>) -> (TickSignal, Vec<FlushTask>) {
-    let (senders, tasks) = (0..registry.shards.len())
-        .map(|shard| {
-            let (sender, signals) = tokio::sync::mpsc::channel(1);
-            let task = FlushTask {
-                signals,
-                registry: registry.clone(),
-                shard,
-                stats: stats.clone(),
-            };
-            (sender, task)
-        })
-        .unzip();
-    (TickSignal(senders), tasks)
-}
-
-impl TickSignal {
-    /// Signals that this tick's frames are published. Never waits: if the previous signal is
-    /// still pending, the flush task has not run yet and will see these frames too.
-    pub fn send(&self) {
-        for sender in &self.0 {
-            let _ = sender.try_send(());
-        }
-    }
-}
-
-impl FlushTask {
-    /// Flushes the shard's connections on every signal, until the tick is gone.
-    pub async fn run(mut self) {
-        let mut targets: Vec<FlushTarget> = Vec::new();
-        while self.signals.recv().await.is_some() {
-            targets.extend(
-                self.registry.shards[self.shard]
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .cloned(),
-            );
-            let mut written = 0;
-            for (index, target) in targets.drain(..).enumerate() {
-                match target.egress.try_flush(&mut written) {
-                    Some(Flushed::Idle) => {}
-                    // Busy, full or failed: the connection task takes it from here.
-                    None | Some(Flushed::Blocked) | Some(Flushed::Failed) => target.waker.wake(),
-                }
-                if index % YIELD_EVERY == YIELD_EVERY - 1 {
-                    tokio::task::yield_now().await;
-                }
-            }
-            Stats::add(&self.stats.frames_written, written);
-        }
     }
 }
 

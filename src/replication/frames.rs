@@ -21,7 +21,8 @@ use components::TickClock;
 use crate::inbound::ConnectionId;
 use std::sync::Arc;
 
-use crate::net::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody, TickSignal};
+use crate::net::flush::TickSignal;
+use crate::net::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody};
 use crate::protocol::{
     CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, finish_frame_followed_by, put_varint,
 };
@@ -220,7 +221,7 @@ pub fn assemble_frames(
             std::mem::take(&mut tally.dropped),
         );
     }
-    // One message wakes every connection task with a new frame, on the network runtime.
+    // One message per tick: the flush tasks write the new frames on the network runtime.
     signal.send();
 }
 

@@ -1,0 +1,136 @@
+//! Once per tick, the network runtime writes every connection's new frames: the tick sends
+//! one [`TickSignal`], and one [`FlushTask`] per network thread writes the frames of its
+//! shard of the connections registered in the [`FlushRegistry`] (see [`super::egress`] for
+//! how a connection's writes are shared with its own task).
+
+use std::sync::Arc;
+
+use super::egress::{Egress, Flushed};
+use crate::stats::Stats;
+
+/// One flush task's connections, by connection id.
+type Shard = ahash::AHashMap<u64, Arc<Egress>>;
+
+/// The connections a flush task writes, in shards (one per flush task).
+///
+/// Waking a tokio task per client per tick from the tick thread would take the scheduler's
+/// shared inject queue lock per client; waking them from the runtime still costs a schedule
+/// and a poll per frame, and their writes then interleave with input reads in the run queue.
+/// Instead each connection registers its [`Egress`] here when its session opens, in one of
+/// a few shards; the tick sends one signal per tick ([`TickSignal`]); one [`FlushTask`] per
+/// shard on the network runtime writes its connections' frames with non-blocking writes and
+/// wakes a connection task only when its socket is full or its lock is busy.
+pub struct FlushRegistry {
+    // Std mutexes, not tokio ones: nothing awaits while holding them. Sessions take one when
+    // they open and when they end; a flush task takes its own once per tick, to copy the list.
+    shards: Box<[std::sync::Mutex<Shard>]>,
+}
+
+impl FlushRegistry {
+    /// A registry with `shards` shards (one flush task each).
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Registers connection `id` until the returned guard is dropped.
+    pub fn register(self: &Arc<Self>, id: u64, egress: Arc<Egress>) -> Registration {
+        self.shard(id).insert(id, egress);
+        Registration {
+            registry: self.clone(),
+            id,
+        }
+    }
+
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[id as usize % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Keeps a connection registered in a [`FlushRegistry`]; unregisters it when dropped.
+pub struct Registration {
+    registry: Arc<FlushRegistry>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.shard(self.id).remove(&self.id);
+    }
+}
+
+/// The tick's end: tells the network runtime that a tick's frames are published.
+#[derive(bevy_ecs::resource::Resource, Default)]
+pub struct TickSignal(Vec<tokio::sync::mpsc::Sender<()>>);
+
+/// Connections a flush task writes before letting other tasks (input reads) run.
+const YIELD_EVERY: usize = 200;
+
+/// One shard's writer: run [`FlushTask::run`] on the network runtime.
+pub struct FlushTask {
+    signals: tokio::sync::mpsc::Receiver<()>,
+    registry: Arc<FlushRegistry>,
+    shard: usize,
+    stats: Arc<Stats>,
+}
+
+/// Creates the tick's signal and one flush task per shard of `registry`.
+pub fn tick_signal(
+    registry: Arc<FlushRegistry>,
+    stats: Arc<Stats>,
+) -> (TickSignal, Vec<FlushTask>) {
+    let (senders, tasks) = (0..registry.shards.len())
+        .map(|shard| {
+            let (sender, signals) = tokio::sync::mpsc::channel(1);
+            let task = FlushTask {
+                signals,
+                registry: registry.clone(),
+                shard,
+                stats: stats.clone(),
+            };
+            (sender, task)
+        })
+        .unzip();
+    (TickSignal(senders), tasks)
+}
+
+impl TickSignal {
+    /// Signals that this tick's frames are published. Never waits: if the previous signal is
+    /// still pending, the flush task has not run yet and will see these frames too.
+    pub fn send(&self) {
+        for sender in &self.0 {
+            let _ = sender.try_send(());
+        }
+    }
+}
+
+impl FlushTask {
+    /// Flushes the shard's connections on every signal, until the tick is gone.
+    pub async fn run(mut self) {
+        let mut targets: Vec<Arc<Egress>> = Vec::new();
+        while self.signals.recv().await.is_some() {
+            targets.extend(
+                self.registry.shards[self.shard]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned(),
+            );
+            let mut written = 0;
+            for (index, egress) in targets.drain(..).enumerate() {
+                match egress.try_flush(&mut written) {
+                    Some(Flushed::Idle) => {}
+                    // Busy, full or failed: the connection task takes it from here.
+                    None | Some(Flushed::Blocked) | Some(Flushed::Failed) => egress.waker().wake(),
+                }
+                if index % YIELD_EVERY == YIELD_EVERY - 1 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Stats::add(&self.stats.frames_written, written);
+        }
+    }
+}
