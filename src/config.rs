@@ -38,6 +38,16 @@ pub struct Config {
     pub send_buffer_bytes: u32,
     /// Seconds a new connection has to send Hello.
     pub handshake_timeout_s: f32,
+    /// Seconds a player may send nothing (no input, no ping) before it is kicked.
+    pub idle_timeout_s: f32,
+    /// Inputs and pings a player may send per second (token bucket refill rate).
+    pub max_inputs_per_s: u32,
+    /// Inputs and pings a player may send at once above the rate (token bucket size).
+    pub input_burst: u32,
+    /// Seconds of rate-limited messages without a one-second pause before a kick.
+    pub flood_kick_s: f32,
+    /// Seconds a client may go without taking a single frame before it is kicked.
+    pub slow_reader_kick_s: f32,
     /// Tokio worker threads for sockets.
     pub net_threads: usize,
     /// Threads of the ECS compute pool (parallel systems).
@@ -95,8 +105,13 @@ impl Default for Config {
             max_outbound_frame_bytes: 1 << 20,
             input_queue_capacity: 65_536,
             outbound_buffers: 4,
-            send_buffer_bytes: 0,
+            send_buffer_bytes: 64 * 1024,
             handshake_timeout_s: 5.0,
+            idle_timeout_s: 10.0,
+            max_inputs_per_s: 60,
+            input_burst: 20,
+            flood_kick_s: 5.0,
+            slow_reader_kick_s: 10.0,
             net_threads: cores,
             sim_threads: cores,
             spawn_seed: 1,
@@ -141,12 +156,27 @@ pub struct ConfigLayer {
     /// Frame buffers per client [default: 4]
     #[arg(long)]
     pub outbound_buffers: Option<usize>,
-    /// Kernel send buffer per player socket in bytes, 0 for the kernel's autotuning [default: 0]
+    /// Kernel send buffer per player socket in bytes, 0 for the kernel's autotuning [default: 65536]
     #[arg(long)]
     pub send_buffer_bytes: Option<u32>,
     /// Seconds a new connection has to send Hello [default: 5]
     #[arg(long)]
     pub handshake_timeout_s: Option<f32>,
+    /// Seconds a player may send nothing before it is kicked [default: 10]
+    #[arg(long)]
+    pub idle_timeout_s: Option<f32>,
+    /// Inputs and pings per second a player may send [default: 60]
+    #[arg(long)]
+    pub max_inputs_per_s: Option<u32>,
+    /// Inputs and pings a player may send at once above the rate [default: 20]
+    #[arg(long)]
+    pub input_burst: Option<u32>,
+    /// Seconds of sustained rate-limited sending before a kick [default: 5]
+    #[arg(long)]
+    pub flood_kick_s: Option<f32>,
+    /// Seconds a client may take no frame at all before it is kicked [default: 10]
+    #[arg(long)]
+    pub slow_reader_kick_s: Option<f32>,
     /// Tokio worker threads [default: number of cores]
     #[arg(long)]
     pub net_threads: Option<usize>,
@@ -240,6 +270,11 @@ impl ConfigLayer {
             outbound_buffers,
             send_buffer_bytes,
             handshake_timeout_s,
+            idle_timeout_s,
+            max_inputs_per_s,
+            input_burst,
+            flood_kick_s,
+            slow_reader_kick_s,
             net_threads,
             sim_threads,
             spawn_seed,
@@ -270,6 +305,11 @@ impl ConfigLayer {
             outbound_buffers: self.outbound_buffers.unwrap_or(d.outbound_buffers),
             send_buffer_bytes: self.send_buffer_bytes.unwrap_or(d.send_buffer_bytes),
             handshake_timeout_s: self.handshake_timeout_s.unwrap_or(d.handshake_timeout_s),
+            idle_timeout_s: self.idle_timeout_s.unwrap_or(d.idle_timeout_s),
+            max_inputs_per_s: self.max_inputs_per_s.unwrap_or(d.max_inputs_per_s),
+            input_burst: self.input_burst.unwrap_or(d.input_burst),
+            flood_kick_s: self.flood_kick_s.unwrap_or(d.flood_kick_s),
+            slow_reader_kick_s: self.slow_reader_kick_s.unwrap_or(d.slow_reader_kick_s),
             net_threads: self.net_threads.unwrap_or(d.net_threads),
             sim_threads: self.sim_threads.unwrap_or(d.sim_threads),
             spawn_seed: self.spawn_seed.unwrap_or(d.spawn_seed),
@@ -326,8 +366,18 @@ impl Config {
         if self.outbound_buffers < 2 {
             return invalid("outbound_buffers", "must be at least 2");
         }
-        if !positive(self.handshake_timeout_s) {
-            return invalid("handshake_timeout_s", "must be positive");
+        for (key, seconds) in [
+            ("handshake_timeout_s", self.handshake_timeout_s),
+            ("idle_timeout_s", self.idle_timeout_s),
+            ("flood_kick_s", self.flood_kick_s),
+            ("slow_reader_kick_s", self.slow_reader_kick_s),
+        ] {
+            if !positive(seconds) || seconds > 86_400.0 {
+                return invalid(key, "must be positive and at most a day");
+            }
+        }
+        if self.max_inputs_per_s == 0 || self.input_burst == 0 {
+            return invalid("max_inputs_per_s/input_burst", "must be at least 1");
         }
         if self.net_threads == 0 || self.sim_threads == 0 {
             return invalid("net_threads/sim_threads", "must be at least 1");

@@ -20,7 +20,7 @@ use crate::protocol::{POSITION_SCALE, Welcome};
 use crate::replication::cells::CellGrid;
 use crate::replication::grid::GridGeometry;
 use crate::replication::table::ReplicaTable;
-use crate::replication::{self, FrameLimit, ReplicatedComponents, SharedStats};
+use crate::replication::{self, OutboundLimits, ReplicatedComponents, SharedStats};
 use crate::stats::Stats;
 
 /// The world and schedule under construction. Gameplay modules receive it as
@@ -66,7 +66,14 @@ impl GameBuilder {
         world.insert_resource(LatestInputs::default());
         world.insert_resource(SpawnRng::new(config.spawn_seed));
         world.insert_resource(CellGrid::new(geometry));
-        world.insert_resource(FrameLimit(config.max_outbound_frame_bytes));
+        world.insert_resource(bevy_ecs::error::FallbackErrorHandler(
+            crate::system_failure::report,
+        ));
+        world.insert_resource(OutboundLimits {
+            max_frame_bytes: config.max_outbound_frame_bytes,
+            slow_reader_kick_ticks: (config.slow_reader_kick_s * f32::from(config.tick_hz)).ceil()
+                as u64,
+        });
         world.insert_resource(SharedStats(stats));
         // Replaced by the server with one connected to its network runtime.
         world.insert_resource(TickSignal::default());
@@ -80,6 +87,8 @@ impl GameBuilder {
             position_scale: POSITION_SCALE,
             max_frame_bytes: config.max_outbound_frame_bytes,
             components: Vec::new(),
+            idle_timeout_ms: (config.idle_timeout_s * 1000.0) as u32,
+            max_inputs_per_s: config.max_inputs_per_s,
         }));
 
         let mut schedule = Schedule::default();

@@ -3,7 +3,7 @@
 //! Tokio tasks decode client inputs and push them through lock-free queues into a bevy_ecs
 //! world that a dedicated thread ticks at a fixed rate; each tick every changed entity is
 //! encoded once into its grid cell, and every client gets one frame assembled from the cells
-//! it sees, written by its connection task. See ARCHITECTURE.md for the whole picture.
+//! it sees, written to the sockets by the network runtime's flush tasks. See ARCHITECTURE.md for the whole picture.
 //!
 //! # Layout
 //! - [`server`]: start/stop a server ([`ServerHandle`]).
@@ -16,6 +16,7 @@
 //! - [`replication`]: grid, encode-once cell sections, per-client frames.
 //! - [`tick`]: the fixed-rate tick thread.
 //! - [`stats`]: counters for every limit and bad input.
+//! - [`system_failure`]: a failing gameplay system is logged by name; a panic stops the server.
 //! - [`limits`]: raising the open-file limit.
 //! - [`metrics`]: the Prometheus endpoint, tick-time histogram, `/proc` readings.
 //! - [`client`]: the Rust client and its sans-IO mirror.
@@ -35,6 +36,7 @@ pub mod protocol;
 pub mod replication;
 pub mod server;
 pub mod stats;
+pub mod system_failure;
 pub mod tick;
 
 pub use config::Config;

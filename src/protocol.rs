@@ -106,6 +106,13 @@ pub struct Welcome {
     pub max_frame_bytes: u32,
     /// Names of the replicated components; a component's kind on the wire is its index here.
     pub components: Vec<String>,
+    /// A client that sends nothing (no input, no ping) for this long is closed with
+    /// [`CloseReason::IdleTimeout`]: an idle client pings well within it.
+    pub idle_timeout_ms: u32,
+    /// Inputs and pings per second the server accepts from one client; beyond it (and a
+    /// small burst) they are dropped, and a client that keeps it up is closed with
+    /// [`CloseReason::InputFlood`].
+    pub max_inputs_per_s: u32,
 }
 
 /// Why a session was refused or closed, with a human-readable detail.
@@ -143,11 +150,19 @@ pub enum CloseReason {
     Shutdown,
     /// A frame for this client would exceed the server's outbound frame limit.
     ViewTooLarge,
+    /// The client sent nothing (no input, no ping) for [`Welcome::idle_timeout_ms`].
+    IdleTimeout,
+    /// The client kept sending above [`Welcome::max_inputs_per_s`].
+    InputFlood,
+    /// The client took no frame at all for too long (it stopped reading its socket).
+    SlowReader,
+    /// The server failed (a gameplay system panicked) and is exiting.
+    InternalError,
 }
 
 impl CloseReason {
     /// Every reason, in wire order (for per-reason counters).
-    pub const ALL: [CloseReason; 11] = [
+    pub const ALL: [CloseReason; 15] = [
         CloseReason::ServerFull,
         CloseReason::VersionMismatch,
         CloseReason::ExpectedHello,
@@ -159,6 +174,10 @@ impl CloseReason {
         CloseReason::HandshakeTimeout,
         CloseReason::Shutdown,
         CloseReason::ViewTooLarge,
+        CloseReason::IdleTimeout,
+        CloseReason::InputFlood,
+        CloseReason::SlowReader,
+        CloseReason::InternalError,
     ];
 
     /// Position in [`CloseReason::ALL`], which is also the wire index.
@@ -180,6 +199,10 @@ impl CloseReason {
             CloseReason::HandshakeTimeout => "handshake_timeout",
             CloseReason::Shutdown => "shutdown",
             CloseReason::ViewTooLarge => "view_too_large",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::InputFlood => "input_flood",
+            CloseReason::SlowReader => "slow_reader",
+            CloseReason::InternalError => "internal_error",
         }
     }
 }
@@ -567,9 +590,10 @@ pub(crate) mod tests {
                 any::<u32>(),
                 any::<u16>(),
                 any::<f32>(),
-                proptest::collection::vec("[a-z]{1,8}", 0..3)
+                proptest::collection::vec("[a-z]{1,8}", 0..3),
+                any::<(u32, u32)>(),
             )
-                .prop_map(|(player_id, tick_hz, world_size, components)| {
+                .prop_map(|(player_id, tick_hz, world_size, components, limits)| {
                     ServerMessage::Welcome(Welcome {
                         player_id,
                         tick_hz,
@@ -580,6 +604,8 @@ pub(crate) mod tests {
                         position_scale: POSITION_SCALE,
                         max_frame_bytes: 1 << 20,
                         components,
+                        idle_timeout_ms: limits.0,
+                        max_inputs_per_s: limits.1,
                     })
                 }),
             (reason(), ".{0,20}")

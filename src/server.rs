@@ -27,6 +27,19 @@ use components::Gameplay;
 /// How long a graceful shutdown waits for connections to send their close and leave.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Exit status after a second signal cut a graceful shutdown short (128 + SIGINT).
+pub const FORCED_EXIT_CODE: i32 = 130;
+
+/// The next delivery of a signal; never, if the signal could not be registered.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -69,6 +82,7 @@ pub struct ServerHandle {
     stats: Arc<Stats>,
     stop_tick: Arc<AtomicBool>,
     shutdown: watch::Sender<bool>,
+    flushes: Arc<FlushRegistry>,
     world_tasks: crossbeam_channel::Sender<WorldTask>,
     tick_thread: Option<JoinHandle<()>>,
     net: tokio::runtime::Handle,
@@ -104,8 +118,12 @@ impl ServerHandle {
             outbound_buffers: config.outbound_buffers,
             send_buffer_bytes: config.send_buffer_bytes,
             handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
+            idle_timeout: Duration::from_secs_f32(config.idle_timeout_s),
+            max_inputs_per_s: config.max_inputs_per_s,
+            input_burst: config.input_burst,
+            flood_kick: Duration::from_secs_f32(config.flood_kick_s),
             shutdown: shutdown_rx,
-            flushes,
+            flushes: flushes.clone(),
         });
         let Network {
             local_addr,
@@ -132,6 +150,7 @@ impl ServerHandle {
             stats,
             stop_tick,
             shutdown,
+            flushes,
             world_tasks,
             tick_thread: Some(tick_thread),
             net,
@@ -170,6 +189,17 @@ impl ServerHandle {
         tick: u64,
         inspect: impl FnOnce(&mut World) -> R + Send + 'static,
     ) -> Option<R> {
+        self.run_on_tick_thread(tick, None, inspect)
+    }
+
+    /// Sends `inspect` to the tick thread and waits for its result, at most `patience` if
+    /// given (`None` when it ran out or the tick thread is gone).
+    fn run_on_tick_thread<R: Send + 'static>(
+        &self,
+        tick: u64,
+        patience: Option<Duration>,
+        inspect: impl FnOnce(&mut World) -> R + Send + 'static,
+    ) -> Option<R> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         let run = Box::new(move |world: &mut World| {
             let _ = reply.send(inspect(world));
@@ -180,7 +210,10 @@ impl ServerHandle {
                 run,
             })
             .ok()?;
-        answer.recv().ok()
+        match patience {
+            Some(patience) => answer.recv_timeout(patience).ok(),
+            None => answer.recv().ok(),
+        }
     }
 
     /// Whether the tick thread is still running.
@@ -188,26 +221,42 @@ impl ServerHandle {
         self.tick_thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Blocks until SIGINT or SIGTERM (then shuts down gracefully) or until the tick thread
-    /// dies. Call from a thread that is not running async code (such as `main`).
+    /// Blocks until SIGINT or SIGTERM (then shuts down gracefully; a second signal during
+    /// the shutdown exits the process at once with [`FORCED_EXIT_CODE`]) or until the tick
+    /// thread dies (then every connection is closed with `InternalError`). Call from a
+    /// thread that is not running async code (such as `main`).
     pub fn run_until_signal(self) -> StopCause {
-        let tick_died = self.net.block_on(async {
-            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        use tokio::signal::unix::{SignalKind, signal};
+        let (tick_died, signals) = self.net.block_on(async {
+            // Registered before waiting, so that a second signal is never missed.
+            let mut interrupt = signal(SignalKind::interrupt()).ok();
+            let mut terminate = signal(SignalKind::terminate()).ok();
             let mut watchdog = tokio::time::interval(Duration::from_millis(200));
-            loop {
+            let tick_died = loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return false,
-                    _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return false,
-                    _ = watchdog.tick() => if !self.is_ticking() { return true },
+                    _ = next_signal(&mut interrupt) => break false,
+                    _ = next_signal(&mut terminate) => break false,
+                    _ = watchdog.tick() => if !self.is_ticking() { break true },
                 }
-            }
+            };
+            (tick_died, (interrupt, terminate))
         });
         if tick_died {
-            tracing::error!("the tick thread stopped unexpectedly; exiting");
+            tracing::error!("the tick thread stopped; closing every connection and exiting");
+            self.flushes.close_all(CloseReason::InternalError);
             drop(self);
             return StopCause::TickDied;
         }
-        tracing::info!("signal received; shutting down");
+        tracing::info!("signal received; shutting down (a second signal exits at once)");
+        self.net.spawn(async move {
+            let (mut interrupt, mut terminate) = signals;
+            tokio::select! {
+                _ = next_signal(&mut interrupt) => {}
+                _ = next_signal(&mut terminate) => {}
+            }
+            tracing::warn!("second signal; exiting without finishing the shutdown");
+            std::process::exit(FORCED_EXIT_CODE);
+        });
         self.shutdown();
         StopCause::Requested
     }
@@ -221,8 +270,15 @@ impl ServerHandle {
     fn stop(&mut self) {
         let _ = self.shutdown.send(true);
         if self.is_ticking() {
-            // Open sessions learn of the shutdown through their outboxes.
-            self.with_world(|world| close_all_clients(world, CloseReason::Shutdown));
+            // Open sessions learn of the shutdown through their outboxes. A tick thread that
+            // is alive but stuck does not hold the shutdown up for longer than the drain.
+            let closed = self.run_on_tick_thread(0, Some(DRAIN_TIMEOUT), |world| {
+                close_all_clients(world, CloseReason::Shutdown)
+            });
+            if closed.is_none() {
+                tracing::warn!("the tick thread did not answer; closing connections directly");
+                self.flushes.close_all(CloseReason::Shutdown);
+            }
         }
         if let Some(thread) = self.net_thread.take() {
             let _ = thread.join();

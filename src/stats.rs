@@ -58,6 +58,8 @@ counters! {
     inbound_bytes,
     /// Inputs dropped because the inbound queue was full.
     inputs_dropped_queue_full,
+    /// Inputs and pings dropped by the per-player rate limit.
+    inputs_dropped_rate_limited,
     /// Inputs that reached the tick after their player had left.
     inputs_for_unknown_connection,
     /// Inputs applied by the tick.

@@ -80,9 +80,10 @@ pub fn render(readings: &Readings) -> String {
     );
     out.labelled_counter(
         "throng_inputs_dropped_total",
-        "Inputs not applied, by cause.",
+        "Inputs not applied (and, for rate_limited, pings not answered), by cause.",
         "cause",
         [
+            ("rate_limited", s.inputs_dropped_rate_limited),
             ("queue_full", s.inputs_dropped_queue_full),
             ("player_gone", s.inputs_for_unknown_connection),
         ]

@@ -11,11 +11,13 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
 use super::NetContext;
 use super::egress::{Egress, Flushed};
 use super::framing::{FrameError, FrameReader};
 use super::outbox::outbox;
+use super::rate_limit::{Admit, RateLimiter};
 use crate::inbound::{ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle};
 use crate::protocol::{
     ClientMessage, CloseReason, PROTOCOL_VERSION, Refusal, ServerMessage, decode_client_message,
@@ -268,7 +270,8 @@ async fn read_hello(
 
 /// The open session: inputs in, frames out, until something ends it. The tick's frames are
 /// normally written by the flush tasks; this task writes only when woken (a full socket, a
-/// busy lock, the Welcome, a close).
+/// busy lock, the Welcome, a close) and then never waits for the socket while it could read:
+/// a client that stops reading is still heard, and still kicked.
 async fn session(
     rd: &mut OwnedReadHalf,
     egress: &Egress,
@@ -276,17 +279,52 @@ async fn session(
     id: ConnectionId,
     ctx: &NetContext,
 ) -> Ending {
+    let mut read_at = Instant::now();
+    let mut heard_at = read_at;
+    let mut limiter = RateLimiter::new(
+        ctx.max_inputs_per_s,
+        ctx.input_burst,
+        ctx.flood_kick,
+        read_at.into_std(),
+    );
+    // Re-armed only when it fires (at most once per idle timeout), not on every message:
+    // resetting a timer per input would touch the runtime's timer wheel 20 times a second
+    // per player.
+    let idle = tokio::time::sleep_until(heard_at + ctx.idle_timeout);
+    tokio::pin!(idle);
+    let mut blocked = false;
     loop {
         // Everything already buffered first (frames pipelined behind the Hello included).
         loop {
-            match next_message(reader, ctx) {
-                Ok(Some(message)) => {
-                    if let Some(ending) = handle(message, egress, id, ctx).await {
-                        return ending;
-                    }
-                }
+            let message = match next_message(reader, ctx) {
+                Ok(Some(message)) => message,
                 Ok(None) => break,
                 Err(ending) => return ending,
+            };
+            heard_at = read_at;
+            if matches!(
+                message,
+                ClientMessage::Input(_) | ClientMessage::Ping { .. }
+            ) {
+                match limiter.admit(read_at.into_std()) {
+                    Admit::Accept => {}
+                    Admit::Drop => {
+                        Stats::bump(&ctx.stats.inputs_dropped_rate_limited);
+                        continue;
+                    }
+                    Admit::Kick => {
+                        return Ending::Close(
+                            CloseReason::InputFlood,
+                            format!(
+                                "more than {} messages per second for {:?}",
+                                ctx.max_inputs_per_s, ctx.flood_kick
+                            ),
+                        );
+                    }
+                }
+            }
+            if let Err(ending) = handle(message, egress, id, ctx, &mut blocked) {
+                return ending;
             }
         }
         // Shutdown reaches an open session through its outbox (the tick closes every client),
@@ -295,19 +333,52 @@ async fn session(
         tokio::select! {
             biased;
             _ = egress.waker().woken() => {
-                if let Err(ending) = flush_all(egress, &ctx.stats).await {
-                    return ending;
-                }
                 if let Some(reason) = egress.waker().requested_close() {
                     return Ending::Close(reason, format!("closed by the server: {}", reason.as_str()));
+                }
+                match flush_now(egress, &ctx.stats) {
+                    Ok(now_blocked) => blocked = now_blocked,
+                    Err(ending) => return ending,
+                }
+            }
+            ready = egress.writable(), if blocked => {
+                if ready.is_err() {
+                    return Ending::Broken;
+                }
+                match flush_now(egress, &ctx.stats) {
+                    Ok(now_blocked) => blocked = now_blocked,
+                    Err(ending) => return ending,
                 }
             }
             filled = fill(rd, reader, ctx) => {
                 if let Err(ending) = filled {
                     return ending;
                 }
+                read_at = Instant::now();
+            }
+            _ = &mut idle => {
+                let deadline = heard_at + ctx.idle_timeout;
+                if deadline <= Instant::now() {
+                    return Ending::Close(
+                        CloseReason::IdleTimeout,
+                        format!("no message for {:?}", ctx.idle_timeout),
+                    );
+                }
+                idle.as_mut().reset(deadline);
             }
         }
+    }
+}
+
+/// Writes what the socket takes now; `Ok(true)` if it is full and more is waiting.
+fn flush_now(egress: &Egress, stats: &Stats) -> Result<bool, Ending> {
+    let mut written = 0;
+    let flushed = egress.flush(&mut written);
+    Stats::add(&stats.frames_written, written);
+    match flushed {
+        Flushed::Idle => Ok(false),
+        Flushed::Blocked => Ok(true),
+        Flushed::Failed => Err(Ending::Broken),
     }
 }
 
@@ -317,13 +388,15 @@ pub(crate) async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) 
     let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
 
-/// Acts on one message of an open session; `Some` ends the session.
-async fn handle(
+/// Acts on one admitted message of an open session; `Err` ends the session. `blocked` is set
+/// when a reply is waiting for the socket.
+fn handle(
     message: ClientMessage,
     egress: &Egress,
     id: ConnectionId,
     ctx: &NetContext,
-) -> Option<Ending> {
+    blocked: &mut bool,
+) -> Result<(), Ending> {
     match message {
         ClientMessage::Input(input) => {
             match ctx.inbound.send_input(InputEvent {
@@ -333,26 +406,35 @@ async fn handle(
                 InputOutcome::Queued => {}
                 InputOutcome::DroppedQueueFull => Stats::bump(&ctx.stats.inputs_dropped_queue_full),
                 InputOutcome::Closed => {
-                    return Some(Ending::Close(
+                    return Err(Ending::Close(
                         CloseReason::Shutdown,
                         "server stopping".into(),
                     ));
                 }
             }
-            None
+            Ok(())
         }
         ClientMessage::Ping { nonce } => {
             let mut buffer = [0u8; 16];
-            let body = postcard::to_slice(&ServerMessage::Pong { nonce }, &mut buffer[4..]).ok()?;
+            let Ok(body) = postcard::to_slice(&ServerMessage::Pong { nonce }, &mut buffer[4..])
+            else {
+                return Ok(());
+            };
             let length = body.len();
             buffer[..4].copy_from_slice(&(length as u32).to_le_bytes());
-            Stats::bump(&ctx.stats.pongs);
-            // Between frames, never inside one; reading waits until it is written.
-            egress.queue_control(&buffer[..4 + length]);
-            flush_all(egress, &ctx.stats).await.err()
+            // Between frames, never inside one. A client that pings without reading gets no
+            // more pongs once a few are waiting (its socket is full; it will be kicked as a
+            // slow reader).
+            if egress.queue_control(&buffer[..4 + length]) {
+                Stats::bump(&ctx.stats.pongs);
+            }
+            if !*blocked {
+                *blocked = flush_now(egress, &ctx.stats)?;
+            }
+            Ok(())
         }
-        ClientMessage::Goodbye => Some(Ending::ClientLeft),
-        ClientMessage::Hello(_) => Some(Ending::Close(
+        ClientMessage::Goodbye => Err(Ending::ClientLeft),
+        ClientMessage::Hello(_) => Err(Ending::Close(
             CloseReason::DuplicateHello,
             "Hello on an open session".into(),
         )),

@@ -21,6 +21,10 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 use super::outbox::{OutboxReader, OutboxWaker};
 
+/// Most bytes of the connection task's own messages (pongs) waiting for a socket that does
+/// not drain; beyond it they are not sent.
+const MAX_CONTROL_BYTES: usize = 1024;
+
 /// The outbound side of one connection.
 pub struct Egress {
     writer: OwnedWriteHalf,
@@ -84,9 +88,15 @@ impl Egress {
             .flush(|bufs| self.writer.try_write_vectored(bufs), written)
     }
 
-    /// Queues a message of the connection task (written after the current frame).
-    pub fn queue_control(&self, bytes: &[u8]) {
-        self.lock().control.extend_from_slice(bytes);
+    /// Queues a message of the connection task (written after the current frame); `false`
+    /// (and nothing queued) when `MAX_CONTROL_BYTES` are already waiting.
+    pub fn queue_control(&self, bytes: &[u8]) -> bool {
+        let mut drain = self.lock();
+        if drain.control.len() + bytes.len() > MAX_CONTROL_BYTES {
+            return false;
+        }
+        drain.control.extend_from_slice(bytes);
+        true
     }
 
     /// Ends the frame stream: after the frame being written (if any), only the bytes queued

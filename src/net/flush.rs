@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::egress::{Egress, Flushed};
+use crate::protocol::CloseReason;
 use crate::stats::Stats;
 
 /// One flush task's connections, by connection id.
@@ -40,6 +41,17 @@ impl FlushRegistry {
         Registration {
             registry: self.clone(),
             id,
+        }
+    }
+
+    /// Asks every registered session to close with `reason` (when the tick cannot: it died
+    /// or does not answer).
+    pub fn close_all(&self, reason: CloseReason) {
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for egress in shard.values() {
+                egress.waker().request_close(reason);
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`outbox`]: the tick-to-connection frame ring.
 //! - [`flush`]: the once-per-tick flush tasks that write every connection's new frames.
 //! - [`egress`]: a connection's write side, shared by its task and its flush task.
+//! - [`rate_limit`]: the per-player message rate limit and flood kick, sans I/O.
 
 pub mod connection;
 pub mod egress;
@@ -16,6 +17,7 @@ pub mod flush;
 pub mod framing;
 pub mod listener;
 pub mod outbox;
+pub mod rate_limit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,14 @@ pub struct NetContext {
     pub send_buffer_bytes: u32,
     /// Time allowed for the Hello.
     pub handshake_timeout: Duration,
+    /// An open session that sends no message for this long is closed.
+    pub idle_timeout: Duration,
+    /// Inputs and pings per second per player.
+    pub max_inputs_per_s: u32,
+    /// Inputs and pings a player may send at once above the rate.
+    pub input_burst: u32,
+    /// Sustained rate-limited sending for this long is kicked.
+    pub flood_kick: Duration,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Where open sessions register their write side, for the flush tasks.

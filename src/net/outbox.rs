@@ -79,6 +79,11 @@ impl FrameSlot {
 }
 
 impl Shared {
+    fn request_close(&self, reason: CloseReason) {
+        self.close.store(reason.index() as u8, Ordering::Release);
+        self.wake.notify_one();
+    }
+
     fn requested_close(&self) -> Option<CloseReason> {
         CloseReason::ALL
             .get(self.close.load(Ordering::Acquire) as usize)
@@ -137,9 +142,14 @@ impl OutboxWaker {
         self.0.wake.notified().await;
     }
 
-    /// The close the tick asked for, if any.
+    /// The close the tick (or the server, when the tick cannot) asked for, if any.
     pub fn requested_close(&self) -> Option<CloseReason> {
         self.0.requested_close()
+    }
+
+    /// Asks the task to close with `reason`, for when the tick cannot (it died).
+    pub fn request_close(&self, reason: CloseReason) {
+        self.0.request_close(reason);
     }
 }
 
@@ -185,8 +195,7 @@ impl OutboxWriter {
 
     /// Asks the task to send a close with `reason` after the queued frames.
     pub fn request_close(&self, reason: CloseReason) {
-        self.0.close.store(reason.index() as u8, Ordering::Release);
-        self.0.wake.notify_one();
+        self.0.request_close(reason);
     }
 }
 

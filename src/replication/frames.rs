@@ -32,7 +32,7 @@ use super::cells::{CellGrid, encode_requested_sections};
 use super::grid::{CellIndex, CellRect};
 use super::records::Section;
 use super::table::{NO_CELL, NetId, ReplicaTable};
-use super::{FrameLimit, SharedStats};
+use super::{OutboundLimits, SharedStats};
 
 /// A connected client: where its frames go.
 #[derive(Component)]
@@ -59,6 +59,8 @@ pub struct Viewer {
     pub needs_reset: bool,
     /// The client was asked to close; no more frames.
     pub closing: bool,
+    /// The tick since which every frame to this client was dropped (none taken since).
+    pub starved_since: Option<u64>,
 }
 
 /// Computes each viewer's view for this tick and asks the cells entering or leaving some
@@ -161,13 +163,14 @@ pub fn assemble_frames(
     mut viewers: Query<(&mut Viewer, &mut Client)>,
     grid: Res<CellGrid>,
     clock: Res<TickClock>,
-    limit: Res<FrameLimit>,
+    limits: Res<OutboundLimits>,
     stats: Res<SharedStats>,
     mut tallies: Local<Parallel<FrameTally>>,
     signal: Res<TickSignal>,
 ) {
     let tick = clock.tick as u32;
-    let max_bytes = limit.0 as usize;
+    let max_bytes = limits.max_frame_bytes as usize;
+    let kick_after = limits.slow_reader_kick_ticks;
     let grid = &*grid;
     let tallies_ref = &*tallies;
     viewers.par_iter_mut().for_each(|(mut viewer, mut client)| {
@@ -199,11 +202,18 @@ pub fn assemble_frames(
                 }
                 viewer.view = Some(next);
                 viewer.needs_reset = false;
+                viewer.starved_since = None;
             }
             Publish::Full => {
-                // Slow reader: every slot is in flight. Drop this frame; resync later.
+                // Slow reader: every slot is in flight. Drop this frame; resync later, unless
+                // the client has not taken a single frame for too long.
                 tally.dropped += 1;
                 viewer.needs_reset = true;
+                let since = *viewer.starved_since.get_or_insert(clock.tick);
+                if clock.tick - since >= kick_after {
+                    client.outbox.request_close(CloseReason::SlowReader);
+                    viewer.closing = true;
+                }
             }
             Publish::Declined => {
                 client.outbox.request_close(CloseReason::ViewTooLarge);

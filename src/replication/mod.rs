@@ -42,9 +42,15 @@ pub enum ReplicationStep {
     Frames,
 }
 
-/// Largest frame the server sends, bytes.
+/// What the server allows itself to send a client, and for how long a client may refuse it.
 #[derive(Resource, Clone, Copy)]
-pub struct FrameLimit(pub u32);
+pub struct OutboundLimits {
+    /// Largest frame the server sends, bytes; a view that needs more closes the client.
+    pub max_frame_bytes: u32,
+    /// Ticks a client may go without taking a single frame (every outbox slot in flight)
+    /// before it is closed as a slow reader.
+    pub slow_reader_kick_ticks: u64,
+}
 
 /// The server's counters, for systems.
 #[derive(Resource, Clone)]
