@@ -4,7 +4,9 @@
 //! the handler logs the panic with the system's name and lets it unwind, the tick thread
 //! stops, and the server closes every connection and exits non-zero (see
 //! `ServerHandle::run_until_signal`) so that a supervisor restarts it, instead of a zombie
-//! that accepts players but never ticks. A system that returns an `Err` has failed
+//! that accepts players but never ticks. (bevy's multi-threaded executor runs the tick's
+//! other systems to the end before re-raising, so the frames of that last tick may still
+//! go out; no later tick runs.) A system that returns an `Err` has failed
 //! cleanly: it is logged and the tick goes on.
 
 use bevy_ecs::error::{BevyError, ErrorContext, Severity};

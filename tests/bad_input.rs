@@ -5,45 +5,17 @@ mod common;
 
 use common::*;
 use throng::config::ConfigLayer;
-use throng::net::framing::FrameReader;
-use throng::protocol::{
-    ClientMessage, CloseReason, Hello, Input, PROTOCOL_VERSION, Refusal, ServerMessage,
-    decode_server_message, frame_bytes,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use throng::protocol::{ClientMessage, CloseReason, Hello, Input, Refusal, frame_bytes};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-fn hello(name: &str) -> Vec<u8> {
-    frame_bytes(&ClientMessage::Hello(Hello {
-        protocol_version: PROTOCOL_VERSION,
-        name: name.into(),
-    }))
-}
 
 /// Sends `bytes` on a fresh raw connection and returns the refusal the server sends before
 /// closing the socket, and whether it was a Close (session accepted) rather than a Reject.
 async fn refusal_for(server: &throng::ServerHandle, bytes: &[u8]) -> (Refusal, bool) {
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
     stream.write_all(bytes).await.unwrap();
-    let mut reader = FrameReader::new(1 << 20);
-    let mut answer = None;
-    loop {
-        while let Some(body) = reader.next_frame().unwrap() {
-            match decode_server_message(body).unwrap() {
-                ServerMessage::Reject(r) => answer = Some((r, false)),
-                ServerMessage::Close(r) => answer = Some((r, true)),
-                _ => {}
-            }
-        }
-        let n = tokio::time::timeout(HANG_GUARD, stream.read(reader.spare()))
-            .await
-            .expect("server answers")
-            .unwrap_or(0);
-        if n == 0 {
-            return answer.expect("a refusal before the socket closed");
-        }
-        reader.filled(n);
-    }
+    let (refusal, open, _) = read_to_refusal(&mut stream).await;
+    (refusal, open)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -225,3 +225,36 @@ fn a_view_too_large_for_one_frame_closes_that_client_instead_of_sending_it() {
         "nothing more for a closing client"
     );
 }
+
+#[test]
+fn a_client_that_takes_no_frame_for_the_kick_time_is_closed_as_a_slow_reader() {
+    let config = ConfigLayer {
+        tick_hz: Some(20),
+        slow_reader_kick_s: Some(1.0),
+        sim_threads: Some(2),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut harness = Harness::new(&config);
+    let stalled = harness.join("stalled");
+    let intermittent = harness.join("intermittent");
+    let kick_ticks = 20;
+    // Both stop draining; the intermittent one takes one frame every 15 ticks (under the
+    // kick time), so it is resynchronised but never kicked.
+    let buffers = config.outbound_buffers as u64;
+    for tick in 1..=(buffers + kick_ticks + 5) {
+        harness.tick();
+        if tick % 15 == 0 {
+            let _ = harness.messages(intermittent);
+        }
+        // The Welcome takes one slot: the first frame is dropped at tick `buffers`.
+        let expect_kicked = tick >= buffers + kick_ticks;
+        assert_eq!(
+            harness.close_requested(stalled),
+            expect_kicked.then_some(throng::protocol::CloseReason::SlowReader),
+            "tick {tick}: kicked once every frame was dropped for {kick_ticks} ticks"
+        );
+    }
+    assert_eq!(harness.close_requested(intermittent), None);
+}

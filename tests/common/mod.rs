@@ -9,7 +9,11 @@ use components::Position;
 use throng::ServerHandle;
 use throng::client::{Client, Mirror};
 use throng::config::{Config, ConfigLayer, Endpoint};
-use throng::protocol::{ServerMessage, StateFrame, quantize};
+use throng::net::framing::FrameReader;
+use throng::protocol::{
+    ClientMessage, Hello, PROTOCOL_VERSION, Refusal, ServerMessage, StateFrame,
+    decode_server_message, frame_bytes, quantize,
+};
 use throng::replication::table::NetId;
 
 /// Guards against a hung test; never a speed assertion.
@@ -148,4 +152,41 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(started.elapsed() < HANG_GUARD, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Reads `stream` until the server closes it; returns the last Reject or Close it sent and
+/// whether it was a Close (an open session) rather than a Reject, plus the state frames seen.
+pub async fn read_to_refusal(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> (Refusal, bool, usize) {
+    use tokio::io::AsyncReadExt;
+    let mut reader = FrameReader::new(1 << 20);
+    let (mut answer, mut frames) = (None, 0);
+    loop {
+        while let Some(body) = reader.next_frame().unwrap() {
+            match decode_server_message(body).unwrap() {
+                ServerMessage::Reject(r) => answer = Some((r, false)),
+                ServerMessage::Close(r) => answer = Some((r, true)),
+                ServerMessage::Frame(_) => frames += 1,
+                _ => {}
+            }
+        }
+        let n = tokio::time::timeout(HANG_GUARD, stream.read(reader.spare()))
+            .await
+            .expect("the server answers")
+            .unwrap_or(0);
+        if n == 0 {
+            let (refusal, open) = answer.expect("a refusal before the socket closed");
+            return (refusal, open, frames);
+        }
+        reader.filled(n);
+    }
+}
+
+/// Hello frame bytes for `name`.
+pub fn hello(name: &str) -> Vec<u8> {
+    frame_bytes(&ClientMessage::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        name: name.into(),
+    }))
 }
