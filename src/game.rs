@@ -174,6 +174,15 @@ impl Simulation {
     pub fn current_tick(&self) -> u64 {
         self.world.resource::<TickClock>().tick
     }
+
+    /// Entities in the world (a sum over archetypes: cheap enough for every tick).
+    pub fn entity_count(&self) -> u64 {
+        self.world
+            .archetypes()
+            .iter()
+            .map(|archetype| u64::from(archetype.len()))
+            .sum()
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ counters! {
     connections_live,
     /// Players currently in the world.
     players_connected,
+    /// Entities in the world after the last tick.
+    entities,
     /// Frames received from clients.
     inbound_frames,
     /// Bytes received from clients.

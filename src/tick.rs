@@ -42,6 +42,9 @@ pub fn run_tick_loop(
         }
         let finished = Instant::now();
         record_tick(&stats, started, finished, deadline);
+        stats
+            .entities
+            .store(simulation.entity_count(), Ordering::Relaxed);
 
         if finished > deadline + period {
             deadline = finished + period; // hopelessly behind: skip, do not burst

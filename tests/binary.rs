@@ -1,54 +1,18 @@
 //! The real `throng` binary: starts on embedded defaults, serves a client, and shuts down
-//! gracefully on SIGTERM (every player gets Close{Shutdown}, exit code 0).
+//! gracefully on SIGTERM (every player gets Close{Shutdown}, exit code 0); a second signal
+//! during the shutdown exits at once.
 
 mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use common::*;
 use throng::client::Client;
 use throng::protocol::{CloseReason, ServerMessage};
-
-/// Kills the server process if the test fails before it exits on its own.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use throng::server::FORCED_EXIT_CODE;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
-    let child = Command::new(env!("CARGO_BIN_EXE_throng"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--tick-hz",
-            "50",
-            "--metrics",
-            "off",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut child = KillOnDrop(child);
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .expect("address in the first line");
-
-    let mut client = Client::connect(addr, "e2e").await.expect("welcomed");
+    let mut server = ServerProcess::start(&["--tick-hz", "50"]);
+    let mut client = Client::connect(server.addr, "e2e").await.expect("welcomed");
     assert_eq!(client.welcome.tick_hz, 50);
     let mut frames = 0;
     while frames < 5 {
@@ -58,11 +22,7 @@ async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
         }
     }
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.signal("TERM");
     let close = loop {
         match tokio::time::timeout(HANG_GUARD, client.recv())
             .await
@@ -75,6 +35,26 @@ async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
         }
     };
     assert_eq!(close.reason, CloseReason::Shutdown);
-    let exit = tokio::task::block_in_place(|| child.0.wait()).unwrap();
+    let exit = tokio::task::block_in_place(|| server.wait());
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_during_the_shutdown_exits_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut server = ServerProcess::start(&["--tick-hz", "5"]);
+    let _client = Client::connect(server.addr, "e2e").await.expect("welcomed");
+    // Both signals reach the process together: it starts the graceful shutdown on one and
+    // must then exit at once on the other, without waiting for the drain.
+    server.signal("STOP");
+    server.signal("TERM");
+    server.signal("INT");
+    server.signal("CONT");
+    let exit = tokio::task::block_in_place(|| server.wait());
+    assert_eq!(
+        exit.code(),
+        Some(FORCED_EXIT_CODE),
+        "a second signal cuts the shutdown short, got {exit:?} (signal {:?})",
+        exit.signal()
+    );
 }

@@ -18,6 +18,8 @@ pub struct Readings {
     pub process: Option<ProcessSample>,
     /// The server process's open file descriptors, if `/proc` could be read.
     pub open_fds: Option<usize>,
+    /// Live tasks of the network runtime (connection tasks, flush tasks, the accept loop).
+    pub runtime_tasks: usize,
 }
 
 /// Renders `readings` as exposition text.
@@ -44,6 +46,16 @@ pub fn render(readings: &Readings) -> String {
         "throng_connection_tasks",
         "Live connection tasks (handshaking or playing).",
         s.connections_live as f64,
+    );
+    out.gauge(
+        "throng_runtime_tasks",
+        "Live tasks of the network runtime: connection tasks plus a fixed few (accept loop, flush tasks, metrics).",
+        readings.runtime_tasks as f64,
+    );
+    out.gauge(
+        "throng_entities",
+        "Entities in the world after the last tick.",
+        s.entities as f64,
     );
     out.counter(
         "throng_connections_accepted_total",

@@ -48,6 +48,8 @@ impl MetricsSource {
             inbound_queue_depth: self.inbound.queued_inputs(),
             process: process::sample("self").ok(),
             open_fds: process::open_fds("self").ok(),
+            runtime_tasks: tokio::runtime::Handle::try_current()
+                .map_or(0, |runtime| runtime.metrics().num_alive_tasks()),
         }
     }
 }

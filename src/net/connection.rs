@@ -167,8 +167,8 @@ pub(super) async fn send_last(writer: &mut (impl AsyncWrite + Unpin), message: &
 
 /// Like [`refuse`], for a session whose output goes through its egress: the message is
 /// written after the frame in progress and no frame follows it; gives up after
-/// `CLOSE_WRITE_TIMEOUT`. The socket's write side is shut when the last holder of the egress
-/// drops it.
+/// `CLOSE_WRITE_TIMEOUT` and then resets the connection rather than leave unsendable bytes
+/// in the kernel. The socket closes when the last holder of the egress drops it.
 async fn refuse_open(
     egress: &Egress,
     ctx: &NetContext,
@@ -178,7 +178,10 @@ async fn refuse_open(
 ) {
     ctx.stats.count_close(reason);
     egress.close_with(&frame_bytes(&kind(Refusal { reason, detail })));
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, flush_all(egress, &ctx.stats)).await;
+    let flushed = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, flush_all(egress, &ctx.stats)).await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        egress.abort_on_close();
+    }
 }
 
 /// Writes everything queued, waiting for the socket when it is full.

@@ -113,6 +113,14 @@ impl Egress {
         &self.waker
     }
 
+    /// Makes the coming close of the socket a reset: the kernel drops whatever is still
+    /// queued for the peer at once, instead of keeping it (and its memory) for minutes of
+    /// retries to a peer that does not read.
+    pub fn abort_on_close(&self) {
+        let stream: &tokio::net::TcpStream = self.writer.as_ref();
+        let _ = socket2::SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+    }
+
     /// Waits until the socket can take more bytes.
     pub async fn writable(&self) -> io::Result<()> {
         self.writer.writable().await

@@ -1,6 +1,10 @@
 //! Helpers shared by the end-to-end tests: real servers on loopback, real clients.
 #![allow(dead_code)]
 
+pub mod bots;
+pub mod server_process;
+pub use server_process::ServerProcess;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -189,4 +193,9 @@ pub fn hello(name: &str) -> Vec<u8> {
         protocol_version: PROTOCOL_VERSION,
         name: name.into(),
     }))
+}
+
+/// Raises this test process's open-file limit (tests with thousands of sockets).
+pub fn raise_fd_limit() {
+    throng::limits::raise_fd_limit().expect("raise the open-file limit");
 }

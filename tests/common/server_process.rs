@@ -1,0 +1,125 @@
+//! The real `throng` binary as a child process: its addresses, its metrics, its memory and
+//! file descriptors as the kernel reports them.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use throng::metrics::scrape::{Scrape, scrape};
+
+/// A running server process; killed if the test ends before it exits.
+pub struct ServerProcess {
+    child: Child,
+    /// Where players connect.
+    pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts the binary on ephemeral loopback ports with `args` added; its log goes to a
+    /// file in the temp directory (returned by [`ServerProcess::log_path`]).
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
+            .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+            .args(["--stats-interval-s", "0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut address = |prefix: &str| -> SocketAddr {
+            let line = lines.next().expect("a line").expect("utf-8");
+            assert!(line.starts_with(prefix), "unexpected line {line:?}");
+            let last = line.rsplit(' ').next().unwrap();
+            last.trim_start_matches("http://")
+                .trim_end_matches("/metrics")
+                .parse()
+                .expect("an address")
+        };
+        let addr = address("throng listening on");
+        let metrics = address("throng metrics on");
+        ServerProcess {
+            child,
+            addr,
+            metrics,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A scrape of `/metrics` now.
+    pub fn scrape(&self) -> Scrape {
+        scrape(self.metrics, Duration::from_secs(10)).expect("metrics scrape")
+    }
+
+    /// A metric's value now (0 if absent).
+    pub fn metric(&self, name: &str) -> f64 {
+        self.scrape().value(name).unwrap_or(0.0)
+    }
+
+    /// Resident memory in bytes, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        throng::metrics::process::sample(&self.pid().to_string())
+            .expect("/proc readable")
+            .rss_bytes
+    }
+
+    /// Open file descriptors, from /proc.
+    pub fn open_fds(&self) -> usize {
+        throng::metrics::process::open_fds(&self.pid().to_string()).expect("/proc readable")
+    }
+
+    /// Sends `signal` (such as "TERM") with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits for the process to exit (bounded by the test's hang guard).
+    pub fn wait(&mut self) -> ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < super::HANG_GUARD,
+                "the server did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Polls the metrics until `condition` holds for a scrape (bounded by the hang guard).
+    pub fn until(&self, what: &str, condition: impl Fn(&Scrape) -> bool) -> Scrape {
+        let started = std::time::Instant::now();
+        loop {
+            let scrape = self.scrape();
+            if condition(&scrape) {
+                return scrape;
+            }
+            assert!(
+                started.elapsed() < super::HANG_GUARD,
+                "never happened: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
