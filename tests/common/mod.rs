@@ -3,6 +3,7 @@
 
 pub mod bots;
 pub mod server_process;
+#[allow(unused_imports)]
 pub use server_process::ServerProcess;
 
 use std::collections::BTreeMap;
