@@ -141,3 +141,42 @@ async fn two_hundred_clients_that_never_read_are_kicked_and_memory_stays_bounded
         "server memory grew by {growth} bytes for 200 non-readers"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_backs_off_and_recovers() {
+    // 64 descriptors: the runtime, listeners and a few dozen players.
+    let server = ServerProcess::start_with_fd_limit(&[], Some(64));
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(
+            tokio::net::TcpStream::connect(server.addr)
+                .await
+                .expect("the kernel completes the connection (backlog)"),
+        );
+    }
+    // The server can accept only some of them; the rest wait in the backlog while accept
+    // fails with EMFILE.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(held);
+    let mut player = throng::client::Client::connect(server.addr, "after")
+        .await
+        .expect("a player is served once descriptors are free again");
+    let frame = loop {
+        if let throng::protocol::ServerMessage::Frame(frame) = player.recv().await.unwrap() {
+            break frame;
+        }
+    };
+    assert!(frame.tick > 0);
+    let errors = tokio::task::block_in_place(|| server.metric("throng_accept_errors_total"));
+    eprintln!("out of descriptors: {errors} failed accepts in 2 s");
+    assert!(
+        errors >= 1.0,
+        "accepts failed while descriptors were exhausted"
+    );
+    // Backing off from 5 ms to 1 s gives about ten failures in 2 s; retrying at once would
+    // give hundreds of thousands.
+    assert!(
+        errors < 100.0,
+        "accept errors back off instead of spinning: {errors}"
+    );
+}

@@ -18,18 +18,41 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the binary on ephemeral loopback ports with `args` added; its log goes to a
-    /// file in the temp directory (returned by [`ServerProcess::log_path`]).
+    /// Starts the binary on ephemeral loopback ports with `args` added (its log is
+    /// discarded).
     pub fn start(args: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
+        Self::start_with_fd_limit(args, None)
+    }
+
+    /// Like [`ServerProcess::start`], with the process's open-file limit (soft and hard)
+    /// set to `max_fds` if given.
+    pub fn start_with_fd_limit(args: &[&str], max_fds: Option<u64>) -> ServerProcess {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_throng"));
+        command
             .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
             .args(["--stats-interval-s", "0"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server binary starts");
+            .stderr(Stdio::null());
+        if let Some(max) = max_fds {
+            let limit = libc::rlimit {
+                rlim_cur: max,
+                rlim_max: max,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command.spawn().expect("the server binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut address = |prefix: &str| -> SocketAddr {
             let line = lines.next().expect("a line").expect("utf-8");
