@@ -175,6 +175,11 @@ impl Simulation {
         self.world.resource::<TickClock>().tick
     }
 
+    /// Inputs waiting in the inbound queue.
+    pub fn queued_inputs(&self) -> usize {
+        self.world.resource::<Inbound>().0.inputs.len()
+    }
+
     /// Entities in the world (a sum over archetypes: cheap enough for every tick).
     pub fn entity_count(&self) -> u64 {
         self.world

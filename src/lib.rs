@@ -19,6 +19,7 @@
 //! - [`system_failure`]: a failing gameplay system is logged by name; a panic stops the server.
 //! - [`limits`]: raising the open-file limit.
 //! - [`metrics`]: the Prometheus endpoint, tick-time histogram, `/proc` readings.
+//! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
 //! - [`client`]: the Rust client and its sans-IO mirror.
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
 #![warn(missing_docs)]
@@ -32,6 +33,7 @@ pub mod ingest;
 pub mod limits;
 pub mod metrics;
 pub mod net;
+pub mod profiling;
 pub mod protocol;
 pub mod replication;
 pub mod server;

@@ -6,13 +6,19 @@ use clap::Parser;
 use throng::config::{Cli, Config};
 use throng::server::{ServerHandle, StopCause};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    // The log filter applies to the log only: a Tracy profiler (`tracy` feature) gets every
+    // span, whatever RUST_LOG says.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
         )
-        .with_writer(std::io::stderr)
+        .with(throng::profiling::layer())
         .init();
     let config = match Config::from_cli(Cli::parse()) {
         Ok(config) => config,

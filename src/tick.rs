@@ -13,6 +13,7 @@ use bevy_ecs::prelude::World;
 use crossbeam_channel::Receiver;
 
 use crate::game::Simulation;
+use crate::profiling;
 use crate::stats::Stats;
 
 /// Work to run on the tick thread between two ticks, with the world (inspection, admin).
@@ -33,15 +34,20 @@ pub fn run_tick_loop(
 ) -> Simulation {
     let mut deadline = Instant::now() + period;
     let mut waiting: Vec<WorldTask> = Vec::new();
+    let mut plots = profiling::TickPlots::default();
     while !stop.load(Ordering::Acquire) {
         let started = Instant::now();
-        simulation.tick();
-        waiting.extend(tasks.try_iter());
-        if !waiting.is_empty() {
-            run_due_tasks(&mut waiting, &mut simulation);
+        {
+            let _zone = profiling::tick_zone();
+            simulation.tick();
+            waiting.extend(tasks.try_iter());
+            if !waiting.is_empty() {
+                run_due_tasks(&mut waiting, &mut simulation);
+            }
         }
         let finished = Instant::now();
         record_tick(&stats, started, finished, deadline);
+        plots.tick_finished(&stats, finished - started, &simulation);
         stats
             .entities
             .store(simulation.entity_count(), Ordering::Relaxed);
