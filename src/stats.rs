@@ -14,8 +14,10 @@ macro_rules! counters {
         #[derive(Default, Debug)]
         pub struct Stats {
             $(#[doc = $doc] pub $name: AtomicU64,)*
-            /// Sessions refused or closed by the server, by [`CloseReason::index`].
-            pub closes_by_reason: [AtomicU64; CloseReason::ALL.len()],
+            /// Connections refused before their session opened (Reject), by [`CloseReason::index`].
+            pub rejects_by_reason: [AtomicU64; CloseReason::ALL.len()],
+            /// Open sessions closed by the server (Close), by [`CloseReason::index`].
+            pub kicks_by_reason: [AtomicU64; CloseReason::ALL.len()],
             /// How long each tick took.
             pub tick_duration: Histogram,
             /// When the tick loop last completed a tick (for the health probe).
@@ -26,8 +28,10 @@ macro_rules! counters {
         #[derive(Default, Debug, Clone, PartialEq, Eq)]
         pub struct StatsSnapshot {
             $(#[doc = $doc] pub $name: u64,)*
-            /// Sessions refused or closed by the server, by [`CloseReason::index`].
-            pub closes_by_reason: [u64; CloseReason::ALL.len()],
+            /// Connections refused before their session opened (Reject), by [`CloseReason::index`].
+            pub rejects_by_reason: [u64; CloseReason::ALL.len()],
+            /// Open sessions closed by the server (Close), by [`CloseReason::index`].
+            pub kicks_by_reason: [u64; CloseReason::ALL.len()],
             /// How long each tick took.
             pub tick_duration: HistogramSnapshot,
         }
@@ -37,7 +41,8 @@ macro_rules! counters {
             pub fn snapshot(&self) -> StatsSnapshot {
                 StatsSnapshot {
                     $($name: self.$name.load(Ordering::Relaxed),)*
-                    closes_by_reason: std::array::from_fn(|i| self.closes_by_reason[i].load(Ordering::Relaxed)),
+                    rejects_by_reason: std::array::from_fn(|i| self.rejects_by_reason[i].load(Ordering::Relaxed)),
+                    kicks_by_reason: std::array::from_fn(|i| self.kicks_by_reason[i].load(Ordering::Relaxed)),
                     tick_duration: self.tick_duration.snapshot(),
                 }
             }
@@ -103,9 +108,14 @@ impl Stats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Counts a refusal or close sent for `reason`.
-    pub fn count_close(&self, reason: CloseReason) {
-        Self::bump(&self.closes_by_reason[reason.index()]);
+    /// Counts a Reject sent for `reason` (before the session opened).
+    pub fn count_reject(&self, reason: CloseReason) {
+        Self::bump(&self.rejects_by_reason[reason.index()]);
+    }
+
+    /// Counts a Close sent for `reason` (an open session ended by the server).
+    pub fn count_kick(&self, reason: CloseReason) {
+        Self::bump(&self.kicks_by_reason[reason.index()]);
     }
 }
 
@@ -141,8 +151,8 @@ impl Heartbeat {
 }
 
 impl StatsSnapshot {
-    /// Refusals and closes sent for `reason`.
+    /// Rejects and Closes sent for `reason`.
     pub fn closes(&self, reason: CloseReason) -> u64 {
-        self.closes_by_reason[reason.index()]
+        self.rejects_by_reason[reason.index()] + self.kicks_by_reason[reason.index()]
     }
 }

@@ -63,7 +63,11 @@ async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() 
     let records = records(bots).await;
 
     let timeouts = during
-        .labelled("throng_server_closes_total", "reason", "handshake_timeout")
+        .labelled(
+            "throng_connections_rejected_total",
+            "reason",
+            "handshake_timeout",
+        )
         .unwrap();
     eprintln!(
         "slowloris: {timeouts} handshake timeouts in 7 s, {reconnects} closes seen by tricklers, \
@@ -119,7 +123,7 @@ async fn two_hundred_clients_that_never_read_are_kicked_and_memory_stays_bounded
     let records = records(bots).await;
 
     let kicked = end
-        .labelled("throng_server_closes_total", "reason", "slow_reader")
+        .labelled("throng_kicks_total", "reason", "slow_reader")
         .unwrap();
     let growth = rss_peak.saturating_sub(rss_before);
     eprintln!(

@@ -136,7 +136,11 @@ async fn ten_thousand_connections_of_every_ending_leave_nothing_behind() {
 
     let accepted = scrape.value("throng_connections_accepted_total").unwrap();
     let timeouts = scrape
-        .labelled("throng_server_closes_total", "reason", "handshake_timeout")
+        .labelled(
+            "throng_connections_rejected_total",
+            "reason",
+            "handshake_timeout",
+        )
         .unwrap();
     eprintln!(
         "leaks: 10,000 cycles in {:.1} s; baseline {baseline:?}, RSS {:.2} MiB; after {after:?}, \

@@ -64,11 +64,20 @@ async fn a_scrape_counts_what_the_session_did() {
     assert_eq!(value("throng_players_connected"), 2.0);
     assert_eq!(
         metrics.labelled(
-            "throng_server_closes_total",
+            "throng_connections_rejected_total",
             "reason",
             CloseReason::Malformed.as_str()
         ),
         Some(1.0)
+    );
+    assert_eq!(
+        metrics.labelled(
+            "throng_kicks_total",
+            "reason",
+            CloseReason::Malformed.as_str()
+        ),
+        Some(0.0),
+        "a refusal before the session opened is not a kick"
     );
     // Two Hellos, ten inputs and the bad frame.
     assert_eq!(value("throng_inbound_frames_total"), 13.0);

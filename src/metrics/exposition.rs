@@ -68,12 +68,20 @@ pub fn render(readings: &Readings) -> String {
         s.accept_errors,
     );
     out.labelled_counter(
-        "throng_server_closes_total",
-        "Sessions refused or closed by the server, by reason.",
+        "throng_connections_rejected_total",
+        "Connections refused before their session opened (Reject), by reason.",
         "reason",
         CloseReason::ALL
             .iter()
-            .map(|&reason| (reason.as_str(), s.closes(reason))),
+            .map(|&reason| (reason.as_str(), s.rejects_by_reason[reason.index()])),
+    );
+    out.labelled_counter(
+        "throng_kicks_total",
+        "Open sessions closed by the server (Close), by reason; shutdown included.",
+        "reason",
+        CloseReason::ALL
+            .iter()
+            .map(|&reason| (reason.as_str(), s.kicks_by_reason[reason.index()])),
     );
     out.counter(
         "throng_inbound_frames_total",

@@ -80,7 +80,7 @@ pub async fn serve(
     let name = match answer {
         Ok(Ok(name)) => name,
         Ok(Err(Ending::Close(reason, detail))) => {
-            return refuse(&mut wr, &ctx, reason, detail, Refusal::reject).await;
+            return refuse(&mut wr, &ctx, reason, detail, Last::Reject).await;
         }
         Ok(Err(_)) => return,
         Err(_) => {
@@ -90,7 +90,7 @@ pub async fn serve(
                 &ctx,
                 CloseReason::HandshakeTimeout,
                 detail,
-                Refusal::reject,
+                Last::Reject,
             )
             .await;
         }
@@ -106,14 +106,7 @@ pub async fn serve(
     };
     if !ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
         let detail = "server stopping".into();
-        return refuse_open(
-            &egress,
-            &ctx,
-            CloseReason::Shutdown,
-            detail,
-            Refusal::reject,
-        )
-        .await;
+        return refuse_open(&egress, &ctx, CloseReason::Shutdown, detail, Last::Reject).await;
     }
     tracing::info!(connection = id, %name, "player joined");
 
@@ -121,7 +114,7 @@ pub async fn serve(
     match &ending {
         Ending::Close(reason, detail) => {
             tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
-            refuse_open(&egress, &ctx, *reason, detail.clone(), Refusal::close).await;
+            refuse_open(&egress, &ctx, *reason, detail.clone(), Last::Close).await;
         }
         Ending::ClientLeft => tracing::info!(connection = id, %name, "player left"),
         Ending::Broken => tracing::info!(connection = id, %name, "player connection broke"),
@@ -132,13 +125,27 @@ pub async fn serve(
     }));
 }
 
-impl Refusal {
-    fn reject(self) -> ServerMessage {
-        ServerMessage::Reject(self)
+/// The last message of a connection: a Reject (the session never opened) or a Close (the
+/// server ends an open session). Each is counted by reason in its own metric.
+#[derive(Clone, Copy)]
+enum Last {
+    Reject,
+    Close,
+}
+
+impl Last {
+    fn message(self, refusal: Refusal) -> ServerMessage {
+        match self {
+            Last::Reject => ServerMessage::Reject(refusal),
+            Last::Close => ServerMessage::Close(refusal),
+        }
     }
 
-    fn close(self) -> ServerMessage {
-        ServerMessage::Close(self)
+    fn count(self, stats: &Stats, reason: CloseReason) {
+        match self {
+            Last::Reject => stats.count_reject(reason),
+            Last::Close => stats.count_kick(reason),
+        }
     }
 }
 
@@ -148,10 +155,13 @@ async fn refuse(
     ctx: &NetContext,
     reason: CloseReason,
     detail: String,
-    kind: fn(Refusal) -> ServerMessage,
+    kind: Last,
 ) {
-    ctx.stats.count_close(reason);
-    send_last(wr, &kind(Refusal { reason, detail })).await;
+    kind.count(&ctx.stats, reason);
+    // Debug, not info: a flood of refused sockets must not become a flood of log lines
+    // (they are counted by reason in the metrics).
+    tracing::debug!(reason = reason.as_str(), %detail, "connection refused");
+    send_last(wr, &kind.message(Refusal { reason, detail })).await;
 }
 
 /// Writes a connection's last message and shuts the socket, giving up after
@@ -174,10 +184,10 @@ async fn refuse_open(
     ctx: &NetContext,
     reason: CloseReason,
     detail: String,
-    kind: fn(Refusal) -> ServerMessage,
+    kind: Last,
 ) {
-    ctx.stats.count_close(reason);
-    egress.close_with(&frame_bytes(&kind(Refusal { reason, detail })));
+    kind.count(&ctx.stats, reason);
+    egress.close_with(&frame_bytes(&kind.message(Refusal { reason, detail })));
     let flushed = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, flush_all(egress, &ctx.stats)).await;
     if !matches!(flushed, Ok(Ok(()))) {
         egress.abort_on_close();

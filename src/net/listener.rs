@@ -50,7 +50,7 @@ pub async fn accept_loop(
                 tokio::spawn(connection::serve(stream, id, slot, ctx.clone()));
             }
             Err(_) => {
-                ctx.stats.count_close(CloseReason::ServerFull);
+                ctx.stats.count_reject(CloseReason::ServerFull);
                 tokio::spawn(reject_full(stream, max_players));
             }
         }
