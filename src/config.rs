@@ -58,6 +58,11 @@ pub struct Config {
     pub stats_interval_s: f32,
     /// Where the Prometheus metrics endpoint listens, or off.
     pub metrics: Endpoint,
+    /// Directory of the player database (created on first run).
+    pub data_dir: PathBuf,
+    /// Seconds between hand-offs of changed players to the persistence thread: at most this
+    /// much progress is lost if the process is killed.
+    pub flush_interval_s: f32,
 }
 
 /// An optional listening address: `off`, or `IP:PORT`.
@@ -117,6 +122,8 @@ impl Default for Config {
             spawn_seed: 1,
             stats_interval_s: 10.0,
             metrics: Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 9100))),
+            data_dir: PathBuf::from("data"),
+            flush_interval_s: 1.0,
         }
     }
 }
@@ -192,6 +199,12 @@ pub struct ConfigLayer {
     /// Prometheus metrics endpoint, IP:PORT or "off" [default: 127.0.0.1:9100]
     #[arg(long)]
     pub metrics: Option<Endpoint>,
+    /// Directory of the player database [default: ./data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds between saves of changed players [default: 1]
+    #[arg(long)]
+    pub flush_interval_s: Option<f32>,
 }
 
 /// The command line of the `throng` binary.
@@ -279,7 +292,9 @@ impl ConfigLayer {
             sim_threads,
             spawn_seed,
             stats_interval_s,
-            metrics
+            metrics,
+            data_dir,
+            flush_interval_s
         )
     }
 
@@ -315,6 +330,8 @@ impl ConfigLayer {
             spawn_seed: self.spawn_seed.unwrap_or(d.spawn_seed),
             stats_interval_s: self.stats_interval_s.unwrap_or(d.stats_interval_s),
             metrics: self.metrics.unwrap_or(d.metrics),
+            data_dir: self.data_dir.unwrap_or(d.data_dir),
+            flush_interval_s: self.flush_interval_s.unwrap_or(d.flush_interval_s),
         };
         config.validate()?;
         Ok(config)
@@ -371,6 +388,7 @@ impl Config {
             ("idle_timeout_s", self.idle_timeout_s),
             ("flood_kick_s", self.flood_kick_s),
             ("slow_reader_kick_s", self.slow_reader_kick_s),
+            ("flush_interval_s", self.flush_interval_s),
         ] {
             if !positive(seconds) || seconds > 86_400.0 {
                 return invalid(key, "must be positive and at most a day");

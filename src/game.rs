@@ -9,6 +9,7 @@ use bevy_ecs::system::ScheduleSystem;
 use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
 use components::{Gameplay, TickClock, TickSet, WorldBounds};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::inbound::InboundReceiver;
@@ -16,6 +17,7 @@ use crate::ingest::{
     Connections, Inbound, LatestInputs, SpawnRng, WelcomeTemplate, apply_inputs, ingest,
 };
 use crate::net::flush::TickSignal;
+use crate::persistence::handoff::{self, PersistOutbox, PersistedComponents};
 use crate::protocol::{POSITION_SCALE, Welcome};
 use crate::replication::cells::CellGrid;
 use crate::replication::grid::GridGeometry;
@@ -110,6 +112,25 @@ impl GameBuilder {
         );
         schedule.add_systems((ingest, apply_inputs).chain().in_set(TickSet::Ingest));
         replication::add_systems(&mut schedule);
+        schedule.configure_sets(
+            (
+                PersistStep::Positions,
+                PersistStep::Components,
+                PersistStep::HandOff,
+            )
+                .chain()
+                .in_set(TickSet::Flush)
+                .run_if(handoff::flush_due),
+        );
+        schedule.add_systems((
+            handoff::collect_positions.in_set(PersistStep::Positions),
+            handoff::hand_off.in_set(PersistStep::HandOff),
+        ));
+        world.insert_resource(PersistedComponents::default());
+        world.insert_resource(PersistOutbox::new(
+            None,
+            (config.flush_interval_s * f32::from(config.tick_hz)).round() as u64,
+        ));
         Self {
             world,
             schedule,
@@ -156,9 +177,32 @@ impl Gameplay for GameBuilder {
         self
     }
 
+    fn persist<T: Component + Serialize + DeserializeOwned>(&mut self) -> &mut Self {
+        let kind =
+            handoff::persist_kind::<T>(&mut self.world.resource_mut::<PersistedComponents>());
+        self.schedule.add_systems(
+            handoff::collect_component_system::<T>(kind)
+                .in_set(PersistStep::Components)
+                .ambiguous_with(PersistStep::Components),
+        );
+        self
+    }
+
     fn world_mut(&mut self) -> &mut World {
         &mut self.world
     }
+}
+
+/// The steps of a persistence hand-off, once per flush interval, inside `TickSet::Flush`
+/// beside frame assembly (they read gameplay state and write only the persistence outbox).
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum PersistStep {
+    /// Players whose position changed since the last hand-off.
+    Positions,
+    /// Players whose registered persistent components changed.
+    Components,
+    /// The batch goes to the persistence thread.
+    HandOff,
 }
 
 impl Simulation {
@@ -173,6 +217,13 @@ impl Simulation {
     /// Number of the last tick run.
     pub fn current_tick(&self) -> u64 {
         self.world.resource::<TickClock>().tick
+    }
+
+    /// After the last tick: processes the joins and leaves still queued (leavers' final
+    /// records) and hands everyone's state to the persistence thread.
+    pub fn save_everyone(&mut self) {
+        ingest(&mut self.world);
+        handoff::save_everyone(&mut self.world);
     }
 
     /// Inputs waiting in the inbound queue.

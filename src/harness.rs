@@ -12,6 +12,7 @@ use crate::inbound::{
     ConnectionId, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle, inbound_queues,
 };
 use crate::net::outbox::{OutboxReader, outbox};
+use crate::persistence::store::SavedPlayer;
 use crate::protocol::{FRAME_HEADER_BYTES, Input, ServerMessage, decode_server_message};
 use crate::stats::Stats;
 
@@ -60,6 +61,12 @@ impl Harness {
             connection,
             name: name.to_owned(),
             outbox: writer,
+            // No store here: every join is a new account (numbered like its connection).
+            saved: SavedPlayer {
+                account: connection as i64,
+                position: None,
+                components: Vec::new(),
+            },
         };
         assert!(
             self.inbound.send_lifecycle(Lifecycle::Join(join)),
@@ -73,7 +80,8 @@ impl Harness {
         self.outboxes.remove(&connection);
         assert!(self.inbound.send_lifecycle(Lifecycle::Leave(Leave {
             connection,
-            slot: None
+            slot: None,
+            name: None,
         })));
     }
 

@@ -14,6 +14,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::net::outbox::OutboxWriter;
+use crate::persistence::online::NameGuard;
+use crate::persistence::store::SavedPlayer;
 use crate::protocol::Input;
 
 /// Identifies a connection for its whole life; never reused.
@@ -27,6 +29,8 @@ pub struct Join {
     pub name: String,
     /// Where the tick sends this client's frames.
     pub outbox: OutboxWriter,
+    /// The player's saved state, loaded from the store before the join was sent.
+    pub saved: SavedPlayer,
 }
 
 /// A connection ended (for any reason). Dropping it releases the connection's slot.
@@ -35,6 +39,8 @@ pub struct Leave {
     pub connection: ConnectionId,
     /// Keeps the connection counted against `max_players` until the tick has seen this leave.
     pub slot: Option<OwnedSemaphorePermit>,
+    /// Keeps the player's name online until its final record is saved.
+    pub name: Option<NameGuard>,
 }
 
 /// A join or a leave.

@@ -8,7 +8,8 @@ use ahash::AHashMap;
 use bevy_ecs::prelude::*;
 use components::{MoveIntent, Player, Position, TickClock, WorldBounds};
 
-use crate::inbound::{ConnectionId, InboundReceiver, Lifecycle};
+use crate::inbound::{ConnectionId, InboundReceiver, Leave, Lifecycle};
+use crate::persistence::handoff::{self, PersistOutbox, PersistedComponents};
 use crate::protocol::{CloseReason, Input, ServerMessage, Welcome, encode_frame, quantize};
 use crate::replication::SharedStats;
 use crate::replication::frames::{Client, Viewer};
@@ -74,10 +75,15 @@ pub fn ingest(world: &mut World) {
         for event in inbound.0.lifecycle.try_iter() {
             match event {
                 Lifecycle::Join(join) => spawn_player(world, join),
-                Lifecycle::Leave(leave) => despawn_player(world, leave.connection),
-                // `leave.slot` drops here: the connection stops counting against max_players.
+                Lifecycle::Leave(leave) => despawn_player(world, leave),
             }
         }
+        // Leavers' final records go at once, not at the next interval.
+        world.resource_scope(|world, mut outbox: Mut<PersistOutbox>| {
+            if outbox.has_finals() {
+                outbox.hand_off(&world.resource::<SharedStats>().0);
+            }
+        });
         let tick = world.resource::<TickClock>().tick;
         world.resource_scope(|world, mut latest: Mut<LatestInputs>| {
             let connections = &world.resource::<Connections>().0;
@@ -97,8 +103,20 @@ pub fn ingest(world: &mut World) {
     });
 }
 
-fn despawn_player(world: &mut World, connection: ConnectionId) {
+/// Despawns a leaving player, after queueing its final record (with its name, released
+/// once that record is saved). `leave.slot` drops here: the connection stops counting
+/// against `max_players`.
+fn despawn_player(world: &mut World, leave: Leave) {
+    let Leave {
+        connection, name, ..
+    } = leave;
     if let Some((entity, _)) = world.resource_mut::<Connections>().0.remove(&connection) {
+        let record = handoff::full_record(world, entity);
+        if let Some(record) = record {
+            world
+                .resource_mut::<PersistOutbox>()
+                .push_final(record, name);
+        }
         world.despawn(entity);
         let stats = &world.resource::<SharedStats>().0;
         stats.players_connected.fetch_sub(1, Ordering::Relaxed);
@@ -160,9 +178,11 @@ pub fn apply_inputs(
 
 fn spawn_player(world: &mut World, join: crate::inbound::Join) {
     let bounds = *world.resource::<WorldBounds>();
-    let mut rng = world.resource_mut::<SpawnRng>();
-    let (x, y) = (rng.next_unit(), rng.next_unit());
-    let position = Position::new(bounds.wrap(x * bounds.size), bounds.wrap(y * bounds.size));
+    let position = handoff::saved_position(&join.saved, &bounds).unwrap_or_else(|| {
+        let mut rng = world.resource_mut::<SpawnRng>();
+        let (x, y) = (rng.next_unit(), rng.next_unit());
+        Position::new(bounds.wrap(x * bounds.size), bounds.wrap(y * bounds.size))
+    });
     let entity = world
         .spawn((
             Player,
@@ -176,6 +196,9 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
             },
         ))
         .id();
+    world.resource_scope(|world, kinds: Mut<PersistedComponents>| {
+        handoff::restore(&mut world.entity_mut(entity), &join.saved, &kinds);
+    });
     let id = world
         .resource_mut::<ReplicaTable>()
         .register(entity, [quantize(position.x), quantize(position.y)]);

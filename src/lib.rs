@@ -19,6 +19,7 @@
 //! - [`system_failure`]: a failing gameplay system is logged by name; a panic stops the server.
 //! - [`limits`]: raising the open-file limit.
 //! - [`metrics`]: the Prometheus endpoint, tick-time histogram, `/proc` readings.
+//! - [`persistence`]: identity, and write-behind of players' state to SQLite.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
 //! - [`client`]: the Rust client and its sans-IO mirror.
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
@@ -33,6 +34,7 @@ pub mod ingest;
 pub mod limits;
 pub mod metrics;
 pub mod net;
+pub mod persistence;
 pub mod profiling;
 pub mod protocol;
 pub mod replication;

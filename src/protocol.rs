@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version a client must announce in [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of the length prefix in front of every frame.
 pub const FRAME_HEADER_BYTES: usize = 4;
@@ -21,6 +21,9 @@ pub const POSITION_SCALE: f32 = 8.0;
 
 /// Longest accepted player name, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 32;
+
+/// Shortest and longest accepted secret, in bytes of UTF-8.
+pub const SECRET_BYTES: std::ops::RangeInclusive<usize> = 8..=64;
 
 /// Messages a client sends.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -49,6 +52,10 @@ pub struct Hello {
     pub protocol_version: u16,
     /// Display name, 1 to [`MAX_NAME_BYTES`] bytes of letters, digits, `_` or `-`.
     pub name: String,
+    /// The name's secret ([`SECRET_BYTES`] long): the first login of a name claims it with
+    /// this secret; later logins must present the same one. A client generates a random
+    /// token once and keeps it.
+    pub secret: String,
 }
 
 /// Movement input: the direction `(dir_x, dir_y) / 127`, normalised by the server; zero
@@ -156,13 +163,18 @@ pub enum CloseReason {
     InputFlood,
     /// The client took no frame at all for too long (it stopped reading its socket).
     SlowReader,
-    /// The server failed (a gameplay system panicked) and is exiting.
+    /// The server failed (a gameplay system panicked, the store failed) and is exiting or
+    /// cannot serve this login.
     InternalError,
+    /// The name is claimed with another secret, or the secret is not 8 to 64 bytes.
+    BadCredentials,
+    /// The name is logged in already (or its last session is still being saved).
+    AlreadyOnline,
 }
 
 impl CloseReason {
     /// Every reason, in wire order (for per-reason counters).
-    pub const ALL: [CloseReason; 15] = [
+    pub const ALL: [CloseReason; 17] = [
         CloseReason::ServerFull,
         CloseReason::VersionMismatch,
         CloseReason::ExpectedHello,
@@ -178,6 +190,8 @@ impl CloseReason {
         CloseReason::InputFlood,
         CloseReason::SlowReader,
         CloseReason::InternalError,
+        CloseReason::BadCredentials,
+        CloseReason::AlreadyOnline,
     ];
 
     /// Position in [`CloseReason::ALL`], which is also the wire index.
@@ -203,6 +217,8 @@ impl CloseReason {
             CloseReason::InputFlood => "input_flood",
             CloseReason::SlowReader => "slow_reader",
             CloseReason::InternalError => "internal_error",
+            CloseReason::BadCredentials => "bad_credentials",
+            CloseReason::AlreadyOnline => "already_online",
         }
     }
 }
@@ -410,6 +426,20 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a secret's length.
+pub fn validate_secret(secret: &str) -> Result<(), String> {
+    if SECRET_BYTES.contains(&secret.len()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "secret must be {} to {} bytes, got {}",
+            SECRET_BYTES.start(),
+            SECRET_BYTES.end(),
+            secret.len()
+        ))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -434,13 +464,13 @@ pub(crate) mod tests {
     #[test]
     fn documented_examples_are_exact() {
         let hello = ClientMessage::Hello(Hello {
-            protocol_version: 1,
+            protocol_version: 2,
             name: "ann".into(),
+            secret: "s3cret-token".into(),
         });
-        assert_eq!(
-            frame_bytes(&hello),
-            [6, 0, 0, 0, 0x00, 0x01, 0x03, b'a', b'n', b'n']
-        );
+        let mut expected = vec![19, 0, 0, 0, 0x00, 0x02, 0x03, b'a', b'n', b'n', 0x0c];
+        expected.extend_from_slice(b"s3cret-token");
+        assert_eq!(frame_bytes(&hello), expected);
         let input = ClientMessage::Input(Input {
             seq: 1,
             dir_x: 127,
@@ -521,12 +551,13 @@ pub(crate) mod tests {
 
     fn client_message() -> impl Strategy<Value = ClientMessage> {
         prop_oneof![
-            (any::<u16>(), "[A-Za-z0-9_-]{0,40}").prop_map(|(v, name)| ClientMessage::Hello(
-                Hello {
+            (any::<u16>(), "[A-Za-z0-9_-]{0,40}", ".{0,70}").prop_map(|(v, name, secret)| {
+                ClientMessage::Hello(Hello {
                     protocol_version: v,
-                    name
-                }
-            )),
+                    name,
+                    secret,
+                })
+            }),
             (any::<u32>(), any::<i8>(), any::<i8>())
                 .prop_map(|(seq, dir_x, dir_y)| ClientMessage::Input(Input { seq, dir_x, dir_y })),
             any::<u64>().prop_map(|nonce| ClientMessage::Ping { nonce }),

@@ -19,6 +19,11 @@ use crate::ingest::close_all_clients;
 use crate::metrics::http::{self, MetricsSource};
 use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};
 use crate::net::{NetContext, listener};
+use crate::persistence::handoff::{PersistOutbox, PersistedComponents};
+use crate::persistence::online::OnlineNames;
+use crate::persistence::sqlite::SqliteStore;
+use crate::persistence::store::StoreError;
+use crate::persistence::writer::{self, PersistenceHandle};
 use crate::protocol::CloseReason;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tick::{WorldTask, run_tick_loop};
@@ -26,6 +31,9 @@ use components::Gameplay;
 
 /// How long a graceful shutdown waits for connections to send their close and leave.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a shutdown waits for the last player records to be committed.
+const PERSIST_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Exit status after a second signal cut a graceful shutdown short (128 + SIGINT).
 pub const FORCED_EXIT_CODE: i32 = 130;
@@ -52,6 +60,9 @@ pub enum StartError {
     /// The schedule is inconsistent (e.g. ambiguous system order).
     #[error("invalid schedule: {0}")]
     Schedule(String),
+    /// The player database cannot be used.
+    #[error("cannot open the player database: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// A listener that could not be bound (address in use, no permission...).
@@ -87,6 +98,8 @@ pub struct ServerHandle {
     tick_thread: Option<JoinHandle<()>>,
     net: tokio::runtime::Handle,
     net_thread: Option<JoinHandle<()>>,
+    persistence: PersistenceHandle,
+    persistence_thread: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -105,6 +118,17 @@ impl ServerHandle {
             inbound_queues(config.max_players, config.input_queue_capacity);
         let mut builder = GameBuilder::new(&config, inbound_rx, stats.clone());
         gameplay(&mut builder);
+        let store = SqliteStore::open(&config.data_dir)?;
+        let kinds = builder
+            .world_mut()
+            .resource::<PersistedComponents>()
+            .names();
+        let (persistence, persistence_thread) =
+            writer::spawn(Box::new(store), kinds, config.max_players, stats.clone())?;
+        builder
+            .world_mut()
+            .resource_mut::<PersistOutbox>()
+            .connect(persistence.clone());
         let flushes = Arc::new(FlushRegistry::new(config.net_threads));
         let (tick_signal, flush_tasks) = tick_signal(flushes.clone(), stats.clone());
         builder.world_mut().insert_resource(tick_signal);
@@ -124,6 +148,8 @@ impl ServerHandle {
             flood_kick: Duration::from_secs_f32(config.flood_kick_s),
             shutdown: shutdown_rx,
             flushes: flushes.clone(),
+            online: Arc::new(OnlineNames::default()),
+            persistence: persistence.clone(),
         });
         let Network {
             local_addr,
@@ -140,7 +166,9 @@ impl ServerHandle {
             std::thread::Builder::new()
                 .name("throng-tick".into())
                 .spawn(move || {
-                    run_tick_loop(simulation, period, stop, world_tasks_rx, stats);
+                    let mut simulation =
+                        run_tick_loop(simulation, period, stop, world_tasks_rx, stats);
+                    simulation.save_everyone();
                 })?
         };
         tracing::info!(%local_addr, tick_hz = config.tick_hz, world_size = config.world_size, "throng listening");
@@ -155,6 +183,8 @@ impl ServerHandle {
             tick_thread: Some(tick_thread),
             net,
             net_thread: Some(net_thread),
+            persistence,
+            persistence_thread: Some(persistence_thread),
         })
     }
 
@@ -285,7 +315,15 @@ impl ServerHandle {
         }
         self.stop_tick.store(true, Ordering::Release);
         if let Some(thread) = self.tick_thread.take() {
+            // The tick thread's last act is to hand everyone's final state off.
             let _ = thread.join();
+        }
+        if let Some(thread) = self.persistence_thread.take() {
+            if self.persistence.finish(PERSIST_FINISH_TIMEOUT) {
+                let _ = thread.join();
+            } else {
+                tracing::error!("the player database did not finish writing in time");
+            }
         }
     }
 }

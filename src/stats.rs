@@ -20,6 +20,8 @@ macro_rules! counters {
             pub kicks_by_reason: [AtomicU64; CloseReason::ALL.len()],
             /// How long each tick took.
             pub tick_duration: Histogram,
+            /// How long each persistence transaction took.
+            pub persist_commit_duration: Histogram,
             /// When the tick loop last completed a tick (for the health probe).
             pub tick_heartbeat: Heartbeat,
         }
@@ -34,6 +36,8 @@ macro_rules! counters {
             pub kicks_by_reason: [u64; CloseReason::ALL.len()],
             /// How long each tick took.
             pub tick_duration: HistogramSnapshot,
+            /// How long each persistence transaction took.
+            pub persist_commit_duration: HistogramSnapshot,
         }
 
         impl Stats {
@@ -44,6 +48,7 @@ macro_rules! counters {
                     rejects_by_reason: std::array::from_fn(|i| self.rejects_by_reason[i].load(Ordering::Relaxed)),
                     kicks_by_reason: std::array::from_fn(|i| self.kicks_by_reason[i].load(Ordering::Relaxed)),
                     tick_duration: self.tick_duration.snapshot(),
+                    persist_commit_duration: self.persist_commit_duration.snapshot(),
                 }
             }
         }
@@ -93,6 +98,20 @@ counters! {
     tick_max_us,
     /// Accept calls that failed (e.g. out of file descriptors).
     accept_errors,
+    /// Batches the tick handed to the persistence thread (merged ones included).
+    persist_batches,
+    /// Transactions the persistence thread committed.
+    persist_transactions,
+    /// Player records written.
+    persist_rows,
+    /// Transactions that failed (their records are lost; logged).
+    persist_failures,
+    /// Hand-offs the persistence thread could not take yet (records wait in the tick, merged).
+    persist_handoffs_delayed,
+    /// Microseconds from the hand-off of the oldest batch in the last transaction to its commit.
+    persist_lag_us,
+    /// Logins answered by the store.
+    logins,
 }
 
 impl Stats {

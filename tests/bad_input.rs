@@ -32,6 +32,7 @@ async fn every_kind_of_bad_input_is_refused_with_its_reason_and_counted() {
     let mut wrong_version = frame_bytes(&ClientMessage::Hello(Hello {
         protocol_version: 99,
         name: "old".into(),
+        secret: secret_of("old"),
     }));
     let input = frame_bytes(&ClientMessage::Input(Input {
         seq: 1,

@@ -12,7 +12,9 @@ use throng::server::FORCED_EXIT_CODE;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
     let mut server = ServerProcess::start(&["--tick-hz", "50"]);
-    let mut client = Client::connect(server.addr, "e2e").await.expect("welcomed");
+    let mut client = Client::connect(server.addr, "e2e", &secret_of("e2e"))
+        .await
+        .expect("welcomed");
     assert_eq!(client.welcome.tick_hz, 50);
     let mut frames = 0;
     while frames < 5 {
@@ -43,7 +45,9 @@ async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {
 async fn a_second_signal_during_the_shutdown_exits_at_once() {
     use std::os::unix::process::ExitStatusExt;
     let mut server = ServerProcess::start(&["--tick-hz", "5"]);
-    let _client = Client::connect(server.addr, "e2e").await.expect("welcomed");
+    let _client = Client::connect(server.addr, "e2e", &secret_of("e2e"))
+        .await
+        .expect("welcomed");
     // Both signals reach the process together: it starts the graceful shutdown on one and
     // must then exit at once on the other, without waiting for the drain.
     server.signal("STOP");

@@ -49,7 +49,9 @@ async fn cycle(addr: SocketAddr, n: usize) {
     let name = format!("cycle{n}");
     match ENDINGS[n % ENDINGS.len()] {
         Ending::Goodbye => {
-            let client = Client::connect(addr, &name).await.expect("welcomed");
+            let client = Client::connect(addr, &name, &secret_of(&name))
+                .await
+                .expect("welcomed");
             client.goodbye().await.expect("goodbye");
         }
         Ending::Reset => {

@@ -48,6 +48,7 @@ async fn a_panicking_system_is_named_in_the_log_and_stops_the_server() {
         tick_hz: Some(50),
         metrics: Some(throng::config::Endpoint::Off),
         stats_interval_s: Some(0.0),
+        data_dir: Some(fresh_data_dir("panic")),
         ..Default::default()
     }
     .resolve()

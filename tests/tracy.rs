@@ -44,9 +44,10 @@ fn listening(pid: u32) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_instrumented_server_ticks_serves_and_waits_for_a_profiler_on_localhost() {
     let mut server = ServerProcess::start(&["--tick-hz", "50"]);
-    let mut client = throng::client::Client::connect(server.addr, "profiled")
-        .await
-        .expect("welcomed");
+    let mut client =
+        throng::client::Client::connect(server.addr, "profiled", &secret_of("profiled"))
+            .await
+            .expect("welcomed");
     let mut frames = 0;
     while frames < 20 {
         if let throng::protocol::ServerMessage::Frame(_) = client.recv().await.unwrap() {

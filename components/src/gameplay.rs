@@ -3,6 +3,7 @@
 use bevy_ecs::prelude::*;
 use bevy_ecs::system::ScheduleSystem;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// What a gameplay module may add to a server: systems (run in [`crate::TickSet::Simulate`])
 /// and components that clients should see.
@@ -18,6 +19,11 @@ pub trait Gameplay {
     /// Makes component `T` visible to clients: its value is sent when an entity enters a
     /// client's view and again on every tick it changes. One line per component.
     fn replicate<T: Component + Serialize>(&mut self) -> &mut Self;
+
+    /// Makes component `T` part of a player's saved state: written with the player's record
+    /// when it changes (at most once per flush interval) and when the player leaves, and
+    /// restored when they log in again. One line per component; `Position` always is.
+    fn persist<T: Component + Serialize + DeserializeOwned>(&mut self) -> &mut Self;
 
     /// Gives access to the world at build time, to insert resources gameplay needs.
     fn world_mut(&mut self) -> &mut World;

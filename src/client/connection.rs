@@ -76,15 +76,24 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects, sends Hello with `name`, and waits for Welcome.
-    pub async fn connect(addr: SocketAddr, name: &str) -> Result<Client, ClientError> {
+    /// Connects, logs in as `name` with `secret` (the first login of a name claims it), and
+    /// waits for Welcome.
+    pub async fn connect(
+        addr: SocketAddr,
+        name: &str,
+        secret: &str,
+    ) -> Result<Client, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Self::handshake(stream, name).await
+        Self::handshake(stream, name, secret).await
     }
 
     /// Sends Hello on an already connected stream and waits for Welcome.
-    pub async fn handshake(stream: TcpStream, name: &str) -> Result<Client, ClientError> {
+    pub async fn handshake(
+        stream: TcpStream,
+        name: &str,
+        secret: &str,
+    ) -> Result<Client, ClientError> {
         let mut wire = Wire {
             stream,
             reader: FrameReader::new(CLIENT_MAX_FRAME),
@@ -94,6 +103,7 @@ impl Client {
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
             name: name.to_owned(),
+            secret: secret.to_owned(),
         };
         wire.send(&ClientMessage::Hello(hello)).await?;
         match wire.recv().await? {

@@ -140,6 +140,46 @@ pub fn render(readings: &Readings) -> String {
         s.resyncs,
     );
     out.counter("throng_pongs_total", "Pings answered.", s.pongs);
+    out.counter(
+        "throng_persistence_batches_total",
+        "Batches of player records the tick handed to the persistence thread.",
+        s.persist_batches,
+    );
+    out.counter(
+        "throng_persistence_transactions_total",
+        "Transactions committed by the persistence thread (waiting batches are merged into one).",
+        s.persist_transactions,
+    );
+    out.counter(
+        "throng_persistence_rows_total",
+        "Player records written to the store.",
+        s.persist_rows,
+    );
+    out.counter(
+        "throng_persistence_failures_total",
+        "Transactions the store refused (their records are lost).",
+        s.persist_failures,
+    );
+    out.counter(
+        "throng_persistence_handoffs_delayed_total",
+        "Hand-offs the persistence thread could not take yet (records merged into the next).",
+        s.persist_handoffs_delayed,
+    );
+    out.gauge(
+        "throng_persistence_lag_seconds",
+        "From the tick's hand-off to the commit, for the last transaction.",
+        s.persist_lag_us as f64 / 1e6,
+    );
+    out.histogram(
+        "throng_persistence_commit_duration_seconds",
+        "Time each persistence transaction took.",
+        &s.persist_commit_duration,
+    );
+    out.counter(
+        "throng_logins_total",
+        "Logins answered by the store (new names claimed and returning players).",
+        s.logins,
+    );
     if let Some(process) = readings.process {
         out.counter_f64(
             "process_cpu_seconds_total",

@@ -19,9 +19,12 @@ use super::framing::{FrameError, FrameReader};
 use super::outbox::outbox;
 use super::rate_limit::{Admit, RateLimiter};
 use crate::inbound::{ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle};
+use crate::persistence::online::NameGuard;
+use crate::persistence::store::{LoginError, SavedPlayer};
+use crate::persistence::writer::LoginRequest;
 use crate::protocol::{
-    ClientMessage, CloseReason, PROTOCOL_VERSION, Refusal, ServerMessage, decode_client_message,
-    frame_bytes, validate_name,
+    ClientMessage, CloseReason, Hello, PROTOCOL_VERSION, Refusal, ServerMessage,
+    decode_client_message, frame_bytes, validate_name, validate_secret,
 };
 use crate::stats::Stats;
 
@@ -77,23 +80,20 @@ pub async fn serve(
         answer = handshake => answer,
         _ = stopping(&mut shutdown) => Ok(Err(Ending::Close(CloseReason::Shutdown, "server stopping".into()))),
     };
-    let name = match answer {
-        Ok(Ok(name)) => name,
-        Ok(Err(Ending::Close(reason, detail))) => {
+    let login = match answer {
+        Ok(Ok(hello)) => log_in(hello, &ctx).await,
+        Ok(Err(ending)) => Err(ending),
+        Err(_) => Err(Ending::Close(
+            CloseReason::HandshakeTimeout,
+            format!("no Hello within {:?}", ctx.handshake_timeout),
+        )),
+    };
+    let (name, name_guard, saved) = match login {
+        Ok(login) => login,
+        Err(Ending::Close(reason, detail)) => {
             return refuse(&mut wr, &ctx, reason, detail, Last::Reject).await;
         }
-        Ok(Err(_)) => return,
-        Err(_) => {
-            let detail = format!("no Hello within {:?}", ctx.handshake_timeout);
-            return refuse(
-                &mut wr,
-                &ctx,
-                CloseReason::HandshakeTimeout,
-                detail,
-                Last::Reject,
-            )
-            .await;
-        }
+        Err(_) => return,
     };
 
     let (writer, outbox) = outbox(ctx.outbound_buffers);
@@ -103,6 +103,7 @@ pub async fn serve(
         connection: id,
         name: name.clone(),
         outbox: writer,
+        saved,
     };
     if !ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
         let detail = "server stopping".into();
@@ -122,7 +123,56 @@ pub async fn serve(
     ctx.inbound.send_lifecycle(Lifecycle::Leave(Leave {
         connection: id,
         slot: Some(slot),
+        name: Some(name_guard),
     }));
+}
+
+/// How long a login may wait for the store.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Claims the name (one login per name) and asks the store for the player: a new name is
+/// claimed with the secret, a known one must present it. Off the tick: the join that
+/// follows carries the saved state.
+async fn log_in(
+    hello: Hello,
+    ctx: &NetContext,
+) -> Result<(String, NameGuard, SavedPlayer), Ending> {
+    let Some(guard) = ctx.online.claim(&hello.name) else {
+        return Err(Ending::Close(
+            CloseReason::AlreadyOnline,
+            format!("{} is logged in already", hello.name),
+        ));
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = LoginRequest {
+        name: hello.name.clone(),
+        secret: hello.secret,
+        reply,
+    };
+    if !ctx.persistence.login(request) {
+        return Err(Ending::Close(
+            CloseReason::InternalError,
+            "the store is not taking logins".into(),
+        ));
+    }
+    match tokio::time::timeout(LOGIN_TIMEOUT, answer).await {
+        Ok(Ok(Ok(saved))) => {
+            Stats::bump(&ctx.stats.logins);
+            Ok((hello.name, guard, saved))
+        }
+        Ok(Ok(Err(LoginError::BadCredentials))) => Err(Ending::Close(
+            CloseReason::BadCredentials,
+            "wrong secret for this name".into(),
+        )),
+        Ok(Ok(Err(LoginError::Store(error)))) => Err(Ending::Close(
+            CloseReason::InternalError,
+            format!("the store failed: {error}"),
+        )),
+        _ => Err(Ending::Close(
+            CloseReason::InternalError,
+            format!("the store did not answer within {LOGIN_TIMEOUT:?}"),
+        )),
+    }
 }
 
 /// The last message of a connection: a Reject (the session never opened) or a Close (the
@@ -250,12 +300,12 @@ fn next_message(
         .map_err(|e| Ending::Close(e.close_reason(), e.to_string()))
 }
 
-/// Waits for the Hello and validates it; returns the player name.
+/// Waits for the Hello and validates it.
 async fn read_hello(
     rd: &mut OwnedReadHalf,
     reader: &mut FrameReader,
     ctx: &NetContext,
-) -> Result<String, Ending> {
+) -> Result<Hello, Ending> {
     loop {
         let Some(message) = next_message(reader, ctx)? else {
             fill(rd, reader, ctx).await?;
@@ -277,7 +327,9 @@ async fn read_hello(
             ));
         }
         validate_name(&hello.name).map_err(|why| Ending::Close(CloseReason::InvalidName, why))?;
-        return Ok(hello.name);
+        validate_secret(&hello.secret)
+            .map_err(|why| Ending::Close(CloseReason::BadCredentials, why))?;
+        return Ok(hello);
     }
 }
 

@@ -85,6 +85,7 @@ mod tests {
         let mut stream = frame_bytes(&ClientMessage::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             name: "ann".into(),
+            secret: "a-secret-token".into(),
         }));
         for seq in 0..20 {
             stream.extend(frame_bytes(&ClientMessage::Input(Input {

@@ -27,6 +27,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::inbound::InboundSender;
+use crate::persistence::online::OnlineNames;
+use crate::persistence::writer::PersistenceHandle;
 use crate::stats::Stats;
 
 /// What every connection task shares.
@@ -55,4 +57,8 @@ pub struct NetContext {
     pub shutdown: watch::Receiver<bool>,
     /// Where open sessions register their write side, for the flush tasks.
     pub flushes: Arc<flush::FlushRegistry>,
+    /// Names logged in now.
+    pub online: Arc<OnlineNames>,
+    /// Logins go to the persistence thread.
+    pub persistence: PersistenceHandle,
 }

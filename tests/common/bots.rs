@@ -39,7 +39,9 @@ pub async fn walking_bot(
     name: String,
     mut stop: watch::Receiver<bool>,
 ) -> BotRecord {
-    let mut client = Client::connect(addr, &name).await.expect("welcomed");
+    let mut client = Client::connect(addr, &name, &super::secret_of(&name))
+        .await
+        .expect("welcomed");
     let mut record = BotRecord::default();
     let mut inputs = tokio::time::interval(Duration::from_millis(50));
     let (mut seq, mut last_tick, mut first_frame) = (0u32, None::<u32>, None::<Instant>);

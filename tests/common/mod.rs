@@ -36,6 +36,7 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
         // Generous slack so a test process starved by a busy CI machine is not treated as
         // a slow reader (which would turn exact frame sequences into resyncs).
         outbound_buffers: Some(64),
+        data_dir: Some(fresh_data_dir("server")),
         ..Default::default()
     };
     ServerHandle::start(
@@ -49,10 +50,13 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
 
 /// Connects a client named `name`.
 pub async fn connect(server: &ServerHandle, name: &str) -> Client {
-    tokio::time::timeout(HANG_GUARD, Client::connect(server.local_addr(), name))
-        .await
-        .expect("connect in time")
-        .expect("welcomed")
+    tokio::time::timeout(
+        HANG_GUARD,
+        Client::connect(server.local_addr(), name, &secret_of(name)),
+    )
+    .await
+    .expect("connect in time")
+    .expect("welcomed")
 }
 
 /// Receives the next state frame, skipping pongs.
@@ -188,12 +192,27 @@ pub async fn read_to_refusal(
     }
 }
 
-/// Hello frame bytes for `name`.
+/// The secret tests log `name` in with.
+pub fn secret_of(name: &str) -> String {
+    format!("test-secret-of-{name}")
+}
+
+/// Hello frame bytes for `name` (with its test secret).
 pub fn hello(name: &str) -> Vec<u8> {
     frame_bytes(&ClientMessage::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
         name: name.into(),
+        secret: secret_of(name),
     }))
+}
+
+/// A fresh, empty data directory for one server of one test.
+pub fn fresh_data_dir(tag: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("throng-test-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// Raises this test process's open-file limit (tests with thousands of sockets).

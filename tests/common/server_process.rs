@@ -29,8 +29,11 @@ impl ServerProcess {
     pub fn start_with_fd_limit(args: &[&str], max_fds: Option<u64>) -> ServerProcess {
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(env!("CARGO_BIN_EXE_throng"));
+        let data_dir = super::fresh_data_dir("process");
         command
             .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&data_dir)
             .args(["--stats-interval-s", "0"])
             .args(args)
             .env("RUST_LOG", "warn")

@@ -179,10 +179,15 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
     let json = out_dir.join(format!("{label}.json"));
     let log = std::fs::File::create(out_dir.join(format!("{label}.server.log")))
         .map_err(|e| e.to_string())?;
+    // Every run starts with an empty player database (persistence is part of what it costs).
+    let data_dir = out_dir.join(format!("{label}.data"));
+    let _ = std::fs::remove_dir_all(&data_dir);
 
     let mut server = Server(
         Command::new(bin.join("throng"))
             .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&data_dir)
             .args(["--world-size", &world.to_string()])
             .args(["--interest-radius", &radius.to_string()])
             .args(["--max-players", &(bots + 100).to_string()])

@@ -122,6 +122,9 @@ impl Bot {
                 let hello = ClientMessage::Hello(Hello {
                     protocol_version: PROTOCOL_VERSION,
                     name: self.name.clone(),
+                    // Deterministic per name, so a rerun against the same server's data
+                    // logs the same names back in.
+                    secret: format!("loadgen-secret-{}", self.name),
                 });
                 self.send(&hello)
             }

@@ -42,6 +42,8 @@ fn fifty_bots_join_verify_every_frame_and_get_their_inputs_acknowledged() {
                 "--stats-interval-s",
                 "0",
             ])
+            .arg("--data-dir")
+            .arg(std::env::temp_dir().join(format!("loadgen-test-data-{}", std::process::id())))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

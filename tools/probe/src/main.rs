@@ -19,6 +19,9 @@ struct Args {
     /// Player name.
     #[arg(long, default_value = "probe")]
     name: String,
+    /// The name's secret (the first login of a name claims it with this secret).
+    #[arg(long, default_value = "probe-secret")]
+    secret: String,
     /// How long to watch.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -33,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !args.addr.ip().is_loopback() {
         return Err("probe only connects to loopback addresses".into());
     }
-    let mut client = Client::connect(args.addr, &args.name).await?;
+    let mut client = Client::connect(args.addr, &args.name, &args.secret).await?;
     println!("welcome: {:?}", client.welcome);
     let mut mirror = Mirror::default();
     let (started, mut last_report) = (Instant::now(), Instant::now());

@@ -1,0 +1,270 @@
+//! The tick's side of persistence: it only marks and collects, never waits.
+//!
+//! Dirty tracking costs nothing per tick: the collecting systems run once per flush interval
+//! and ask bevy for the players whose `Position` (or a registered persistent component)
+//! changed since their own last run. Their records go into one [`Batch`] handed to the
+//! persistence thread without waiting; if it is behind, the batch stays here and the next
+//! interval's records join it (latest per player). A player who leaves is saved at once,
+//! with everything persistent, and their name is released only after that save commits.
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::world::EntityRef;
+use components::{Position, TickClock, WorldBounds};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::online::NameGuard;
+use super::store::{AccountId, PlayerRecord, SavedPlayer};
+use super::writer::{Batch, HandOff, PersistenceHandle};
+use crate::replication::SharedStats;
+use crate::stats::Stats;
+
+/// The player's account in the store.
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Account(pub AccountId);
+
+/// How to save and load one persistent component type.
+pub struct PersistKind {
+    /// Name in the store (the short type name).
+    pub name: String,
+    /// Encodes the entity's component, if it has one.
+    pub save: fn(&EntityRef) -> Option<Vec<u8>>,
+    /// Decodes and inserts the component; false if the bytes do not decode.
+    pub load: fn(&mut EntityWorldMut, &[u8]) -> bool,
+}
+
+/// The registered persistent component types, by kind index.
+#[derive(Resource, Default)]
+pub struct PersistedComponents(pub Vec<PersistKind>);
+
+impl PersistedComponents {
+    /// The names, by kind index (what the store needs).
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|kind| kind.name.clone()).collect()
+    }
+}
+
+/// Registers `T` as persistent; returns its kind index.
+pub fn persist_kind<T: Component + Serialize + DeserializeOwned>(
+    registry: &mut PersistedComponents,
+) -> u16 {
+    fn save<T: Component + Serialize>(entity: &EntityRef) -> Option<Vec<u8>> {
+        postcard::to_allocvec(entity.get::<T>()?).ok()
+    }
+    fn load<T: Component + DeserializeOwned>(entity: &mut EntityWorldMut, bytes: &[u8]) -> bool {
+        match postcard::from_bytes::<T>(bytes) {
+            Ok(value) => {
+                entity.insert(value);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+    let full_name = std::any::type_name::<T>();
+    let name = full_name
+        .rsplit("::")
+        .next()
+        .unwrap_or(full_name)
+        .to_owned();
+    registry.0.push(PersistKind {
+        name,
+        save: save::<T>,
+        load: load::<T>,
+    });
+    (registry.0.len() - 1) as u16
+}
+
+/// Records waiting to be handed to the persistence thread.
+#[derive(Resource)]
+pub struct PersistOutbox {
+    handle: Option<PersistenceHandle>,
+    pending: Batch,
+    every_ticks: u64,
+    finals: bool,
+}
+
+impl PersistOutbox {
+    /// Hands off to `handle` every `every_ticks` ticks (`None`: records are dropped, for
+    /// simulations without a store).
+    pub fn new(handle: Option<PersistenceHandle>, every_ticks: u64) -> Self {
+        Self {
+            handle,
+            pending: Batch::default(),
+            every_ticks: every_ticks.max(1),
+            finals: false,
+        }
+    }
+
+    /// Sends hand-offs to the persistence thread from now on.
+    pub fn connect(&mut self, handle: PersistenceHandle) {
+        self.handle = Some(handle);
+    }
+
+    /// Hands the pending records off now; if the thread is behind they stay, merged per
+    /// player, and join the next hand-off.
+    pub fn hand_off(&mut self, stats: &Stats) {
+        if self.pending.records.is_empty() && self.pending.released.is_empty() {
+            return;
+        }
+        self.finals = false;
+        let Some(handle) = &self.handle else {
+            self.pending.records.clear(); // no store: nothing to keep
+            self.pending.released.clear();
+            return;
+        };
+        // The batch leaves with its buffer; the next one starts at the same size (one
+        // allocation per interval, none per tick).
+        let next = Batch {
+            records: Vec::with_capacity(self.pending.records.len()),
+            ..Batch::default()
+        };
+        let mut batch = std::mem::replace(&mut self.pending, next);
+        batch.handed_off.get_or_insert_with(std::time::Instant::now);
+        if let HandOff::Busy(mut batch) = handle.hand_off(batch) {
+            Stats::bump(&stats.persist_handoffs_delayed);
+            merge_per_player(&mut batch.records);
+            self.pending = batch;
+        }
+    }
+
+    /// Whether leavers' final records are waiting (they are handed off at once).
+    pub fn has_finals(&self) -> bool {
+        self.finals
+    }
+
+    /// Queues a leaving player's final record; their name is released after it commits.
+    pub fn push_final(&mut self, record: PlayerRecord, name: Option<NameGuard>) {
+        self.pending.records.push(record);
+        self.pending.released.extend(name);
+        self.finals = true;
+    }
+}
+
+/// Keeps one record per player (the later one wins, components merged).
+fn merge_per_player(records: &mut Vec<PlayerRecord>) {
+    records.sort_by_key(|record| record.account); // stable: later records stay later
+    let mut merged: Vec<PlayerRecord> = Vec::with_capacity(records.len());
+    for record in records.drain(..) {
+        match merged.last_mut() {
+            Some(last) if last.account == record.account => {
+                if record.position.is_some() {
+                    last.position = record.position;
+                }
+                for (kind, bytes) in record.components {
+                    match last.components.iter_mut().find(|(k, _)| *k == kind) {
+                        Some(slot) => slot.1 = bytes,
+                        None => last.components.push((kind, bytes)),
+                    }
+                }
+            }
+            _ => merged.push(record),
+        }
+    }
+    *records = merged;
+}
+
+/// Run condition: this tick ends a flush interval.
+pub fn flush_due(clock: Res<TickClock>, outbox: Res<PersistOutbox>) -> bool {
+    clock.tick.is_multiple_of(outbox.every_ticks)
+}
+
+/// Collects the players whose position changed since the last flush.
+pub fn collect_positions(
+    moved: Query<(&Account, &Position), Changed<Position>>,
+    mut outbox: ResMut<PersistOutbox>,
+) {
+    let records = &mut outbox.pending.records;
+    for (account, position) in &moved {
+        records.push(PlayerRecord {
+            account: account.0,
+            position: Some([position.x, position.y]),
+            components: Vec::new(),
+        });
+    }
+}
+
+/// Players' accounts with their component `T`, where it changed since the system last ran.
+pub type ChangedSince<'w, 's, T> = Query<'w, 's, (&'static Account, &'static T), Changed<T>>;
+
+/// Collects the players whose persistent component `T` (kind `kind`) changed since the
+/// last flush.
+pub fn collect_component_system<T: Component + Serialize>(
+    kind: u16,
+) -> impl FnMut(ChangedSince<T>, ResMut<PersistOutbox>) {
+    move |changed, mut outbox| {
+        for (account, value) in &changed {
+            if let Ok(bytes) = postcard::to_allocvec(value) {
+                outbox.pending.records.push(PlayerRecord {
+                    account: account.0,
+                    position: None,
+                    components: vec![(kind, bytes)],
+                });
+            }
+        }
+    }
+}
+
+/// Hands the interval's records to the persistence thread.
+pub fn hand_off(mut outbox: ResMut<PersistOutbox>, stats: Res<SharedStats>) {
+    outbox.hand_off(&stats.0);
+}
+
+/// Everything persistent about `entity` (a leaving player's final record).
+pub fn full_record(world: &World, entity: Entity) -> Option<PlayerRecord> {
+    let entity_ref = world.get_entity(entity).ok()?;
+    let account = entity_ref.get::<Account>()?.0;
+    let position = entity_ref.get::<Position>().map(|p| [p.x, p.y]);
+    let kinds = world.get_resource::<PersistedComponents>()?;
+    let components = kinds
+        .0
+        .iter()
+        .enumerate()
+        .filter_map(|(index, kind)| Some((index as u16, (kind.save)(&entity_ref)?)))
+        .collect();
+    Some(PlayerRecord {
+        account,
+        position,
+        components,
+    })
+}
+
+/// Gives a joining player their saved state: their account, and their saved persistent
+/// components (the position is applied by the spawn, wrapped into the world).
+pub fn restore(entity: &mut EntityWorldMut, saved: &SavedPlayer, kinds: &PersistedComponents) {
+    entity.insert(Account(saved.account));
+    for (name, bytes) in &saved.components {
+        if let Some(kind) = kinds.0.iter().find(|kind| &kind.name == name)
+            && !(kind.load)(entity, bytes)
+        {
+            tracing::warn!(component = %name, account = saved.account, "a saved component no longer decodes; dropped");
+        }
+    }
+}
+
+/// The saved position, wrapped into the world (which may have shrunk since).
+pub fn saved_position(saved: &SavedPlayer, bounds: &WorldBounds) -> Option<Position> {
+    saved
+        .position
+        .filter(|[x, y]| x.is_finite() && y.is_finite())
+        .map(|[x, y]| Position::new(bounds.wrap(x), bounds.wrap(y)))
+}
+
+/// At shutdown, after the last tick: every player still in the world, whole, handed off.
+pub fn save_everyone(world: &mut World) {
+    let players: Vec<Entity> = world
+        .query_filtered::<Entity, With<Account>>()
+        .iter(world)
+        .collect();
+    let records: Vec<PlayerRecord> = players
+        .into_iter()
+        .filter_map(|entity| full_record(world, entity))
+        .collect();
+    let mut outbox = world.resource_mut::<PersistOutbox>();
+    outbox.pending.records.extend(records);
+    let batch = std::mem::take(&mut outbox.pending);
+    if let Some(handle) = &outbox.handle
+        && !handle.hand_off_waiting(batch, std::time::Duration::from_secs(5))
+    {
+        tracing::error!("the persistence thread did not take the final save");
+    }
+}

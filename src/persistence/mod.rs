@@ -1,0 +1,25 @@
+//! Player persistence: identity (a name claimed by its first secret), and write-behind of
+//! players' state that never blocks the tick.
+//!
+//! # Layout
+//! - [`store`]: the `Store` trait (login, save a batch) and its records.
+//! - [`sqlite`]: the embedded SQLite store (WAL, migrations, exclusive lock).
+//! - [`credentials`]: salted hashes of secrets, constant-time checks.
+//! - [`online`]: one login per name at a time.
+//! - [`writer`]: the persistence thread (logins, batched transactions, coalescing, lag).
+//! - [`handoff`]: the tick's side: dirty collection once per interval, final records on
+//!   leave, restore on join.
+//!
+//! # Durability
+//! Every `flush_interval_s` the tick hands the players that changed to the persistence
+//! thread, which commits them in one transaction. After `kill -9` a restarted server has
+//! every committed transaction: a player loses at most the last interval of progress (plus
+//! the batch being committed). A player who leaves is saved at once. A graceful shutdown
+//! saves everyone before it exits.
+
+pub mod credentials;
+pub mod handoff;
+pub mod online;
+pub mod sqlite;
+pub mod store;
+pub mod writer;

@@ -1,0 +1,73 @@
+//! The store behind persistence: a small trait, so a server database (PostgreSQL) can be
+//! added later without touching the tick or the network side. The persistence thread is its
+//! only user; nothing here is called from the tick.
+
+use super::credentials::Credential;
+
+/// A player's row id in the store.
+pub type AccountId = i64;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused (I/O, corruption, locked, ...).
+    #[error("{0}")]
+    Database(String),
+}
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The name is claimed with another secret.
+    #[error("wrong secret for this name")]
+    BadCredentials,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the store knows about a player who logs in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedPlayer {
+    /// The account.
+    pub account: AccountId,
+    /// Where the player was when last saved (`None`: a new player).
+    pub position: Option<[f32; 2]>,
+    /// Saved persistent components: (registered name, postcard bytes).
+    pub components: Vec<(String, Vec<u8>)>,
+}
+
+/// One player's state to write: the position, and any persistent components that changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayerRecord {
+    /// The account.
+    pub account: AccountId,
+    /// Position, if it changed (always, in a leaving player's final record).
+    pub position: Option<[f32; 2]>,
+    /// Changed persistent components: (index into the registered names, postcard bytes).
+    pub components: Vec<(u16, Vec<u8>)>,
+}
+
+/// Where players are kept.
+pub trait Store: Send + 'static {
+    /// Logs `name` in with `secret`: the first login claims the name (only a salted hash of
+    /// the secret is stored); later ones must present the same secret.
+    fn login(&mut self, name: &str, secret: &str) -> Result<SavedPlayer, LoginError>;
+
+    /// Writes `records` in one transaction; component kinds are indices into `kinds`.
+    fn save(&mut self, records: &[PlayerRecord], kinds: &[String]) -> Result<(), StoreError>;
+}
+
+/// Checks `secret` against a stored credential, or makes one for a new name.
+pub fn check_or_claim(
+    stored: Option<Credential>,
+    secret: &str,
+) -> Result<Option<Credential>, LoginError> {
+    match stored {
+        Some(credential) if credential.matches(secret) => Ok(None),
+        Some(_) => Err(LoginError::BadCredentials),
+        None => Credential::new(secret)
+            .map(Some)
+            .map_err(|e| LoginError::Store(StoreError::Database(e.to_string()))),
+    }
+}

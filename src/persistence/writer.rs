@@ -1,0 +1,227 @@
+//! The persistence thread: the only user of the [`Store`]. It answers logins (from
+//! connection tasks, before their join reaches the world) and writes the batches the tick
+//! hands off, one transaction per batch.
+//!
+//! When it falls behind, the batches waiting for it are merged into one (the latest record
+//! per player wins) and written in one transaction: the more it lags, the larger and fewer
+//! its transactions, which is what SQLite is fast at. The lag (from the tick's hand-off to
+//! the commit) is a metric. Names of players who left are released only once their final
+//! record is committed (their [`NameGuard`]s are dropped here), so a player who logs straight
+//! back in always loads their latest state.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+
+use super::online::NameGuard;
+use super::store::{AccountId, LoginError, PlayerRecord, SavedPlayer, Store};
+use crate::stats::Stats;
+use std::sync::Arc;
+
+/// Batches that may wait for the thread before the tick merges new ones into its own.
+const BATCH_QUEUE: usize = 4;
+
+/// A login waiting for the store's answer.
+pub struct LoginRequest {
+    /// Player name (validated).
+    pub name: String,
+    /// The secret it presented.
+    pub secret: String,
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<SavedPlayer, LoginError>>,
+}
+
+/// Records handed off by the tick at one moment.
+#[derive(Default)]
+pub struct Batch {
+    /// Players' latest state.
+    pub records: Vec<PlayerRecord>,
+    /// Names to release once these records are committed (players who left).
+    pub released: Vec<NameGuard>,
+    /// When the tick handed this off (for the lag metric).
+    pub handed_off: Option<Instant>,
+}
+
+/// What the tick does with a batch it hands off.
+pub enum HandOff {
+    /// Queued for the thread.
+    Sent,
+    /// The thread is behind (or gone): the batch comes back to be merged with the next one.
+    Busy(Batch),
+}
+
+/// The tick's and the network's handles on the persistence thread.
+#[derive(Clone)]
+pub struct PersistenceHandle {
+    logins: Sender<LoginRequest>,
+    batches: Sender<Message>,
+}
+
+enum Message {
+    Batch(Batch),
+    /// Write everything queued, then answer and stop.
+    Finish(Sender<()>),
+}
+
+impl PersistenceHandle {
+    /// Asks for a login; the answer arrives on the request's reply channel. `false` if the
+    /// thread is gone or `max_players` logins are already waiting.
+    pub fn login(&self, request: LoginRequest) -> bool {
+        self.logins.try_send(request).is_ok()
+    }
+
+    /// Hands a batch to the thread without waiting.
+    pub fn hand_off(&self, batch: Batch) -> HandOff {
+        match self.batches.try_send(Message::Batch(batch)) {
+            Ok(()) => HandOff::Sent,
+            Err(TrySendError::Full(Message::Batch(batch)))
+            | Err(TrySendError::Disconnected(Message::Batch(batch))) => HandOff::Busy(batch),
+            Err(_) => unreachable!("only batches are sent here"),
+        }
+    }
+
+    /// Hands a batch to the thread, waiting up to `patience` for room (at shutdown only).
+    pub fn hand_off_waiting(&self, batch: Batch, patience: Duration) -> bool {
+        self.batches
+            .send_timeout(Message::Batch(batch), patience)
+            .is_ok()
+    }
+
+    /// Waits until everything handed off so far is committed, then stops the thread (at
+    /// shutdown, after the tick's last hand-off). Gives up after `patience`.
+    pub fn finish(&self, patience: Duration) -> bool {
+        let (done, finished) = bounded(1);
+        if self
+            .batches
+            .send_timeout(Message::Finish(done), patience)
+            .is_err()
+        {
+            return false;
+        }
+        finished.recv_timeout(patience).is_ok()
+    }
+}
+
+/// Starts the thread over `store`; `kinds` are the persistent components' names and
+/// `max_logins` bounds the logins waiting.
+pub fn spawn(
+    store: Box<dyn Store>,
+    kinds: Vec<String>,
+    max_logins: usize,
+    stats: Arc<Stats>,
+) -> std::io::Result<(PersistenceHandle, JoinHandle<()>)> {
+    let (logins, login_rx) = bounded(max_logins.max(1));
+    let (batches, batch_rx) = bounded(BATCH_QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("throng-persist".into())
+        .spawn(move || run(store, kinds, login_rx, batch_rx, stats))?;
+    Ok((PersistenceHandle { logins, batches }, thread))
+}
+
+fn run(
+    mut store: Box<dyn Store>,
+    kinds: Vec<String>,
+    logins: Receiver<LoginRequest>,
+    batches: Receiver<Message>,
+    stats: Arc<Stats>,
+) {
+    loop {
+        select! {
+            recv(logins) -> request => {
+                let Ok(request) = request else { continue };
+                let answer = store.login(&request.name, &request.secret);
+                let _ = request.reply.send(answer);
+            }
+            recv(batches) -> message => {
+                let Ok(message) = message else { return };
+                let mut finish = None;
+                let mut merged = Merged::default();
+                match message {
+                    Message::Batch(batch) => merged.add(batch),
+                    Message::Finish(done) => finish = Some(done),
+                }
+                // Everything else already waiting joins this transaction.
+                while finish.is_none() {
+                    match batches.try_recv() {
+                        Ok(Message::Batch(batch)) => merged.add(batch),
+                        Ok(Message::Finish(done)) => finish = Some(done),
+                        Err(_) => break,
+                    }
+                }
+                merged.commit(store.as_mut(), &kinds, &stats);
+                if let Some(done) = finish {
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Batches merged into one transaction: the latest record per player.
+#[derive(Default)]
+struct Merged {
+    batches: u64,
+    records: AHashMap<AccountId, PlayerRecord>,
+    released: Vec<NameGuard>,
+    oldest: Option<Instant>,
+}
+
+impl Merged {
+    fn add(&mut self, batch: Batch) {
+        self.batches += 1;
+        for record in batch.records {
+            match self.records.get_mut(&record.account) {
+                Some(earlier) => {
+                    if record.position.is_some() {
+                        earlier.position = record.position;
+                    }
+                    for (kind, bytes) in record.components {
+                        match earlier.components.iter_mut().find(|(k, _)| *k == kind) {
+                            Some(slot) => slot.1 = bytes,
+                            None => earlier.components.push((kind, bytes)),
+                        }
+                    }
+                }
+                None => {
+                    self.records.insert(record.account, record);
+                }
+            }
+        }
+        self.released.extend(batch.released);
+        self.oldest = match (self.oldest, batch.handed_off) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn commit(self, store: &mut dyn Store, kinds: &[String], stats: &Stats) {
+        if self.records.is_empty() && self.released.is_empty() {
+            return;
+        }
+        let records: Vec<PlayerRecord> = self.records.into_values().collect();
+        let started = Instant::now();
+        match store.save(&records, kinds) {
+            Ok(()) => {
+                Stats::add(&stats.persist_batches, self.batches);
+                Stats::bump(&stats.persist_transactions);
+                Stats::add(&stats.persist_rows, records.len() as u64);
+                stats.persist_commit_duration.record(started.elapsed());
+                if let Some(oldest) = self.oldest {
+                    stats.persist_lag_us.store(
+                        oldest.elapsed().as_micros() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+            }
+            Err(error) => {
+                Stats::bump(&stats.persist_failures);
+                tracing::error!(%error, rows = records.len(), "cannot save players; their progress since the last save is lost");
+            }
+        }
+        // Now (and only now) the names of players who left may log in again.
+        drop(self.released);
+    }
+}
