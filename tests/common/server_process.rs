@@ -27,13 +27,22 @@ impl ServerProcess {
     /// Like [`ServerProcess::start`], with the process's open-file limit (soft and hard)
     /// set to `max_fds` if given.
     pub fn start_with_fd_limit(args: &[&str], max_fds: Option<u64>) -> ServerProcess {
+        Self::spawn(&super::fresh_data_dir("process"), args, max_fds)
+    }
+
+    /// Like [`ServerProcess::start`], on the player database in `data_dir` (to restart a
+    /// server on the same data).
+    pub fn start_in(data_dir: &std::path::Path, args: &[&str]) -> ServerProcess {
+        Self::spawn(data_dir, args, None)
+    }
+
+    fn spawn(data_dir: &std::path::Path, args: &[&str], max_fds: Option<u64>) -> ServerProcess {
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(env!("CARGO_BIN_EXE_throng"));
-        let data_dir = super::fresh_data_dir("process");
         command
             .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(&data_dir)
+            .arg(data_dir)
             .args(["--stats-interval-s", "0"])
             .args(args)
             .env("RUST_LOG", "warn")

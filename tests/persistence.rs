@@ -1,0 +1,301 @@
+//! Persistence with real SQLite files: identity (claim, wrong secret, one login per name),
+//! positions and registered components restored after a graceful restart, clear startup
+//! errors for a database that cannot be used.
+
+mod common;
+
+use std::path::Path;
+
+use bevy_ecs::prelude::*;
+use common::*;
+use components::{Gameplay, Position};
+use throng::ServerHandle;
+use throng::client::{Client, ClientError};
+use throng::config::{ConfigLayer, Endpoint};
+use throng::persistence::handoff::Account;
+use throng::protocol::{CloseReason, ServerMessage, StateFrame};
+
+/// A component a test game makes persistent.
+#[derive(Component, serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq)]
+struct Coins(u32);
+
+/// Gives every new player 5 coins.
+fn starting_coins(mut commands: Commands, new: Query<Entity, (Added<Account>, Without<Coins>)>) {
+    for entity in &new {
+        commands.entity(entity).insert(Coins(5));
+    }
+}
+
+fn server_on(data_dir: &Path) -> ServerHandle {
+    let config = ConfigLayer {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        tick_hz: Some(50),
+        metrics: Some(Endpoint::Off),
+        stats_interval_s: Some(0.0),
+        world_size: Some(500.0),
+        data_dir: Some(data_dir.to_owned()),
+        flush_interval_s: Some(0.2),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    ServerHandle::start_with(config, |game| {
+        systems::register_all(game);
+        game.add_systems(starting_coins).persist::<Coins>();
+    })
+    .expect("server starts")
+}
+
+async fn login(server: &ServerHandle, name: &str, secret: &str) -> Result<Client, ClientError> {
+    Client::connect(server.local_addr(), name, secret).await
+}
+
+fn refusal_reason(result: Result<Client, ClientError>) -> CloseReason {
+    match result {
+        Err(ClientError::Refused(refusal)) => refusal.reason,
+        Err(other) => panic!("expected a refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, got a session"),
+    }
+}
+
+/// The client's own position in `frame` (wire units), if the frame mentions it.
+fn own_position(client: &Client, frame: &StateFrame, last: &mut Option<[i64; 2]>) {
+    let me = client.player_id();
+    if let Some(spawn) = frame.spawned.iter().find(|s| s.id == me) {
+        *last = Some([i64::from(spawn.x), i64::from(spawn.y)]);
+    }
+    if let Some(update) = frame.updated.iter().find(|u| u.id == me)
+        && let Some([x, y]) = last
+    {
+        *x += i64::from(update.dx);
+        *y += i64::from(update.dy);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_login_claims_a_name_and_only_its_secret_opens_it_again() {
+    let dir = fresh_data_dir("identity");
+    let server = server_on(&dir);
+    let ann = login(&server, "ann", "ann-secret-1")
+        .await
+        .expect("claimed");
+    assert_eq!(
+        refusal_reason(login(&server, "ann", "ann-secret-1").await),
+        CloseReason::AlreadyOnline,
+        "a second login of an online name is refused"
+    );
+    ann.goodbye().await.unwrap();
+    // The name stays online until the final save of the first session has committed; then
+    // only the right secret opens it.
+    let started = std::time::Instant::now();
+    let reason = loop {
+        let reason = refusal_reason(login(&server, "ann", "not-the-secret").await);
+        if reason != CloseReason::AlreadyOnline {
+            break reason;
+        }
+        assert!(started.elapsed() < HANG_GUARD, "the name never came free");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(reason, CloseReason::BadCredentials);
+    assert_eq!(
+        refusal_reason(login(&server, "bob", "short").await),
+        CloseReason::BadCredentials,
+        "a secret under 8 bytes"
+    );
+    login(&server, "ann", "ann-secret-1")
+        .await
+        .expect("the right secret logs in");
+    assert_eq!(server.stats().closes(CloseReason::BadCredentials), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_and_persistent_components_survive_a_graceful_restart() {
+    let dir = fresh_data_dir("restart");
+    let names = ["walker0", "walker1", "walker2"];
+    let mut last_seen = Vec::new();
+    {
+        let server = server_on(&dir);
+        for (i, name) in names.iter().enumerate() {
+            let mut client = login(&server, name, &secret_of(name)).await.unwrap();
+            let mut position = None;
+            // Walk for 30 frames, then stand still until the position is stable.
+            let dir_x = [127, -127, 0][i];
+            client.send_input(1, dir_x, 60).await.unwrap();
+            for _ in 0..30 {
+                let frame = next_frame(&mut client).await;
+                own_position(&client, &frame, &mut position);
+            }
+            client.send_input(2, 0, 0).await.unwrap();
+            loop {
+                let frame = next_frame(&mut client).await;
+                own_position(&client, &frame, &mut position);
+                if frame.ack_seq == 2 && !frame.updated.iter().any(|u| u.id == client.player_id()) {
+                    break;
+                }
+            }
+            last_seen.push((position.expect("own position"), client));
+        }
+        // Some coins change while online: the persistent component is saved too.
+        let before = server
+            .with_world(|world| {
+                let mut coins = world.query::<&mut Coins>();
+                let mut seen = Vec::new();
+                for mut c in coins.iter_mut(world) {
+                    c.0 += 10;
+                    seen.push(c.0);
+                }
+                seen
+            })
+            .unwrap();
+        assert_eq!(
+            before,
+            vec![15, 15, 15],
+            "every player got 5 coins, then 10 more"
+        );
+        server.shutdown();
+        for (_, client) in &mut last_seen {
+            // Every player is told, and the shutdown saved them.
+            loop {
+                match client.recv().await {
+                    Ok(ServerMessage::Close(refusal)) => {
+                        assert_eq!(refusal.reason, CloseReason::Shutdown);
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(error) => panic!("{error}"),
+                }
+            }
+        }
+    }
+
+    let server = server_on(&dir);
+    let mut online = Vec::new();
+    for (name, (position, _)) in names.iter().zip(&last_seen) {
+        let mut client = login(&server, name, &secret_of(name)).await.unwrap();
+        let mut restored = None;
+        let frame = next_frame(&mut client).await;
+        own_position(&client, &frame, &mut restored);
+        assert_eq!(restored, Some(*position), "{name} is back where it stopped");
+        online.push(client);
+    }
+    let coins = server
+        .with_world(|world| {
+            let mut coins = world.query::<&Coins>();
+            coins.iter(world).map(|c| c.0).collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert_eq!(
+        coins,
+        vec![15, 15, 15],
+        "5 at the start, 10 more while online"
+    );
+    let positions = server
+        .with_world(|world| world.query::<&Position>().iter(world).count())
+        .unwrap();
+    assert_eq!(positions, 3);
+}
+
+#[test]
+fn a_data_file_that_is_not_a_database_stops_the_binary_with_a_clear_error() {
+    let dir = fresh_data_dir("garbage");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("throng.db"), vec![0x42u8; 8192]).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_throng"))
+        .args(["--listen", "127.0.0.1:0", "--metrics", "off", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the player database") && stderr.contains("not a database"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_database_held_by_a_running_server_stops_a_second_one_with_a_clear_error() {
+    let dir = fresh_data_dir("locked");
+    let _first = server_on(&dir);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_throng"))
+        .args(["--listen", "127.0.0.1:0", "--metrics", "off", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("locked"), "{stderr}");
+}
+
+/// Wire units a player walks per tick (5 world units at 8 wire units each).
+const WIRE_STEP: i64 = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_flush_interval_earlier() {
+    use rand::Rng;
+    let dir = fresh_data_dir("kill9");
+    let world_wire = 2000 * 8;
+    let args = [
+        "--tick-hz",
+        "20",
+        "--world-size",
+        "2000",
+        "--flush-interval-s",
+        "1",
+    ];
+    let interval_ticks = 20;
+    let mut server = ServerProcess::start_in(&dir, &args);
+    let names: Vec<String> = (0..10).map(|i| format!("runner{i}")).collect();
+    let mut players = Vec::new();
+    for name in &names {
+        let mut client = Client::connect(server.addr, name, &secret_of(name))
+            .await
+            .unwrap();
+        client.send_input(1, 127, 0).await.unwrap(); // walk east, for good
+        players.push((client, Vec::<(u32, [i64; 2])>::new(), None::<[i64; 2]>));
+    }
+    let kill_after = std::time::Duration::from_millis(rand::rng().random_range(1500..4000));
+    let started = std::time::Instant::now();
+    while started.elapsed() < kill_after {
+        for (client, history, position) in &mut players {
+            let frame = next_frame(client).await;
+            own_position(client, &frame, position);
+            if let Some(position) = *position {
+                history.push((frame.tick, position));
+            }
+        }
+    }
+    server.signal("KILL");
+    tokio::task::block_in_place(|| server.wait());
+
+    let server = ServerProcess::start_in(&dir, &args);
+    for (name, (_, history, _)) in names.iter().zip(&players) {
+        let mut client = Client::connect(server.addr, name, &secret_of(name))
+            .await
+            .unwrap();
+        let mut restored = None;
+        let frame = next_frame(&mut client).await;
+        own_position(&client, &frame, &mut restored);
+        let [x, y] = restored.expect("own entity in the first frame");
+        let &(last_tick, [last_x, last_y]) = history.last().expect("frames before the kill");
+        assert_eq!(y, last_y, "{name} walked east only");
+        // Ticks between the last position the client saw and the restored one (negative:
+        // older), along the walk, across the world's wrap.
+        let ahead = (x - last_x).rem_euclid(world_wire);
+        let ahead = if ahead > world_wire / 2 {
+            ahead - world_wire
+        } else {
+            ahead
+        };
+        assert_eq!(ahead % WIRE_STEP, 0, "{name}: a position on its walk");
+        let ticks = ahead / WIRE_STEP;
+        assert!(
+            ticks >= -(interval_ticks + 1) && ticks <= 3,
+            "{name}: restored {ticks} ticks from the last position seen (tick {last_tick}); \
+             at most one flush interval ({interval_ticks} ticks) plus one earlier"
+        );
+        eprintln!(
+            "{name}: restored at {ticks} ticks from the last seen (killed after {kill_after:?})"
+        );
+    }
+}
