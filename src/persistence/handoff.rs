@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::online::NameGuard;
 use super::store::{AccountId, PlayerRecord, SavedPlayer};
-use super::writer::{Batch, HandOff, PersistenceHandle};
+use super::writer::{Batch, HandOff, PersistenceHandle, PositionUpdate};
 use crate::replication::SharedStats;
 use crate::stats::Stats;
 
@@ -103,26 +103,33 @@ impl PersistOutbox {
     /// Hands the pending records off now; if the thread is behind they stay, merged per
     /// player, and join the next hand-off.
     pub fn hand_off(&mut self, stats: &Stats) {
-        if self.pending.records.is_empty() && self.pending.released.is_empty() {
+        self.finals = false;
+        let pending = &mut self.pending;
+        if pending.positions.is_empty() && pending.records.is_empty() && pending.released.is_empty()
+        {
             return;
         }
-        self.finals = false;
         let Some(handle) = &self.handle else {
-            self.pending.records.clear(); // no store: nothing to keep
-            self.pending.released.clear();
+            pending.positions.clear(); // no store: nothing to keep
+            pending.records.clear();
+            pending.released.clear();
             return;
         };
-        // The batch leaves with its buffer; the next one starts at the same size (one
-        // allocation per interval, none per tick).
+        // The batch leaves with its position buffer; the next one fills a buffer the thread
+        // gave back (no allocation, no page faults), or a new one of the same size.
+        let positions = handle
+            .spare_positions()
+            .unwrap_or_else(|| Vec::with_capacity(pending.positions.len()));
         let next = Batch {
-            records: Vec::with_capacity(self.pending.records.len()),
+            positions,
             ..Batch::default()
         };
-        let mut batch = std::mem::replace(&mut self.pending, next);
+        let mut batch = std::mem::replace(pending, next);
         batch.handed_off.get_or_insert_with(std::time::Instant::now);
         if let HandOff::Busy(mut batch) = handle.hand_off(batch) {
             Stats::bump(&stats.persist_handoffs_delayed);
             merge_per_player(&mut batch.records);
+            latest_position_per_player(&mut batch.positions);
             self.pending = batch;
         }
     }
@@ -138,6 +145,18 @@ impl PersistOutbox {
         self.pending.released.extend(name);
         self.finals = true;
     }
+}
+
+/// Keeps one position per player (the later one).
+fn latest_position_per_player(positions: &mut Vec<PositionUpdate>) {
+    positions.sort_by_key(|(account, _)| *account); // stable: later updates stay later
+    positions.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = later.1;
+        }
+        same
+    });
 }
 
 /// Keeps one record per player (the later one wins, components merged).
@@ -173,13 +192,9 @@ pub fn collect_positions(
     moved: Query<(&Account, &Position), Changed<Position>>,
     mut outbox: ResMut<PersistOutbox>,
 ) {
-    let records = &mut outbox.pending.records;
+    let positions = &mut outbox.pending.positions;
     for (account, position) in &moved {
-        records.push(PlayerRecord {
-            account: account.0,
-            position: Some([position.x, position.y]),
-            components: Vec::new(),
-        });
+        positions.push((account.0, [position.x, position.y]));
     }
 }
 
