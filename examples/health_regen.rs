@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use throng::ServerHandle;
 use throng::config::{Cli, Config};
 
-/// Hit points, replicated to every client that sees the entity.
+/// Hit points, replicated to every client that sees the entity, and saved with the player.
 #[derive(Component, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Health {
     /// Current hit points.
@@ -20,8 +20,8 @@ pub struct Health {
     pub max: u16,
 }
 
-/// New players start wounded.
-fn give_health(mut commands: Commands, newcomers: Query<Entity, Added<Player>>) {
+/// New players start wounded (returning ones come back with their saved Health).
+fn give_health(mut commands: Commands, newcomers: Query<Entity, (Added<Player>, Without<Health>)>) {
     for player in &newcomers {
         commands.entity(player).insert(Health {
             current: 10,
@@ -39,10 +39,12 @@ fn regenerate(mut healths: Query<&mut Health>) {
     });
 }
 
-/// The feature's one entry point: its systems, and the component clients should see.
+/// The feature's one entry point: its systems, the component clients should see, and
+/// that it is part of a player's saved state.
 pub fn register(game: &mut impl Gameplay) {
     game.add_systems((give_health, regenerate).chain());
     game.replicate::<Health>();
+    game.persist::<Health>();
 }
 
 fn main() {
