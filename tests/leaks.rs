@@ -1,7 +1,8 @@
 //! No leaks: after 10,000 connections that end every way a connection can end (Goodbye,
 //! reset, a drop in the middle of a frame, a drop in the middle of the Hello, a handshake
 //! timeout), the real server process is back to its baseline: live tasks, connection tasks,
-//! players, entities and open file descriptors exactly, resident memory within a margin.
+//! players, entities and open file descriptors exactly, resident memory within a margin
+//! (SQLite's page cache, which fills as the 10,000 new players are saved).
 
 mod common;
 
@@ -157,8 +158,10 @@ async fn ten_thousand_connections_of_every_ending_leave_nothing_behind() {
         after, baseline,
         "tasks, entities and descriptors back to baseline"
     );
+    // Each cycle claims a new name, so the database gains 10,000 players: SQLite's page
+    // cache (2 MiB by default) fills as they are written. That, not a leak, is the margin.
     assert!(
-        rss_after <= rss_baseline + 2 * 1024 * 1024,
-        "resident memory within 2 MiB of its baseline: {rss_baseline} -> {rss_after}"
+        rss_after <= rss_baseline + 4 * 1024 * 1024,
+        "resident memory within 4 MiB of its baseline: {rss_baseline} -> {rss_after}"
     );
 }
