@@ -165,17 +165,7 @@ fn merge_per_player(records: &mut Vec<PlayerRecord>) {
     let mut merged: Vec<PlayerRecord> = Vec::with_capacity(records.len());
     for record in records.drain(..) {
         match merged.last_mut() {
-            Some(last) if last.account == record.account => {
-                if record.position.is_some() {
-                    last.position = record.position;
-                }
-                for (kind, bytes) in record.components {
-                    match last.components.iter_mut().find(|(k, _)| *k == kind) {
-                        Some(slot) => slot.1 = bytes,
-                        None => last.components.push((kind, bytes)),
-                    }
-                }
-            }
+            Some(last) if last.account == record.account => last.absorb(record),
             _ => merged.push(record),
         }
     }
@@ -281,5 +271,44 @@ pub fn save_everyone(world: &mut World) {
         && !handle.hand_off_waiting(batch, std::time::Duration::from_secs(5))
     {
         tracing::error!("the persistence thread did not take the final save");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delayed_batch_keeps_the_latest_state_of_each_player() {
+        let mut positions = vec![
+            (2, [1.0, 1.0]),
+            (1, [0.0, 0.0]),
+            (2, [3.0, 3.0]),
+            (1, [4.0, 4.0]),
+        ];
+        latest_position_per_player(&mut positions);
+        assert_eq!(positions, vec![(1, [4.0, 4.0]), (2, [3.0, 3.0])]);
+        let record = |account, x: f32, kind: u16, byte: u8| PlayerRecord {
+            account,
+            position: Some([x, x]),
+            components: vec![(kind, vec![byte])],
+        };
+        let mut records = vec![
+            record(7, 1.0, 0, 1),
+            record(3, 2.0, 0, 2),
+            record(7, 5.0, 1, 3),
+        ];
+        merge_per_player(&mut records);
+        assert_eq!(
+            records,
+            vec![
+                record(3, 2.0, 0, 2),
+                PlayerRecord {
+                    account: 7,
+                    position: Some([5.0, 5.0]),
+                    components: vec![(0, vec![1]), (1, vec![3])],
+                },
+            ]
+        );
     }
 }

@@ -61,6 +61,10 @@ impl SqliteStore {
         let path = database_path(data_dir);
         let context = |e: rusqlite::Error| StoreError::Database(format!("{}: {e}", path.display()));
         let mut connection = Connection::open(&path).map_err(context)?;
+        // Only this server uses the file: waiting for a lock means another server holds it.
+        connection
+            .busy_timeout(std::time::Duration::ZERO)
+            .map_err(context)?;
         connection
             .execute_batch(
                 "PRAGMA locking_mode = EXCLUSIVE;

@@ -48,6 +48,22 @@ pub struct PlayerRecord {
     pub components: Vec<(u16, Vec<u8>)>,
 }
 
+impl PlayerRecord {
+    /// Takes in a later record of the same player: its position (if it has one) and its
+    /// components replace this one's.
+    pub fn absorb(&mut self, later: PlayerRecord) {
+        if later.position.is_some() {
+            self.position = later.position;
+        }
+        for (kind, bytes) in later.components {
+            match self.components.iter_mut().find(|(k, _)| *k == kind) {
+                Some(slot) => slot.1 = bytes,
+                None => self.components.push((kind, bytes)),
+            }
+        }
+    }
+}
+
 /// Where players are kept.
 pub trait Store: Send + 'static {
     /// Logs `name` in with `secret`: the first login claims the name (only a salted hash of
@@ -69,5 +85,35 @@ pub fn check_or_claim(
         None => Credential::new(secret)
             .map(Some)
             .map_err(|e| LoginError::Store(StoreError::Database(e.to_string()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_record_replaces_position_and_components_but_keeps_the_rest() {
+        let mut earlier = PlayerRecord {
+            account: 1,
+            position: Some([1.0, 1.0]),
+            components: vec![(0, vec![1]), (1, vec![2])],
+        };
+        earlier.absorb(PlayerRecord {
+            account: 1,
+            position: None,
+            components: vec![(1, vec![9]), (2, vec![3])],
+        });
+        assert_eq!(earlier.position, Some([1.0, 1.0]), "no position: kept");
+        assert_eq!(
+            earlier.components,
+            vec![(0, vec![1]), (1, vec![9]), (2, vec![3])]
+        );
+        earlier.absorb(PlayerRecord {
+            account: 1,
+            position: Some([5.0, 6.0]),
+            components: Vec::new(),
+        });
+        assert_eq!(earlier.position, Some([5.0, 6.0]));
     }
 }

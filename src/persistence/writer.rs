@@ -229,17 +229,7 @@ impl Merged {
         self.buffers.push(batch.positions);
         for record in batch.records {
             match self.records.get_mut(&record.account) {
-                Some(earlier) => {
-                    if record.position.is_some() {
-                        earlier.position = record.position;
-                    }
-                    for (kind, bytes) in record.components {
-                        match earlier.components.iter_mut().find(|(k, _)| *k == kind) {
-                            Some(slot) => slot.1 = bytes,
-                            None => earlier.components.push((kind, bytes)),
-                        }
-                    }
-                }
+                Some(earlier) => earlier.absorb(record),
                 None => {
                     self.records.insert(record.account, record);
                 }
