@@ -113,12 +113,14 @@ fn settled(server: &ServerProcess) -> (Live, Scrape) {
             && s.value("throng_players_connected") == Some(0.0)
     });
     // The tick that despawns the last players has run; the entity count is that tick's.
+    // Descriptors are counted before the next scrape, whose own connection would count.
     std::thread::sleep(Duration::from_millis(200));
+    let open_fds = server.open_fds();
     let scrape2 = server.scrape();
     let live = Live {
         runtime_tasks: scrape2.value("throng_runtime_tasks").unwrap(),
         entities: scrape2.value("throng_entities").unwrap(),
-        open_fds: server.open_fds(),
+        open_fds,
     };
     (live, scrape)
 }

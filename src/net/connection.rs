@@ -1,5 +1,7 @@
-//! One task per connection: handshake, then a loop that reads inputs (all complete frames of
-//! each read at once). The tick's frames are written by the flush tasks (`super::flush`);
+//! One task per connection: handshake and login (the name is claimed and the player loaded
+//! by the persistence thread before the join reaches the tick), then a loop that reads
+//! inputs (all complete frames of each read at once), rate-limits them and watches for
+//! silence. The tick's frames are written by the flush tasks (`super::flush`);
 //! this task writes only what they hand over (a full socket, a busy lock), the Welcome,
 //! pongs and the last close. Every bad input ends in a defined refusal or close with a reason,
 //! sent to the client and counted; nothing here can panic on peer data or block the tick.
@@ -398,12 +400,14 @@ async fn session(
         tokio::select! {
             biased;
             _ = egress.waker().woken() => {
-                if let Some(reason) = egress.waker().requested_close() {
-                    return Ending::Close(reason, format!("closed by the server: {}", reason.as_str()));
-                }
+                // Frames queued before a close still go out first, as far as the socket
+                // takes them now (the close itself waits at most CLOSE_WRITE_TIMEOUT).
                 match flush_now(egress, &ctx.stats) {
                     Ok(now_blocked) => blocked = now_blocked,
                     Err(ending) => return ending,
+                }
+                if let Some(reason) = egress.waker().requested_close() {
+                    return Ending::Close(reason, format!("closed by the server: {}", reason.as_str()));
                 }
             }
             ready = egress.writable(), if blocked => {

@@ -177,7 +177,9 @@ pub fn flush_due(clock: Res<TickClock>, outbox: Res<PersistOutbox>) -> bool {
     clock.tick.is_multiple_of(outbox.every_ticks)
 }
 
-/// Collects the players whose position changed since the last flush.
+/// Collects the players whose position changed since the last flush. Sequential on
+/// purpose: a parallel collect (per-thread buffers) measured 154-188 us at 10,000 players
+/// against 63-73 us for this loop; waking the compute pool costs more than it saves.
 pub fn collect_positions(
     moved: Query<(&Account, &Position), Changed<Position>>,
     mut outbox: ResMut<PersistOutbox>,
