@@ -76,7 +76,7 @@ impl GameBuilder {
             slow_reader_kick_ticks: (config.slow_reader_kick_s * f32::from(config.tick_hz)).ceil()
                 as u64,
         });
-        world.insert_resource(SharedStats(stats));
+        world.insert_resource(SharedStats(stats.clone()));
         // Replaced by the server with one connected to its network runtime.
         world.insert_resource(TickSignal::default());
         world.insert_resource(WelcomeTemplate(Welcome {
@@ -130,6 +130,7 @@ impl GameBuilder {
         world.insert_resource(PersistOutbox::new(
             None,
             (config.flush_interval_s * f32::from(config.tick_hz)).round() as u64,
+            stats.clone(),
         ));
         Self {
             world,
@@ -165,21 +166,17 @@ impl Gameplay for GameBuilder {
 
     fn replicate<T: Component + Serialize>(&mut self) -> &mut Self {
         let kind = self.replicated.names.len();
-        let full_name = std::any::type_name::<T>();
-        let name = full_name
-            .rsplit("::")
-            .next()
-            .unwrap_or(full_name)
-            .to_owned();
-        self.replicated.names.push(name);
+        self.replicated.names.push(short_type_name::<T>());
         self.schedule
             .add_systems(replication::capture_component_system::<T>(kind));
         self
     }
 
     fn persist<T: Component + Serialize + DeserializeOwned>(&mut self) -> &mut Self {
-        let kind =
-            handoff::persist_kind::<T>(&mut self.world.resource_mut::<PersistedComponents>());
+        let kind = handoff::persist_kind::<T>(
+            &mut self.world.resource_mut::<PersistedComponents>(),
+            short_type_name::<T>(),
+        );
         self.schedule.add_systems(
             handoff::collect_component_system::<T>(kind)
                 .in_set(PersistStep::Components)
@@ -191,6 +188,17 @@ impl Gameplay for GameBuilder {
     fn world_mut(&mut self) -> &mut World {
         &mut self.world
     }
+}
+
+/// A type's name without its module path: how replicated and persistent components are
+/// named on the wire (`Welcome.components`) and in the store.
+fn short_type_name<T>() -> String {
+    let full_name = std::any::type_name::<T>();
+    full_name
+        .rsplit("::")
+        .next()
+        .unwrap_or(full_name)
+        .to_owned()
 }
 
 /// The steps of a persistence hand-off, once per flush interval, inside `TickSet::Flush`

@@ -79,11 +79,10 @@ pub fn ingest(world: &mut World) {
             }
         }
         // Leavers' final records go at once, not at the next interval.
-        world.resource_scope(|world, mut outbox: Mut<PersistOutbox>| {
-            if outbox.has_finals() {
-                outbox.hand_off(&world.resource::<SharedStats>().0);
-            }
-        });
+        let mut outbox = world.resource_mut::<PersistOutbox>();
+        if outbox.has_finals() {
+            outbox.hand_off();
+        }
         let tick = world.resource::<TickClock>().tick;
         world.resource_scope(|world, mut latest: Mut<LatestInputs>| {
             let connections = &world.resource::<Connections>().0;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::bots::{non_reader, records, trickler, walking_bots};
 use common::*;
+use throng::protocol::CloseReason;
 use tokio::sync::watch;
 
 /// Asserts every well-behaved bot played to the end and was never dropped a frame; prints
@@ -30,9 +31,16 @@ fn assert_undisturbed(what: &str, records: &[common::bots::BotRecord]) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() {
-    let server = ServerProcess::start(&["--world-size", "300", "--handshake-timeout-s", "2"]);
+/// The 100 well-behaved players of a test, and their stop switch.
+struct Players {
+    stop: watch::Sender<bool>,
+    stopped: watch::Receiver<bool>,
+    bots: Vec<tokio::task::JoinHandle<common::bots::BotRecord>>,
+}
+
+/// The server process with `args`, and 100 walking players connected to it.
+async fn server_with_players(args: &[&str]) -> (ServerProcess, Players) {
+    let server = ServerProcess::start(args);
     common::raise_fd_limit();
     let (stop, stopped) = watch::channel(false);
     let bots = walking_bots(server.addr, "player", 100, &stopped).await;
@@ -41,6 +49,25 @@ async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() 
             s.value("throng_players_connected") == Some(100.0)
         })
     });
+    (
+        server,
+        Players {
+            stop,
+            stopped,
+            bots,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() {
+    let (server, players) =
+        server_with_players(&["--world-size", "300", "--handshake-timeout-s", "2"]).await;
+    let Players {
+        stop,
+        stopped,
+        bots,
+    } = players;
     let baseline_tasks = server.metric("throng_runtime_tasks");
 
     let tricklers: Vec<_> = (0..1000)
@@ -62,13 +89,7 @@ async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() 
     }
     let records = records(bots).await;
 
-    let timeouts = during
-        .labelled(
-            "throng_connections_rejected_total",
-            "reason",
-            "handshake_timeout",
-        )
-        .unwrap();
+    let timeouts = rejected(&during, CloseReason::HandshakeTimeout);
     eprintln!(
         "slowloris: {timeouts} handshake timeouts in 7 s, {reconnects} closes seen by tricklers, \
          peak tasks {} (baseline {baseline_tasks}), RSS {:.1} MiB",
@@ -95,15 +116,13 @@ async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() 
 async fn two_hundred_clients_that_never_read_are_kicked_and_memory_stays_bounded() {
     // Everyone sees everyone, so frames are large (a few hundred entities in view) and a
     // client that does not read fills its buffers within seconds.
-    let server = ServerProcess::start(&["--world-size", "200", "--interest-radius", "100"]);
-    common::raise_fd_limit();
-    let (stop, stopped) = watch::channel(false);
-    let bots = walking_bots(server.addr, "player", 100, &stopped).await;
-    tokio::task::block_in_place(|| {
-        server.until("100 players", |s| {
-            s.value("throng_players_connected") == Some(100.0)
-        })
-    });
+    let (server, players) =
+        server_with_players(&["--world-size", "200", "--interest-radius", "100"]).await;
+    let Players {
+        stop,
+        stopped,
+        bots,
+    } = players;
     let rss_before = server.rss_bytes();
 
     let readers: Vec<_> = (0..200)
@@ -122,9 +141,7 @@ async fn two_hundred_clients_that_never_read_are_kicked_and_memory_stays_bounded
     }
     let records = records(bots).await;
 
-    let kicked = end
-        .labelled("throng_kicks_total", "reason", "slow_reader")
-        .unwrap();
+    let kicked = kicked(&end, CloseReason::SlowReader);
     let growth = rss_peak.saturating_sub(rss_before);
     eprintln!(
         "slow readers: {kicked} kicked, {} frames dropped for them, {} resyncs; server RSS \

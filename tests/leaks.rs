@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use throng::client::Client;
 use throng::metrics::scrape::Scrape;
-use throng::protocol::{ClientMessage, Input, frame_bytes};
+use throng::protocol::{ClientMessage, CloseReason, Input, frame_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -140,13 +140,7 @@ async fn ten_thousand_connections_of_every_ending_leave_nothing_behind() {
     let rss_after = server.rss_bytes();
 
     let accepted = scrape.value("throng_connections_accepted_total").unwrap();
-    let timeouts = scrape
-        .labelled(
-            "throng_connections_rejected_total",
-            "reason",
-            "handshake_timeout",
-        )
-        .unwrap();
+    let timeouts = rejected(&scrape, CloseReason::HandshakeTimeout);
     eprintln!(
         "leaks: 10,000 cycles in {:.1} s; baseline {baseline:?}, RSS {:.2} MiB; after {after:?}, \
          RSS {:.2} MiB ({:+.2} MiB); {accepted} accepted, {timeouts} handshake timeouts",

@@ -195,18 +195,24 @@ async fn positions_and_persistent_components_survive_a_graceful_restart() {
     assert_eq!(positions, 3);
 }
 
+/// Starts the binary on `dir`, expects it to exit 1 at once; returns what it printed.
+fn failed_start(dir: &Path) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_throng"))
+        .args(["--listen", "127.0.0.1:0", "--metrics", "off", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_data_file_that_is_not_a_database_stops_the_binary_with_a_clear_error() {
     let dir = fresh_data_dir("garbage");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("throng.db"), vec![0x42u8; 8192]).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_throng"))
-        .args(["--listen", "127.0.0.1:0", "--metrics", "off", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = failed_start(&dir);
     assert!(
         stderr.contains("cannot open the player database") && stderr.contains("not a database"),
         "{stderr}"
@@ -217,13 +223,7 @@ fn a_data_file_that_is_not_a_database_stops_the_binary_with_a_clear_error() {
 fn a_database_held_by_a_running_server_stops_a_second_one_with_a_clear_error() {
     let dir = fresh_data_dir("locked");
     let _first = server_on(&dir);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_throng"))
-        .args(["--listen", "127.0.0.1:0", "--metrics", "off", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = failed_start(&dir);
     assert!(stderr.contains("locked"), "{stderr}");
 }
 

@@ -248,20 +248,10 @@ async fn refuse_open(
 
 /// Writes everything queued, waiting for the socket when it is full.
 async fn flush_all(egress: &Egress, stats: &Stats) -> Result<(), Ending> {
-    let mut written = 0;
-    let result = loop {
-        match egress.flush(&mut written) {
-            Flushed::Idle => break Ok(()),
-            Flushed::Blocked => {
-                if egress.writable().await.is_err() {
-                    break Err(Ending::Broken);
-                }
-            }
-            Flushed::Failed => break Err(Ending::Broken),
-        }
-    };
-    Stats::add(&stats.frames_written, written);
-    result
+    while flush_now(egress, stats)? {
+        egress.writable().await.map_err(|_| Ending::Broken)?;
+    }
+    Ok(())
 }
 
 /// Reads once from the socket into `reader` (zero or more whole frames may follow).

@@ -7,6 +7,8 @@
 //! interval's records join it (latest per player). A player who leaves is saved at once,
 //! with everything persistent, and their name is released only after that save commits.
 
+use std::sync::Arc;
+
 use bevy_ecs::prelude::*;
 use bevy_ecs::world::EntityRef;
 use components::{Position, TickClock, WorldBounds};
@@ -16,7 +18,6 @@ use serde::de::DeserializeOwned;
 use super::online::NameGuard;
 use super::store::{AccountId, PlayerRecord, SavedPlayer};
 use super::writer::{Batch, HandOff, PersistenceHandle, PositionUpdate};
-use crate::replication::SharedStats;
 use crate::stats::Stats;
 
 /// The player's account in the store.
@@ -44,9 +45,10 @@ impl PersistedComponents {
     }
 }
 
-/// Registers `T` as persistent; returns its kind index.
+/// Registers `T` as persistent under `name`; returns its kind index.
 pub fn persist_kind<T: Component + Serialize + DeserializeOwned>(
     registry: &mut PersistedComponents,
+    name: String,
 ) -> u16 {
     fn save<T: Component + Serialize>(entity: &EntityRef) -> Option<Vec<u8>> {
         postcard::to_allocvec(entity.get::<T>()?).ok()
@@ -60,12 +62,6 @@ pub fn persist_kind<T: Component + Serialize + DeserializeOwned>(
             Err(_) => false,
         }
     }
-    let full_name = std::any::type_name::<T>();
-    let name = full_name
-        .rsplit("::")
-        .next()
-        .unwrap_or(full_name)
-        .to_owned();
     registry.0.push(PersistKind {
         name,
         save: save::<T>,
@@ -78,6 +74,7 @@ pub fn persist_kind<T: Component + Serialize + DeserializeOwned>(
 #[derive(Resource)]
 pub struct PersistOutbox {
     handle: Option<PersistenceHandle>,
+    stats: Arc<Stats>,
     pending: Batch,
     every_ticks: u64,
     finals: bool,
@@ -85,10 +82,11 @@ pub struct PersistOutbox {
 
 impl PersistOutbox {
     /// Hands off to `handle` every `every_ticks` ticks (`None`: records are dropped, for
-    /// simulations without a store).
-    pub fn new(handle: Option<PersistenceHandle>, every_ticks: u64) -> Self {
+    /// simulations without a store), counting delayed hand-offs in `stats`.
+    pub fn new(handle: Option<PersistenceHandle>, every_ticks: u64, stats: Arc<Stats>) -> Self {
         Self {
             handle,
+            stats,
             pending: Batch::default(),
             every_ticks: every_ticks.max(1),
             finals: false,
@@ -102,7 +100,7 @@ impl PersistOutbox {
 
     /// Hands the pending records off now; if the thread is behind they stay, merged per
     /// player, and join the next hand-off.
-    pub fn hand_off(&mut self, stats: &Stats) {
+    pub fn hand_off(&mut self) {
         self.finals = false;
         let pending = &mut self.pending;
         if pending.positions.is_empty() && pending.records.is_empty() && pending.released.is_empty()
@@ -127,7 +125,7 @@ impl PersistOutbox {
         let mut batch = std::mem::replace(pending, next);
         batch.handed_off.get_or_insert_with(std::time::Instant::now);
         if let HandOff::Busy(mut batch) = handle.hand_off(batch) {
-            Stats::bump(&stats.persist_handoffs_delayed);
+            Stats::bump(&self.stats.persist_handoffs_delayed);
             merge_per_player(&mut batch.records);
             latest_position_per_player(&mut batch.positions);
             self.pending = batch;
@@ -212,8 +210,8 @@ pub fn collect_component_system<T: Component + Serialize>(
 }
 
 /// Hands the interval's records to the persistence thread.
-pub fn hand_off(mut outbox: ResMut<PersistOutbox>, stats: Res<SharedStats>) {
-    outbox.hand_off(&stats.0);
+pub fn hand_off(mut outbox: ResMut<PersistOutbox>) {
+    outbox.hand_off();
 }
 
 /// Everything persistent about `entity` (a leaving player's final record).

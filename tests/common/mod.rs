@@ -219,3 +219,27 @@ pub fn fresh_data_dir(tag: &str) -> std::path::PathBuf {
 pub fn raise_fd_limit() {
     throng::limits::raise_fd_limit().expect("raise the open-file limit");
 }
+
+/// Connections refused for `reason` in a scrape (`throng_connections_rejected_total`).
+pub fn rejected(
+    scrape: &throng::metrics::scrape::Scrape,
+    reason: throng::protocol::CloseReason,
+) -> f64 {
+    scrape
+        .labelled(
+            "throng_connections_rejected_total",
+            "reason",
+            reason.as_str(),
+        )
+        .expect("every reason is exported")
+}
+
+/// Open sessions closed for `reason` in a scrape (`throng_kicks_total`).
+pub fn kicked(
+    scrape: &throng::metrics::scrape::Scrape,
+    reason: throng::protocol::CloseReason,
+) -> f64 {
+    scrape
+        .labelled("throng_kicks_total", "reason", reason.as_str())
+        .expect("every reason is exported")
+}
