@@ -4,10 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use throng::client::Mirror;
 use throng::protocol::{
     ClientMessage, EntitySpawn, EntityUpdate, Input, ServerMessage, StateFrame,
 };
+use throng_client::Mirror;
 
 fn input() -> ClientMessage {
     ClientMessage::Input(Input {

@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`server`]: start/stop a server ([`ServerHandle`]).
 //! - [`config`]: settings, defaults, TOML file and flags.
-//! - [`protocol`]: wire types and byte helpers (docs/PROTOCOL.md).
+//! - [`protocol`]: the wire protocol crate (`throng-protocol`, docs/PROTOCOL.md), re-exported.
 //! - [`net`]: accept loop, connection tasks, framing, the outbound hand-off.
 //! - [`inbound`]: the lock-free queues from network to tick.
 //! - [`game`]: the world and the ordered tick schedule; gameplay plugs in here.
@@ -21,11 +21,9 @@
 //! - [`metrics`]: the Prometheus endpoint, tick-time histogram, `/proc` readings.
 //! - [`persistence`]: identity, and write-behind of players' state to SQLite.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
-//! - [`client`]: the Rust client and its sans-IO mirror.
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
 #![warn(missing_docs)]
 
-pub mod client;
 pub mod config;
 pub mod game;
 pub mod harness;
@@ -36,12 +34,13 @@ pub mod metrics;
 pub mod net;
 pub mod persistence;
 pub mod profiling;
-pub mod protocol;
 pub mod replication;
 pub mod server;
 pub mod stats;
 pub mod system_failure;
 pub mod tick;
+
+pub use throng_protocol as protocol;
 
 pub use config::Config;
 pub use game::{GameBuilder, Simulation};

@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use throng::client::Client;
 use throng::protocol::{CloseReason, ServerMessage};
 use throng::server::FORCED_EXIT_CODE;
+use throng_client::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_players_and_shuts_down_cleanly_on_sigterm() {

@@ -179,7 +179,7 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
     // fails with EMFILE.
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(held);
-    let mut player = throng::client::Client::connect(server.addr, "after", &secret_of("after"))
+    let mut player = throng_client::Client::connect(server.addr, "after", &secret_of("after"))
         .await
         .expect("a player is served once descriptors are free again");
     let frame = loop {

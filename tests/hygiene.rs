@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 /// Receives frames until `count` have arrived; asserts they are consecutive ticks and none
 /// is a reset (nothing was dropped for this client). Answers pongs silently.
-async fn consecutive_frames(client: &mut throng::client::Client, count: usize) {
+async fn consecutive_frames(client: &mut throng_client::Client, count: usize) {
     let mut last = next_frame(client).await.tick;
     for _ in 1..count {
         let frame = next_frame(client).await;

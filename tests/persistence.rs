@@ -10,10 +10,10 @@ use bevy_ecs::prelude::*;
 use common::*;
 use components::{Gameplay, Position};
 use throng::ServerHandle;
-use throng::client::{Client, ClientError};
 use throng::config::{ConfigLayer, Endpoint};
 use throng::persistence::handoff::Account;
 use throng::protocol::{CloseReason, ServerMessage, StateFrame};
+use throng_client::{Client, ClientError};
 
 /// A component a test game makes persistent.
 #[derive(Component, serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq)]

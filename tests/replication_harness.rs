@@ -5,10 +5,10 @@ mod common;
 
 use bevy_ecs::prelude::*;
 use common::{expected_view, mirror_state, wire_positions};
-use throng::client::Mirror;
 use throng::config::{Config, ConfigLayer};
 use throng::harness::Harness;
 use throng::protocol::ServerMessage;
+use throng_client::Mirror;
 
 fn config(world_size: f32, radius: f32) -> Config {
     ConfigLayer {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use throng::client::Mirror;
 use throng::config::ConfigLayer;
 use throng::protocol::{ClientMessage, ServerMessage};
+use throng_client::Mirror;
 
 fn world(size: f32, radius: f32) -> ConfigLayer {
     ConfigLayer {
@@ -264,7 +264,7 @@ async fn a_client_that_stops_reading_is_resynchronised_and_never_gets_a_broken_s
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(2048).unwrap();
     let stream = socket.connect(server.local_addr()).await.unwrap();
-    let mut paused = throng::client::Client::handshake(stream, "paused", &secret_of("paused"))
+    let mut paused = throng_client::Client::handshake(stream, "paused", &secret_of("paused"))
         .await
         .unwrap();
     let id = paused.player_id();

@@ -45,7 +45,7 @@ fn listening(pid: u32) -> Vec<String> {
 async fn the_instrumented_server_ticks_serves_and_waits_for_a_profiler_on_localhost() {
     let mut server = ServerProcess::start(&["--tick-hz", "50"]);
     let mut client =
-        throng::client::Client::connect(server.addr, "profiled", &secret_of("profiled"))
+        throng_client::Client::connect(server.addr, "profiled", &secret_of("profiled"))
             .await
             .expect("welcomed");
     let mut frames = 0;

@@ -17,13 +17,13 @@ use tokio::time::Instant;
 
 use super::NetContext;
 use super::egress::{Egress, Flushed};
-use super::framing::{FrameError, FrameReader};
 use super::outbox::outbox;
 use super::rate_limit::{Admit, RateLimiter};
 use crate::inbound::{ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle};
 use crate::persistence::online::NameGuard;
 use crate::persistence::store::{LoginError, SavedPlayer};
 use crate::persistence::writer::LoginRequest;
+use crate::protocol::framing::{FrameError, FrameReader};
 use crate::protocol::{
     ClientMessage, CloseReason, Hello, PROTOCOL_VERSION, Refusal, ServerMessage,
     decode_client_message, frame_bytes, validate_name, validate_secret,

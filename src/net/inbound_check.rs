@@ -6,7 +6,7 @@
 //! overlong varints, so the canonical re-encoding may be shorter than the bytes received,
 //! never longer).
 
-use super::framing::{FrameError, FrameReader};
+use crate::protocol::framing::{FrameError, FrameReader};
 use crate::protocol::{FRAME_HEADER_BYTES, decode_client_message, frame_bytes};
 
 /// The inbound frame limit the check runs with (the server's default).

@@ -5,7 +5,6 @@
 //! # Layout
 //! - [`listener`]: the accept loop and the connection cap.
 //! - [`connection`]: one task per connection: handshake, inbound frames, outbound writes.
-//! - [`framing`]: bytes to frames, sans I/O.
 //! - [`inbound_check`]: the property the fuzz target and its corpus check on that path.
 //! - [`outbox`]: the tick-to-connection frame ring.
 //! - [`flush`]: the once-per-tick flush tasks that write every connection's new frames.
@@ -15,7 +14,6 @@
 pub mod connection;
 pub mod egress;
 pub mod flush;
-pub mod framing;
 pub mod inbound_check;
 pub mod listener;
 pub mod outbox;

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use throng::client::Client;
 use throng::protocol::{ClientMessage, Input, ServerMessage, frame_bytes};
+use throng_client::Client;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;

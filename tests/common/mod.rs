@@ -12,14 +12,14 @@ use std::time::Duration;
 use bevy_ecs::world::World;
 use components::Position;
 use throng::ServerHandle;
-use throng::client::{Client, Mirror};
 use throng::config::{Config, ConfigLayer, Endpoint};
-use throng::net::framing::FrameReader;
 use throng::protocol::{
     ClientMessage, Hello, PROTOCOL_VERSION, Refusal, ServerMessage, StateFrame,
     decode_server_message, frame_bytes, quantize,
 };
 use throng::replication::table::NetId;
+use throng_client::{Client, Mirror};
+use throng_protocol::framing::FrameReader;
 
 /// Guards against a hung test; never a speed assertion.
 pub const HANG_GUARD: Duration = Duration::from_secs(30);

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use throng::client::visit::{is_state_frame, visit_state_frame};
-use throng::net::framing::FrameReader;
 use throng::protocol::{
     ClientMessage, Hello, Input, PROTOCOL_VERSION, ServerMessage, decode_server_message,
     encode_frame,
 };
+use throng_protocol::framing::FrameReader;
+use throng_protocol::visit::{is_state_frame, visit_state_frame};
 
 use crate::arrival;
 use crate::tally::Tally;

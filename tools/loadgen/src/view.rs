@@ -1,6 +1,6 @@
 //! What a bot keeps of its view: the set of entity ids it has been told about, as a bitset.
 //!
-//! The full [`throng::client::Mirror`] keeps a hash map entry per visible entity with its
+//! The full [`throng_client::Mirror`] keeps a hash map entry per visible entity with its
 //! position; a load generator with 2,000 bots touches each bot's map cold once per tick, and
 //! in the arena variant (every bot sees every player) those cache misses made the bots
 //! themselves the bottleneck. The checks the workload asks of a bot need only membership:
@@ -11,8 +11,8 @@
 
 use std::collections::HashSet;
 
-use throng::client::MirrorError;
-use throng::client::visit::{Components, FrameVisitor};
+use throng_client::MirrorError;
+use throng_protocol::visit::{Components, FrameVisitor};
 
 /// Ids below this live in the bitset (at most 128 KiB per bot).
 const DENSE_IDS: u32 = 1 << 20;
@@ -132,9 +132,9 @@ impl FrameVisitor for ViewSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use throng::client::Mirror;
-    use throng::client::visit::visit_state_frame;
     use throng::protocol::{EntitySpawn, EntityUpdate, ServerMessage, StateFrame, frame_bytes};
+    use throng_client::Mirror;
+    use throng_protocol::visit::visit_state_frame;
 
     fn body(frame: StateFrame) -> Vec<u8> {
         frame_bytes(&ServerMessage::Frame(frame))[4..].to_vec()

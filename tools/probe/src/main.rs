@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use throng::client::{Client, Mirror};
 use throng::protocol::ServerMessage;
+use throng_client::{Client, Mirror};
 
 #[derive(Parser)]
 #[command(about = "Connect one client to a throng server and print what it sees")]

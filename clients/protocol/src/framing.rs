@@ -2,7 +2,7 @@
 //! takes whole frames out with [`FrameReader::next_frame`]. One `read` syscall may yield many
 //! frames, and a frame split over several reads is reassembled.
 
-use crate::protocol::FRAME_HEADER_BYTES;
+use crate::FRAME_HEADER_BYTES;
 
 /// A frame that cannot be accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -99,7 +99,7 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ClientMessage, Input, frame_bytes};
+    use crate::{ClientMessage, Input, frame_bytes};
     use proptest::prelude::*;
 
     fn feed(reader: &mut FrameReader, mut bytes: &[u8]) -> Vec<Vec<u8>> {

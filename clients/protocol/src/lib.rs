@@ -7,6 +7,15 @@
 //!
 //! Architecture invariant: these types exist only at the boundary. ECS components are not
 //! wire types, and `components`/`systems` never see this module.
+//!
+//! # Layout
+//! - this file: the message types, varints and the frame prefix.
+//! - [`framing`]: bytes to frames, sans I/O (server and clients).
+//! - [`visit`]: zero-allocation reading of state frame bytes (what mirrors apply).
+#![warn(missing_docs)]
+
+pub mod framing;
+pub mod visit;
 
 use serde::{Deserialize, Serialize};
 

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::net::framing::{FrameError, FrameReader};
-use crate::protocol::{
+use throng_protocol::framing::{FrameError, FrameReader};
+use throng_protocol::{
     ClientMessage, DecodeError, Hello, Input, PROTOCOL_VERSION, Refusal, ServerMessage, Welcome,
     decode_server_message, encode_frame,
 };

@@ -7,8 +7,8 @@
 
 use ahash::AHashMap;
 
-use super::visit::{Components, EncodedComponents, FrameVisitor, visit_state_frame};
-use crate::protocol::{DecodeError, StateFrame};
+use throng_protocol::visit::{Components, EncodedComponents, FrameVisitor, visit_state_frame};
+use throng_protocol::{DecodeError, StateFrame};
 
 /// Component kinds with their latest value bytes.
 type ComponentValues = Vec<(u16, Vec<u8>)>;
@@ -200,7 +200,7 @@ impl FrameVisitor for Mirror {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{EntitySpawn, EntityUpdate};
+    use throng_protocol::{EntitySpawn, EntityUpdate};
 
     fn spawn(id: u32, x: u32, y: u32) -> EntitySpawn {
         EntitySpawn {

@@ -5,7 +5,7 @@
 //! the bytes postcard accepts for `ServerMessage::Frame` (tested against it) and is the mirror
 //! image of the server's encoders in `replication/records.rs`.
 
-use crate::protocol::{ComponentValue, DecodeError, SERVER_FRAME_KIND, put_varint, take_varint};
+use crate::{ComponentValue, DecodeError, SERVER_FRAME_KIND, put_varint, take_varint};
 
 /// Receives a frame's parts in wire order: header, removals, spawns, updates.
 pub trait FrameVisitor {
@@ -234,8 +234,8 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::tests::state_frame;
-    use crate::protocol::{
+    use crate::tests::state_frame;
+    use crate::{
         EntitySpawn, EntityUpdate, ServerMessage, StateFrame, decode_server_message, frame_bytes,
     };
     use proptest::prelude::*;

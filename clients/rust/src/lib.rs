@@ -1,0 +1,13 @@
+//! The Rust client of throng: what tests, tools and the load generator use to speak to a
+//! server. Depends on the protocol crate only (no bevy, no server code).
+//!
+//! # Layout
+//! - [`connection`]: an async TCP client (connect, Hello, inputs, actions, frames).
+//! - [`mirror`]: a sans-IO copy of the entities a client sees, kept by applying frames.
+#![warn(missing_docs)]
+
+pub mod connection;
+pub mod mirror;
+
+pub use connection::{Client, ClientError};
+pub use mirror::{Mirror, MirrorError, MirroredEntity};
