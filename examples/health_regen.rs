@@ -1,12 +1,15 @@
-//! Adding gameplay: a `Health` component that regenerates every tick and reaches clients.
+//! Adding gameplay: a `Health` component that regenerates every tick, reaches clients and is
+//! saved with the player, as one bevy plugin with its own settings (`[game.health]`).
 //!
-//! In the server proper this file would be `systems/src/health.rs`, registered with one line
-//! (`health::register(game);`) in `systems::register_all`. Run it as a server with
-//! `cargo run --example health_regen`; every client then sees each player's Health.
+//! In the server proper this file would be `systems/src/health.rs`, added to
+//! `systems::GamePlugins` with one line. Run it as a server with
+//! `cargo run --release --example health_regen`; every client then sees each player's
+//! `health` (its name in the Welcome schema).
 
+use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use clap::Parser;
-use components::{Gameplay, Player};
+use components::{GameApp, Player, ServerTick, TickSet};
 use serde::{Deserialize, Serialize};
 use throng::ServerHandle;
 use throng::config::{Cli, Config};
@@ -20,12 +23,35 @@ pub struct Health {
     pub max: u16,
 }
 
+/// `[game.health]` in the server's TOML file; every key is optional.
+#[derive(Resource, Deserialize, Clone, Copy, Debug)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Hit points a new player starts with.
+    pub start: u16,
+    /// The most a player regenerates to.
+    pub max: u16,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            start: 10,
+            max: 100,
+        }
+    }
+}
+
 /// New players start wounded (returning ones come back with their saved Health).
-fn give_health(mut commands: Commands, newcomers: Query<Entity, (Added<Player>, Without<Health>)>) {
+fn give_health(
+    mut commands: Commands,
+    newcomers: Query<Entity, (Added<Player>, Without<Health>)>,
+    settings: Res<HealthSettings>,
+) {
     for player in &newcomers {
         commands.entity(player).insert(Health {
-            current: 10,
-            max: 100,
+            current: settings.start,
+            max: settings.max,
         });
     }
 }
@@ -39,19 +65,26 @@ fn regenerate(mut healths: Query<&mut Health>) {
     });
 }
 
-/// The feature's one entry point: its systems, the component clients should see, and
-/// that it is part of a player's saved state.
-pub fn register(game: &mut impl Gameplay) {
-    game.add_systems((give_health, regenerate).chain());
-    game.replicate::<Health>();
-    game.persist::<Health>();
+/// The feature: its settings, its systems, the component clients see, and that it is part
+/// of a player's saved state.
+pub struct HealthPlugin;
+
+impl Plugin for HealthPlugin {
+    fn build(&self, app: &mut App) {
+        app.settings::<HealthSettings>("health")
+            .replicate::<Health>("health")
+            .persist::<Health>("health")
+            .add_systems(
+                ServerTick,
+                (give_health, regenerate).chain().in_set(TickSet::Simulate),
+            );
+    }
 }
 
 fn main() {
     let config = Config::from_cli(Cli::parse()).expect("valid settings");
-    let server = ServerHandle::start_with(config, |game| {
-        systems::register_all(game);
-        register(game);
+    let server = ServerHandle::start_with(config, |app| {
+        app.add_plugins((systems::GamePlugins, HealthPlugin));
     })
     .expect("server starts");
     println!("throng (with health) listening on {}", server.local_addr());

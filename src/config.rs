@@ -63,6 +63,9 @@ pub struct Config {
     /// Seconds between hand-offs of changed players to the persistence thread: at most this
     /// much progress is lost if the process is killed.
     pub flush_interval_s: f32,
+    /// The `[game]` table of the file: one `[game.NAME]` section per gameplay plugin, read
+    /// by the plugins themselves (`GameApp::settings`).
+    pub game: toml::Table,
 }
 
 /// An optional listening address: `off`, or `IP:PORT`.
@@ -124,6 +127,7 @@ impl Default for Config {
             metrics: Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 9100))),
             data_dir: PathBuf::from("data"),
             flush_interval_s: 1.0,
+            game: toml::Table::new(),
         }
     }
 }
@@ -205,6 +209,9 @@ pub struct ConfigLayer {
     /// Seconds between saves of changed players [default: 1]
     #[arg(long)]
     pub flush_interval_s: Option<f32>,
+    /// Gameplay plugins' sections (`[game.NAME]`), file only.
+    #[arg(skip)]
+    pub game: Option<toml::Table>,
 }
 
 /// The command line of the `throng` binary.
@@ -294,7 +301,8 @@ impl ConfigLayer {
             stats_interval_s,
             metrics,
             data_dir,
-            flush_interval_s
+            flush_interval_s,
+            game
         )
     }
 
@@ -332,6 +340,7 @@ impl ConfigLayer {
             metrics: self.metrics.unwrap_or(d.metrics),
             data_dir: self.data_dir.unwrap_or(d.data_dir),
             flush_interval_s: self.flush_interval_s.unwrap_or(d.flush_interval_s),
+            game: self.game.unwrap_or(d.game),
         };
         config.validate()?;
         Ok(config)

@@ -1,100 +1,147 @@
-//! Building the simulation: the world, its resources and the ordered tick schedule, with
-//! gameplay plugged in through [`components::Gameplay`].
+//! Building the simulation with bevy_app: the engine's own plugins (tick, ingest,
+//! replication, events, persistence hand-off), then the game's plugins, then the checks
+//! (ambiguous system order, settings that do not read). The result is a [`Simulation`]: the
+//! world with its schedules, which the tick thread runs at a fixed rate.
+//!
+//! The `App` is built where the server starts (so that every build error is returned to the
+//! caller) and its `World` is then moved to the tick thread: an `App` is not `Send`, its world
+//! is. The deadline loop in [`crate::tick`] plays the part of bevy's runner.
 
 use std::sync::Arc;
 
+use bevy_app::{App, Plugin, PostStartup, PreStartup, Startup};
 use bevy_ecs::prelude::*;
-use bevy_ecs::schedule::{ScheduleBuildSettings, SingleThreadedExecutor};
-use bevy_ecs::system::ScheduleSystem;
+use bevy_ecs::schedule::{ScheduleBuildSettings, ScheduleLabel, SingleThreadedExecutor};
 use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
-use components::{Gameplay, TickClock, TickSet, WorldBounds};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use components::actions::ActionRegistry;
+use components::events::EventRegistry;
+use components::persistent::{PersistChanges, PersistRegistry};
+use components::replicated::{ComponentChanges, ReplicationRegistry};
+use components::settings::GameSettings;
+use components::{ServerTick, TickClock, TickSet, WorldBounds};
 
 use crate::config::Config;
-use crate::inbound::InboundReceiver;
-use crate::ingest::{
-    Connections, Inbound, LatestInputs, SpawnRng, WelcomeTemplate, apply_inputs, ingest,
-};
+use crate::ingest::{self, Inbound, IngestPlugin};
 use crate::net::flush::TickSignal;
-use crate::persistence::handoff::{self, PersistOutbox, PersistedComponents};
-use crate::protocol::{POSITION_SCALE, Welcome};
-use crate::replication::cells::CellGrid;
-use crate::replication::grid::GridGeometry;
-use crate::replication::table::ReplicaTable;
-use crate::replication::{self, OutboundLimits, ReplicatedComponents, SharedStats};
+use crate::persistence::handoff::{self, PersistencePlugin};
+use crate::protocol::Schema;
+use crate::replication::{self, ReplicationPlugin};
 use crate::stats::Stats;
 
-/// The world and schedule under construction. Gameplay modules receive it as
-/// `&mut impl Gameplay`.
-pub struct GameBuilder {
-    world: World,
-    schedule: Schedule,
-    replicated: ReplicatedComponents,
+/// What the engine's plugins are connected to: the inbound queues from the network, the
+/// signal that wakes the network's writers, the counters.
+pub struct EngineLinks {
+    /// The tick's ends of the inbound queues.
+    pub inbound: crate::inbound::InboundReceiver,
+    /// Sent once per tick after the frames are published.
+    pub tick_signal: TickSignal,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+/// Why a simulation could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Two systems conflict without an order between them, or a set is misconfigured.
+    #[error("invalid schedule: {0}")]
+    Schedule(String),
+    /// A `[game.NAME]` section does not read, or no plugin reads it.
+    #[error("invalid game settings: {0}")]
+    Settings(String),
 }
 
 /// A built simulation: run [`Simulation::tick`] once per tick.
 pub struct Simulation {
-    /// All game state.
+    /// All game state, and the schedules.
     pub world: World,
-    schedule: Schedule,
 }
 
-impl GameBuilder {
-    /// A world configured from `config`, fed by `inbound`, with the engine's own phases
-    /// (ingest, replicate, flush) and no gameplay yet.
-    pub fn new(config: &Config, inbound: InboundReceiver, stats: Arc<Stats>) -> Self {
+/// Builds the simulation: the engine's plugins configured from `config` and connected by
+/// `links`, then the game registered by `game` (usually `app.add_plugins(...)`).
+pub fn build(
+    config: &Config,
+    links: EngineLinks,
+    game: impl FnOnce(&mut App),
+) -> Result<Simulation, BuildError> {
+    let mut app = App::empty();
+    app.main_mut().update_schedule = Some(ServerTick.intern());
+    app.insert_resource(GameSettings::new(config.game.clone()));
+    app.insert_resource(replication::SharedStats(links.stats));
+    app.add_plugins((
+        TickPlugin {
+            tick_hz: config.tick_hz,
+            world_size: config.world_size,
+            sim_threads: config.sim_threads,
+        },
+        IngestPlugin::new(config, links.inbound),
+        ReplicationPlugin::new(config, links.tick_signal),
+        PersistencePlugin {
+            every_ticks: (config.flush_interval_s * f32::from(config.tick_hz)).round() as u64,
+        },
+    ));
+    game(&mut app);
+    app.finish();
+    app.cleanup();
+    let world = app.world_mut();
+    world
+        .resource::<GameSettings>()
+        .check()
+        .map_err(BuildError::Settings)?;
+    replication::finish_registration(world);
+    ingest::finish_registration(world);
+    world
+        .schedule_scope(ServerTick, |world, schedule| {
+            schedule
+                .initialize(world)
+                .map_err(|error| error.to_string(schedule.graph(), world))
+        })
+        .map_err(BuildError::Schedule)?;
+    for startup in [PreStartup.intern(), Startup.intern(), PostStartup.intern()] {
+        let _ = world.try_run_schedule(startup);
+    }
+    Ok(Simulation {
+        world: std::mem::take(world),
+    })
+}
+
+/// The wire schema of the registered game: what the Welcome carries.
+pub fn schema(world: &World) -> Schema {
+    Schema {
+        components: world
+            .get_resource::<ReplicationRegistry>()
+            .map(|r| r.names.clone())
+            .unwrap_or_default(),
+        actions: world
+            .get_resource::<ActionRegistry>()
+            .map(ActionRegistry::names)
+            .unwrap_or_default(),
+        events: world
+            .get_resource::<EventRegistry>()
+            .map(EventRegistry::names)
+            .unwrap_or_default(),
+    }
+}
+
+/// The tick schedule and its phases, the clock, the world's bounds, the compute pool, the
+/// registries gameplay adds to, and bevy's message updates once per tick.
+struct TickPlugin {
+    tick_hz: u16,
+    world_size: f32,
+    sim_threads: usize,
+}
+
+impl Plugin for TickPlugin {
+    fn build(&self, app: &mut App) {
         // The pool is process-wide: the first simulation built sizes it.
-        let sim_threads = config.sim_threads;
+        let sim_threads = self.sim_threads;
         ComputeTaskPool::get_or_init(|| {
             TaskPoolBuilder::new()
                 .num_threads(sim_threads)
                 .thread_name("throng-sim".into())
                 .build()
         });
-        let mut world = World::new();
-        let geometry = GridGeometry::new(
-            config.world_size,
-            config.cell_size,
-            config.interest_radius,
-            POSITION_SCALE,
-        );
-        world.insert_resource(TickClock::new(config.tick_hz));
-        world.insert_resource(WorldBounds {
-            size: config.world_size,
-        });
-        world.insert_resource(Inbound(inbound));
-        world.insert_resource(Connections::default());
-        world.insert_resource(LatestInputs::default());
-        world.insert_resource(SpawnRng::new(config.spawn_seed));
-        world.insert_resource(CellGrid::new(geometry));
-        world.insert_resource(bevy_ecs::error::FallbackErrorHandler(
-            crate::system_failure::report,
-        ));
-        world.insert_resource(OutboundLimits {
-            max_frame_bytes: config.max_outbound_frame_bytes,
-            slow_reader_kick_ticks: (config.slow_reader_kick_s * f32::from(config.tick_hz)).ceil()
-                as u64,
-        });
-        world.insert_resource(SharedStats(stats.clone()));
-        // Replaced by the server with one connected to its network runtime.
-        world.insert_resource(TickSignal::default());
-        world.insert_resource(WelcomeTemplate(Welcome {
-            player_id: 0,
-            tick_hz: config.tick_hz,
-            world_size: config.world_size,
-            interest_radius: config.interest_radius,
-            cell_size: config.cell_size,
-            view_cells: geometry.view_cells,
-            position_scale: POSITION_SCALE,
-            max_frame_bytes: config.max_outbound_frame_bytes,
-            components: Vec::new(),
-            idle_timeout_ms: (config.idle_timeout_s * 1000.0) as u32,
-            max_inputs_per_s: config.max_inputs_per_s,
-        }));
-
-        let mut schedule = Schedule::default();
-        if config.sim_threads == 1 {
+        let mut schedule = Schedule::new(ServerTick);
+        if self.sim_threads == 1 {
             schedule.set_executor(SingleThreadedExecutor::default());
         }
         schedule.set_build_settings(ScheduleBuildSettings {
@@ -105,112 +152,34 @@ impl GameBuilder {
             (
                 TickSet::Ingest,
                 TickSet::Simulate,
+                TickSet::PostSimulate,
                 TickSet::Replicate,
-                TickSet::Flush,
+                TickSet::Frames,
             )
                 .chain(),
         );
-        schedule.add_systems((ingest, apply_inputs).chain().in_set(TickSet::Ingest));
-        replication::add_systems(&mut schedule);
-        schedule.configure_sets(
-            (
-                PersistStep::Positions,
-                PersistStep::Components,
-                PersistStep::HandOff,
-            )
-                .chain()
-                .in_set(TickSet::Flush)
-                .run_if(handoff::flush_due),
+        // Messages written in a tick are readable in that tick and the next (bevy's double
+        // buffer), then dropped.
+        schedule.add_systems(
+            bevy_ecs::message::message_update_system
+                .before(TickSet::Ingest)
+                .ambiguous_with_all(),
         );
-        schedule.add_systems((
-            handoff::collect_positions.in_set(PersistStep::Positions),
-            handoff::hand_off.in_set(PersistStep::HandOff),
-        ));
-        world.insert_resource(PersistedComponents::default());
-        world.insert_resource(PersistOutbox::new(
-            None,
-            (config.flush_interval_s * f32::from(config.tick_hz)).round() as u64,
-            stats.clone(),
-        ));
-        Self {
-            world,
-            schedule,
-            replicated: ReplicatedComponents::default(),
-        }
+        app.add_schedule(schedule);
+        app.insert_resource(TickClock::new(self.tick_hz))
+            .insert_resource(WorldBounds {
+                size: self.world_size,
+            })
+            .insert_resource(bevy_ecs::error::FallbackErrorHandler(
+                crate::system_failure::report,
+            ))
+            .init_resource::<ReplicationRegistry>()
+            .init_resource::<ComponentChanges>()
+            .init_resource::<ActionRegistry>()
+            .init_resource::<EventRegistry>()
+            .init_resource::<PersistRegistry>()
+            .init_resource::<PersistChanges>();
     }
-
-    /// Finishes the build. Fails if two systems conflict without an order between them.
-    pub fn build(mut self) -> Result<Simulation, String> {
-        let kinds = self.replicated.names.len();
-        self.world.insert_resource(ReplicaTable::new(kinds));
-        self.world.resource_mut::<WelcomeTemplate>().0.components = self.replicated.names.clone();
-        self.world.insert_resource(self.replicated);
-        if let Err(error) = self.schedule.initialize(&mut self.world) {
-            return Err(error.to_string(self.schedule.graph(), &self.world));
-        }
-        Ok(Simulation {
-            world: self.world,
-            schedule: self.schedule,
-        })
-    }
-}
-
-impl Gameplay for GameBuilder {
-    fn add_systems<M>(
-        &mut self,
-        systems: impl IntoScheduleConfigs<ScheduleSystem, M>,
-    ) -> &mut Self {
-        self.schedule.add_systems(systems.in_set(TickSet::Simulate));
-        self
-    }
-
-    fn replicate<T: Component + Serialize>(&mut self) -> &mut Self {
-        let kind = self.replicated.names.len();
-        self.replicated.names.push(short_type_name::<T>());
-        self.schedule
-            .add_systems(replication::capture_component_system::<T>(kind));
-        self
-    }
-
-    fn persist<T: Component + Serialize + DeserializeOwned>(&mut self) -> &mut Self {
-        let kind = handoff::persist_kind::<T>(
-            &mut self.world.resource_mut::<PersistedComponents>(),
-            short_type_name::<T>(),
-        );
-        self.schedule.add_systems(
-            handoff::collect_component_system::<T>(kind)
-                .in_set(PersistStep::Components)
-                .ambiguous_with(PersistStep::Components),
-        );
-        self
-    }
-
-    fn world_mut(&mut self) -> &mut World {
-        &mut self.world
-    }
-}
-
-/// A type's name without its module path: how replicated and persistent components are
-/// named on the wire (`Welcome.components`) and in the store.
-fn short_type_name<T>() -> String {
-    let full_name = std::any::type_name::<T>();
-    full_name
-        .rsplit("::")
-        .next()
-        .unwrap_or(full_name)
-        .to_owned()
-}
-
-/// The steps of a persistence hand-off, once per flush interval, inside `TickSet::Flush`
-/// beside frame assembly (they read gameplay state and write only the persistence outbox).
-#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum PersistStep {
-    /// Players whose position changed since the last hand-off.
-    Positions,
-    /// Players whose registered persistent components changed.
-    Components,
-    /// The batch goes to the persistence thread.
-    HandOff,
 }
 
 impl Simulation {
@@ -218,7 +187,7 @@ impl Simulation {
     /// that `Changed<T>` means "changed during this tick".
     pub fn tick(&mut self) {
         self.world.resource_mut::<TickClock>().tick += 1;
-        self.schedule.run(&mut self.world);
+        self.world.run_schedule(ServerTick);
         self.world.clear_trackers();
     }
 
@@ -230,7 +199,7 @@ impl Simulation {
     /// After the last tick: processes the joins and leaves still queued (leavers' final
     /// records) and hands everyone's state to the persistence thread.
     pub fn save_everyone(&mut self) {
-        ingest(&mut self.world);
+        ingest::ingest(&mut self.world);
         handoff::save_everyone(&mut self.world);
     }
 
@@ -256,17 +225,25 @@ mod tests {
     use crate::inbound::inbound_queues;
     use components::Position;
 
-    fn builder() -> GameBuilder {
+    fn build_with(game: impl FnOnce(&mut App)) -> Result<Simulation, BuildError> {
         let config = ConfigLayer::default().resolve().unwrap();
         let (_, receiver) = inbound_queues(4, 4);
-        GameBuilder::new(&config, receiver, Arc::new(Stats::default()))
+        let links = EngineLinks {
+            inbound: receiver,
+            tick_signal: TickSignal::default(),
+            stats: Arc::new(Stats::default()),
+        };
+        build(&config, links, game)
     }
 
     #[test]
     fn the_standard_schedule_has_no_ambiguous_system_order() {
-        let mut game = builder();
-        systems::register_all(&mut game);
-        assert!(game.build().is_ok());
+        assert!(
+            build_with(|app| {
+                app.add_plugins(systems::GamePlugins);
+            })
+            .is_ok()
+        );
     }
 
     #[test]
@@ -277,9 +254,15 @@ mod tests {
         fn push_left(mut q: Query<&mut Position>) {
             q.iter_mut().for_each(|mut p| p.x -= 1.0);
         }
-        let mut game = builder();
-        game.add_systems((push_right, push_left));
-        let error = game.build().err().expect("ambiguity is an error");
+        let error = build_with(|app| {
+            app.add_systems(
+                ServerTick,
+                (push_right, push_left).in_set(TickSet::Simulate),
+            );
+        })
+        .err()
+        .expect("ambiguity is an error");
+        let error = error.to_string();
         assert!(
             error.contains("push_right") && error.contains("push_left"),
             "{error}"

@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 
+use bevy_app::App;
+
 use crate::config::Config;
-use crate::game::{GameBuilder, Simulation};
+use crate::game::{EngineLinks, Simulation};
 use crate::inbound::{
-    ConnectionId, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle, inbound_queues,
+    ConnectionId, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle, PlayerMessage,
+    inbound_queues,
 };
+use crate::net::flush::TickSignal;
 use crate::net::outbox::{OutboxReader, outbox};
 use crate::persistence::store::SavedPlayer;
-use crate::protocol::{FRAME_HEADER_BYTES, Input, ServerMessage, decode_server_message};
+use crate::protocol::{Action, FRAME_HEADER_BYTES, Input, ServerMessage, decode_server_message};
 use crate::stats::Stats;
 
 /// A simulation driven by hand.
@@ -31,16 +35,22 @@ pub struct Harness {
 impl Harness {
     /// A simulation with the standard gameplay.
     pub fn new(config: &Config) -> Self {
-        Self::with_gameplay(config, systems::register_all)
+        Self::with_gameplay(config, |app| {
+            app.add_plugins(systems::GamePlugins);
+        })
     }
 
     /// A simulation whose gameplay is registered by `gameplay`.
-    pub fn with_gameplay(config: &Config, gameplay: impl FnOnce(&mut GameBuilder)) -> Self {
+    pub fn with_gameplay(config: &Config, gameplay: impl FnOnce(&mut App)) -> Self {
         let stats = Arc::new(Stats::default());
         let (inbound, receiver) = inbound_queues(config.max_players, config.input_queue_capacity);
-        let mut builder = GameBuilder::new(config, receiver, stats.clone());
-        gameplay(&mut builder);
-        let simulation = builder.build().expect("schedule builds");
+        let links = EngineLinks {
+            inbound: receiver,
+            tick_signal: TickSignal::default(),
+            stats: stats.clone(),
+        };
+        let simulation =
+            crate::game::build(config, links, gameplay).expect("the simulation builds");
         Self {
             simulation,
             stats,
@@ -89,7 +99,22 @@ impl Harness {
     pub fn input(&self, connection: ConnectionId, seq: u32, dir_x: i8, dir_y: i8) -> InputOutcome {
         self.inbound.send_input(InputEvent {
             connection,
-            input: Input { seq, dir_x, dir_y },
+            message: PlayerMessage::Input(Input { seq, dir_x, dir_y }),
+        })
+    }
+
+    /// Queues an action of wire kind `kind` with the encoded value `bytes` (the network
+    /// side's checks are skipped: the tick trusts what it is given).
+    pub fn action(
+        &self,
+        connection: ConnectionId,
+        seq: u32,
+        kind: u16,
+        bytes: Vec<u8>,
+    ) -> InputOutcome {
+        self.inbound.send_input(InputEvent {
+            connection,
+            message: PlayerMessage::Action(Action { seq, kind, bytes }),
         })
     }
 

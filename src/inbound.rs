@@ -5,10 +5,11 @@
 //!   most one join and one leave, and the connection's slot (its semaphore permit) travels
 //!   inside the leave, so it is only released once the tick has consumed that leave. Its
 //!   capacity is therefore `2 x max_players`.
-//! - `inputs` carries movement inputs. When it is full the input is dropped and counted
-//!   (`inputs_dropped_queue_full`): inputs are idempotent requests and the next one arrives
-//!   within a tick, so dropping is the right backpressure for them. The network threads never
-//!   block on it.
+//! - `inputs` carries movement inputs and player actions, in arrival order. When it is full
+//!   the message is dropped and counted (`inputs_dropped_queue_full`): inputs are idempotent
+//!   requests and the next one arrives within a tick, so dropping is the right backpressure for
+//!   them (an action dropped this way is counted per kind as `queue_full`). The network threads
+//!   never block on it.
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::OwnedSemaphorePermit;
@@ -16,7 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::net::outbox::OutboxWriter;
 use crate::persistence::online::NameGuard;
 use crate::persistence::store::SavedPlayer;
-use crate::protocol::Input;
+use crate::protocol::{Action, Input};
 
 /// Identifies a connection for its whole life; never reused.
 pub type ConnectionId = u64;
@@ -51,13 +52,23 @@ pub enum Lifecycle {
     Leave(Leave),
 }
 
-/// One movement input from one connection.
-#[derive(Clone, Copy, Debug)]
+/// What a player asked the tick for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlayerMessage {
+    /// A movement input (the latest one per tick wins).
+    Input(Input),
+    /// An action of a registered kind, already checked by the network side (known kind,
+    /// size, rate, decodes as its type).
+    Action(Action),
+}
+
+/// One input or action from one connection.
+#[derive(Clone, Debug)]
 pub struct InputEvent {
     /// The sender.
     pub connection: ConnectionId,
-    /// The input.
-    pub input: Input,
+    /// The input or action.
+    pub message: PlayerMessage,
 }
 
 /// The network side's ends of the queues.

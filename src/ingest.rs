@@ -1,20 +1,98 @@
 //! The ingest phase: drains the inbound queues into the world. Joins spawn players (and get
-//! their Welcome), leaves despawn them, and the latest input of each player becomes its
-//! [`MoveIntent`]. Never blocks: it takes what is queued now and leaves the rest.
+//! their Welcome), leaves despawn them, the latest input of each player becomes its
+//! [`MoveIntent`], and actions become [`components::PlayerAction`] messages in arrival
+//! order. Never blocks: it takes what is queued now and leaves the rest.
 
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use ahash::AHashMap;
+use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use components::{MoveIntent, Player, Position, TickClock, WorldBounds};
+use components::actions::ActionRegistry;
+use components::persistent::PersistRegistry;
+use components::{
+    MoveIntent, NetId, Player, Position, ServerTick, TickClock, TickSet, WorldBounds,
+};
 
-use crate::inbound::{ConnectionId, InboundReceiver, Leave, Lifecycle};
-use crate::persistence::handoff::{self, PersistOutbox, PersistedComponents};
-use crate::protocol::{CloseReason, Input, ServerMessage, Welcome, encode_frame, quantize};
+use crate::config::Config;
+use crate::inbound::{ConnectionId, InboundReceiver, Leave, Lifecycle, PlayerMessage};
+use crate::persistence::handoff::{self, PersistOutbox};
+use crate::protocol::{
+    CloseReason, POSITION_SCALE, ServerMessage, Welcome, encode_frame, quantize,
+};
 use crate::replication::SharedStats;
 use crate::replication::frames::{Client, Viewer};
-use crate::replication::table::{NetId, ReplicaTable};
+use crate::replication::grid::GridGeometry;
+use crate::replication::table::ReplicaTable;
 use crate::stats::Stats;
+
+/// Drains the network's queues at the start of every tick (joins, leaves, inputs, actions).
+pub struct IngestPlugin {
+    inbound: Mutex<Option<InboundReceiver>>,
+    welcome: Welcome,
+    spawn_seed: u64,
+}
+
+impl IngestPlugin {
+    /// Ingest from `inbound`, welcoming players to the world `config` describes.
+    pub fn new(config: &Config, inbound: InboundReceiver) -> Self {
+        let geometry = GridGeometry::new(
+            config.world_size,
+            config.cell_size,
+            config.interest_radius,
+            POSITION_SCALE,
+        );
+        Self {
+            inbound: Mutex::new(Some(inbound)),
+            welcome: Welcome {
+                player_id: 0,
+                tick_hz: config.tick_hz,
+                world_size: config.world_size,
+                interest_radius: config.interest_radius,
+                cell_size: config.cell_size,
+                view_cells: geometry.view_cells,
+                position_scale: POSITION_SCALE,
+                max_frame_bytes: config.max_outbound_frame_bytes,
+                schema: Default::default(),
+                idle_timeout_ms: (config.idle_timeout_s * 1000.0) as u32,
+                max_inputs_per_s: config.max_inputs_per_s,
+            },
+            spawn_seed: config.spawn_seed,
+        }
+    }
+}
+
+impl Plugin for IngestPlugin {
+    fn build(&self, app: &mut App) {
+        let inbound = self
+            .inbound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("the ingest plugin is added once");
+        app.insert_resource(Inbound(inbound))
+            .insert_resource(WelcomeTemplate(self.welcome.clone()))
+            .insert_resource(SpawnRng::new(self.spawn_seed))
+            .init_resource::<Connections>()
+            .init_resource::<LatestInputs>()
+            .init_resource::<ActionInbox>()
+            .add_systems(
+                ServerTick,
+                (ingest, apply_inputs).chain().in_set(TickSet::Ingest),
+            );
+    }
+}
+
+/// After every plugin registered: the Welcome carries the game's schema.
+pub fn finish_registration(world: &mut World) {
+    let schema = crate::game::schema(world);
+    world.resource_mut::<WelcomeTemplate>().0.schema = schema;
+}
+
+/// This tick's actions, waiting to be delivered as messages (kept to reuse its memory).
+#[derive(Resource, Default)]
+struct ActionInbox(Vec<(Entity, crate::protocol::Action)>);
 
 /// The tick's ends of the inbound queues.
 #[derive(Resource)]
@@ -69,7 +147,8 @@ impl SpawnRng {
     }
 }
 
-/// Drains joins and leaves, then records the latest input of each player.
+/// Drains joins and leaves, then records the latest input of each player and delivers
+/// actions as messages, in arrival order.
 pub fn ingest(world: &mut World) {
     world.resource_scope(|world, inbound: Mut<Inbound>| {
         for event in inbound.0.lifecycle.try_iter() {
@@ -84,21 +163,45 @@ pub fn ingest(world: &mut World) {
             outbox.hand_off();
         }
         let tick = world.resource::<TickClock>().tick;
+        let mut actions = std::mem::take(&mut world.resource_mut::<ActionInbox>().0);
         world.resource_scope(|world, mut latest: Mut<LatestInputs>| {
             let connections = &world.resource::<Connections>().0;
             let (mut applied, mut unknown) = (0, 0);
             for event in inbound.0.inputs.try_iter() {
-                let Some(&(_, id)) = connections.get(&event.connection) else {
+                let Some(&(entity, id)) = connections.get(&event.connection) else {
                     unknown += 1;
                     continue;
                 };
-                latest.record(id, tick, event.input);
+                match event.message {
+                    PlayerMessage::Input(input) => {
+                        latest.record(id, tick, input.seq, Some([input.dir_x, input.dir_y]));
+                    }
+                    PlayerMessage::Action(action) => {
+                        latest.record(id, tick, action.seq, None);
+                        actions.push((entity, action));
+                    }
+                }
                 applied += 1;
             }
             let stats = &world.resource::<SharedStats>().0;
             Stats::add(&stats.inputs_applied, applied);
             Stats::add(&stats.inputs_for_unknown_connection, unknown);
         });
+        if !actions.is_empty() {
+            deliver_actions(world, &mut actions);
+        }
+        world.resource_mut::<ActionInbox>().0 = actions;
+    });
+}
+
+/// Writes each action as its kind's message (the network side checked that it decodes).
+fn deliver_actions(world: &mut World, actions: &mut Vec<(Entity, crate::protocol::Action)>) {
+    world.resource_scope(|world, registry: Mut<ActionRegistry>| {
+        for (player, action) in actions.drain(..) {
+            if let Some(kind) = registry.kinds.get(usize::from(action.kind)) {
+                (kind.deliver)(world, player, action.seq, &action.bytes);
+            }
+        }
     });
 }
 
@@ -125,36 +228,50 @@ fn despawn_player(world: &mut World, leave: Leave) {
 /// The latest input of each player this tick, by wire id: ingest writes it from the queue
 /// (one hash lookup per input), [`apply_inputs`] reads it in parallel over players.
 #[derive(Resource, Default)]
-pub struct LatestInputs(Vec<(u64, Input)>);
+pub struct LatestInputs(Vec<LatestInput>);
+
+/// What one player sent this tick.
+#[derive(Clone, Copy, Default)]
+struct LatestInput {
+    /// The tick this entry is for (older entries are stale).
+    tick: u64,
+    /// Seq of the latest input or action (what `ack_seq` acknowledges).
+    seq: u32,
+    /// The latest movement direction, if an input (not only actions) arrived.
+    direction: Option<[i8; 2]>,
+}
 
 impl LatestInputs {
-    fn record(&mut self, id: NetId, tick: u64, input: Input) {
+    fn record(&mut self, id: NetId, tick: u64, seq: u32, direction: Option<[i8; 2]>) {
         let index = id.0 as usize;
         if index >= self.0.len() {
-            self.0.resize(
-                index + 1,
-                (
-                    0,
-                    Input {
-                        seq: 0,
-                        dir_x: 0,
-                        dir_y: 0,
-                    },
-                ),
-            );
+            self.0.resize(index + 1, LatestInput::default());
         }
-        self.0[index] = (tick, input);
+        let entry = &mut self.0[index];
+        if entry.tick != tick {
+            *entry = LatestInput {
+                tick,
+                seq,
+                direction,
+            };
+        } else {
+            entry.seq = seq;
+            if direction.is_some() {
+                entry.direction = direction;
+            }
+        }
     }
 
-    fn this_tick(&self, id: NetId, tick: u64) -> Option<Input> {
+    fn this_tick(&self, id: NetId, tick: u64) -> Option<LatestInput> {
         self.0
             .get(id.0 as usize)
-            .filter(|(stamp, _)| *stamp == tick)
-            .map(|(_, input)| *input)
+            .filter(|entry| entry.tick == tick)
+            .copied()
     }
 }
 
-/// Turns each player's latest input of this tick into its [`MoveIntent`] and acknowledges it.
+/// Turns each player's latest input of this tick into its [`MoveIntent`] and acknowledges
+/// the latest input or action.
 pub fn apply_inputs(
     mut players: Query<(&NetId, &mut MoveIntent, &mut Viewer)>,
     latest: Res<LatestInputs>,
@@ -164,14 +281,16 @@ pub fn apply_inputs(
     players
         .par_iter_mut()
         .for_each(|(id, mut intent, mut viewer)| {
-            let Some(input) = latest.this_tick(*id, tick) else {
+            let Some(latest) = latest.this_tick(*id, tick) else {
                 return;
             };
-            let next = MoveIntent::from_direction(f32::from(input.dir_x), f32::from(input.dir_y));
-            if *intent != next {
-                *intent = next;
+            if let Some([x, y]) = latest.direction {
+                let next = MoveIntent::from_direction(f32::from(x), f32::from(y));
+                if *intent != next {
+                    *intent = next;
+                }
             }
-            viewer.ack_seq = input.seq;
+            viewer.ack_seq = latest.seq;
         });
 }
 
@@ -195,7 +314,7 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
             },
         ))
         .id();
-    world.resource_scope(|world, kinds: Mut<PersistedComponents>| {
+    world.resource_scope(|world, kinds: Mut<PersistRegistry>| {
         handoff::restore(&mut world.entity_mut(entity), &join.saved, &kinds);
     });
     let id = world

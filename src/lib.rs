@@ -43,5 +43,5 @@ pub mod tick;
 pub use throng_protocol as protocol;
 
 pub use config::Config;
-pub use game::{GameBuilder, Simulation};
+pub use game::Simulation;
 pub use server::ServerHandle;

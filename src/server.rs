@@ -13,13 +13,13 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::{Config, Endpoint};
-use crate::game::GameBuilder;
+use crate::game::EngineLinks;
 use crate::inbound::inbound_queues;
 use crate::ingest::close_all_clients;
 use crate::metrics::http::{self, MetricsSource};
 use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};
 use crate::net::{NetContext, listener};
-use crate::persistence::handoff::{PersistOutbox, PersistedComponents};
+use crate::persistence::handoff::PersistOutbox;
 use crate::persistence::online::OnlineNames;
 use crate::persistence::sqlite::SqliteStore;
 use crate::persistence::store::StoreError;
@@ -27,7 +27,9 @@ use crate::persistence::writer::{self, PersistenceHandle};
 use crate::protocol::CloseReason;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tick::{WorldTask, run_tick_loop};
-use components::Gameplay;
+use bevy_app::App;
+use components::actions::ActionRegistry;
+use components::persistent::PersistRegistry;
 
 /// How long a graceful shutdown waits for connections to send their close and leave.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -57,9 +59,9 @@ pub enum StartError {
     /// A listening socket could not be bound.
     #[error(transparent)]
     Bind(BindError),
-    /// The schedule is inconsistent (e.g. ambiguous system order).
-    #[error("invalid schedule: {0}")]
-    Schedule(String),
+    /// The game cannot be built (ambiguous system order, settings that do not read).
+    #[error(transparent)]
+    Build(#[from] crate::game::BuildError),
     /// The player database cannot be used.
     #[error("cannot open the player database: {0}")]
     Store(#[from] StoreError),
@@ -103,36 +105,36 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Starts the standard server: every gameplay feature in `systems`.
+    /// Starts the standard server: the demo game of `systems` ([`systems::GamePlugins`]).
     pub fn start(config: Config) -> Result<Self, StartError> {
-        Self::start_with(config, systems::register_all)
+        Self::start_with(config, |app| {
+            app.add_plugins(systems::GamePlugins);
+        })
     }
 
-    /// Starts a server whose gameplay is registered by `gameplay`.
-    pub fn start_with(
-        config: Config,
-        gameplay: impl FnOnce(&mut GameBuilder),
-    ) -> Result<Self, StartError> {
+    /// Starts a server whose game is added to the app by `game` (usually
+    /// `app.add_plugins(MyGamePlugins)`).
+    pub fn start_with(config: Config, game: impl FnOnce(&mut App)) -> Result<Self, StartError> {
         let stats = Arc::new(Stats::default());
         let (inbound_tx, inbound_rx) =
             inbound_queues(config.max_players, config.input_queue_capacity);
-        let mut builder = GameBuilder::new(&config, inbound_rx, stats.clone());
-        gameplay(&mut builder);
-        let store = SqliteStore::open(&config.data_dir)?;
-        let kinds = builder
-            .world_mut()
-            .resource::<PersistedComponents>()
-            .names();
-        let (persistence, persistence_thread) =
-            writer::spawn(Box::new(store), kinds, config.max_players, stats.clone())?;
-        builder
-            .world_mut()
-            .resource_mut::<PersistOutbox>()
-            .connect(persistence.clone());
         let flushes = Arc::new(FlushRegistry::new(config.net_threads));
         let (tick_signal, flush_tasks) = tick_signal(flushes.clone(), stats.clone());
-        builder.world_mut().insert_resource(tick_signal);
-        let simulation = builder.build().map_err(StartError::Schedule)?;
+        let links = EngineLinks {
+            inbound: inbound_rx,
+            tick_signal,
+            stats: stats.clone(),
+        };
+        let mut simulation = crate::game::build(&config, links, game)?;
+        let store = SqliteStore::open(&config.data_dir)?;
+        let kinds = simulation.world.resource::<PersistRegistry>().names();
+        let (persistence, persistence_thread) =
+            writer::spawn(Box::new(store), kinds, config.max_players, stats.clone())?;
+        simulation
+            .world
+            .resource_mut::<PersistOutbox>()
+            .connect(persistence.clone());
+        let actions = Arc::new(simulation.world.resource::<ActionRegistry>().clone());
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(NetContext {
@@ -150,6 +152,7 @@ impl ServerHandle {
             flushes: flushes.clone(),
             online: Arc::new(OnlineNames::default()),
             persistence: persistence.clone(),
+            actions: actions.clone(),
         });
         let Network {
             local_addr,

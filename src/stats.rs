@@ -18,6 +18,10 @@ macro_rules! counters {
             pub rejects_by_reason: [AtomicU64; CloseReason::ALL.len()],
             /// Open sessions closed by the server (Close), by [`CloseReason::index`].
             pub kicks_by_reason: [AtomicU64; CloseReason::ALL.len()],
+            /// Actions dropped, by action kind (wire number) and [`ActionDrop`] cause.
+            pub actions_dropped: [[AtomicU64; ActionDrop::ALL.len()]; MAX_COUNTED_ACTION_KINDS],
+            /// Actions queued for the tick, by action kind (wire number).
+            pub actions_queued: [AtomicU64; MAX_COUNTED_ACTION_KINDS],
             /// How long each tick took.
             pub tick_duration: Histogram,
             /// How long each persistence transaction took.
@@ -34,6 +38,10 @@ macro_rules! counters {
             pub rejects_by_reason: [u64; CloseReason::ALL.len()],
             /// Open sessions closed by the server (Close), by [`CloseReason::index`].
             pub kicks_by_reason: [u64; CloseReason::ALL.len()],
+            /// Actions dropped, by action kind (wire number) and [`ActionDrop`] cause.
+            pub actions_dropped: [[u64; ActionDrop::ALL.len()]; MAX_COUNTED_ACTION_KINDS],
+            /// Actions queued for the tick, by action kind (wire number).
+            pub actions_queued: [u64; MAX_COUNTED_ACTION_KINDS],
             /// How long each tick took.
             pub tick_duration: HistogramSnapshot,
             /// How long each persistence transaction took.
@@ -47,6 +55,8 @@ macro_rules! counters {
                     $($name: self.$name.load(Ordering::Relaxed),)*
                     rejects_by_reason: std::array::from_fn(|i| self.rejects_by_reason[i].load(Ordering::Relaxed)),
                     kicks_by_reason: std::array::from_fn(|i| self.kicks_by_reason[i].load(Ordering::Relaxed)),
+                    actions_dropped: std::array::from_fn(|k| std::array::from_fn(|c| self.actions_dropped[k][c].load(Ordering::Relaxed))),
+                    actions_queued: std::array::from_fn(|k| self.actions_queued[k].load(Ordering::Relaxed)),
                     tick_duration: self.tick_duration.snapshot(),
                     persist_commit_duration: self.persist_commit_duration.snapshot(),
                 }
@@ -112,6 +122,49 @@ counters! {
     persist_lag_us,
     /// Logins answered by the store.
     logins,
+    /// Actions of a kind the game did not register (dropped).
+    actions_dropped_unknown_kind,
+    /// Server events put into frames (one per event per receiving frame).
+    events_sent,
+    /// Events whose target was gone or never replicated (a player who just left: harmless).
+    events_unroutable,
+}
+
+/// Action kinds counted one by one in [`Stats`]; a game registering more shares the last
+/// counter among the rest.
+pub const MAX_COUNTED_ACTION_KINDS: usize = 32;
+
+/// Why an action was dropped on the network side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionDrop {
+    /// Its bytes do not decode as its kind's type.
+    Malformed,
+    /// Its value is over its kind's size limit.
+    TooLarge,
+    /// Above its kind's per-player rate.
+    RateLimited,
+    /// The inbound queue to the tick was full.
+    QueueFull,
+}
+
+impl ActionDrop {
+    /// Every cause, in counter order.
+    pub const ALL: [ActionDrop; 4] = [
+        ActionDrop::Malformed,
+        ActionDrop::TooLarge,
+        ActionDrop::RateLimited,
+        ActionDrop::QueueFull,
+    ];
+
+    /// Label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionDrop::Malformed => "malformed",
+            ActionDrop::TooLarge => "too_large",
+            ActionDrop::RateLimited => "rate_limited",
+            ActionDrop::QueueFull => "queue_full",
+        }
+    }
 }
 
 impl Stats {
@@ -135,6 +188,17 @@ impl Stats {
     /// Counts a Close sent for `reason` (an open session ended by the server).
     pub fn count_kick(&self, reason: CloseReason) {
         Self::bump(&self.kicks_by_reason[reason.index()]);
+    }
+
+    /// Counts an action of kind `kind` dropped for `cause`.
+    pub fn count_action_drop(&self, kind: u16, cause: ActionDrop) {
+        let kind = usize::from(kind).min(MAX_COUNTED_ACTION_KINDS - 1);
+        Self::bump(&self.actions_dropped[kind][cause as usize]);
+    }
+
+    /// Counts an action of kind `kind` queued for the tick.
+    pub fn count_action_queued(&self, kind: u16) {
+        Self::bump(&self.actions_queued[usize::from(kind).min(MAX_COUNTED_ACTION_KINDS - 1)]);
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bevy_ecs::prelude::*;
 use common::*;
-use components::{Gameplay, Position};
+use components::{GameApp, Position, ServerTick, TickSet};
 use throng::ServerHandle;
 use throng::config::{ConfigLayer, Endpoint};
 use throng::persistence::handoff::Account;
@@ -35,13 +35,15 @@ fn server_on(data_dir: &Path) -> ServerHandle {
         world_size: Some(500.0),
         data_dir: Some(data_dir.to_owned()),
         flush_interval_s: Some(0.2),
+        game: Some(no_npcs()),
         ..Default::default()
     }
     .resolve()
     .unwrap();
-    ServerHandle::start_with(config, |game| {
-        systems::register_all(game);
-        game.add_systems(starting_coins).persist::<Coins>();
+    ServerHandle::start_with(config, |app| {
+        app.add_plugins(systems::GamePlugins)
+            .add_systems(ServerTick, starting_coins.in_set(TickSet::Simulate))
+            .persist::<Coins>("coins");
     })
     .expect("server starts")
 }

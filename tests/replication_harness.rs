@@ -159,11 +159,14 @@ fn replicated_components_arrive_on_spawn_and_on_change() {
         }
     }
     let config = config(200.0, 500.0);
-    let mut harness = Harness::with_gameplay(&config, |game| {
-        use components::Gameplay;
-        systems::register_all(game);
-        game.add_systems((give_score, grow).chain())
-            .replicate::<Score>();
+    let mut harness = Harness::with_gameplay(&config, |app| {
+        use components::{GameApp, ServerTick, TickSet};
+        app.add_plugins(systems::movement::MovementPlugin)
+            .add_systems(
+                ServerTick,
+                (give_score, grow).chain().in_set(TickSet::Simulate),
+            )
+            .replicate::<Score>("score");
     });
     let a = harness.join("a");
     let mut mirror = Mirror::default();
@@ -172,13 +175,13 @@ fn replicated_components_arrive_on_spawn_and_on_change() {
         harness.tick();
         for message in harness.messages(a) {
             match message {
-                ServerMessage::Welcome(w) => welcome_components = w.components,
+                ServerMessage::Welcome(w) => welcome_components = w.schema.components,
                 ServerMessage::Frame(frame) => mirror.apply(&frame).unwrap(),
                 _ => {}
             }
         }
     }
-    assert_eq!(welcome_components, vec!["Score".to_string()]);
+    assert_eq!(welcome_components, vec!["score".to_string()]);
     let (_, entity) = mirror.entities.iter().next().unwrap();
     let score: Score = postcard::from_bytes(entity.component(0).unwrap()).unwrap();
     let server: Vec<Score> = harness

@@ -7,8 +7,9 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use bevy_ecs::prelude::*;
 use common::*;
-use components::{Gameplay, TickClock};
+use components::{ServerTick, TickClock, TickSet};
 use throng::ServerHandle;
 use throng::config::ConfigLayer;
 use throng::protocol::{CloseReason, ServerMessage};
@@ -53,9 +54,9 @@ async fn a_panicking_system_is_named_in_the_log_and_stops_the_server() {
     }
     .resolve()
     .unwrap();
-    let server = ServerHandle::start_with(config, |game| {
-        systems::register_all(game);
-        game.add_systems(explode_at_tick_40);
+    let server = ServerHandle::start_with(config, |app| {
+        app.add_plugins(systems::GamePlugins)
+            .add_systems(ServerTick, explode_at_tick_40.in_set(TickSet::Simulate));
     })
     .unwrap();
     let mut client = connect(&server, "witness").await;

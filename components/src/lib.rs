@@ -1,21 +1,40 @@
-//! Plain ECS data shared by the engine (`throng`) and gameplay (`systems`).
+//! The gameplay API of throng: plain ECS data shared by the engine (`throng`) and gameplay
+//! (`systems`), and the registration of what crosses the wire.
+//!
+//! A feature is a bevy `Plugin`: it adds systems to [`ServerTick`] ordered against
+//! [`TickSet`], reads its settings with [`GameApp::settings`], and declares its player
+//! actions, server events, replicated and persistent components with stable names
+//! ([`GameApp`]).
 //!
 //! # Layout
+//! - [`app`]: [`GameApp`], the registration methods on bevy's `App`.
+//! - [`tick`]: the clock ([`TickClock`]), the tick schedule ([`ServerTick`]) and its phases ([`TickSet`]).
 //! - [`spatial`]: where things are ([`Position`]) and the world they live in ([`WorldBounds`]).
-//! - [`player`]: what a player asked for ([`MoveIntent`]) and gameplay tuning ([`MovementSettings`]).
-//! - [`tick`]: the deterministic clock ([`TickClock`]) and the ordered phases of a tick ([`TickSet`]).
-//! - [`gameplay`]: the [`Gameplay`] registration trait that gameplay modules add themselves through.
+//! - [`player`]: players, what they asked for ([`MoveIntent`]) and movement tuning.
+//! - [`actions`]: player actions ([`PlayerAction`]).
+//! - [`events`]: server events ([`ServerEvents`]).
+//! - [`replicated`]: wire ids ([`NetId`]) and the capture of replicated components.
+//! - [`persistent`]: the registry of persistent components.
+//! - [`settings`]: `[game.NAME]` sections of the configuration.
 //!
-//! Architecture invariant: nothing here knows about sockets, tokio or the wire format.
-//! Components are not wire types; the engine translates at its boundary.
+//! Architecture invariant: nothing here knows about sockets, tokio or message framing.
+//! Components are not wire types: values are postcard-encoded here, framed by the engine.
 #![warn(missing_docs)]
 
-pub mod gameplay;
+pub mod actions;
+pub mod app;
+pub mod events;
+pub mod persistent;
 pub mod player;
+pub mod replicated;
+pub mod settings;
 pub mod spatial;
 pub mod tick;
 
-pub use gameplay::Gameplay;
+pub use actions::{ActionLimits, PlayerAction};
+pub use app::GameApp;
+pub use events::{EventTarget, ServerEvents};
 pub use player::{MoveIntent, MovementSettings, Player};
+pub use replicated::NetId;
 pub use spatial::{Position, WorldBounds};
-pub use tick::{TickClock, TickSet};
+pub use tick::{ServerTick, TickClock, TickSet};

@@ -1,6 +1,7 @@
 //! What players ask for, and the tuning that turns requests into motion.
 
 use bevy_ecs::prelude::*;
+use serde::Deserialize;
 
 /// Marks an entity controlled by a connected client.
 #[derive(Component, Clone, Copy, Debug, Default)]
@@ -31,8 +32,10 @@ impl MoveIntent {
     }
 }
 
-/// Movement tuning, a resource so that tests and configs can change it without code.
-#[derive(Resource, Clone, Copy, Debug, PartialEq)]
+/// Movement tuning (`[game.movement]` in the configuration), a resource so that tests and
+/// configs can change it without code.
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MovementSettings {
     /// Units a moving player travels per tick.
     pub speed_per_tick: f32,

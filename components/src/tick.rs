@@ -1,6 +1,7 @@
-//! The deterministic clock and the ordered phases of one tick.
+//! The deterministic clock, the tick schedule and the ordered phases of one tick.
 
 use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::ScheduleLabel;
 
 /// The simulation clock. Gameplay reads time from here, never from the wall clock, so a
 /// tick replays identically in tests and benchmarks.
@@ -22,21 +23,30 @@ impl TickClock {
     }
 }
 
-/// The phases of a tick, run in this order. Every system belongs to exactly one.
+/// The schedule the server runs once per tick, at a fixed rate. Gameplay adds its systems
+/// here (`app.add_systems(ServerTick, my_system.in_set(TickSet::Simulate))`); bevy's
+/// `Startup` schedules run once before the first tick.
+#[derive(ScheduleLabel, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServerTick;
+
+/// The phases of a tick, run in this order. Order gameplay against them:
+/// `.in_set(TickSet::Simulate)`, or `.after(TickSet::Ingest).before(TickSet::Replicate)`.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TickSet {
-    /// Drains the network inbound queues: joins spawn players, leaves despawn them, the
-    /// latest input of each player lands in its [`crate::MoveIntent`]. Nothing else writes
-    /// input-derived state.
+    /// Drains the network's queues: joins spawn players, leaves despawn them, the latest
+    /// input of each player lands in its [`crate::MoveIntent`], and player actions become
+    /// [`crate::PlayerAction`] messages. Nothing else writes input-derived state.
     Ingest,
-    /// Gameplay. Systems here see this tick's inputs and must finish all state changes that
-    /// clients should see this tick: anything changed after this set reaches clients one
-    /// tick late.
+    /// Gameplay. Systems here see this tick's inputs and actions.
     Simulate,
-    /// Encodes every changed replicated entity once into its grid cell's buffers and tracks
-    /// which cells each client sees. Reads gameplay state, never writes it.
+    /// After gameplay, before replication: reactions to this tick's outcome (scores,
+    /// despawns of what was hit). Anything changed after this set reaches clients one tick
+    /// late.
+    PostSimulate,
+    /// Encodes every changed replicated entity once into its grid cell, and routes this
+    /// tick's server events. Reads gameplay state, never writes it.
     Replicate,
-    /// Assembles one frame per client from the cell buffers and hands it to the client's
-    /// connection task. Never performs socket I/O itself.
-    Flush,
+    /// Assembles one frame per client from the cells it sees and publishes it for the
+    /// network threads (no socket I/O here); hands changed players to persistence.
+    Frames,
 }

@@ -19,16 +19,18 @@ use super::NetContext;
 use super::egress::{Egress, Flushed};
 use super::outbox::outbox;
 use super::rate_limit::{Admit, RateLimiter};
-use crate::inbound::{ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle};
+use crate::inbound::{
+    ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle, PlayerMessage,
+};
 use crate::persistence::online::NameGuard;
 use crate::persistence::store::{LoginError, SavedPlayer};
 use crate::persistence::writer::LoginRequest;
 use crate::protocol::framing::{FrameError, FrameReader};
 use crate::protocol::{
-    ClientMessage, CloseReason, Hello, PROTOCOL_VERSION, Refusal, ServerMessage,
+    Action, ClientMessage, CloseReason, Hello, PROTOCOL_VERSION, Refusal, ServerMessage,
     decode_client_message, frame_bytes, validate_name, validate_secret,
 };
-use crate::stats::Stats;
+use crate::stats::{ActionDrop, Stats};
 
 /// How long a closing message may take to write before the socket is dropped anyway.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -350,6 +352,7 @@ async fn session(
     let idle = tokio::time::sleep_until(heard_at + ctx.idle_timeout);
     tokio::pin!(idle);
     let mut blocked = false;
+    let mut actions = ActionGate::new(ctx, read_at.into_std());
     loop {
         // Everything already buffered first (frames pipelined behind the Hello included).
         loop {
@@ -361,7 +364,7 @@ async fn session(
             heard_at = read_at;
             if matches!(
                 message,
-                ClientMessage::Input(_) | ClientMessage::Ping { .. }
+                ClientMessage::Input(_) | ClientMessage::Ping { .. } | ClientMessage::Action(_)
             ) {
                 match limiter.admit(read_at.into_std()) {
                     Admit::Accept => {}
@@ -380,6 +383,16 @@ async fn session(
                     }
                 }
             }
+            let message = match message {
+                ClientMessage::Action(action) => {
+                    match actions.admit(action, read_at.into_std(), ctx) {
+                        Ok(Some(action)) => ClientMessage::Action(action),
+                        Ok(None) => continue,
+                        Err(ending) => return ending,
+                    }
+                }
+                other => other,
+            };
             if let Err(ending) = handle(message, egress, id, ctx, &mut blocked) {
                 return ending;
             }
@@ -441,6 +454,125 @@ fn flush_now(egress: &Egress, stats: &Stats) -> Result<bool, Ending> {
     }
 }
 
+/// Queues an input or an admitted action for the next tick.
+fn queue_for_tick(
+    message: PlayerMessage,
+    id: ConnectionId,
+    ctx: &NetContext,
+) -> Result<(), Ending> {
+    let action_kind = match &message {
+        PlayerMessage::Action(action) => Some(action.kind),
+        PlayerMessage::Input(_) => None,
+    };
+    match ctx.inbound.send_input(InputEvent {
+        connection: id,
+        message,
+    }) {
+        InputOutcome::Queued => {
+            if let Some(kind) = action_kind {
+                ctx.stats.count_action_queued(kind);
+            }
+        }
+        InputOutcome::DroppedQueueFull => match action_kind {
+            Some(kind) => ctx.stats.count_action_drop(kind, ActionDrop::QueueFull),
+            None => Stats::bump(&ctx.stats.inputs_dropped_queue_full),
+        },
+        InputOutcome::Closed => {
+            return Err(Ending::Close(
+                CloseReason::Shutdown,
+                "server stopping".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A session's checks of the actions it receives: a rate per action kind, and a budget of
+/// invalid actions (unknown kind, malformed, too large: 10 at once, refilled at one per
+/// second) beyond which the client is closed with `InvalidActions`.
+struct ActionGate {
+    per_kind: Vec<RateLimiter>,
+    invalid: RateLimiter,
+}
+
+/// Invalid actions a client may send at once before it is closed.
+const INVALID_ACTION_BURST: u32 = 10;
+
+impl ActionGate {
+    fn new(ctx: &NetContext, now: std::time::Instant) -> Self {
+        let per_kind = ctx
+            .actions
+            .kinds
+            .iter()
+            .map(|kind| {
+                // Over its rate an action is dropped; only the message-rate flood kicks.
+                RateLimiter::new(
+                    kind.limits.per_second,
+                    kind.limits.burst,
+                    Duration::MAX,
+                    now,
+                )
+            })
+            .collect();
+        Self {
+            per_kind,
+            invalid: RateLimiter::new(1, INVALID_ACTION_BURST, Duration::ZERO, now),
+        }
+    }
+
+    /// `Ok(Some)`: queue it; `Ok(None)`: dropped (counted); `Err`: close the session.
+    fn admit(
+        &mut self,
+        action: Action,
+        now: std::time::Instant,
+        ctx: &NetContext,
+    ) -> Result<Option<Action>, Ending> {
+        let kind = usize::from(action.kind);
+        let Some(registered) = ctx.actions.kinds.get(kind) else {
+            Stats::bump(&ctx.stats.actions_dropped_unknown_kind);
+            return self.invalid(now, format!("unknown action kind {kind}"));
+        };
+        if action.bytes.len() > usize::from(registered.limits.max_bytes) {
+            ctx.stats
+                .count_action_drop(action.kind, ActionDrop::TooLarge);
+            return self.invalid(
+                now,
+                format!(
+                    "{} action of {} bytes (limit {})",
+                    registered.name,
+                    action.bytes.len(),
+                    registered.limits.max_bytes
+                ),
+            );
+        }
+        if !(registered.decodes)(&action.bytes) {
+            ctx.stats
+                .count_action_drop(action.kind, ActionDrop::Malformed);
+            return self.invalid(now, format!("{} action does not decode", registered.name));
+        }
+        if self.per_kind[kind].admit(now) != Admit::Accept {
+            ctx.stats
+                .count_action_drop(action.kind, ActionDrop::RateLimited);
+            return Ok(None);
+        }
+        Ok(Some(action))
+    }
+
+    fn invalid(
+        &mut self,
+        now: std::time::Instant,
+        detail: String,
+    ) -> Result<Option<Action>, Ending> {
+        match self.invalid.admit(now) {
+            Admit::Accept => Ok(None),
+            Admit::Drop | Admit::Kick => Err(Ending::Close(
+                CloseReason::InvalidActions,
+                format!("too many invalid actions; the last: {detail}"),
+            )),
+        }
+    }
+}
+
 /// Resolves once shutdown has been requested.
 pub(crate) async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     // A closed channel means the server is gone: stop as well.
@@ -457,22 +589,8 @@ fn handle(
     blocked: &mut bool,
 ) -> Result<(), Ending> {
     match message {
-        ClientMessage::Input(input) => {
-            match ctx.inbound.send_input(InputEvent {
-                connection: id,
-                input,
-            }) {
-                InputOutcome::Queued => {}
-                InputOutcome::DroppedQueueFull => Stats::bump(&ctx.stats.inputs_dropped_queue_full),
-                InputOutcome::Closed => {
-                    return Err(Ending::Close(
-                        CloseReason::Shutdown,
-                        "server stopping".into(),
-                    ));
-                }
-            }
-            Ok(())
-        }
+        ClientMessage::Input(input) => queue_for_tick(PlayerMessage::Input(input), id, ctx),
+        ClientMessage::Action(action) => queue_for_tick(PlayerMessage::Action(action), id, ctx),
         ClientMessage::Ping { nonce } => {
             let mut buffer = [0u8; 16];
             let Ok(body) = postcard::to_slice(&ServerMessage::Pong { nonce }, &mut buffer[4..])

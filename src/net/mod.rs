@@ -22,6 +22,7 @@ pub mod rate_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
+use components::actions::ActionRegistry;
 use tokio::sync::watch;
 
 use crate::inbound::InboundSender;
@@ -59,4 +60,6 @@ pub struct NetContext {
     pub online: Arc<OnlineNames>,
     /// Logins go to the persistence thread.
     pub persistence: PersistenceHandle,
+    /// The game's action kinds: what a client may send, its limits, and how to check it.
+    pub actions: Arc<ActionRegistry>,
 }

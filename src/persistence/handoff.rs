@@ -9,11 +9,10 @@
 
 use std::sync::Arc;
 
+use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use bevy_ecs::world::EntityRef;
-use components::{Position, TickClock, WorldBounds};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use components::persistent::{CollectPersistent, PersistChanges, PersistRegistry};
+use components::{Position, ServerTick, TickClock, TickSet, WorldBounds};
 
 use super::online::NameGuard;
 use super::store::{AccountId, PlayerRecord, SavedPlayer};
@@ -24,50 +23,58 @@ use crate::stats::Stats;
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Account(pub AccountId);
 
-/// How to save and load one persistent component type.
-pub struct PersistKind {
-    /// Name in the store (the short type name).
-    pub name: String,
-    /// Encodes the entity's component, if it has one.
-    pub save: fn(&EntityRef) -> Option<Vec<u8>>,
-    /// Decodes and inserts the component; false if the bytes do not decode.
-    pub load: fn(&mut EntityWorldMut, &[u8]) -> bool,
+/// The tick's side of persistence: once every `every_ticks` ticks the players whose
+/// position or persistent components changed are collected and handed off; leavers' final
+/// records go at once (from ingest). Connect the outbox to the persistence thread with
+/// [`PersistOutbox::connect`]; unconnected, records are dropped (simulations without a store).
+pub struct PersistencePlugin {
+    /// Ticks per flush interval.
+    pub every_ticks: u64,
 }
 
-/// The registered persistent component types, by kind index.
-#[derive(Resource, Default)]
-pub struct PersistedComponents(pub Vec<PersistKind>);
-
-impl PersistedComponents {
-    /// The names, by kind index (what the store needs).
-    pub fn names(&self) -> Vec<String> {
-        self.0.iter().map(|kind| kind.name.clone()).collect()
-    }
+/// The steps of a persistence hand-off, once per flush interval, inside `TickSet::Frames`
+/// beside frame assembly (they read gameplay state and write only the persistence outbox).
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum PersistStep {
+    /// Players whose position changed since the last hand-off.
+    Positions,
+    /// Players whose registered persistent components changed (gameplay's collect systems,
+    /// then their records by account).
+    Components,
+    /// The batch goes to the persistence thread.
+    HandOff,
 }
 
-/// Registers `T` as persistent under `name`; returns its kind index.
-pub fn persist_kind<T: Component + Serialize + DeserializeOwned>(
-    registry: &mut PersistedComponents,
-    name: String,
-) -> u16 {
-    fn save<T: Component + Serialize>(entity: &EntityRef) -> Option<Vec<u8>> {
-        postcard::to_allocvec(entity.get::<T>()?).ok()
+impl Plugin for PersistencePlugin {
+    fn build(&self, app: &mut App) {
+        // The counters are the engine's; the outbox keeps its own handle to them.
+        let stats = app
+            .world()
+            .get_resource::<crate::replication::SharedStats>()
+            .map(|shared| shared.0.clone())
+            .unwrap_or_default();
+        app.insert_resource(PersistOutbox::new(None, self.every_ticks, stats));
+        app.edit_schedule(ServerTick, |schedule| {
+            schedule.configure_sets(
+                (
+                    PersistStep::Positions,
+                    PersistStep::Components,
+                    PersistStep::HandOff,
+                )
+                    .chain()
+                    .in_set(TickSet::Frames)
+                    .run_if(flush_due),
+            );
+            schedule.configure_sets(CollectPersistent.in_set(PersistStep::Components));
+            schedule.add_systems((
+                collect_positions.in_set(PersistStep::Positions),
+                collect_components
+                    .after(CollectPersistent)
+                    .in_set(PersistStep::Components),
+                hand_off.in_set(PersistStep::HandOff),
+            ));
+        });
     }
-    fn load<T: Component + DeserializeOwned>(entity: &mut EntityWorldMut, bytes: &[u8]) -> bool {
-        match postcard::from_bytes::<T>(bytes) {
-            Ok(value) => {
-                entity.insert(value);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-    registry.0.push(PersistKind {
-        name,
-        save: save::<T>,
-        load: load::<T>,
-    });
-    (registry.0.len() - 1) as u16
 }
 
 /// Records waiting to be handed to the persistence thread.
@@ -188,23 +195,20 @@ pub fn collect_positions(
     }
 }
 
-/// Players' accounts with their component `T`, where it changed since the system last ran.
-pub type ChangedSince<'w, 's, T> = Query<'w, 's, (&'static Account, &'static T), Changed<T>>;
-
-/// Collects the players whose persistent component `T` (kind `kind`) changed since the
-/// last flush.
-pub fn collect_component_system<T: Component + Serialize>(
-    kind: u16,
-) -> impl FnMut(ChangedSince<T>, ResMut<PersistOutbox>) {
-    move |changed, mut outbox| {
-        for (account, value) in &changed {
-            if let Ok(bytes) = postcard::to_allocvec(value) {
-                outbox.pending.records.push(PlayerRecord {
-                    account: account.0,
-                    position: None,
-                    components: vec![(kind, bytes)],
-                });
-            }
+/// Takes the players' persistent components that changed since the last flush (collected
+/// by the gameplay-side systems of each kind) into the pending batch, by account.
+pub fn collect_components(
+    mut changes: ResMut<PersistChanges>,
+    accounts: Query<&Account>,
+    mut outbox: ResMut<PersistOutbox>,
+) {
+    for (entity, kind, bytes) in changes.0.drain(..) {
+        if let Ok(account) = accounts.get(entity) {
+            outbox.pending.records.push(PlayerRecord {
+                account: account.0,
+                position: None,
+                components: vec![(kind, bytes)],
+            });
         }
     }
 }
@@ -219,9 +223,9 @@ pub fn full_record(world: &World, entity: Entity) -> Option<PlayerRecord> {
     let entity_ref = world.get_entity(entity).ok()?;
     let account = entity_ref.get::<Account>()?.0;
     let position = entity_ref.get::<Position>().map(|p| [p.x, p.y]);
-    let kinds = world.get_resource::<PersistedComponents>()?;
+    let kinds = world.get_resource::<PersistRegistry>()?;
     let components = kinds
-        .0
+        .kinds
         .iter()
         .enumerate()
         .filter_map(|(index, kind)| Some((index as u16, (kind.save)(&entity_ref)?)))
@@ -235,10 +239,10 @@ pub fn full_record(world: &World, entity: Entity) -> Option<PlayerRecord> {
 
 /// Gives a joining player their saved state: their account, and their saved persistent
 /// components (the position is applied by the spawn, wrapped into the world).
-pub fn restore(entity: &mut EntityWorldMut, saved: &SavedPlayer, kinds: &PersistedComponents) {
+pub fn restore(entity: &mut EntityWorldMut, saved: &SavedPlayer, kinds: &PersistRegistry) {
     entity.insert(Account(saved.account));
     for (name, bytes) in &saved.components {
-        if let Some(kind) = kinds.0.iter().find(|kind| &kind.name == name)
+        if let Some(kind) = kinds.kinds.iter().find(|kind| &kind.name == name)
             && !(kind.load)(entity, bytes)
         {
             tracing::warn!(component = %name, account = saved.account, "a saved component no longer decodes; dropped");

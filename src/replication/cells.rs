@@ -15,6 +15,7 @@
 use bevy_ecs::prelude::*;
 use components::TickClock;
 
+use super::events::EventSection;
 use super::grid::{CellIndex, GridGeometry};
 use super::records::Section;
 use super::table::{NO_CELL, ReplicaTable};
@@ -39,6 +40,10 @@ pub struct Cell {
     pub snapshot_wanted: bool,
     /// A client stops seeing this cell this tick.
     pub previous_wanted: bool,
+    /// Server events sent this tick to the viewers of an entity in this cell.
+    pub events: EventSection,
+    /// Some cell in this cell's view has events this tick (so clients here get events).
+    pub events_in_view: bool,
     /// Index into [`CellGrid::view_bodies`] of the shared frame body for clients in this cell
     /// whose view did not change, or [`NO_BODY`].
     pub body_slot: u32,
@@ -59,6 +64,8 @@ impl Default for Cell {
             previous: Section::default(),
             snapshot_wanted: false,
             previous_wanted: false,
+            events: EventSection::default(),
+            events_in_view: false,
             body_slot: NO_BODY,
             dirty: false,
         }
@@ -140,6 +147,8 @@ impl CellGrid {
             cell.previous.clear();
             cell.snapshot_wanted = false;
             cell.previous_wanted = false;
+            cell.events.clear();
+            cell.events_in_view = false;
             cell.dirty = false;
         }
     }
@@ -199,12 +208,14 @@ pub fn encode_cells(
             grid.cell_mut(new_cell)
                 .entered
                 .push_spawn(id, table.get(id));
-        } else if replica.wire != replica.sent_wire || replica.changed != 0 {
+        } else if replica.wire != replica.sent_wire || replica.changed != 0 || replica.removed != 0
+        {
             grid.cell_mut(new_cell).updated.push_update(id, replica);
         }
         let replica = table.get_mut(id);
         replica.sent_wire = replica.wire;
         replica.changed = 0;
+        replica.removed = 0;
     }
 }
 

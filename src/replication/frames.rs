@@ -18,8 +18,9 @@ use bevy_ecs::prelude::*;
 use bevy_utils::Parallel;
 use components::TickClock;
 
-use crate::inbound::ConnectionId;
 use std::sync::Arc;
+
+use crate::inbound::ConnectionId;
 
 use crate::net::flush::TickSignal;
 use crate::net::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody};
@@ -29,6 +30,7 @@ use crate::protocol::{
 use crate::stats::Stats;
 
 use super::cells::{CellGrid, encode_requested_sections};
+use super::events::{EventRouting, EventSection};
 use super::grid::{CellIndex, CellRect};
 use super::records::Section;
 use super::table::{NO_CELL, NetId, ReplicaTable};
@@ -61,6 +63,77 @@ pub struct Viewer {
     pub closing: bool,
     /// The tick since which every frame to this client was dropped (none taken since).
     pub starved_since: Option<u64>,
+    /// Events sent this tick to this player alone.
+    pub personal_events: EventSection,
+    /// Event records for this client's next frame, in order: this tick's, after those of
+    /// frames that were dropped (events are never dropped with their frame).
+    pub pending_events: PendingEvents,
+}
+
+/// Encoded event records waiting for a client's next frame.
+#[derive(Default, Debug)]
+pub struct PendingEvents {
+    /// Concatenated records, as on the wire.
+    pub bytes: Vec<u8>,
+    /// Number of records.
+    pub count: u32,
+}
+
+/// Event bytes kept for a client whose frames are being dropped (see
+/// [`super::OutboundLimits::max_pending_event_bytes`]).
+pub const MAX_PENDING_EVENT_BYTES: usize = 64 * 1024;
+
+/// Where a client's events of this tick come from, for merging them in sending order.
+#[derive(Clone, Copy)]
+enum EventSource {
+    Everyone,
+    Personal,
+    Cell(CellIndex),
+}
+
+/// Appends to `viewer.pending_events` the events of this tick for a client in `cell` that
+/// sees `view`: everyone's, those of the cells in its view and its own, in sending order.
+fn gather_events(
+    viewer: &mut Viewer,
+    view: CellRect,
+    grid: &CellGrid,
+    everyone: &EventSection,
+    scratch: &mut Vec<(u32, EventSource, u32)>,
+) {
+    scratch.clear();
+    let mut add = |section: &EventSection, source: EventSource| {
+        for (index, &(order, _)) in section.ends.iter().enumerate() {
+            scratch.push((order, source, index as u32));
+        }
+    };
+    add(everyone, EventSource::Everyone);
+    add(&viewer.personal_events, EventSource::Personal);
+    if grid.cells[viewer.cell as usize].events_in_view {
+        for (cx, cy) in view.cells() {
+            let index = grid.geometry.index(cx, cy);
+            add(&grid.cells[index as usize].events, EventSource::Cell(index));
+        }
+    }
+    if scratch.is_empty() {
+        return;
+    }
+    scratch.sort_unstable_by_key(|&(order, _, _)| order);
+    let Viewer {
+        personal_events,
+        pending_events,
+        ..
+    } = viewer;
+    for &(_, source, index) in scratch.iter() {
+        let section = match source {
+            EventSource::Everyone => everyone,
+            EventSource::Personal => &*personal_events,
+            EventSource::Cell(cell) => &grid.cells[cell as usize].events,
+        };
+        pending_events
+            .bytes
+            .extend_from_slice(section.record(index as usize));
+        pending_events.count += 1;
+    }
 }
 
 /// Computes each viewer's view for this tick and asks the cells entering or leaving some
@@ -156,6 +229,9 @@ pub struct FrameTally {
     bytes: u64,
     resyncs: u64,
     dropped: u64,
+    events: u64,
+    /// Reused for merging a client's events in order.
+    event_scratch: Vec<(u32, EventSource, u32)>,
 }
 
 /// Assembles and submits every client's frame, in parallel across clients.
@@ -167,28 +243,52 @@ pub fn assemble_frames(
     stats: Res<SharedStats>,
     mut tallies: Local<Parallel<FrameTally>>,
     signal: Res<TickSignal>,
+    routing: Res<EventRouting>,
 ) {
     let tick = clock.tick as u32;
     let max_bytes = limits.max_frame_bytes as usize;
     let kick_after = limits.slow_reader_kick_ticks;
     let grid = &*grid;
+    let everyone = &routing.everyone;
     let tallies_ref = &*tallies;
     viewers.par_iter_mut().for_each(|(mut viewer, mut client)| {
-        let Some(next) = viewer.next_view else { return };
+        let viewer = &mut *viewer;
+        let Some(next) = viewer.next_view else {
+            viewer.personal_events.clear();
+            return;
+        };
+        if !everyone.is_empty()
+            || !viewer.personal_events.is_empty()
+            || grid.cells[viewer.cell as usize].events_in_view
+        {
+            tallies_ref.scope(|tally| {
+                gather_events(viewer, next, grid, everyone, &mut tally.event_scratch)
+            });
+            viewer.personal_events.clear();
+            if viewer.pending_events.bytes.len() > limits.max_pending_event_bytes {
+                client.outbox.request_close(CloseReason::EventBacklog);
+                viewer.closing = true;
+                return;
+            }
+        }
         let previous = if viewer.needs_reset {
             None
         } else {
             viewer.view
         };
-        let ack_seq = viewer.ack_seq;
+        let header = Header {
+            tick,
+            ack_seq: viewer.ack_seq,
+            events: &viewer.pending_events,
+        };
         let mut length = 0;
         let outcome = client.outbox.publish_with(|slot| {
             let shared = (previous == Some(next))
                 .then(|| grid.body(viewer.cell))
                 .flatten();
             match shared {
-                Some(body) => write_frame_with_shared_body(slot, body, tick, ack_seq),
-                None => write_frame(&mut slot.head, grid, previous, next, tick, ack_seq),
+                Some(body) => write_frame_with_shared_body(slot, body, &header),
+                None => write_frame(&mut slot.head, grid, previous, next, &header),
             }
             length = slot.len();
             length <= max_bytes
@@ -197,12 +297,15 @@ pub fn assemble_frames(
             Publish::Queued => {
                 tally.frames += 1;
                 tally.bytes += length as u64;
+                tally.events += u64::from(viewer.pending_events.count);
                 if previous.is_none() && viewer.view.is_some() {
                     tally.resyncs += 1;
                 }
                 viewer.view = Some(next);
                 viewer.needs_reset = false;
                 viewer.starved_since = None;
+                viewer.pending_events.bytes.clear();
+                viewer.pending_events.count = 0;
             }
             Publish::Full => {
                 // Slow reader: every slot is in flight. Drop this frame; resync later, unless
@@ -230,9 +333,20 @@ pub fn assemble_frames(
             &stats.frames_dropped_slow_reader,
             std::mem::take(&mut tally.dropped),
         );
+        Stats::add(&stats.events_sent, std::mem::take(&mut tally.events));
     }
     // One message per tick: the flush tasks write the new frames on the network runtime.
     signal.send();
+}
+
+/// The per-client fields of a state frame, before the entity records.
+pub struct Header<'a> {
+    /// This tick.
+    pub tick: u32,
+    /// The client's latest input or action seq processed.
+    pub ack_seq: u32,
+    /// The client's event records for this frame.
+    pub events: &'a PendingEvents,
 }
 
 /// Writes one whole state frame (length prefix included) into `out`.
@@ -241,30 +355,32 @@ pub fn write_frame(
     grid: &CellGrid,
     previous: Option<CellRect>,
     next: CellRect,
-    tick: u32,
-    ack_seq: u32,
+    header: &Header,
 ) {
-    let start = write_header(out, tick, ack_seq, previous.is_none());
+    let start = write_header(out, header, previous.is_none());
     write_body(out, grid, previous, next);
     finish_frame(out, start);
 }
 
 /// Writes a state frame (no reset) made of this client's header and a shared body.
 #[inline]
-fn write_frame_with_shared_body(slot: &mut FrameSlot, body: &SharedBody, tick: u32, ack_seq: u32) {
-    let start = write_header(&mut slot.head, tick, ack_seq, false);
+fn write_frame_with_shared_body(slot: &mut FrameSlot, body: &SharedBody, header: &Header) {
+    let start = write_header(&mut slot.head, header, false);
     finish_frame_followed_by(&mut slot.head, start, body.len());
     slot.shared = Some(body.clone());
 }
 
-/// Writes the frame's length prefix (to be finished) and the fields before the records.
+/// Writes the frame's length prefix (to be finished) and the fields before the entity
+/// records: tick, ack, reset and the client's events.
 #[inline]
-fn write_header(out: &mut Vec<u8>, tick: u32, ack_seq: u32, reset: bool) -> usize {
+fn write_header(out: &mut Vec<u8>, header: &Header, reset: bool) -> usize {
     let start = begin_frame(out);
     out.push(SERVER_FRAME_KIND);
-    put_varint(out, u64::from(tick));
-    put_varint(out, u64::from(ack_seq));
+    put_varint(out, u64::from(header.tick));
+    put_varint(out, u64::from(header.ack_seq));
     out.push(u8::from(reset));
+    put_varint(out, u64::from(header.events.count));
+    out.extend_from_slice(&header.events.bytes);
     start
 }
 

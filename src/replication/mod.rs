@@ -5,27 +5,84 @@
 //! - [`table`]: wire ids and what viewers were last told, per entity.
 //! - [`records`]: byte encoders for spawn, update and removal records.
 //! - [`cells`]: encode each changed entity once, into its cell's sections.
+//! - [`events`]: routes this tick's server events to cells, players or everyone.
 //! - [`frames`]: per-client frame assembly from cell sections, and hand-off to the socket task.
 //!
-//! Systems run in [`components::TickSet::Replicate`] (capture, then encode) and
-//! [`components::TickSet::Flush`] (views, then frames).
+//! Systems run in [`components::TickSet::Replicate`] (capture, encode, route events) and
+//! [`components::TickSet::Frames`] (views, then frames).
 
 pub mod cells;
+pub mod events;
 pub mod frames;
 pub mod grid;
 pub mod records;
 pub mod table;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use bevy_ecs::system::ScheduleSystem;
-use components::{Position, TickSet};
-use serde::Serialize;
+use components::replicated::{CaptureReplicated, ComponentChanges, ReplicationRegistry};
+use components::{NetId, Position, ServerTick, TickSet};
 
-use crate::protocol::quantize;
+use crate::config::Config;
+use crate::net::flush::TickSignal;
+use crate::protocol::{POSITION_SCALE, quantize};
 use crate::stats::Stats;
-use table::{NetId, ReplicaTable};
+use cells::CellGrid;
+use grid::GridGeometry;
+use table::ReplicaTable;
+
+/// Replication: the grid, the replica table, encode once per cell, events, one frame per
+/// client per tick, and the signal that tells the network threads to write them.
+pub struct ReplicationPlugin {
+    geometry: GridGeometry,
+    limits: OutboundLimits,
+    signal: Mutex<Option<TickSignal>>,
+}
+
+impl ReplicationPlugin {
+    /// Replication of the world `config` describes; `signal` is sent once per tick.
+    pub fn new(config: &Config, signal: TickSignal) -> Self {
+        Self {
+            geometry: GridGeometry::new(
+                config.world_size,
+                config.cell_size,
+                config.interest_radius,
+                POSITION_SCALE,
+            ),
+            limits: OutboundLimits {
+                max_frame_bytes: config.max_outbound_frame_bytes,
+                slow_reader_kick_ticks: (config.slow_reader_kick_s * f32::from(config.tick_hz))
+                    .ceil() as u64,
+                max_pending_event_bytes: frames::MAX_PENDING_EVENT_BYTES,
+            },
+            signal: Mutex::new(Some(signal)),
+        }
+    }
+}
+
+impl Plugin for ReplicationPlugin {
+    fn build(&self, app: &mut App) {
+        let signal = self
+            .signal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("the replication plugin is added once");
+        app.insert_resource(CellGrid::new(self.geometry))
+            .insert_resource(self.limits)
+            .insert_resource(signal)
+            .init_resource::<events::EventRouting>();
+        app.edit_schedule(ServerTick, add_systems);
+    }
+}
+
+/// After every plugin registered: the table knows how many component kinds there are.
+pub fn finish_registration(world: &mut World) {
+    let kinds = world.resource::<ReplicationRegistry>().names.len();
+    world.insert_resource(ReplicaTable::new(kinds));
+}
 
 /// Steps inside the replicate and flush phases.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +93,8 @@ pub enum ReplicationStep {
     Capture,
     /// Writes records into cell sections.
     Encode,
+    /// Routes this tick's server events.
+    Events,
     /// Computes views and the snapshot/previous sections they need.
     Views,
     /// Assembles and submits frames.
@@ -43,36 +102,31 @@ pub enum ReplicationStep {
 }
 
 /// What the server allows itself to send a client, and for how long a client may refuse it.
-#[derive(Resource, Clone, Copy)]
+#[derive(Resource, Clone, Copy, Debug)]
 pub struct OutboundLimits {
     /// Largest frame the server sends, bytes; a view that needs more closes the client.
     pub max_frame_bytes: u32,
     /// Ticks a client may go without taking a single frame (every outbox slot in flight)
     /// before it is closed as a slow reader.
     pub slow_reader_kick_ticks: u64,
+    /// Event bytes kept for a client whose frames are being dropped; beyond it the client is
+    /// closed (`EventBacklog`) rather than lose events silently.
+    pub max_pending_event_bytes: usize,
 }
 
 /// The server's counters, for systems.
 #[derive(Resource, Clone)]
 pub struct SharedStats(pub Arc<Stats>);
 
-/// Names of the replicated component kinds; a kind's wire number is its index.
-#[derive(Resource, Default, Clone)]
-pub struct ReplicatedComponents {
-    /// Short type names, by kind.
-    pub names: Vec<String>,
-}
-
-/// Most replicated component kinds (kinds are bits of a `u64` mask).
-pub const MAX_COMPONENT_KINDS: usize = 64;
-
-/// Adds the replication systems to `schedule`.
-pub fn add_systems(schedule: &mut Schedule) {
+/// Adds the replication systems to the tick schedule.
+fn add_systems(schedule: &mut Schedule) {
     schedule.configure_sets(
         (
             ReplicationStep::Track,
+            CaptureReplicated,
             ReplicationStep::Capture,
             ReplicationStep::Encode,
+            ReplicationStep::Events,
         )
             .chain()
             .in_set(TickSet::Replicate),
@@ -80,43 +134,49 @@ pub fn add_systems(schedule: &mut Schedule) {
     schedule.configure_sets(
         (ReplicationStep::Views, ReplicationStep::Frames)
             .chain()
-            .in_set(TickSet::Flush),
+            .in_set(TickSet::Frames),
     );
     schedule.add_systems((
         (register_new_entities, forget_despawned)
             .chain()
             .in_set(ReplicationStep::Track),
-        capture_positions.in_set(ReplicationStep::Capture),
+        (capture_positions, apply_component_changes)
+            .chain()
+            .in_set(ReplicationStep::Capture),
         cells::encode_cells.in_set(ReplicationStep::Encode),
+        events::route_events.in_set(ReplicationStep::Events),
         frames::prepare_views.in_set(ReplicationStep::Views),
         frames::assemble_frames.in_set(ReplicationStep::Frames),
     ));
 }
 
-/// The system that copies component `T` (wire kind `kind`) into the table when it changes.
-pub fn capture_component_system<T: Component + Serialize>(
-    kind: usize,
-) -> impl IntoScheduleConfigs<ScheduleSystem, ()> {
-    assert!(
-        kind < MAX_COMPONENT_KINDS,
-        "at most {MAX_COMPONENT_KINDS} replicated components"
-    );
-    let bit = 1u64 << kind;
-    (move |changed: Query<(&NetId, &T), Changed<T>>, mut table: ResMut<ReplicaTable>| {
-        for (id, value) in &changed {
-            let replica = table.get_mut(id.0);
-            let mut bytes = std::mem::take(&mut replica.components[kind]);
-            bytes.clear();
-            // Serializing into a Vec cannot fail for serde-derived types.
-            bytes = postcard::to_extend(value, bytes).unwrap_or_default();
-            replica.components[kind] = bytes;
-            replica.present |= bit;
-            replica.changed |= bit;
+/// Takes the replicated components that gameplay changed or removed this tick into the
+/// table (their values are encoded already; see [`components::replicated`]).
+fn apply_component_changes(mut changes: ResMut<ComponentChanges>, mut table: ResMut<ReplicaTable>) {
+    for change in &changes.changes {
+        let replica = table.get_mut(change.id);
+        if !replica.live {
+            continue;
         }
-    })
-    .in_set(ReplicationStep::Capture)
-    // Capture systems share the table but each writes only its own kind's slots and bits.
-    .ambiguous_with(ReplicationStep::Capture)
+        let bit = 1u64 << change.kind;
+        let slot = &mut replica.components[usize::from(change.kind)];
+        slot.clear();
+        match change.value {
+            Some(_) => {
+                slot.extend_from_slice(changes.value(change));
+                replica.present |= bit;
+                replica.changed |= bit;
+                replica.removed &= !bit;
+            }
+            None if replica.present & bit != 0 => {
+                replica.present &= !bit;
+                replica.changed &= !bit;
+                replica.removed |= bit;
+            }
+            None => {}
+        }
+    }
+    changes.clear();
 }
 
 /// Gives a wire id to every positioned entity that has none (entities spawned by gameplay;

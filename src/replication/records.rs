@@ -50,10 +50,40 @@ impl Section {
             &mut self.bytes,
             i64::from(replica.wire[1]) - i64::from(replica.sent_wire[1]),
         );
-        push_components(&mut self.bytes, replica, replica.changed & replica.present);
+        push_component_changes(&mut self.bytes, replica);
         self.count += 1;
     }
 }
+
+/// Writes `Vec<ComponentChange>`: a `Set` for each kind that changed, a `Removed` for each
+/// kind that was removed.
+fn push_component_changes(out: &mut Vec<u8>, replica: &Replica) {
+    let set = replica.changed & replica.present;
+    let removed = replica.removed;
+    put_varint(out, u64::from(set.count_ones() + removed.count_ones()));
+    let mut remaining = set;
+    while remaining != 0 {
+        let kind = remaining.trailing_zeros();
+        remaining &= remaining - 1;
+        let bytes = &replica.components[kind as usize];
+        put_varint(out, COMPONENT_SET);
+        put_varint(out, u64::from(kind));
+        put_varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+    let mut remaining = removed;
+    while remaining != 0 {
+        let kind = remaining.trailing_zeros();
+        remaining &= remaining - 1;
+        put_varint(out, COMPONENT_REMOVED);
+        put_varint(out, u64::from(kind));
+    }
+}
+
+/// Wire index of `ComponentChange::Set`.
+const COMPONENT_SET: u64 = 0;
+/// Wire index of `ComponentChange::Removed`.
+const COMPONENT_REMOVED: u64 = 1;
 
 /// Writes `Vec<ComponentValue>` for the kinds in `mask`.
 fn push_components(out: &mut Vec<u8>, replica: &Replica, mask: u64) {

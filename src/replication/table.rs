@@ -6,10 +6,10 @@ use bevy_ecs::prelude::*;
 
 use super::grid::CellIndex;
 
-/// An entity's id on the wire. Small and dense (reused after release), so it encodes in one
-/// or two varint bytes for up to 16,384 live entities.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct NetId(pub u32);
+/// An entity's id on the wire (defined with the gameplay API, so events can name entities).
+/// Small and dense (reused after release), so it encodes in one or two varint bytes for up
+/// to 16,384 live entities.
+pub use components::NetId;
 
 /// Marks a replica not yet placed in any cell.
 pub const NO_CELL: CellIndex = CellIndex::MAX;
@@ -35,6 +35,8 @@ pub struct Replica {
     pub present: u64,
     /// Bit k set: kind k changed this tick.
     pub changed: u64,
+    /// Bit k set: kind k was removed this tick (viewers had it).
+    pub removed: u64,
     /// The entity was despawned; the slot is freed after this tick's frames.
     pub despawned: bool,
     /// The slot is in use.
@@ -73,6 +75,7 @@ impl ReplicaTable {
             components: vec![Vec::new(); self.component_kinds],
             present: 0,
             changed: 0,
+            removed: 0,
             despawned: false,
             live: true,
         };

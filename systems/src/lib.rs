@@ -1,18 +1,25 @@
-//! Gameplay systems, one module per feature.
+//! Gameplay: one bevy plugin per feature, and [`GamePlugins`], the demo game the server
+//! runs by default (movement and snowball tag).
 //!
-//! Adding a feature: write `src/<feature>.rs` with `pub fn register(game: &mut impl Gameplay)`,
-//! then add one line to [`register_all`] (and its `mod` line).
+//! Adding a feature: write `src/<feature>.rs` with a `Plugin` that adds its systems to
+//! [`components::ServerTick`] (ordered against [`components::TickSet`]) and registers what
+//! crosses the wire ([`components::GameApp`]), then add it to [`GamePlugins`].
 //!
 //! Architecture invariant: systems are deterministic. Time comes from
-//! [`components::TickClock`], inputs from components the engine fills in; no system sees a
-//! socket, a clock or the wire format.
+//! [`components::TickClock`], randomness from seeded resources, inputs from components and
+//! messages the engine fills in; no system sees a socket, a clock or the wire format.
 #![warn(missing_docs)]
 
-use components::Gameplay;
+use bevy_app::{App, Plugin};
 
 pub mod movement;
+pub mod snowball;
 
-/// Registers every gameplay feature of the standard server.
-pub fn register_all(game: &mut impl Gameplay) {
-    movement::register(game);
+/// The standard game: walking, and snowball tag with a few NPC walkers.
+pub struct GamePlugins;
+
+impl Plugin for GamePlugins {
+    fn build(&self, app: &mut App) {
+        app.add_plugins((movement::MovementPlugin, snowball::SnowballPlugin));
+    }
 }

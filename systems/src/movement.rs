@@ -1,13 +1,28 @@
-//! Movement: each player walks at a fixed speed in the direction of its latest input and
+//! Movement: every entity with a [`MoveIntent`] walks at a fixed speed in its direction and
 //! wraps around the world's edges (leaving at one edge re-enters at the opposite one).
+//! Players' intents come from their inputs; NPCs' from gameplay.
 
+use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use components::{Gameplay, MoveIntent, MovementSettings, Position, WorldBounds};
+use components::{
+    GameApp, MoveIntent, MovementSettings, Position, ServerTick, TickSet, WorldBounds,
+};
 
-/// Adds movement to a server.
-pub fn register(game: &mut impl Gameplay) {
-    game.world_mut().init_resource::<MovementSettings>();
-    game.add_systems(apply_movement);
+/// Adds movement; tuned by `[game.movement]` (`speed_per_tick`, default 5).
+pub struct MovementPlugin;
+
+/// The movement system, for ordering: systems that set intents run before it, systems
+/// that react to where things are after it.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MovementSet;
+
+impl Plugin for MovementPlugin {
+    fn build(&self, app: &mut App) {
+        app.settings::<MovementSettings>("movement").add_systems(
+            ServerTick,
+            apply_movement.in_set(TickSet::Simulate).in_set(MovementSet),
+        );
+    }
 }
 
 /// Moves every entity with an intent by `speed_per_tick` along it, in parallel.

@@ -37,6 +37,8 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
         // a slow reader (which would turn exact frame sequences into resyncs).
         outbound_buffers: Some(64),
         data_dir: Some(fresh_data_dir("server")),
+        // Only the test's own players in the world: no NPC walkers.
+        game: Some(no_npcs()),
         ..Default::default()
     };
     ServerHandle::start(
@@ -46,6 +48,11 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
             .expect("valid test config"),
     )
     .expect("server starts")
+}
+
+/// `[game]` settings of a world with no NPC walkers.
+pub fn no_npcs() -> toml::Table {
+    toml::from_str("[snowball]\nnpcs = 0").expect("valid TOML")
 }
 
 /// Connects a client named `name`.

@@ -20,7 +20,7 @@ pub mod visit;
 use serde::{Deserialize, Serialize};
 
 /// Version a client must announce in [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of the length prefix in front of every frame.
 pub const FRAME_HEADER_BYTES: usize = 4;
@@ -49,10 +49,26 @@ pub enum ClientMessage {
     },
     /// The client is leaving; the server closes the connection and despawns the player.
     Goodbye,
+    /// A player action of a kind the game registered (throw, pick up, chat, ...).
+    Action(Action),
 }
 
 /// Number of [`ClientMessage`] variants: a first varint at or above this is an unknown type.
-pub const CLIENT_MESSAGE_KINDS: u32 = 4;
+pub const CLIENT_MESSAGE_KINDS: u32 = 5;
+
+/// A player action: one of the game's registered action kinds, with its value.
+///
+/// Actions share the sequence space of [`Input`]: a client numbers inputs and actions from
+/// one counter, and [`StateFrame::ack_seq`] acknowledges whichever came last.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// Client-chosen sequence number (shared with inputs).
+    pub seq: u32,
+    /// Index into [`Schema::actions`].
+    pub kind: u16,
+    /// The action's value, postcard-encoded as the game's type for this kind.
+    pub bytes: Vec<u8>,
+}
 
 /// Opens a session.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -120,8 +136,8 @@ pub struct Welcome {
     pub position_scale: f32,
     /// Largest frame the server will send, header included.
     pub max_frame_bytes: u32,
-    /// Names of the replicated components; a component's kind on the wire is its index here.
-    pub components: Vec<String>,
+    /// The game's stable names for what travels on the wire: a kind is an index here.
+    pub schema: Schema,
     /// A client that sends nothing (no input, no ping) for this long is closed with
     /// [`CloseReason::IdleTimeout`]: an idle client pings well within it.
     pub idle_timeout_ms: u32,
@@ -129,6 +145,41 @@ pub struct Welcome {
     /// small burst) they are dropped, and a client that keeps it up is closed with
     /// [`CloseReason::InputFlood`].
     pub max_inputs_per_s: u32,
+}
+
+/// The names a game registered, in kind order: what a client in any language needs to map
+/// kinds on the wire to the game's types. Names are chosen at registration (never Rust type
+/// names), so renaming a type changes nothing on the wire or in the database.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Schema {
+    /// Replicated components ([`ComponentValue::kind`]).
+    pub components: Vec<String>,
+    /// Player actions a client may send ([`Action::kind`]).
+    pub actions: Vec<String>,
+    /// Server events a client may receive ([`Event::kind`]).
+    pub events: Vec<String>,
+}
+
+impl Schema {
+    /// Kind index of the replicated component registered as `name`.
+    pub fn component_kind(&self, name: &str) -> Option<u16> {
+        kind_of(&self.components, name)
+    }
+
+    /// Kind index of the action registered as `name`.
+    pub fn action_kind(&self, name: &str) -> Option<u16> {
+        kind_of(&self.actions, name)
+    }
+
+    /// Kind index of the event registered as `name`.
+    pub fn event_kind(&self, name: &str) -> Option<u16> {
+        kind_of(&self.events, name)
+    }
+}
+
+fn kind_of(names: &[String], name: &str) -> Option<u16> {
+    let index = names.iter().position(|n| n == name)?;
+    u16::try_from(index).ok()
 }
 
 /// Why a session was refused or closed, with a human-readable detail.
@@ -179,11 +230,16 @@ pub enum CloseReason {
     BadCredentials,
     /// The name is logged in already (or its last session is still being saved).
     AlreadyOnline,
+    /// The client fell so far behind that the server-side events kept for it exceeded their
+    /// bound (events are never dropped silently: the session ends instead).
+    EventBacklog,
+    /// The client kept sending actions that are unknown, malformed or over their size.
+    InvalidActions,
 }
 
 impl CloseReason {
     /// Every reason, in wire order (for per-reason counters).
-    pub const ALL: [CloseReason; 17] = [
+    pub const ALL: [CloseReason; 19] = [
         CloseReason::ServerFull,
         CloseReason::VersionMismatch,
         CloseReason::ExpectedHello,
@@ -201,6 +257,8 @@ impl CloseReason {
         CloseReason::InternalError,
         CloseReason::BadCredentials,
         CloseReason::AlreadyOnline,
+        CloseReason::EventBacklog,
+        CloseReason::InvalidActions,
     ];
 
     /// Position in [`CloseReason::ALL`], which is also the wire index.
@@ -228,6 +286,8 @@ impl CloseReason {
             CloseReason::InternalError => "internal_error",
             CloseReason::BadCredentials => "bad_credentials",
             CloseReason::AlreadyOnline => "already_online",
+            CloseReason::EventBacklog => "event_backlog",
+            CloseReason::InvalidActions => "invalid_actions",
         }
     }
 }
@@ -237,11 +297,15 @@ impl CloseReason {
 pub struct StateFrame {
     /// Server tick this frame describes.
     pub tick: u32,
-    /// Highest input seq of this client processed up to and including this tick (0: none).
+    /// Seq of the latest input or action of this client processed up to and including this
+    /// tick (0: none).
     pub ack_seq: u32,
     /// When true the client must forget every entity before applying this frame
     /// (a resynchronisation after frames to it were dropped).
     pub reset: bool,
+    /// Server events for this client sent during this tick (after a resynchronisation, also
+    /// those of the dropped frames), in the order they were sent.
+    pub events: Vec<Event>,
     /// Entities that left the view (or the world).
     pub removed: Vec<u32>,
     /// Entities that entered the view, with their full state.
@@ -272,14 +336,32 @@ pub struct EntityUpdate {
     pub dx: i32,
     /// Change of the wire y since the previous frame.
     pub dy: i32,
-    /// The replicated components that changed, with their new values.
-    pub components: Vec<ComponentValue>,
+    /// The replicated components that changed (new values) or were removed.
+    pub components: Vec<ComponentChange>,
+}
+
+/// What happened to one replicated component of an entity the client already has.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum ComponentChange {
+    /// The component was added or changed: its new value.
+    Set(ComponentValue),
+    /// The component of this kind (index into [`Schema::components`]) was removed.
+    Removed(u16),
+}
+
+/// A server event: one of the game's registered event kinds, with its value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Index into [`Schema::events`].
+    pub kind: u16,
+    /// The event's value, postcard-encoded as the game's type for this kind.
+    pub bytes: Vec<u8>,
 }
 
 /// A replicated component's value: postcard bytes of the registered type.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ComponentValue {
-    /// Index into [`Welcome::components`].
+    /// Index into [`Schema::components`].
     pub kind: u16,
     /// The component, postcard-encoded.
     pub bytes: Vec<u8>,
@@ -473,23 +555,39 @@ pub(crate) mod tests {
     #[test]
     fn documented_examples_are_exact() {
         let hello = ClientMessage::Hello(Hello {
-            protocol_version: 2,
+            protocol_version: 3,
             name: "ann".into(),
             secret: "s3cret-token".into(),
         });
-        let mut expected = vec![19, 0, 0, 0, 0x00, 0x02, 0x03, b'a', b'n', b'n', 0x0c];
+        let mut expected = vec![19, 0, 0, 0, 0x00, 0x03, 0x03, b'a', b'n', b'n', 0x0c];
         expected.extend_from_slice(b"s3cret-token");
         assert_eq!(frame_bytes(&hello), expected);
+
         let input = ClientMessage::Input(Input {
             seq: 1,
             dir_x: 127,
             dir_y: 0,
         });
         assert_eq!(frame_bytes(&input), [4, 0, 0, 0, 0x01, 0x01, 0x7f, 0x00]);
+
+        // The demo game's `Throw { dir_x: i8, dir_y: i8 }` is two raw bytes.
+        let throw = postcard::to_stdvec(&(127i8, 0i8)).unwrap();
+        assert_eq!(throw, [0x7f, 0x00]);
+        let action = ClientMessage::Action(Action {
+            seq: 5,
+            kind: 0,
+            bytes: throw,
+        });
+        assert_eq!(
+            frame_bytes(&action),
+            [6, 0, 0, 0, 0x04, 0x05, 0x00, 0x02, 0x7f, 0x00]
+        );
+
         let frame = ServerMessage::Frame(StateFrame {
             tick: 300,
             ack_seq: 2,
             reset: false,
+            events: vec![],
             removed: vec![7],
             spawned: vec![],
             updated: vec![EntityUpdate {
@@ -502,10 +600,109 @@ pub(crate) mod tests {
         assert_eq!(
             frame_bytes(&frame),
             [
-                13, 0, 0, 0, 0x02, 0xac, 0x02, 0x02, 0x00, 0x01, 0x07, 0x00, 0x01, 0x03, 0x50,
-                0x4f, 0x00
+                14, 0, 0, 0, 0x02, 0xac, 0x02, 0x02, 0x00, 0x00, 0x01, 0x07, 0x00, 0x01, 0x03,
+                0x50, 0x4f, 0x00
             ]
         );
+
+        // The demo game's `Hit { thrower: u32, target: u32 }` is two varints; `score` a u32.
+        let hit = postcard::to_stdvec(&(3u32, 9u32)).unwrap();
+        assert_eq!(hit, [0x03, 0x09]);
+        let score = postcard::to_stdvec(&1u32).unwrap();
+        assert_eq!(score, [0x01]);
+        let frame = ServerMessage::Frame(StateFrame {
+            tick: 301,
+            ack_seq: 5,
+            reset: false,
+            events: vec![Event {
+                kind: 0,
+                bytes: hit,
+            }],
+            removed: vec![],
+            spawned: vec![],
+            updated: vec![
+                EntityUpdate {
+                    id: 3,
+                    dx: 40,
+                    dy: 0,
+                    components: vec![ComponentChange::Set(ComponentValue {
+                        kind: 2,
+                        bytes: score,
+                    })],
+                },
+                EntityUpdate {
+                    id: 9,
+                    dx: 0,
+                    dy: 0,
+                    components: vec![ComponentChange::Removed(0)],
+                },
+            ],
+        });
+        #[rustfmt::skip]
+        let expected = [
+            27, 0, 0, 0,
+            0x02, 0xad, 0x02, 0x05, 0x00, // Frame, tick 301, ack_seq 5, reset false
+            0x01, 0x00, 0x02, 0x03, 0x09, // 1 event: kind 0 (hit), 2 bytes: thrower 3, target 9
+            0x00, 0x00, // no removals, no spawns
+            0x02, // 2 updates
+            0x03, 0x50, 0x00, 0x01, 0x00, 0x02, 0x01, 0x01, // id 3, dx 40, dy 0, Set(score = 1)
+            0x09, 0x00, 0x00, 0x01, 0x01, 0x00, // id 9, dx 0, dy 0, Removed(0: npc)
+        ];
+        assert_eq!(frame_bytes(&frame), expected);
+
+        let welcome = ServerMessage::Welcome(Welcome {
+            player_id: 3,
+            tick_hz: 20,
+            world_size: 1000.0,
+            interest_radius: 50.0,
+            cell_size: 50.0,
+            view_cells: 1,
+            position_scale: 8.0,
+            max_frame_bytes: 1 << 20,
+            schema: Schema {
+                components: vec!["npc".into(), "snowball".into(), "score".into()],
+                actions: vec!["throw".into()],
+                events: vec!["hit".into()],
+            },
+            idle_timeout_ms: 10_000,
+            max_inputs_per_s: 60,
+        });
+        #[rustfmt::skip]
+        let mut expected = vec![
+            58, 0, 0, 0,
+            0x00, 0x03, 0x14, // Welcome, player_id 3, tick_hz 20
+            0x00, 0x00, 0x7a, 0x44, // world_size 1000.0
+            0x00, 0x00, 0x48, 0x42, // interest_radius 50.0
+            0x00, 0x00, 0x48, 0x42, // cell_size 50.0
+            0x01, // view_cells 1
+            0x00, 0x00, 0x00, 0x41, // position_scale 8.0
+            0x80, 0x80, 0x40, // max_frame_bytes 1048576
+            0x03, // schema.components: 3 names
+        ];
+        for name in ["npc", "snowball", "score"] {
+            expected.push(name.len() as u8);
+            expected.extend_from_slice(name.as_bytes());
+        }
+        expected.extend_from_slice(&[0x01, 0x05]); // schema.actions: 1 name
+        expected.extend_from_slice(b"throw");
+        expected.extend_from_slice(&[0x01, 0x03]); // schema.events: 1 name
+        expected.extend_from_slice(b"hit");
+        expected.extend_from_slice(&[0x90, 0x4e, 0x3c]); // idle_timeout_ms 10000, 60 inputs/s
+        assert_eq!(frame_bytes(&welcome), expected);
+    }
+
+    #[test]
+    fn schema_kinds_are_found_by_name() {
+        let schema = Schema {
+            components: vec!["npc".into(), "snowball".into(), "score".into()],
+            actions: vec!["throw".into()],
+            events: vec!["hit".into()],
+        };
+        assert_eq!(schema.component_kind("score"), Some(2));
+        assert_eq!(schema.action_kind("throw"), Some(0));
+        assert_eq!(schema.event_kind("hit"), Some(0));
+        assert_eq!(schema.action_kind("hit"), None);
+        assert_eq!(Schema::default().component_kind("npc"), None);
     }
 
     #[test]
@@ -558,6 +755,18 @@ pub(crate) mod tests {
             .prop_map(|(kind, bytes)| ComponentValue { kind, bytes })
     }
 
+    fn component_change() -> impl Strategy<Value = ComponentChange> {
+        prop_oneof![
+            component_value().prop_map(ComponentChange::Set),
+            any::<u16>().prop_map(ComponentChange::Removed),
+        ]
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..8))
+            .prop_map(|(kind, bytes)| Event { kind, bytes })
+    }
+
     fn client_message() -> impl Strategy<Value = ClientMessage> {
         prop_oneof![
             (any::<u16>(), "[A-Za-z0-9_-]{0,40}", ".{0,70}").prop_map(|(v, name, secret)| {
@@ -571,6 +780,16 @@ pub(crate) mod tests {
                 .prop_map(|(seq, dir_x, dir_y)| ClientMessage::Input(Input { seq, dir_x, dir_y })),
             any::<u64>().prop_map(|nonce| ClientMessage::Ping { nonce }),
             Just(ClientMessage::Goodbye),
+            (
+                any::<u32>(),
+                any::<u16>(),
+                proptest::collection::vec(any::<u8>(), 0..70)
+            )
+                .prop_map(|(seq, kind, bytes)| ClientMessage::Action(Action {
+                    seq,
+                    kind,
+                    bytes
+                })),
         ]
     }
 
@@ -592,7 +811,7 @@ pub(crate) mod tests {
             any::<u32>(),
             any::<i32>(),
             any::<i32>(),
-            proptest::collection::vec(component_value(), 0..3),
+            proptest::collection::vec(component_change(), 0..3),
         )
             .prop_map(|(id, dx, dy, components)| EntityUpdate {
                 id,
@@ -604,15 +823,17 @@ pub(crate) mod tests {
             any::<u32>(),
             any::<u32>(),
             any::<bool>(),
+            proptest::collection::vec(event(), 0..4),
             proptest::collection::vec(any::<u32>(), 0..5),
             proptest::collection::vec(spawn, 0..5),
             proptest::collection::vec(update, 0..5),
         )
             .prop_map(
-                |(tick, ack_seq, reset, removed, spawned, updated)| StateFrame {
+                |(tick, ack_seq, reset, events, removed, spawned, updated)| StateFrame {
                     tick,
                     ack_seq,
                     reset,
+                    events,
                     removed,
                     spawned,
                     updated,
@@ -630,10 +851,19 @@ pub(crate) mod tests {
                 any::<u32>(),
                 any::<u16>(),
                 any::<f32>(),
-                proptest::collection::vec("[a-z]{1,8}", 0..3),
+                (
+                    proptest::collection::vec("[a-z]{1,8}", 0..3),
+                    proptest::collection::vec("[a-z]{1,8}", 0..3),
+                    proptest::collection::vec("[a-z]{1,8}", 0..3),
+                )
+                    .prop_map(|(components, actions, events)| Schema {
+                        components,
+                        actions,
+                        events,
+                    }),
                 any::<(u32, u32)>(),
             )
-                .prop_map(|(player_id, tick_hz, world_size, components, limits)| {
+                .prop_map(|(player_id, tick_hz, world_size, schema, limits)| {
                     ServerMessage::Welcome(Welcome {
                         player_id,
                         tick_hz,
@@ -643,7 +873,7 @@ pub(crate) mod tests {
                         view_cells: 2,
                         position_scale: POSITION_SCALE,
                         max_frame_bytes: 1 << 20,
-                        components,
+                        schema,
                         idle_timeout_ms: limits.0,
                         max_inputs_per_s: limits.1,
                     })

@@ -7,8 +7,8 @@ use tokio::net::TcpStream;
 
 use throng_protocol::framing::{FrameError, FrameReader};
 use throng_protocol::{
-    ClientMessage, DecodeError, Hello, Input, PROTOCOL_VERSION, Refusal, ServerMessage, Welcome,
-    decode_server_message, encode_frame,
+    Action, ClientMessage, DecodeError, Hello, Input, PROTOCOL_VERSION, Refusal, Schema,
+    ServerMessage, Welcome, decode_server_message, encode_frame,
 };
 
 /// Largest frame a client accepts (the server announces its own limit in Welcome).
@@ -35,6 +35,31 @@ pub enum ClientError {
     /// The server answered Hello with something other than Welcome or Reject.
     #[error("unexpected answer to Hello: {0:?}")]
     UnexpectedAnswer(Box<ServerMessage>),
+    /// An action named by a name the server's schema does not have.
+    #[error("the server has no action named {0:?}")]
+    UnknownAction(String),
+}
+
+/// Which action kind to send: its name in [`Schema::actions`], or its index there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionKind<'a> {
+    /// The kind registered under this name (looked up in the Welcome's schema).
+    Name(&'a str),
+    /// The kind with this index, sent as given (even outside the schema: the server then
+    /// drops the action and counts it against the client).
+    Index(u16),
+}
+
+impl<'a> From<&'a str> for ActionKind<'a> {
+    fn from(name: &'a str) -> Self {
+        ActionKind::Name(name)
+    }
+}
+
+impl From<u16> for ActionKind<'_> {
+    fn from(index: u16) -> Self {
+        ActionKind::Index(index)
+    }
 }
 
 /// The byte stream of a session: frames out, frames in.
@@ -69,10 +94,16 @@ impl Wire {
 }
 
 /// A connected, welcomed client.
+///
+/// Inputs and actions share one sequence counter (`StateFrame::ack_seq` acknowledges
+/// whichever came last): the client remembers the seq of the last one it sent, whoever
+/// chose it ([`Client::send_input`] takes the caller's, [`Client::send_action`] and
+/// [`Client::send_next_input`] take [`Client::next_seq`]).
 pub struct Client {
     wire: Wire,
-    /// The session parameters the server sent.
+    /// The session parameters the server sent (with the game's schema).
     pub welcome: Welcome,
+    last_seq: u32,
 }
 
 impl Client {
@@ -107,7 +138,11 @@ impl Client {
         };
         wire.send(&ClientMessage::Hello(hello)).await?;
         match wire.recv().await? {
-            ServerMessage::Welcome(welcome) => Ok(Client { wire, welcome }),
+            ServerMessage::Welcome(welcome) => Ok(Client {
+                wire,
+                welcome,
+                last_seq: 0,
+            }),
             ServerMessage::Reject(refusal) | ServerMessage::Close(refusal) => {
                 Err(ClientError::Refused(refusal))
             }
@@ -115,15 +150,83 @@ impl Client {
         }
     }
 
-    /// Sends one message.
+    /// Sends one message (an input's or action's seq becomes the counter's position).
     pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        match message {
+            ClientMessage::Input(Input { seq, .. }) | ClientMessage::Action(Action { seq, .. }) => {
+                self.last_seq = *seq;
+            }
+            _ => {}
+        }
         self.wire.send(message).await
     }
 
-    /// Sends a movement input.
+    /// Sends a movement input numbered `seq` (the caller's numbering; continue it from
+    /// [`Client::next_seq`] once actions are sent too).
     pub async fn send_input(&mut self, seq: u32, dir_x: i8, dir_y: i8) -> Result<(), ClientError> {
         self.send(&ClientMessage::Input(Input { seq, dir_x, dir_y }))
             .await
+    }
+
+    /// Sends a movement input numbered [`Client::next_seq`]; returns that seq.
+    pub async fn send_next_input(&mut self, dir_x: i8, dir_y: i8) -> Result<u32, ClientError> {
+        let seq = self.next_seq();
+        self.send_input(seq, dir_x, dir_y).await?;
+        Ok(seq)
+    }
+
+    /// Sends an action of `kind` (a name in the schema, or an index) whose value is `bytes`
+    /// (postcard-encoded as the game's type for that kind), numbered [`Client::next_seq`];
+    /// returns that seq. Fails without sending if the name is not in the schema.
+    pub async fn send_action<'k>(
+        &mut self,
+        kind: impl Into<ActionKind<'k>>,
+        bytes: &[u8],
+    ) -> Result<u32, ClientError> {
+        let kind = match kind.into() {
+            ActionKind::Index(index) => index,
+            ActionKind::Name(name) => self
+                .action_kind(name)
+                .ok_or_else(|| ClientError::UnknownAction(name.to_owned()))?,
+        };
+        let seq = self.next_seq();
+        let action = Action {
+            seq,
+            kind,
+            bytes: bytes.to_vec(),
+        };
+        self.send(&ClientMessage::Action(action)).await?;
+        Ok(seq)
+    }
+
+    /// Seq of the last input or action sent (0: none yet).
+    pub fn last_seq(&self) -> u32 {
+        self.last_seq
+    }
+
+    /// The seq the next input or action should carry: one after [`Client::last_seq`].
+    pub fn next_seq(&self) -> u32 {
+        self.last_seq.wrapping_add(1)
+    }
+
+    /// The game's schema, from the Welcome: component, action and event names by kind.
+    pub fn schema(&self) -> &Schema {
+        &self.welcome.schema
+    }
+
+    /// Kind index of the action named `name`.
+    pub fn action_kind(&self, name: &str) -> Option<u16> {
+        self.welcome.schema.action_kind(name)
+    }
+
+    /// Kind index of the event named `name`.
+    pub fn event_kind(&self, name: &str) -> Option<u16> {
+        self.welcome.schema.event_kind(name)
+    }
+
+    /// Kind index of the replicated component named `name`.
+    pub fn component_kind(&self, name: &str) -> Option<u16> {
+        self.welcome.schema.component_kind(name)
     }
 
     /// Receives the next message.
@@ -146,5 +249,108 @@ impl Client {
     /// This client's own entity id.
     pub fn player_id(&self) -> u32 {
         self.welcome.player_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use throng_protocol::{decode_client_message, frame_bytes};
+    use tokio::net::TcpListener;
+
+    fn welcome() -> Welcome {
+        Welcome {
+            player_id: 3,
+            tick_hz: 20,
+            world_size: 1000.0,
+            interest_radius: 50.0,
+            cell_size: 50.0,
+            view_cells: 1,
+            position_scale: 8.0,
+            max_frame_bytes: 1 << 20,
+            schema: Schema {
+                components: vec!["npc".into(), "snowball".into(), "score".into()],
+                actions: vec!["throw".into()],
+                events: vec!["hit".into()],
+            },
+            idle_timeout_ms: 10_000,
+            max_inputs_per_s: 60,
+        }
+    }
+
+    /// Reads `count` client messages after answering Hello with [`welcome`].
+    async fn fake_server(listener: TcpListener, count: usize) -> Vec<ClientMessage> {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut reader = FrameReader::new(512);
+        let mut messages = Vec::new();
+        while messages.len() < count + 1 {
+            while let Some(body) = reader.next_frame().unwrap() {
+                messages.push(decode_client_message(body).unwrap());
+                if messages.len() == 1 {
+                    let answer = frame_bytes(&ServerMessage::Welcome(welcome()));
+                    stream.write_all(&answer).await.unwrap();
+                }
+            }
+            let n = stream.read(reader.spare()).await.unwrap();
+            assert!(n > 0, "client closed early");
+            reader.filled(n);
+        }
+        assert!(matches!(messages[0], ClientMessage::Hello(_)));
+        messages.split_off(1)
+    }
+
+    #[tokio::test]
+    async fn inputs_and_actions_share_one_seq_counter() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(fake_server(listener, 5));
+        let mut client = Client::connect(addr, "ann", "s3cret-token").await.unwrap();
+        assert_eq!(client.schema(), &welcome().schema);
+        assert_eq!(client.action_kind("throw"), Some(0));
+        assert_eq!(client.event_kind("hit"), Some(0));
+        assert_eq!(client.component_kind("score"), Some(2));
+        assert_eq!(client.next_seq(), 1);
+
+        client.send_input(1, 127, 0).await.unwrap();
+        assert_eq!(client.send_action("throw", &[127, 0]).await.unwrap(), 2);
+        assert_eq!(client.send_next_input(0, 127).await.unwrap(), 3);
+        assert_eq!(client.send_action(7u16, &[]).await.unwrap(), 4);
+        assert!(matches!(
+            client.send_action("jump", &[]).await,
+            Err(ClientError::UnknownAction(name)) if name == "jump"
+        ));
+        client
+            .send(&ClientMessage::Ping { nonce: 9 })
+            .await
+            .unwrap();
+        assert_eq!(client.last_seq(), 4);
+
+        let sent = server.await.unwrap();
+        assert_eq!(
+            sent,
+            [
+                ClientMessage::Input(Input {
+                    seq: 1,
+                    dir_x: 127,
+                    dir_y: 0
+                }),
+                ClientMessage::Action(Action {
+                    seq: 2,
+                    kind: 0,
+                    bytes: vec![127, 0]
+                }),
+                ClientMessage::Input(Input {
+                    seq: 3,
+                    dir_x: 0,
+                    dir_y: 127
+                }),
+                ClientMessage::Action(Action {
+                    seq: 4,
+                    kind: 7,
+                    bytes: vec![]
+                }),
+                ClientMessage::Ping { nonce: 9 },
+            ]
+        );
     }
 }

@@ -9,5 +9,5 @@
 pub mod connection;
 pub mod mirror;
 
-pub use connection::{Client, ClientError};
+pub use connection::{ActionKind, Client, ClientError};
 pub use mirror::{Mirror, MirrorError, MirroredEntity};
