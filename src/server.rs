@@ -368,6 +368,7 @@ fn spawn_network(
         .transpose()?;
     let handle = runtime.handle().clone();
     let (max_players, stats_every) = (config.max_players, config.stats_interval_s);
+    let action_names = Arc::new(ctx.actions.names());
     let thread = std::thread::Builder::new()
         .name("throng-net-main".into())
         .spawn(move || {
@@ -382,6 +383,7 @@ fn spawn_network(
                         inbound: ctx.inbound.clone(),
                         slots: slots.clone(),
                         shutdown: shutdown.clone(),
+                        action_names: action_names.clone(),
                     });
                     tokio::spawn(http::serve(metrics_listener, source));
                 }

@@ -27,6 +27,13 @@ fn starting_coins(mut commands: Commands, new: Query<Entity, (Added<Account>, Wi
 }
 
 fn server_on(data_dir: &Path) -> ServerHandle {
+    server_with(data_dir, |app| {
+        app.add_systems(ServerTick, starting_coins.in_set(TickSet::Simulate))
+            .persist::<Coins>("coins");
+    })
+}
+
+fn server_with(data_dir: &Path, game: impl FnOnce(&mut bevy_app::App)) -> ServerHandle {
     let config = ConfigLayer {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         tick_hz: Some(50),
@@ -41,11 +48,61 @@ fn server_on(data_dir: &Path) -> ServerHandle {
     .resolve()
     .unwrap();
     ServerHandle::start_with(config, |app| {
-        app.add_plugins(systems::GamePlugins)
-            .add_systems(ServerTick, starting_coins.in_set(TickSet::Simulate))
-            .persist::<Coins>("coins");
+        app.add_plugins(systems::GamePlugins);
+        game(app);
     })
     .expect("server starts")
+}
+
+/// The same component under a new Rust name, registered under the same stable name.
+#[derive(Component, serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq)]
+struct Purse(u32);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_the_rust_type_keeps_saved_rows_and_the_wire_name() {
+    let dir = fresh_data_dir("rename");
+    let server = server_with(&dir, |app| {
+        app.add_systems(ServerTick, starting_coins.in_set(TickSet::Simulate))
+            .persist::<Coins>("coins")
+            .replicate::<Coins>("coins");
+    });
+    let client = login(&server, "renamer", &secret_of("renamer"))
+        .await
+        .unwrap();
+    let before = client.schema().components.clone();
+    eventually("coins given", || {
+        server
+            .with_world(|world| world.query::<&Coins>().iter(world).count())
+            .unwrap()
+            == 1
+    })
+    .await;
+    client.goodbye().await.unwrap();
+    server.shutdown();
+
+    let server = server_with(&dir, |app| {
+        app.persist::<Purse>("coins").replicate::<Purse>("coins");
+    });
+    let client = login(&server, "renamer", &secret_of("renamer"))
+        .await
+        .unwrap();
+    assert_eq!(client.schema().components, before, "same wire names");
+    let kind = client.component_kind("coins").unwrap();
+    let purses = server
+        .with_world(|world| {
+            world
+                .query::<&Purse>()
+                .iter(world)
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert_eq!(
+        purses,
+        [Purse(5)],
+        "the saved row loads into the renamed type"
+    );
+    assert!(usize::from(kind) < before.len());
 }
 
 async fn login(server: &ServerHandle, name: &str, secret: &str) -> Result<Client, ClientError> {
@@ -258,12 +315,21 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_flush_interv
     }
     let kill_after = std::time::Duration::from_millis(rand::rng().random_range(1500..4000));
     let started = std::time::Instant::now();
+    // Every client reads up to the newest tick any of them has seen, so that the ones that
+    // connected first (and have frames queued from while the others connected) keep up.
+    let mut newest = 0;
     while started.elapsed() < kill_after {
         for (client, history, position) in &mut players {
-            let frame = next_frame(client).await;
-            own_position(client, &frame, position);
-            if let Some(position) = *position {
-                history.push((frame.tick, position));
+            loop {
+                let frame = next_frame(client).await;
+                own_position(client, &frame, position);
+                if let Some(position) = *position {
+                    history.push((frame.tick, position));
+                }
+                newest = newest.max(frame.tick);
+                if frame.tick >= newest {
+                    break;
+                }
             }
         }
     }

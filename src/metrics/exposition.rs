@@ -20,6 +20,8 @@ pub struct Readings {
     pub open_fds: Option<usize>,
     /// Live tasks of the network runtime (connection tasks, flush tasks, the accept loop).
     pub runtime_tasks: usize,
+    /// The game's action kinds' names, by wire number (labels of the action counters).
+    pub action_names: std::sync::Arc<Vec<String>>,
 }
 
 /// Renders `readings` as exposition text.
@@ -108,6 +110,52 @@ pub fn render(readings: &Readings) -> String {
             ("player_gone", s.inputs_for_unknown_connection),
         ]
         .into_iter(),
+    );
+    let kinds = readings
+        .action_names
+        .iter()
+        .take(crate::stats::MAX_COUNTED_ACTION_KINDS)
+        .enumerate();
+    out.header(
+        "throng_actions_queued_total",
+        "counter",
+        "Player actions admitted and queued for the tick, by kind.",
+    );
+    for (kind, name) in kinds.clone() {
+        out.sample(
+            "throng_actions_queued_total",
+            &[("kind", name)],
+            s.actions_queued[kind],
+        );
+    }
+    out.header(
+        "throng_actions_dropped_total",
+        "counter",
+        "Player actions dropped, by kind and cause (kind=\"unknown\": a kind the game does not have).",
+    );
+    out.sample(
+        "throng_actions_dropped_total",
+        &[("kind", "unknown"), ("cause", "unknown_kind")],
+        s.actions_dropped_unknown_kind,
+    );
+    for (kind, name) in kinds {
+        for cause in crate::stats::ActionDrop::ALL {
+            out.sample(
+                "throng_actions_dropped_total",
+                &[("kind", name), ("cause", cause.as_str())],
+                s.actions_dropped[kind][cause as usize],
+            );
+        }
+    }
+    out.counter(
+        "throng_events_sent_total",
+        "Server events put into frames (an event counts once per client that receives it).",
+        s.events_sent,
+    );
+    out.counter(
+        "throng_events_unroutable_total",
+        "Server events whose target had left or was never replicated.",
+        s.events_unroutable,
     );
     out.gauge(
         "throng_inbound_queue_depth",
@@ -225,6 +273,14 @@ impl Exposition {
     fn gauge(&mut self, name: &str, help: &str, value: f64) {
         self.header(name, "gauge", help);
         let _ = writeln!(self.text, "{name} {value}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(label, value)| format!("{label}=\"{value}\""))
+            .collect();
+        let _ = writeln!(self.text, "{name}{{{}}} {value}", labels.join(","));
     }
 
     fn labelled_counter<'a>(

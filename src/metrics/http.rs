@@ -38,6 +38,8 @@ pub struct MetricsSource {
     pub slots: Arc<Semaphore>,
     /// True once a graceful shutdown has begun.
     pub shutdown: watch::Receiver<bool>,
+    /// The game's action kinds' names, by wire number.
+    pub action_names: Arc<Vec<String>>,
 }
 
 impl MetricsSource {
@@ -50,6 +52,7 @@ impl MetricsSource {
             open_fds: process::open_fds("self").ok(),
             runtime_tasks: tokio::runtime::Handle::try_current()
                 .map_or(0, |runtime| runtime.metrics().num_alive_tasks()),
+            action_names: self.action_names.clone(),
         }
     }
 }
