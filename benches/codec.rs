@@ -31,6 +31,7 @@ fn frame() -> ServerMessage {
         tick: 72_000,
         ack_seq: 71_990,
         reset: false,
+        events: vec![],
         removed: vec![],
         spawned: vec![],
         updated,

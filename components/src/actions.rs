@@ -101,7 +101,7 @@ fn deliver<A: DeserializeOwned + Send + Sync + 'static>(
     bytes: &[u8],
 ) -> bool {
     match postcard::take_from_bytes::<A>(bytes) {
-        Ok((action, rest)) if rest.is_empty() => {
+        Ok((action, [])) => {
             world.write_message(PlayerAction {
                 player,
                 seq,

@@ -73,12 +73,14 @@ pub struct PersistChanges(pub Vec<(Entity, u16, Vec<u8>)>);
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CollectPersistent;
 
+/// Players whose `T` changed since the system last ran.
+type ChangedPlayers<'w, 's, T> = Query<'w, 's, (Entity, &'static T), (Changed<T>, With<Player>)>;
+
 /// The system that collects the players whose `T` (kind `kind`) changed.
 pub fn collect_system<T: Component + Serialize>(
     kind: u16,
 ) -> impl IntoScheduleConfigs<ScheduleSystem, ()> {
-    (move |changed: Query<(Entity, &T), (Changed<T>, With<Player>)>,
-           mut out: ResMut<PersistChanges>| {
+    (move |changed: ChangedPlayers<T>, mut out: ResMut<PersistChanges>| {
         for (entity, value) in &changed {
             if let Ok(bytes) = postcard::to_allocvec(value) {
                 out.0.push((entity, kind, bytes));

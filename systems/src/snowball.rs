@@ -295,12 +295,15 @@ impl HitBuckets {
     }
 }
 
+/// What a snowball can hit: players and NPCs.
+type Targets = Or<(With<Player>, With<Npc>)>;
+
 /// A snowball within `hit_radius` of a player or NPC (not its thrower) hits the closest:
 /// the thrower scores, everyone who sees the target is told, the snowball is gone.
 #[allow(clippy::too_many_arguments)]
 fn hit(
     snowballs: Query<(Entity, &Position, &Flight)>,
-    targets: Query<(Entity, &Position), Or<(With<Player>, With<Npc>)>>,
+    targets: Query<(Entity, &Position), Targets>,
     ids: Query<&NetId>,
     mut scores: Query<&mut Score>,
     mut buckets: ResMut<HitBuckets>,

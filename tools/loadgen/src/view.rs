@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use throng_client::MirrorError;
-use throng_protocol::visit::{Components, FrameVisitor};
+use throng_protocol::visit::{Changes, Components, FrameVisitor};
 
 /// Ids below this live in the bitset (at most 128 KiB per bot).
 const DENSE_IDS: u32 = 1 << 20;
@@ -27,6 +27,8 @@ pub struct ViewSet {
     pub tick: u32,
     /// Input seq acknowledged by the last frame.
     pub ack_seq: u32,
+    /// Server events received.
+    pub events: u64,
 }
 
 impl ViewSet {
@@ -92,6 +94,11 @@ impl FrameVisitor for ViewSet {
         Ok(())
     }
 
+    fn event(&mut self, _: u32, _: u16, _: &[u8]) -> Result<(), MirrorError> {
+        self.events += 1;
+        Ok(())
+    }
+
     fn removed(&mut self, tick: u32, id: u32) -> Result<(), MirrorError> {
         if self.set(id, false) {
             Ok(())
@@ -119,7 +126,7 @@ impl FrameVisitor for ViewSet {
         tick: u32,
         id: u32,
         _: [i32; 2],
-        _: Components<'_>,
+        _: Changes<'_>,
     ) -> Result<(), MirrorError> {
         if self.contains(id) {
             Ok(())
