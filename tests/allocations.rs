@@ -42,6 +42,8 @@ fn allocations_per_tick(sim_threads: usize) -> f64 {
         world_size: Some(40.0 * (players as f32).sqrt()),
         max_players: Some(players),
         sim_threads: Some(sim_threads),
+        // Walking players only (the demo game's NPC walkers are not the tick's own code).
+        game: Some(toml::from_str("[snowball]\nnpcs = 0").unwrap()),
         ..Default::default()
     }
     .resolve()
