@@ -1,11 +1,13 @@
 //! Codec costs and sizes: an input and a state frame with 20 visible movers, postcard (the
-//! wire format) against serde_json (for scale). Prints the encoded sizes.
+//! wire format) against serde_json (for scale), and the same frame with what a snowball hit
+//! adds (a `hit` event and a `score` change; protocol 3). Prints the encoded sizes.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use throng::protocol::{
-    ClientMessage, EntitySpawn, EntityUpdate, Input, ServerMessage, StateFrame,
+    ClientMessage, ComponentChange, ComponentValue, EntitySpawn, EntityUpdate, Event, Input,
+    ServerMessage, StateFrame,
 };
 use throng_client::Mirror;
 
@@ -38,8 +40,29 @@ fn frame() -> ServerMessage {
     })
 }
 
+/// [`frame`] in which mover 0 hit mover 1: a `hit` event (two varint ids) and the thrower's
+/// new `score` (kind 2 in the demo game's schema, one varint).
+fn frame_with_hit() -> ServerMessage {
+    let ServerMessage::Frame(mut frame) = frame() else {
+        unreachable!()
+    };
+    let (thrower, target) = (frame.updated[0].id, frame.updated[1].id);
+    frame.events.push(Event {
+        kind: 0,
+        bytes: postcard::to_stdvec(&(thrower, target)).unwrap(),
+    });
+    frame.updated[0]
+        .components
+        .push(ComponentChange::Set(ComponentValue {
+            kind: 2,
+            bytes: postcard::to_stdvec(&7u32).unwrap(),
+        }));
+    ServerMessage::Frame(frame)
+}
+
 fn codec(c: &mut Criterion) {
     let (input, frame) = (input(), frame());
+    let frame_hit = frame_with_hit();
     let sizes = [
         (
             "input",
@@ -50,6 +73,11 @@ fn codec(c: &mut Criterion) {
             "frame of 20 movers",
             postcard::to_stdvec(&frame).unwrap().len(),
             serde_json::to_vec(&frame).unwrap().len(),
+        ),
+        (
+            "frame of 20 movers with a hit",
+            postcard::to_stdvec(&frame_hit).unwrap().len(),
+            serde_json::to_vec(&frame_hit).unwrap().len(),
         ),
     ];
     for (what, postcard_bytes, json_bytes) in sizes {
@@ -140,6 +168,17 @@ fn codec(c: &mut Criterion) {
         b.iter(|| {
             mirror.tick = 0; // the body's tick is fixed; allow re-applying it
             mirror.apply_body(black_box(body)).unwrap();
+        })
+    });
+    // The same with a hit: the event is copied out (and taken, as a client would each
+    // frame) and the score set on the thrower.
+    let body_hit = postcard::to_stdvec(&frame_hit).unwrap();
+    let mut mirror = mirror_with_movers();
+    c.bench_function("apply/frame20_hit/apply_body", |b| {
+        b.iter(|| {
+            mirror.tick = 0;
+            mirror.apply_body(black_box(&body_hit)).unwrap();
+            black_box(mirror.take_events());
         })
     });
 }

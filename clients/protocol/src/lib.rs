@@ -551,9 +551,46 @@ pub(crate) mod tests {
         }
     }
 
-    /// The byte examples in docs/PROTOCOL.md, checked.
+    /// The byte examples of docs/PROTOCOL.md: each indented block (its hex digits; spaces
+    /// and `|` only separate), in the order they appear.
+    fn documented_examples() -> Vec<Vec<u8>> {
+        let doc = include_str!("../../../docs/PROTOCOL.md");
+        let mut blocks: Vec<String> = Vec::new();
+        let mut in_block = false;
+        for line in doc.lines() {
+            let indented = line.starts_with("    ");
+            if indented && !in_block {
+                blocks.push(String::new());
+            }
+            if indented {
+                blocks.last_mut().unwrap().push_str(line);
+            }
+            in_block = indented;
+        }
+        blocks
+            .iter()
+            .map(|block| {
+                let hex: String = block
+                    .chars()
+                    .filter(|c| !c.is_whitespace() && *c != '|')
+                    .collect();
+                assert!(
+                    hex.len().is_multiple_of(2),
+                    "odd hex in docs/PROTOCOL.md: {block}"
+                );
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digits"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The byte examples in docs/PROTOCOL.md, checked: each is written out here and must be
+    /// what the types encode, and the document must show exactly these, in this order.
     #[test]
     fn documented_examples_are_exact() {
+        let mut examples: Vec<Vec<u8>> = Vec::new();
         let hello = ClientMessage::Hello(Hello {
             protocol_version: 3,
             name: "ann".into(),
@@ -562,6 +599,7 @@ pub(crate) mod tests {
         let mut expected = vec![19, 0, 0, 0, 0x00, 0x03, 0x03, b'a', b'n', b'n', 0x0c];
         expected.extend_from_slice(b"s3cret-token");
         assert_eq!(frame_bytes(&hello), expected);
+        examples.push(expected);
 
         let input = ClientMessage::Input(Input {
             seq: 1,
@@ -569,6 +607,7 @@ pub(crate) mod tests {
             dir_y: 0,
         });
         assert_eq!(frame_bytes(&input), [4, 0, 0, 0, 0x01, 0x01, 0x7f, 0x00]);
+        examples.push(frame_bytes(&input));
 
         // The demo game's `Throw { dir_x: i8, dir_y: i8 }` is two raw bytes.
         let throw = postcard::to_stdvec(&(127i8, 0i8)).unwrap();
@@ -582,6 +621,7 @@ pub(crate) mod tests {
             frame_bytes(&action),
             [6, 0, 0, 0, 0x04, 0x05, 0x00, 0x02, 0x7f, 0x00]
         );
+        examples.push(frame_bytes(&action));
 
         let frame = ServerMessage::Frame(StateFrame {
             tick: 300,
@@ -604,6 +644,7 @@ pub(crate) mod tests {
                 0x50, 0x4f, 0x00
             ]
         );
+        examples.push(frame_bytes(&frame));
 
         // The demo game's `Hit { thrower: u32, target: u32 }` is two varints; `score` a u32.
         let hit = postcard::to_stdvec(&(3u32, 9u32)).unwrap();
@@ -649,6 +690,7 @@ pub(crate) mod tests {
             0x09, 0x00, 0x00, 0x01, 0x01, 0x00, // id 9, dx 0, dy 0, Removed(0: npc)
         ];
         assert_eq!(frame_bytes(&frame), expected);
+        examples.push(expected.to_vec());
 
         let welcome = ServerMessage::Welcome(Welcome {
             player_id: 3,
@@ -689,6 +731,13 @@ pub(crate) mod tests {
         expected.extend_from_slice(b"hit");
         expected.extend_from_slice(&[0x90, 0x4e, 0x3c]); // idle_timeout_ms 10000, 60 inputs/s
         assert_eq!(frame_bytes(&welcome), expected);
+        examples.push(expected);
+
+        assert_eq!(
+            documented_examples(),
+            examples,
+            "docs/PROTOCOL.md shows these bytes"
+        );
     }
 
     #[test]

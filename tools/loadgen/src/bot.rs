@@ -1,11 +1,13 @@
 //! One bot of the crowd workload, sans event loop: the worker owns the socket readiness and
-//! the clock; a bot turns readable bytes into verified frames and its schedule into inputs.
+//! the clock; a bot turns readable bytes into verified frames and its schedule into inputs
+//! (and, with `--actions-per-s`, `throw` actions numbered from the same seq counter).
 //!
 //! Verification: every frame must decode and apply cleanly to the bot's [`ViewSet`] (no update
 //! or removal of an entity it never saw, no double spawn, ticks strictly increasing). The
 //! first inconsistency is counted as a protocol error; the bot then stops counting errors (its
-//! view can no longer be trusted) but keeps counting frames and acks. Frames are checked
-//! straight from their bytes (`visit_state_frame`): no allocation per frame.
+//! view can no longer be trusted) but keeps counting frames, events and acks. Frames are
+//! checked straight from their bytes (`visit_state_frame`) and actions written straight as
+//! bytes: no allocation per frame or per action.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -16,8 +18,8 @@ use mio::net::TcpStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use throng::protocol::{
-    ClientMessage, Hello, Input, PROTOCOL_VERSION, ServerMessage, decode_server_message,
-    encode_frame,
+    ClientMessage, Hello, Input, PROTOCOL_VERSION, ServerMessage, begin_frame,
+    decode_server_message, encode_frame, finish_frame, put_varint,
 };
 use throng_protocol::framing::FrameReader;
 use throng_protocol::visit::{is_state_frame, visit_state_frame};
@@ -34,6 +36,10 @@ const INPUTS_PER_DIRECTION: u32 = 40;
 const MAX_UNACKED: usize = 64;
 /// Unsent bytes a bot may hold before it counts the server as not reading.
 const MAX_PENDING_OUT: usize = 4096;
+/// Name of the action bots send with `--actions-per-s` (the demo game's snowball throw).
+pub const THROW_ACTION: &str = "throw";
+/// Index of `ClientMessage::Action` on the wire.
+const ACTION_MESSAGE_INDEX: u64 = 4;
 
 /// Where a bot is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +65,8 @@ pub enum Change {
     ConnectFailed(String),
     /// Closed after being welcomed, without asking.
     Disconnected(String),
+    /// The run cannot go on (the server lacks what the workload needs); the bot closed.
+    Fatal(String),
 }
 
 /// One simulated player.
@@ -71,11 +79,16 @@ pub struct Bot {
     pub connect_started: Instant,
     /// Frames received inside the measured window.
     pub window_frames: u32,
+    /// Actions sent in any phase.
+    pub actions_sent: u64,
     name: String,
     reader: FrameReader,
     view: ViewSet,
     verifying: bool,
     walk: RandomWalk,
+    throws: Throws,
+    /// Kind index of [`THROW_ACTION`] in the server's schema (known once welcomed).
+    throw_kind: Option<u16>,
     next_seq: u32,
     /// Inputs not yet acknowledged: seq and send time (CLOCK_REALTIME ns).
     unacked: VecDeque<(u32, i64)>,
@@ -84,18 +97,28 @@ pub struct Bot {
 }
 
 impl Bot {
-    /// A bot whose connect is in progress on `stream`; `seed` and `index` fix its walk.
-    pub fn new(stream: TcpStream, index: usize, seed: u64, now: Instant) -> Bot {
+    /// A bot whose connect is in progress on `stream`; `seed` and `index` fix its walk and
+    /// its throws, of which it sends `actions_per_input` per input on average.
+    pub fn new(
+        stream: TcpStream,
+        index: usize,
+        seed: u64,
+        actions_per_input: f64,
+        now: Instant,
+    ) -> Bot {
         Bot {
             stream,
             stage: Stage::Connecting,
             connect_started: now,
             window_frames: 0,
+            actions_sent: 0,
             name: format!("bot{index}"),
             reader: FrameReader::new(MAX_SERVER_FRAME),
             view: ViewSet::default(),
             verifying: true,
             walk: RandomWalk::new(seed, index as u64),
+            throws: Throws::new(seed, index as u64, actions_per_input),
+            throw_kind: None,
             next_seq: 1,
             unacked: VecDeque::with_capacity(MAX_UNACKED),
             pending_out: Vec::new(),
@@ -179,6 +202,29 @@ impl Bot {
         self.send(&ClientMessage::Input(Input { seq, dir_x, dir_y }))
     }
 
+    /// Sends the `throw` actions due with this input slot (none, one or a few; on average
+    /// the run's actions per input), each in a random direction and numbered from the same
+    /// seq counter as inputs. Acks of actions are not timed: the input ack latency stays an
+    /// input figure.
+    pub fn send_actions(&mut self) -> Change {
+        let Some(kind) = self.throw_kind else {
+            return Change::None;
+        };
+        for _ in 0..self.throws.due() {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let (dir_x, dir_y) = self.throws.direction();
+            self.scratch.clear();
+            encode_action(&mut self.scratch, seq, kind, &[dir_x as u8, dir_y as u8]);
+            self.actions_sent += 1;
+            let change = self.send_scratch();
+            if change != Change::None || self.stage == Stage::Closed {
+                return change;
+            }
+        }
+        Change::None
+    }
+
     /// Whether inputs are due (welcomed and open).
     pub fn playing(&self) -> bool {
         self.stage == Stage::Playing
@@ -197,8 +243,10 @@ impl Bot {
             };
             if self.stage == Stage::Playing && is_state_frame(body) {
                 // The hot path: verify straight from the bytes, no allocation.
+                let events_before = self.view.events;
                 let consistent = visit_state_frame(body, &mut self.view).is_ok();
-                self.on_frame(consistent, arrived, measuring, tally);
+                let events = self.view.events - events_before;
+                self.on_frame(consistent, events, arrived, measuring, tally);
                 continue;
             }
             let message = match decode_server_message(body) {
@@ -209,7 +257,16 @@ impl Bot {
                 }
             };
             match message {
-                ServerMessage::Welcome(_) if self.stage == Stage::AwaitingWelcome => {
+                ServerMessage::Welcome(welcome) if self.stage == Stage::AwaitingWelcome => {
+                    self.throw_kind = welcome.schema.action_kind(THROW_ACTION);
+                    if self.throws.per_input > 0.0 && self.throw_kind.is_none() {
+                        self.stage = Stage::Closed;
+                        return Change::Fatal(format!(
+                            "--actions-per-s needs a `{THROW_ACTION}` action, and the server's \
+                             schema has none (its actions: {:?})",
+                            welcome.schema.actions
+                        ));
+                    }
                     self.stage = Stage::Playing;
                     change = Change::Joined;
                 }
@@ -230,8 +287,16 @@ impl Bot {
         }
     }
 
-    /// Counts a state frame the view has just checked and times the inputs it acknowledges.
-    fn on_frame(&mut self, consistent: bool, arrived: i64, measuring: bool, tally: &mut Tally) {
+    /// Counts a state frame the view has just checked (with the `events` it carried) and
+    /// times the inputs it acknowledges.
+    fn on_frame(
+        &mut self,
+        consistent: bool,
+        events: u64,
+        arrived: i64,
+        measuring: bool,
+        tally: &mut Tally,
+    ) {
         tally.live_frames += 1;
         if !consistent && self.verifying {
             tally.protocol_errors += 1;
@@ -250,6 +315,7 @@ impl Bot {
         if measuring {
             self.window_frames += 1;
             tally.frames += 1;
+            tally.events += events;
             tally.visible_sum += self.view.len() as u64;
         }
     }
@@ -257,6 +323,11 @@ impl Bot {
     fn send(&mut self, message: &ClientMessage) -> Change {
         self.scratch.clear();
         encode_frame(message, &mut self.scratch);
+        self.send_scratch()
+    }
+
+    /// Sends the frame(s) written in `scratch`.
+    fn send_scratch(&mut self) -> Change {
         if !self.pending_out.is_empty() {
             self.pending_out.extend_from_slice(&self.scratch);
             return self.flush();
@@ -305,6 +376,56 @@ impl Bot {
     }
 }
 
+/// Appends one whole frame carrying `ClientMessage::Action(Action { seq, kind, bytes })`,
+/// byte for byte what postcard writes, without building the message (no allocation).
+fn encode_action(out: &mut Vec<u8>, seq: u32, kind: u16, bytes: &[u8]) {
+    let start = begin_frame(out);
+    put_varint(out, ACTION_MESSAGE_INDEX);
+    put_varint(out, u64::from(seq));
+    put_varint(out, u64::from(kind));
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+    finish_frame(out, start);
+}
+
+/// When a bot throws and where: `per_input` throws per input on average (the whole part
+/// every input, the fraction at random), each in a uniformly random direction. Seeded apart
+/// from the walk, so the walk is the same with or without throws.
+pub struct Throws {
+    rng: SmallRng,
+    per_input: f64,
+}
+
+impl Throws {
+    /// The throws of bot `index` under run seed `seed`.
+    pub fn new(seed: u64, index: u64, per_input: f64) -> Throws {
+        let mixed = seed ^ index.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        Throws {
+            rng: SmallRng::seed_from_u64(mixed ^ 0x7468_726F_7773),
+            per_input,
+        }
+    }
+
+    /// Throws due with this input.
+    pub fn due(&mut self) -> u32 {
+        if self.per_input <= 0.0 {
+            return 0;
+        }
+        let whole = self.per_input.floor();
+        let extra = self.rng.random::<f64>() < self.per_input - whole;
+        whole as u32 + u32::from(extra)
+    }
+
+    /// A uniformly random direction, quantized to the protocol's `i8` components.
+    pub fn direction(&mut self) -> (i8, i8) {
+        let angle: f32 = self.rng.random_range(0.0..std::f32::consts::TAU);
+        (
+            (angle.cos() * 127.0).round() as i8,
+            (angle.sin() * 127.0).round() as i8,
+        )
+    }
+}
+
 /// The workload's seeded random walk: a new uniformly random direction every
 /// [`INPUTS_PER_DIRECTION`] inputs, quantized to the protocol's `i8` components.
 pub struct RandomWalk {
@@ -338,6 +459,39 @@ impl RandomWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use throng::protocol::{Action, frame_bytes};
+
+    #[test]
+    fn actions_are_written_as_postcard_writes_them() {
+        for (seq, kind, bytes) in [
+            (5, 0, vec![127, 0]),
+            (300, 2, vec![]),
+            (u32::MAX, 700, vec![1; 200]),
+        ] {
+            let mut ours = vec![9]; // appends after what is there
+            encode_action(&mut ours, seq, kind, &bytes);
+            let message = ClientMessage::Action(Action { seq, kind, bytes });
+            assert_eq!(ours[1..], frame_bytes(&message));
+        }
+    }
+
+    #[test]
+    fn throws_average_their_rate_in_every_direction() {
+        let mut none = Throws::new(1, 0, 0.0);
+        assert_eq!((0..100).map(|_| none.due()).sum::<u32>(), 0);
+        let mut some = Throws::new(1, 0, 0.25);
+        let thrown: u32 = (0..4_000).map(|_| some.due()).sum();
+        assert!((900..1_100).contains(&thrown), "{thrown}");
+        let mut many = Throws::new(1, 0, 2.5);
+        assert!((0..100).all(|_| (2..=3).contains(&many.due())));
+        let directions: Vec<_> = (0..50).map(|_| some.direction()).collect();
+        assert!(
+            directions.iter().any(|&(x, _)| x < -60) && directions.iter().any(|&(x, _)| x > 60)
+        );
+        let (x, y) = directions[0];
+        let length = (f32::from(x).powi(2) + f32::from(y).powi(2)).sqrt();
+        assert!((length - 127.0).abs() < 1.5, "unit direction, got {length}");
+    }
 
     #[test]
     fn the_walk_repeats_per_seed_and_turns_every_forty_inputs() {

@@ -53,6 +53,10 @@ struct Args {
     /// Inputs per second per bot.
     #[arg(long, default_value_t = 20.0)]
     input_hz: f64,
+    /// `throw` actions per second per bot, on average, each in a random direction (0: none).
+    /// Needs a server whose game has a `throw` action (the demo game's snowball).
+    #[arg(long, default_value_t = 0.0)]
+    actions_per_s: f64,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -106,6 +110,7 @@ fn run(args: &Args) -> Result<Report, String> {
                 bots: args.bots * (w + 1) / threads - first_bot,
                 seed: args.seed,
                 input_hz: args.input_hz,
+                actions_per_s: args.actions_per_s,
                 connect_timeout: Duration::from_secs_f64(args.connect_timeout),
             };
             let control = control.clone();
@@ -122,10 +127,14 @@ fn run(args: &Args) -> Result<Report, String> {
         let c = &control;
         let settled = c.connected.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed);
         progress.show("connecting", c, None);
-        if settled >= args.bots as u64 {
+        if settled >= args.bots as u64 || c.fatal().is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(why) = control.fatal() {
+        progress.finish();
+        return Err(why.to_owned());
     }
     control.set_phase(Phase::WarmUp);
     pace(&mut progress, &control, "warm-up", args.warmup);
@@ -142,6 +151,9 @@ fn run(args: &Args) -> Result<Report, String> {
     let seconds = window_started.elapsed().as_secs_f64();
     control.set_phase(Phase::Done);
     progress.finish();
+    if let Some(why) = control.fatal() {
+        return Err(why.to_owned());
+    }
 
     let mut tally = Tally::default();
     for worker in workers {
@@ -195,6 +207,9 @@ fn validate(args: &Args) -> Result<(), String> {
     if !(args.warmup.is_finite() && args.warmup >= 0.0) || args.seconds + args.warmup > 3600.0 {
         return Err("--warmup must be >= 0 and the run at most an hour".into());
     }
+    if !(args.actions_per_s.is_finite() && args.actions_per_s >= 0.0) {
+        return Err("--actions-per-s must be >= 0".into());
+    }
     Ok(())
 }
 
@@ -228,6 +243,8 @@ fn build_report(args: &Args, tally: &Tally, seconds: f64, window: &probe::Window
             .min()
             .map(|&frames| f64::from(frames) / seconds),
         recv_bytes_per_s_per_bot: per_bot(tally.bytes),
+        events_per_s_per_bot: per_bot(tally.events),
+        actions_per_s_per_bot: per_bot(tally.actions),
         visible_entities_mean: (tally.frames > 0)
             .then(|| tally.visible_sum as f64 / tally.frames as f64),
         input_ack_ms_p50: tally.acks.quantile_ms(0.5),
@@ -245,13 +262,13 @@ fn build_report(args: &Args, tally: &Tally, seconds: f64, window: &probe::Window
     }
 }
 
-/// Waits `seconds`, refreshing the progress display.
+/// Waits `seconds` (less if the run fails), refreshing the progress display.
 fn pace(progress: &mut Progress, control: &Control, phase: &str, seconds: f64) {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     loop {
         let left = until.saturating_duration_since(Instant::now());
         progress.show(phase, control, Some(left));
-        if left.is_zero() {
+        if left.is_zero() || control.fatal().is_some() {
             return;
         }
         std::thread::sleep(left.min(Duration::from_millis(250)));

@@ -24,6 +24,11 @@ pub struct Report {
     pub frames_per_s_per_bot_min: Option<f64>,
     /// Bytes received per second per bot.
     pub recv_bytes_per_s_per_bot: Option<f64>,
+    /// Server events received per second per bot (all kinds), mean over bots.
+    pub events_per_s_per_bot: Option<f64>,
+    /// `throw` actions sent per second per bot (human summary only; not a JSON key).
+    #[serde(skip)]
+    pub actions_per_s_per_bot: Option<f64>,
     /// Entities in a bot's view, averaged over frames.
     pub visible_entities_mean: Option<f64>,
     /// Input sent to first frame acknowledging it, median.
@@ -70,6 +75,12 @@ impl Report {
             f(self.frames_per_s_per_bot_min, 2),
             f(self.recv_bytes_per_s_per_bot, 0),
             f(self.visible_entities_mean, 1)
+        );
+        let _ = writeln!(
+            out,
+            "  events/s per bot: mean {}; actions sent/s per bot {}",
+            f(self.events_per_s_per_bot, 2),
+            f(self.actions_per_s_per_bot, 2)
         );
         let _ = writeln!(
             out,
@@ -129,6 +140,7 @@ mod tests {
             "frames_per_s_per_bot_mean",
             "frames_per_s_per_bot_min",
             "recv_bytes_per_s_per_bot",
+            "events_per_s_per_bot",
             "visible_entities_mean",
             "input_ack_ms_p50",
             "input_ack_ms_p99",

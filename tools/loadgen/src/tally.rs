@@ -13,6 +13,10 @@ pub struct Tally {
     pub live_frames: u64,
     /// Bytes received.
     pub bytes: u64,
+    /// Server events received.
+    pub events: u64,
+    /// Actions sent.
+    pub actions: u64,
     /// Sum over frames of the entities in view after applying the frame.
     pub visible_sum: u64,
     /// Frames that did not decode or did not fit the bot's view.
@@ -43,6 +47,8 @@ impl Tally {
         self.frames += other.frames;
         self.live_frames += other.live_frames;
         self.bytes += other.bytes;
+        self.events += other.events;
+        self.actions += other.actions;
         self.visible_sum += other.visible_sum;
         self.protocol_errors += other.protocol_errors;
         self.disconnects += other.disconnects;

@@ -25,9 +25,9 @@ pub struct ViewSet {
     len: usize,
     /// Tick of the last frame.
     pub tick: u32,
-    /// Input seq acknowledged by the last frame.
+    /// Seq of the input or action acknowledged by the last frame.
     pub ack_seq: u32,
-    /// Server events received.
+    /// Server events received (counted, not kept: a bot checks the frame, not the game).
     pub events: u64,
 }
 
@@ -139,7 +139,10 @@ impl FrameVisitor for ViewSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use throng::protocol::{EntitySpawn, EntityUpdate, ServerMessage, StateFrame, frame_bytes};
+    use throng::protocol::{
+        ComponentChange, ComponentValue, EntitySpawn, EntityUpdate, Event, ServerMessage,
+        StateFrame, frame_bytes,
+    };
     use throng_client::Mirror;
     use throng_protocol::visit::visit_state_frame;
 
@@ -165,24 +168,55 @@ mod tests {
         }
     }
 
-    /// The set accepts and refuses exactly the frames the full mirror does (for membership).
+    fn hit(thrower: u8, target: u8) -> Event {
+        Event {
+            kind: 0,
+            bytes: vec![thrower, target],
+        }
+    }
+
+    /// The set accepts and refuses exactly the frames the full mirror does (for membership),
+    /// and counts the events the mirror collects.
     #[test]
     fn agrees_with_the_mirror_on_every_membership_mistake() {
         let frames = [
             StateFrame {
                 tick: 1,
                 reset: true,
-                spawned: vec![spawn(3), spawn(2_000_000)],
+                spawned: vec![
+                    EntitySpawn {
+                        components: vec![ComponentValue {
+                            kind: 0,
+                            bytes: vec![],
+                        }],
+                        ..spawn(3)
+                    },
+                    spawn(2_000_000),
+                ],
                 ..Default::default()
             },
             StateFrame {
                 tick: 2,
                 ack_seq: 4,
-                updated: vec![update(3), update(2_000_000)],
+                events: vec![hit(3, 70)],
+                updated: vec![
+                    EntityUpdate {
+                        components: vec![
+                            ComponentChange::Removed(0),
+                            ComponentChange::Set(ComponentValue {
+                                kind: 2,
+                                bytes: vec![1],
+                            }),
+                        ],
+                        ..update(3)
+                    },
+                    update(2_000_000),
+                ],
                 ..Default::default()
             },
             StateFrame {
                 tick: 3,
+                events: vec![hit(70, 3), hit(3, 70)],
                 removed: vec![3],
                 spawned: vec![spawn(70)],
                 ..Default::default()
@@ -221,7 +255,9 @@ mod tests {
             assert_eq!(ours, theirs);
             assert_eq!(set.len(), mirror.entities.len());
             assert_eq!(set.ack_seq, mirror.ack_seq);
+            assert_eq!(set.events, mirror.events().len() as u64);
         }
+        assert_eq!(set.events, 3);
         assert_eq!(set.len(), 1);
         assert!(set.contains(3) && !set.contains(70) && !set.contains(2_000_000));
     }

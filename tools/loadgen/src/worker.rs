@@ -5,8 +5,8 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -54,6 +54,8 @@ pub struct Control {
     pub frames: AtomicU64,
     /// Unrequested closes in any phase.
     pub disconnects: AtomicU64,
+    /// Why the run cannot go on, once a worker found out (every worker then stops).
+    fatal: OnceLock<String>,
 }
 
 impl Control {
@@ -71,6 +73,17 @@ impl Control {
     pub fn set_phase(&self, phase: Phase) {
         self.phase.store(phase as u8, Ordering::Release);
     }
+
+    /// Ends the run for `why` (the first reason given is kept).
+    pub fn fail(&self, why: String) {
+        let _ = self.fatal.set(why);
+        self.set_phase(Phase::Done);
+    }
+
+    /// Why the run failed, if it did.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.get().map(String::as_str)
+    }
 }
 
 /// A worker's share of the run.
@@ -86,6 +99,8 @@ pub struct Plan {
     pub seed: u64,
     /// Inputs per second per bot.
     pub input_hz: f64,
+    /// `throw` actions per second per bot, on average.
+    pub actions_per_s: f64,
     /// Time a bot has to be welcomed.
     pub connect_timeout: Duration,
 }
@@ -135,6 +150,7 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
                         stream,
                         plan.first_bot + index,
                         plan.seed,
+                        plan.actions_per_s / plan.input_hz,
                         now,
                     )));
                     joining.push(index);
@@ -179,6 +195,14 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
             for bot in bots.iter_mut().skip(slot).step_by(SLOTS).flatten() {
                 if bot.playing() {
                     let change = bot.send_input();
+                    settle(bot, &poll, change, &mut tally, &control, window_open);
+                }
+                if bot.playing() {
+                    let sent_before = bot.actions_sent;
+                    let change = bot.send_actions();
+                    if window_open {
+                        tally.actions += bot.actions_sent - sent_before;
+                    }
                     settle(bot, &poll, change, &mut tally, &control, window_open);
                 }
             }
@@ -263,6 +287,7 @@ fn record(change: Change, tally: &mut Tally, control: &Control, window_open: boo
                 .or_default() += 1;
             control.disconnects.fetch_add(1, Ordering::Relaxed);
         }
+        Change::Fatal(why) => control.fail(why),
     }
 }
 
