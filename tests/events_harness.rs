@@ -16,7 +16,7 @@ struct Tick(u64);
 struct Shield(u8);
 
 /// Every tick, an event to everyone carrying the tick number; players get a Shield at tick 2
-/// that is removed at tick 5.
+/// that is removed at tick 5; at tick 6 one is added and removed again within the tick.
 fn game(app: &mut App) {
     fn announce(clock: Res<TickClock>, mut events: ServerEvents<Tick>) {
         events.to_everyone(Tick(clock.tick));
@@ -34,14 +34,29 @@ fn game(app: &mut App) {
                 5 => {
                     commands.entity(player).remove::<Shield>();
                 }
+                6 => {
+                    commands.entity(player).insert(Shield(9));
+                }
                 _ => {}
+            }
+        }
+    }
+    fn take_back(
+        clock: Res<TickClock>,
+        players: Query<Entity, With<Player>>,
+        mut commands: Commands,
+    ) {
+        if clock.tick == 6 {
+            for player in &players {
+                commands.entity(player).remove::<Shield>();
             }
         }
     }
     app.add_plugins(systems::movement::MovementPlugin)
         .add_event::<Tick>("tick")
         .replicate::<Shield>("shield")
-        .add_systems(ServerTick, (announce, shields).in_set(TickSet::Simulate));
+        .add_systems(ServerTick, (announce, shields).in_set(TickSet::Simulate))
+        .add_systems(ServerTick, take_back.in_set(TickSet::PostSimulate));
 }
 
 fn harness(outbound_buffers: usize) -> Harness {

@@ -63,10 +63,24 @@ fn load<T: Component + DeserializeOwned>(entity: &mut EntityWorldMut, bytes: &[u
     }
 }
 
-/// Players' persistent components that changed since the last save: (player, kind, value).
-/// Filled once per flush interval by the collect systems, drained by the engine.
+/// Players' persistent components that changed since the last save, encoded into one
+/// buffer (no allocation per value). Filled once per flush interval by the collect systems,
+/// drained by the engine.
 #[derive(Resource, Debug, Default)]
-pub struct PersistChanges(pub Vec<(Entity, u16, Vec<u8>)>);
+pub struct PersistChanges {
+    /// (player, kind, start, end of its value in `bytes`).
+    pub records: Vec<(Entity, u16, u32, u32)>,
+    /// The values, postcard-encoded.
+    pub bytes: Vec<u8>,
+}
+
+impl PersistChanges {
+    /// Empties both buffers, keeping their memory.
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.bytes.clear();
+    }
+}
 
 /// The collect systems of every persistent kind; the engine runs them once per flush
 /// interval, so `Changed` means "since the last save".
@@ -81,10 +95,14 @@ pub fn collect_system<T: Component + Serialize>(
     kind: u16,
 ) -> impl IntoScheduleConfigs<ScheduleSystem, ()> {
     (move |changed: ChangedPlayers<T>, mut out: ResMut<PersistChanges>| {
+        let out = &mut *out;
         for (entity, value) in &changed {
-            if let Ok(bytes) = postcard::to_allocvec(value) {
-                out.0.push((entity, kind, bytes));
-            }
+            let start = out.bytes.len() as u32;
+            let bytes = std::mem::take(&mut out.bytes);
+            // Serializing a serde-derived value into a Vec cannot fail.
+            out.bytes = postcard::to_extend(value, bytes).expect("encode a component");
+            out.records
+                .push((entity, kind, start, out.bytes.len() as u32));
         }
     })
     .in_set(CollectPersistent)

@@ -16,7 +16,7 @@ use components::{Position, ServerTick, TickClock, TickSet, WorldBounds};
 
 use super::online::NameGuard;
 use super::store::{AccountId, PlayerRecord, SavedPlayer};
-use super::writer::{Batch, HandOff, PersistenceHandle, PositionUpdate};
+use super::writer::{Batch, ComponentUpdate, HandOff, PersistenceHandle, PositionUpdate};
 use crate::stats::Stats;
 
 /// The player's account in the store.
@@ -110,31 +110,36 @@ impl PersistOutbox {
     pub fn hand_off(&mut self) {
         self.finals = false;
         let pending = &mut self.pending;
-        if pending.positions.is_empty() && pending.records.is_empty() && pending.released.is_empty()
+        if pending.positions.is_empty()
+            && pending.components.is_empty()
+            && pending.records.is_empty()
+            && pending.released.is_empty()
         {
             return;
         }
         let Some(handle) = &self.handle else {
             pending.positions.clear(); // no store: nothing to keep
+            pending.components.clear();
+            pending.component_bytes.clear();
             pending.records.clear();
             pending.released.clear();
             return;
         };
-        // The batch leaves with its position buffer; the next one fills a buffer the thread
-        // gave back (no allocation, no page faults), or a new one of the same size.
-        let positions = handle
-            .spare_positions()
-            .unwrap_or_else(|| Vec::with_capacity(pending.positions.len()));
-        let next = Batch {
-            positions,
+        // The batch leaves with its buffers; the next one fills buffers the thread gave
+        // back (no allocation, no page faults), or new ones of the same size.
+        let next = handle.spare_batch().unwrap_or_else(|| Batch {
+            positions: Vec::with_capacity(pending.positions.len()),
+            components: Vec::with_capacity(pending.components.len()),
+            component_bytes: Vec::with_capacity(pending.component_bytes.len()),
             ..Batch::default()
-        };
+        });
         let mut batch = std::mem::replace(pending, next);
         batch.handed_off.get_or_insert_with(std::time::Instant::now);
         if let HandOff::Busy(mut batch) = handle.hand_off(batch) {
             Stats::bump(&self.stats.persist_handoffs_delayed);
             merge_per_player(&mut batch.records);
             latest_position_per_player(&mut batch.positions);
+            latest_component_per_player(&mut batch.components, &mut batch.component_bytes);
             self.pending = batch;
         }
     }
@@ -162,6 +167,25 @@ fn latest_position_per_player(positions: &mut Vec<PositionUpdate>) {
         }
         same
     });
+}
+
+/// Keeps one value per player and component kind (the later one), and only their bytes.
+fn latest_component_per_player(updates: &mut Vec<ComponentUpdate>, bytes: &mut Vec<u8>) {
+    updates.sort_by_key(|&(account, kind, _, _)| (account, kind)); // stable
+    updates.dedup_by(|later, kept| {
+        let same = (later.0, later.1) == (kept.0, kept.1);
+        if same {
+            (kept.2, kept.3) = (later.2, later.3);
+        }
+        same
+    });
+    let mut compact = Vec::with_capacity(bytes.len());
+    for update in updates.iter_mut() {
+        let start = compact.len() as u32;
+        compact.extend_from_slice(&bytes[update.2 as usize..update.3 as usize]);
+        (update.2, update.3) = (start, compact.len() as u32);
+    }
+    *bytes = compact;
 }
 
 /// Keeps one record per player (the later one wins, components merged).
@@ -196,21 +220,26 @@ pub fn collect_positions(
 }
 
 /// Takes the players' persistent components that changed since the last flush (collected
-/// by the gameplay-side systems of each kind) into the pending batch, by account.
+/// by the gameplay-side systems of each kind) into the pending batch, by account, without
+/// allocating.
 pub fn collect_components(
     mut changes: ResMut<PersistChanges>,
     accounts: Query<&Account>,
     mut outbox: ResMut<PersistOutbox>,
 ) {
-    for (entity, kind, bytes) in changes.0.drain(..) {
+    let changes = &mut *changes;
+    let pending = &mut outbox.pending;
+    for &(entity, kind, start, end) in &changes.records {
         if let Ok(account) = accounts.get(entity) {
-            outbox.pending.records.push(PlayerRecord {
-                account: account.0,
-                position: None,
-                components: vec![(kind, bytes)],
-            });
+            let from = pending.component_bytes.len() as u32;
+            pending
+                .component_bytes
+                .extend_from_slice(&changes.bytes[start as usize..end as usize]);
+            let to = pending.component_bytes.len() as u32;
+            pending.components.push((account.0, kind, from, to));
         }
     }
+    changes.clear();
 }
 
 /// Hands the interval's records to the persistence thread.

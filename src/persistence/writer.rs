@@ -38,11 +38,19 @@ pub struct LoginRequest {
 /// A player's new position (most of what the tick hands off: kept compact).
 pub type PositionUpdate = (AccountId, [f32; 2]);
 
+/// A player's changed persistent component: (account, kind, start, end of its value in
+/// [`Batch::component_bytes`]). Kept compact like positions, so collecting allocates nothing.
+pub type ComponentUpdate = (AccountId, u16, u32, u32);
+
 /// Records handed off by the tick at one moment.
 #[derive(Default)]
 pub struct Batch {
     /// Players whose position changed (and nothing else).
     pub positions: Vec<PositionUpdate>,
+    /// Players' persistent components that changed, in the order collected.
+    pub components: Vec<ComponentUpdate>,
+    /// The values of `components`, postcard-encoded.
+    pub component_bytes: Vec<u8>,
     /// Fuller records: changed persistent components, leaving players' final state.
     pub records: Vec<PlayerRecord>,
     /// Names to release once these records are committed (players who left).
@@ -68,7 +76,7 @@ pub struct PersistenceHandle {
     batches: Arc<ArrayQueue<Message>>,
     /// Position buffers the thread is done with, for the tick to fill again (their pages
     /// are mapped already: a fresh 160 KB buffer per interval costs page faults).
-    spare: Receiver<Vec<PositionUpdate>>,
+    spare: Receiver<Batch>,
 }
 
 enum Message {
@@ -84,8 +92,9 @@ impl PersistenceHandle {
         self.logins.try_send(request).is_ok()
     }
 
-    /// An empty position buffer to fill, if the thread has returned one.
-    pub fn spare_positions(&self) -> Option<Vec<PositionUpdate>> {
+    /// An emptied batch (its buffers keep their memory) to fill, if the thread has returned
+    /// one.
+    pub fn spare_batch(&self) -> Option<Batch> {
         self.spare.try_recv().ok()
     }
 
@@ -177,7 +186,7 @@ fn run(
     kinds: Vec<String>,
     logins: Receiver<LoginRequest>,
     batches: Arc<ArrayQueue<Message>>,
-    spare: Sender<Vec<PositionUpdate>>,
+    spare: Sender<Batch>,
     stats: Arc<Stats>,
 ) {
     let mut logins_open = true;
@@ -222,8 +231,8 @@ struct Merged {
     records: AHashMap<AccountId, PlayerRecord>,
     released: Vec<NameGuard>,
     oldest: Option<Instant>,
-    /// The batches' emptied position buffers, to give back.
-    buffers: Vec<Vec<PositionUpdate>>,
+    /// The emptied batches, to give back with their buffers.
+    buffers: Vec<Batch>,
 }
 
 impl Merged {
@@ -239,8 +248,23 @@ impl Merged {
                 })
                 .position = Some(position);
         }
-        self.buffers.push(batch.positions);
-        for record in batch.records {
+        for (account, kind, start, end) in batch.components.drain(..) {
+            let bytes = batch.component_bytes[start as usize..end as usize].to_vec();
+            self.records
+                .entry(account)
+                .or_insert_with(|| PlayerRecord {
+                    account,
+                    position: None,
+                    components: Vec::new(),
+                })
+                .absorb(PlayerRecord {
+                    account,
+                    position: None,
+                    components: vec![(kind, bytes)],
+                });
+        }
+        batch.component_bytes.clear();
+        for record in std::mem::take(&mut batch.records) {
             match self.records.get_mut(&record.account) {
                 Some(earlier) => earlier.absorb(record),
                 None => {
@@ -248,20 +272,16 @@ impl Merged {
                 }
             }
         }
-        self.released.extend(batch.released);
-        self.oldest = match (self.oldest, batch.handed_off) {
+        self.released.append(&mut batch.released);
+        self.oldest = match (self.oldest, batch.handed_off.take()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.buffers.push(batch);
     }
 
-    /// Writes the merged records; returns the emptied position buffers.
-    fn commit(
-        self,
-        store: &mut dyn Store,
-        kinds: &[String],
-        stats: &Stats,
-    ) -> Vec<Vec<PositionUpdate>> {
+    /// Writes the merged records; returns the emptied batches.
+    fn commit(self, store: &mut dyn Store, kinds: &[String], stats: &Stats) -> Vec<Batch> {
         if self.records.is_empty() && self.released.is_empty() {
             return self.buffers;
         }

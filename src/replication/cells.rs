@@ -216,6 +216,7 @@ pub fn encode_cells(
         replica.sent_wire = replica.wire;
         replica.changed = 0;
         replica.removed = 0;
+        replica.announced = replica.present;
     }
 }
 

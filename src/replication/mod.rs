@@ -168,12 +168,15 @@ fn apply_component_changes(mut changes: ResMut<ComponentChanges>, mut table: Res
                 replica.changed |= bit;
                 replica.removed &= !bit;
             }
-            None if replica.present & bit != 0 => {
+            None => {
+                // Viewers hear of a removal only if they were told of the component: one
+                // added and removed within a tick never reaches them.
                 replica.present &= !bit;
                 replica.changed &= !bit;
-                replica.removed |= bit;
+                if replica.announced & bit != 0 {
+                    replica.removed |= bit;
+                }
             }
-            None => {}
         }
     }
     changes.clear();
@@ -184,15 +187,13 @@ fn apply_component_changes(mut changes: ResMut<ComponentChanges>, mut table: Res
 fn register_new_entities(
     world: &mut World,
     new: &mut QueryState<(Entity, &Position), Without<NetId>>,
+    mut found: Local<Vec<(Entity, [u32; 2])>>,
 ) {
-    let found: Vec<(Entity, [u32; 2])> = new
-        .iter(world)
-        .map(|(entity, p)| (entity, [quantize(p.x), quantize(p.y)]))
-        .collect();
-    if found.is_empty() {
-        return;
-    }
-    for (entity, wire) in found {
+    found.extend(
+        new.iter(world)
+            .map(|(entity, p)| (entity, [quantize(p.x), quantize(p.y)])),
+    );
+    for (entity, wire) in found.drain(..) {
         let id = world.resource_mut::<ReplicaTable>().register(entity, wire);
         world.entity_mut(entity).insert(id);
     }

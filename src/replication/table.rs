@@ -37,6 +37,9 @@ pub struct Replica {
     pub changed: u64,
     /// Bit k set: kind k was removed this tick (viewers had it).
     pub removed: u64,
+    /// Bit k set: viewers were told of kind k by the previous tick's frames (what a removal
+    /// may name).
+    pub announced: u64,
     /// The entity was despawned; the slot is freed after this tick's frames.
     pub despawned: bool,
     /// The slot is in use.
@@ -65,27 +68,34 @@ impl ReplicaTable {
     /// Gives `entity` a wire id. Ids released in a tick are reused only from the next tick on,
     /// so one frame never names the same id for two entities.
     pub fn register(&mut self, entity: Entity, wire: [u32; 2]) -> NetId {
-        let replica = Replica {
+        let fresh = |components: Vec<Vec<u8>>| Replica {
             entity,
             wire,
             sent_wire: wire,
             cell: NO_CELL,
             member_slot: 0,
             entered_tick: 0,
-            components: vec![Vec::new(); self.component_kinds],
+            components,
             present: 0,
             changed: 0,
             removed: 0,
+            announced: 0,
             despawned: false,
             live: true,
         };
         let id = match self.free_ids.pop() {
             Some(id) => {
-                self.replicas[id as usize] = replica;
+                // The slot's component buffers are reused (no allocation for a spawn that
+                // reuses an id: projectiles spawn and melt every tick).
+                let slot = &mut self.replicas[id as usize];
+                let mut components = std::mem::take(&mut slot.components);
+                components.iter_mut().for_each(Vec::clear);
+                *slot = fresh(components);
                 id
             }
             None => {
-                self.replicas.push(replica);
+                self.replicas
+                    .push(fresh(vec![Vec::new(); self.component_kinds]));
                 (self.replicas.len() - 1) as u32
             }
         };
