@@ -1,8 +1,12 @@
 //! Server configuration: embedded defaults, an optional TOML file, and a command-line flag
 //! for every key (flags win over the file, the file over the defaults).
 //!
-//! One struct, [`ConfigLayer`], is both the file format and the flag set, so a key cannot
-//! exist in one and be missing from the other.
+//! Every key is written once, in the `settings!` list below: its type, its default and its
+//! doc (which is also its `--help` text). From that one line come the resolved [`Config`],
+//! the [`ConfigLayer`] that is both the file format and the flag set (so a key cannot exist
+//! in one and be missing from the other), the layering and the defaults. Bounds are checked
+//! in `Config::validate`. Gameplay plugins' settings are not here: each reads its own
+//! `[game.NAME]` section.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,62 +14,118 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use serde::Deserialize;
 
-/// Every setting, resolved.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
+/// Declares every setting once: `doc, key: type = default, "default as shown in --help"`.
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])+ $key:ident : $type:ty = $default:expr, $shown:literal; )*) => {
+        /// Every setting, resolved.
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct Config {
+            $( $(#[doc = $doc])+ pub $key: $type, )*
+            /// The `[game]` table of the file: one `[game.NAME]` section per gameplay plugin,
+            /// read by the plugins themselves (`GameApp::settings`).
+            pub game: toml::Table,
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self {
+                    $( $key: $default, )*
+                    game: toml::Table::new(),
+                }
+            }
+        }
+
+        /// One layer of settings: the TOML file's keys and the command-line flags.
+        /// Unset keys fall through to the layer below.
+        #[derive(Parser, Deserialize, Clone, Debug, Default)]
+        #[serde(deny_unknown_fields, rename_all = "snake_case")]
+        pub struct ConfigLayer {
+            $(
+                $(#[doc = $doc])+
+                #[arg(long, help = concat!($($doc,)+ " [default: ", $shown, "]"))]
+                pub $key: Option<$type>,
+            )*
+            /// Gameplay plugins' sections (`[game.NAME]`), file only.
+            #[arg(skip)]
+            pub game: Option<toml::Table>,
+        }
+
+        impl ConfigLayer {
+            /// This layer on top of `below`: keys set here win.
+            pub fn over(self, below: ConfigLayer) -> ConfigLayer {
+                ConfigLayer {
+                    $( $key: self.$key.or(below.$key), )*
+                    game: self.game.or(below.game),
+                }
+            }
+
+            /// Every key, from this layer where set, else its default.
+            fn or_defaults(self) -> Config {
+                let defaults = Config::default();
+                Config {
+                    $( $key: self.$key.unwrap_or(defaults.$key), )*
+                    game: self.game.unwrap_or(defaults.game),
+                }
+            }
+        }
+    };
+}
+
+settings! {
     /// Address players connect to.
-    pub listen: SocketAddr,
-    /// Ticks per second.
-    pub tick_hz: u16,
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7000)), "127.0.0.1:7000";
+    /// Ticks (and frames) per second.
+    tick_hz: u16 = 20, "20";
     /// Side of the square world in units.
-    pub world_size: f32,
+    world_size: f32 = 1000.0, "1000";
     /// Distance within which a player is guaranteed to see others.
-    pub interest_radius: f32,
+    interest_radius: f32 = 100.0, "100";
     /// Side of a replication grid cell in units.
-    pub cell_size: f32,
+    cell_size: f32 = 100.0, "the interest radius, at most the world";
     /// Most players connected at once; further connections get Reject{ServerFull}.
-    pub max_players: usize,
+    max_players: usize = 10_000, "10000";
     /// Largest frame body accepted from a client, bytes.
-    pub max_inbound_frame_bytes: u32,
+    max_inbound_frame_bytes: u32 = 512, "512";
     /// Largest frame sent to a client, bytes; a view that needs more closes the client.
-    pub max_outbound_frame_bytes: u32,
+    max_outbound_frame_bytes: u32 = 1 << 20, "1048576";
     /// Capacity of the inbound input queue (inputs beyond it are dropped and counted).
-    pub input_queue_capacity: usize,
+    input_queue_capacity: usize = 65_536, "65536";
     /// Frame buffers per client: how many ticks a client may lag before frames are dropped.
-    pub outbound_buffers: usize,
-    /// Kernel send buffer per player socket, bytes (0: the kernel's autotuning, up to
+    outbound_buffers: usize = 4, "4";
+    /// Kernel send buffer per player socket in bytes, 0 for the kernel's autotuning (up to
     /// `net.ipv4.tcp_wmem`'s maximum). Bounds the bytes queued to a client that stops reading.
-    pub send_buffer_bytes: u32,
+    send_buffer_bytes: u32 = 64 * 1024, "65536";
     /// Seconds a new connection has to send Hello.
-    pub handshake_timeout_s: f32,
+    handshake_timeout_s: f32 = 5.0, "5";
     /// Seconds a player may send nothing (no input, no ping) before it is kicked.
-    pub idle_timeout_s: f32,
-    /// Inputs and pings a player may send per second (token bucket refill rate).
-    pub max_inputs_per_s: u32,
-    /// Inputs and pings a player may send at once above the rate (token bucket size).
-    pub input_burst: u32,
+    idle_timeout_s: f32 = 10.0, "10";
+    /// Inputs, actions and pings a player may send per second (token bucket refill rate).
+    max_inputs_per_s: u32 = 60, "60";
+    /// Inputs, actions and pings a player may send at once above the rate (bucket size).
+    input_burst: u32 = 20, "20";
     /// Seconds of rate-limited messages without a one-second pause before a kick.
-    pub flood_kick_s: f32,
+    flood_kick_s: f32 = 5.0, "5";
     /// Seconds a client may go without taking a single frame before it is kicked.
-    pub slow_reader_kick_s: f32,
+    slow_reader_kick_s: f32 = 10.0, "10";
     /// Tokio worker threads for sockets.
-    pub net_threads: usize,
+    net_threads: usize = available_cores(), "number of cores";
     /// Threads of the ECS compute pool (parallel systems).
-    pub sim_threads: usize,
+    sim_threads: usize = available_cores(), "number of cores";
     /// Seed of the spawn-position generator.
-    pub spawn_seed: u64,
-    /// Seconds between stat lines in the log (0: none).
-    pub stats_interval_s: f32,
-    /// Where the Prometheus metrics endpoint listens, or off.
-    pub metrics: Endpoint,
+    spawn_seed: u64 = 1, "1";
+    /// Seconds between stat lines in the log, 0 for none.
+    stats_interval_s: f32 = 10.0, "10";
+    /// Where the Prometheus metrics endpoint and probes listen: IP:PORT, or "off".
+    metrics: Endpoint = Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 9100))), "127.0.0.1:9100";
     /// Directory of the player database (created on first run).
-    pub data_dir: PathBuf,
+    data_dir: PathBuf = PathBuf::from("data"), "./data";
     /// Seconds between hand-offs of changed players to the persistence thread: at most this
     /// much progress is lost if the process is killed.
-    pub flush_interval_s: f32,
-    /// The `[game]` table of the file: one `[game.NAME]` section per gameplay plugin, read
-    /// by the plugins themselves (`GameApp::settings`).
-    pub game: toml::Table,
+    flush_interval_s: f32 = 1.0, "1";
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// An optional listening address: `off`, or `IP:PORT`.
@@ -97,121 +157,6 @@ impl TryFrom<String> for Endpoint {
     fn try_from(text: String) -> Result<Self, Self::Error> {
         text.parse()
     }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7000)),
-            tick_hz: 20,
-            world_size: 1000.0,
-            interest_radius: 100.0,
-            cell_size: 100.0,
-            max_players: 10_000,
-            max_inbound_frame_bytes: 512,
-            max_outbound_frame_bytes: 1 << 20,
-            input_queue_capacity: 65_536,
-            outbound_buffers: 4,
-            send_buffer_bytes: 64 * 1024,
-            handshake_timeout_s: 5.0,
-            idle_timeout_s: 10.0,
-            max_inputs_per_s: 60,
-            input_burst: 20,
-            flood_kick_s: 5.0,
-            slow_reader_kick_s: 10.0,
-            net_threads: cores,
-            sim_threads: cores,
-            spawn_seed: 1,
-            stats_interval_s: 10.0,
-            metrics: Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 9100))),
-            data_dir: PathBuf::from("data"),
-            flush_interval_s: 1.0,
-            game: toml::Table::new(),
-        }
-    }
-}
-
-/// One layer of settings: the TOML file's keys and the command-line flags.
-/// Unset keys fall through to the layer below.
-#[derive(Parser, Deserialize, Clone, Debug, Default)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct ConfigLayer {
-    /// Address players connect to [default: 127.0.0.1:7000]
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
-    /// Ticks per second [default: 20]
-    #[arg(long)]
-    pub tick_hz: Option<u16>,
-    /// Side of the square world in units [default: 1000]
-    #[arg(long)]
-    pub world_size: Option<f32>,
-    /// Interest radius in units [default: 100]
-    #[arg(long)]
-    pub interest_radius: Option<f32>,
-    /// Replication grid cell side in units [default: the interest radius, at most the world]
-    #[arg(long)]
-    pub cell_size: Option<f32>,
-    /// Most players connected at once [default: 10000]
-    #[arg(long)]
-    pub max_players: Option<usize>,
-    /// Largest frame body accepted from a client, bytes [default: 512]
-    #[arg(long)]
-    pub max_inbound_frame_bytes: Option<u32>,
-    /// Largest frame sent to a client, bytes [default: 1048576]
-    #[arg(long)]
-    pub max_outbound_frame_bytes: Option<u32>,
-    /// Inbound input queue capacity [default: 65536]
-    #[arg(long)]
-    pub input_queue_capacity: Option<usize>,
-    /// Frame buffers per client [default: 4]
-    #[arg(long)]
-    pub outbound_buffers: Option<usize>,
-    /// Kernel send buffer per player socket in bytes, 0 for the kernel's autotuning [default: 65536]
-    #[arg(long)]
-    pub send_buffer_bytes: Option<u32>,
-    /// Seconds a new connection has to send Hello [default: 5]
-    #[arg(long)]
-    pub handshake_timeout_s: Option<f32>,
-    /// Seconds a player may send nothing before it is kicked [default: 10]
-    #[arg(long)]
-    pub idle_timeout_s: Option<f32>,
-    /// Inputs and pings per second a player may send [default: 60]
-    #[arg(long)]
-    pub max_inputs_per_s: Option<u32>,
-    /// Inputs and pings a player may send at once above the rate [default: 20]
-    #[arg(long)]
-    pub input_burst: Option<u32>,
-    /// Seconds of sustained rate-limited sending before a kick [default: 5]
-    #[arg(long)]
-    pub flood_kick_s: Option<f32>,
-    /// Seconds a client may take no frame at all before it is kicked [default: 10]
-    #[arg(long)]
-    pub slow_reader_kick_s: Option<f32>,
-    /// Tokio worker threads [default: number of cores]
-    #[arg(long)]
-    pub net_threads: Option<usize>,
-    /// ECS compute threads [default: number of cores]
-    #[arg(long)]
-    pub sim_threads: Option<usize>,
-    /// Spawn-position seed [default: 1]
-    #[arg(long)]
-    pub spawn_seed: Option<u64>,
-    /// Seconds between stat lines, 0 for none [default: 10]
-    #[arg(long)]
-    pub stats_interval_s: Option<f32>,
-    /// Prometheus metrics endpoint, IP:PORT or "off" [default: 127.0.0.1:9100]
-    #[arg(long)]
-    pub metrics: Option<Endpoint>,
-    /// Directory of the player database [default: ./data]
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Seconds between saves of changed players [default: 1]
-    #[arg(long)]
-    pub flush_interval_s: Option<f32>,
-    /// Gameplay plugins' sections (`[game.NAME]`), file only.
-    #[arg(skip)]
-    pub game: Option<toml::Table>,
 }
 
 /// The command line of the `throng` binary.
@@ -272,76 +217,14 @@ impl ConfigLayer {
         })
     }
 
-    /// This layer on top of `below`: keys set here win.
-    pub fn over(self, below: ConfigLayer) -> ConfigLayer {
-        macro_rules! pick {
-            ($($key:ident),*) => { ConfigLayer { $($key: self.$key.or(below.$key),)* } };
-        }
-        pick!(
-            listen,
-            tick_hz,
-            world_size,
-            interest_radius,
-            cell_size,
-            max_players,
-            max_inbound_frame_bytes,
-            max_outbound_frame_bytes,
-            input_queue_capacity,
-            outbound_buffers,
-            send_buffer_bytes,
-            handshake_timeout_s,
-            idle_timeout_s,
-            max_inputs_per_s,
-            input_burst,
-            flood_kick_s,
-            slow_reader_kick_s,
-            net_threads,
-            sim_threads,
-            spawn_seed,
-            stats_interval_s,
-            metrics,
-            data_dir,
-            flush_interval_s,
-            game
-        )
-    }
-
     /// Fills unset keys with defaults and validates the result.
     pub fn resolve(self) -> Result<Config, ConfigError> {
-        let d = Config::default();
-        let world_size = self.world_size.unwrap_or(d.world_size);
-        let interest_radius = self.interest_radius.unwrap_or(d.interest_radius);
-        let config = Config {
-            listen: self.listen.unwrap_or(d.listen),
-            tick_hz: self.tick_hz.unwrap_or(d.tick_hz),
-            world_size,
-            interest_radius,
-            cell_size: self.cell_size.unwrap_or(interest_radius.min(world_size)),
-            max_players: self.max_players.unwrap_or(d.max_players),
-            max_inbound_frame_bytes: self
-                .max_inbound_frame_bytes
-                .unwrap_or(d.max_inbound_frame_bytes),
-            max_outbound_frame_bytes: self
-                .max_outbound_frame_bytes
-                .unwrap_or(d.max_outbound_frame_bytes),
-            input_queue_capacity: self.input_queue_capacity.unwrap_or(d.input_queue_capacity),
-            outbound_buffers: self.outbound_buffers.unwrap_or(d.outbound_buffers),
-            send_buffer_bytes: self.send_buffer_bytes.unwrap_or(d.send_buffer_bytes),
-            handshake_timeout_s: self.handshake_timeout_s.unwrap_or(d.handshake_timeout_s),
-            idle_timeout_s: self.idle_timeout_s.unwrap_or(d.idle_timeout_s),
-            max_inputs_per_s: self.max_inputs_per_s.unwrap_or(d.max_inputs_per_s),
-            input_burst: self.input_burst.unwrap_or(d.input_burst),
-            flood_kick_s: self.flood_kick_s.unwrap_or(d.flood_kick_s),
-            slow_reader_kick_s: self.slow_reader_kick_s.unwrap_or(d.slow_reader_kick_s),
-            net_threads: self.net_threads.unwrap_or(d.net_threads),
-            sim_threads: self.sim_threads.unwrap_or(d.sim_threads),
-            spawn_seed: self.spawn_seed.unwrap_or(d.spawn_seed),
-            stats_interval_s: self.stats_interval_s.unwrap_or(d.stats_interval_s),
-            metrics: self.metrics.unwrap_or(d.metrics),
-            data_dir: self.data_dir.unwrap_or(d.data_dir),
-            flush_interval_s: self.flush_interval_s.unwrap_or(d.flush_interval_s),
-            game: self.game.unwrap_or(d.game),
-        };
+        let cell_size_set = self.cell_size.is_some();
+        let mut config = self.or_defaults();
+        if !cell_size_set {
+            // The one default that depends on other keys: a 3 x 3 cell view of the radius.
+            config.cell_size = config.interest_radius.min(config.world_size);
+        }
         config.validate()?;
         Ok(config)
     }

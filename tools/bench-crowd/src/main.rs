@@ -15,13 +15,16 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde_json::Value;
 
-/// The two crowd variants (docs/BENCHMARKS.md).
+/// The crowd variants (docs/BENCHMARKS.md).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Variant {
     /// World 1000 x 1000, everyone sees everyone.
     Arena,
     /// World side 40 x sqrt(N), interest radius 100: constant density.
     Open,
+    /// `open`, and every bot also throws a snowball once a second (one `throw` action; a
+    /// `hit` event to the target's viewers when it hits).
+    Throw,
 }
 
 impl Variant {
@@ -29,14 +32,22 @@ impl Variant {
         match self {
             // A radius beyond the world's diagonal: no interest management at all.
             Variant::Arena => (1000.0, 1500.0),
-            Variant::Open => (40.0 * (bots as f64).sqrt(), 100.0),
+            Variant::Open | Variant::Throw => (40.0 * (bots as f64).sqrt(), 100.0),
+        }
+    }
+
+    /// Player actions per second per bot.
+    fn actions_per_s(self) -> f64 {
+        match self {
+            Variant::Throw => 1.0,
+            Variant::Arena | Variant::Open => 0.0,
         }
     }
 
     fn sweep(self) -> &'static [usize] {
         match self {
             Variant::Arena => &[100, 250, 500, 1000],
-            Variant::Open => &[500, 1000, 2000, 3000, 5000],
+            Variant::Open | Variant::Throw => &[500, 1000, 2000, 3000, 5000],
         }
     }
 
@@ -44,6 +55,7 @@ impl Variant {
         match self {
             Variant::Arena => "arena",
             Variant::Open => "open",
+            Variant::Throw => "throw",
         }
     }
 }
@@ -215,6 +227,7 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
         .args(["--seed", &args.seed.to_string()])
         .args(["--server-pid", &server.0.id().to_string()])
         .args(["--metrics", &metrics])
+        .args(["--actions-per-s", &args.variant.actions_per_s().to_string()])
         .args(&args.loadgen_args)
         .arg("--json")
         .arg(&json)
@@ -263,7 +276,7 @@ fn summarise(label: &str, bots: usize, report: &Value, json: &Path, seconds: f64
     let line = format!(
         "{label}: {} | fps mean {} min {} | {} B/s/bot, {} in view, {} B/entity-tick | ack p50 {} p99 {} ms | \
          tick p50 {} p99 {} ms, overruns {} | server {} cores = {} us/player-tick, {} MiB = {} KiB/player | \
-         loadgen {} cores | machine {} busy | errors {} | {seconds} s | {}",
+         loadgen {} cores | machine {} busy | events {}/s/bot | errors {} | {seconds} s | {}",
         if held { "held" } else { "NOT held" },
         show("frames_per_s_per_bot_mean", 2),
         show("frames_per_s_per_bot_min", 2),
@@ -281,6 +294,7 @@ fn summarise(label: &str, bots: usize, report: &Value, json: &Path, seconds: f64
         rss_per_player.map_or("n/a".into(), |k| format!("{k:.1}")),
         show("loadgen_cpu_cores", 2),
         show("machine_busy_cores", 2),
+        show("events_per_s_per_bot", 2),
         show("protocol_errors", 0),
         json.display()
     );
