@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::ingest::{self, Inbound, IngestPlugin};
 use crate::net::flush::TickSignal;
 use crate::persistence::handoff::{self, PersistencePlugin};
+use crate::persistence::store::Store;
 use crate::protocol::Schema;
 use crate::replication::{self, ReplicationPlugin};
 use crate::stats::Stats;
@@ -37,6 +38,8 @@ pub struct EngineLinks {
     pub tick_signal: TickSignal,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Where players are saved (`None`: nowhere, for simulations in tests and benches).
+    pub store: Option<Box<dyn Store>>,
 }
 
 /// Why a simulation could not be built.
@@ -75,9 +78,11 @@ pub fn build(
         },
         IngestPlugin::new(config, links.inbound),
         ReplicationPlugin::new(config, links.tick_signal),
-        PersistencePlugin {
-            every_ticks: (config.flush_interval_s * f32::from(config.tick_hz)).round() as u64,
-        },
+        PersistencePlugin::new(
+            (config.flush_interval_s * f32::from(config.tick_hz)).round() as u64,
+            config.max_players,
+            links.store,
+        ),
     ));
     game(&mut app);
     app.finish();
@@ -232,6 +237,7 @@ mod tests {
             inbound: receiver,
             tick_signal: TickSignal::default(),
             stats: Arc::new(Stats::default()),
+            store: None,
         };
         build(&config, links, game)
     }

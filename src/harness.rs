@@ -48,6 +48,7 @@ impl Harness {
             inbound: receiver,
             tick_signal: TickSignal::default(),
             stats: stats.clone(),
+            store: None,
         };
         let simulation =
             crate::game::build(config, links, gameplay).expect("the simulation builds");

@@ -19,17 +19,16 @@ use crate::ingest::close_all_clients;
 use crate::metrics::http::{self, MetricsSource};
 use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};
 use crate::net::{NetContext, listener};
-use crate::persistence::handoff::PersistOutbox;
+use crate::persistence::handoff::PersistenceThread;
 use crate::persistence::online::OnlineNames;
 use crate::persistence::sqlite::SqliteStore;
 use crate::persistence::store::StoreError;
-use crate::persistence::writer::{self, PersistenceHandle};
+use crate::persistence::writer::PersistenceHandle;
 use crate::protocol::CloseReason;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tick::{WorldTask, run_tick_loop};
 use bevy_app::App;
 use components::actions::ActionRegistry;
-use components::persistent::PersistRegistry;
 
 /// How long a graceful shutdown waits for connections to send their close and leave.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -124,16 +123,14 @@ impl ServerHandle {
             inbound: inbound_rx,
             tick_signal,
             stats: stats.clone(),
+            store: Some(Box::new(SqliteStore::open(&config.data_dir)?)),
         };
         let mut simulation = crate::game::build(&config, links, game)?;
-        let store = SqliteStore::open(&config.data_dir)?;
-        let kinds = simulation.world.resource::<PersistRegistry>().names();
-        let (persistence, persistence_thread) =
-            writer::spawn(Box::new(store), kinds, config.max_players, stats.clone())?;
-        simulation
+        let PersistenceThread(started) = simulation
             .world
-            .resource_mut::<PersistOutbox>()
-            .connect(persistence.clone());
+            .remove_resource::<PersistenceThread>()
+            .expect("the persistence plugin starts its thread when given a store");
+        let (persistence, persistence_thread) = started?;
         let actions = Arc::new(simulation.world.resource::<ActionRegistry>().clone());
 
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -7,7 +7,7 @@
 //! interval's records join it (latest per player). A player who leaves is saved at once,
 //! with everything persistent, and their name is released only after that save commits.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -15,8 +15,9 @@ use components::persistent::{CollectPersistent, PersistChanges, PersistRegistry}
 use components::{Position, ServerTick, TickClock, TickSet, WorldBounds};
 
 use super::online::NameGuard;
+use super::store::Store;
 use super::store::{AccountId, PlayerRecord, SavedPlayer};
-use super::writer::{Batch, ComponentUpdate, HandOff, PersistenceHandle, PositionUpdate};
+use super::writer::{self, Batch, ComponentUpdate, HandOff, PersistenceHandle, PositionUpdate};
 use crate::stats::Stats;
 
 /// The player's account in the store.
@@ -25,12 +26,35 @@ pub struct Account(pub AccountId);
 
 /// The tick's side of persistence: once every `every_ticks` ticks the players whose
 /// position or persistent components changed are collected and handed off; leavers' final
-/// records go at once (from ingest). Connect the outbox to the persistence thread with
-/// [`PersistOutbox::connect`]; unconnected, records are dropped (simulations without a store).
+/// records go at once (from ingest). With a store, the plugin starts the persistence thread
+/// once every plugin has registered its persistent components (`Plugin::finish`) and leaves
+/// it in [`PersistenceThread`] for the server; without one (simulations in tests and
+/// benches) records are dropped.
 pub struct PersistencePlugin {
-    /// Ticks per flush interval.
-    pub every_ticks: u64,
+    every_ticks: u64,
+    max_logins: usize,
+    store: Mutex<Option<Box<dyn Store>>>,
 }
+
+impl PersistencePlugin {
+    /// Hands off every `every_ticks` ticks to a thread writing to `store` (if any), which
+    /// serves at most `max_logins` waiting logins.
+    pub fn new(every_ticks: u64, max_logins: usize, store: Option<Box<dyn Store>>) -> Self {
+        Self {
+            every_ticks,
+            max_logins,
+            store: Mutex::new(store),
+        }
+    }
+}
+
+/// The persistence thread the plugin started: the server keeps it (logins go to its handle;
+/// shutdown waits for it).
+#[derive(Resource)]
+pub struct PersistenceThread(
+    /// Its handle (logins and batches go there) and the thread, or why it could not start.
+    pub std::io::Result<(PersistenceHandle, std::thread::JoinHandle<()>)>,
+);
 
 /// The steps of a persistence hand-off, once per flush interval, inside `TickSet::Frames`
 /// beside frame assembly (they read gameplay state and write only the persistence outbox).
@@ -75,6 +99,20 @@ impl Plugin for PersistencePlugin {
             ));
         });
     }
+
+    fn finish(&self, app: &mut App) {
+        let Some(store) = self.store.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let world = app.world_mut();
+        let kinds = world.resource::<PersistRegistry>().names();
+        let stats = world.resource::<PersistOutbox>().stats.clone();
+        let started = writer::spawn(store, kinds, self.max_logins, stats);
+        if let Ok((handle, _)) = &started {
+            world.resource_mut::<PersistOutbox>().handle = Some(handle.clone());
+        }
+        world.insert_resource(PersistenceThread(started));
+    }
 }
 
 /// Records waiting to be handed to the persistence thread.
@@ -100,7 +138,8 @@ impl PersistOutbox {
         }
     }
 
-    /// Sends hand-offs to the persistence thread from now on.
+    /// Sends hand-offs to `handle` from now on (benches that drive a simulation and a
+    /// persistence thread of their own; the server's plugin connects its own thread).
     pub fn connect(&mut self, handle: PersistenceHandle) {
         self.handle = Some(handle);
     }
