@@ -12,7 +12,7 @@ use bevy_ecs::prelude::*;
 use components::actions::ActionRegistry;
 use components::persistent::PersistRegistry;
 use components::{
-    MoveIntent, NetId, Player, Position, ServerTick, TickClock, TickSet, WorldBounds,
+    MoveIntent, NetId, Player, Position, ServerTick, SplitMix64, TickClock, TickSet, WorldBounds,
 };
 
 use crate::config::Config;
@@ -73,7 +73,7 @@ impl Plugin for IngestPlugin {
             .expect("the ingest plugin is added once");
         app.insert_resource(Inbound(inbound))
             .insert_resource(WelcomeTemplate(self.welcome.clone()))
-            .insert_resource(SpawnRng::new(self.spawn_seed))
+            .insert_resource(SpawnRng(SplitMix64::new(self.spawn_seed)))
             .init_resource::<Connections>()
             .init_resource::<LatestInputs>()
             .init_resource::<ActionInbox>()
@@ -126,26 +126,9 @@ pub fn close_all_clients(world: &mut World, reason: CloseReason) {
 #[derive(Component, Clone, Debug)]
 pub struct PlayerName(pub String);
 
-/// Deterministic spawn positions (splitmix64), seeded from config.
+/// Deterministic spawn positions, seeded from config (`spawn_seed`).
 #[derive(Resource)]
-pub struct SpawnRng(u64);
-
-impl SpawnRng {
-    /// A generator with `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// A uniform number in `[0, 1)`.
-    pub fn next_unit(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
+pub struct SpawnRng(pub SplitMix64);
 
 /// Drains joins and leaves, then records the latest input of each player and delivers
 /// actions as messages, in arrival order.
@@ -297,7 +280,7 @@ pub fn apply_inputs(
 fn spawn_player(world: &mut World, join: crate::inbound::Join) {
     let bounds = *world.resource::<WorldBounds>();
     let position = handoff::saved_position(&join.saved, &bounds).unwrap_or_else(|| {
-        let mut rng = world.resource_mut::<SpawnRng>();
+        let rng = &mut world.resource_mut::<SpawnRng>().0;
         let (x, y) = (rng.next_unit(), rng.next_unit());
         Position::new(bounds.wrap(x * bounds.size), bounds.wrap(y * bounds.size))
     });

@@ -16,6 +16,7 @@
 //! - [`replicated`]: wire ids ([`NetId`]) and the capture of replicated components.
 //! - [`persistent`]: the registry of persistent components.
 //! - [`settings`]: `[game.NAME]` sections of the configuration.
+//! - [`random`]: the seeded generator systems draw from ([`SplitMix64`]).
 //!
 //! Architecture invariant: nothing here knows about sockets, tokio or message framing.
 //! Components are not wire types: values are postcard-encoded here, framed by the engine.
@@ -26,6 +27,7 @@ pub mod app;
 pub mod events;
 pub mod persistent;
 pub mod player;
+pub mod random;
 pub mod replicated;
 pub mod settings;
 pub mod spatial;
@@ -35,6 +37,7 @@ pub use actions::{ActionLimits, PlayerAction};
 pub use app::GameApp;
 pub use events::{EventTarget, ServerEvents};
 pub use player::{MoveIntent, MovementSettings, Player};
+pub use random::SplitMix64;
 pub use replicated::NetId;
 pub use spatial::{Position, WorldBounds};
 pub use tick::{ServerTick, TickClock, TickSet};

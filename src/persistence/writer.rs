@@ -236,32 +236,27 @@ struct Merged {
 }
 
 impl Merged {
+    /// The merged record of `account`, empty if it has none yet.
+    fn record_of(&mut self, account: AccountId) -> &mut PlayerRecord {
+        self.records.entry(account).or_insert_with(|| PlayerRecord {
+            account,
+            position: None,
+            components: Vec::new(),
+        })
+    }
+
     fn add(&mut self, mut batch: Batch) {
         self.batches += 1;
         for (account, position) in batch.positions.drain(..) {
-            self.records
-                .entry(account)
-                .or_insert_with(|| PlayerRecord {
-                    account,
-                    position: None,
-                    components: Vec::new(),
-                })
-                .position = Some(position);
+            self.record_of(account).position = Some(position);
         }
         for (account, kind, start, end) in batch.components.drain(..) {
             let bytes = batch.component_bytes[start as usize..end as usize].to_vec();
-            self.records
-                .entry(account)
-                .or_insert_with(|| PlayerRecord {
-                    account,
-                    position: None,
-                    components: Vec::new(),
-                })
-                .absorb(PlayerRecord {
-                    account,
-                    position: None,
-                    components: vec![(kind, bytes)],
-                });
+            self.record_of(account).absorb(PlayerRecord {
+                account,
+                position: None,
+                components: vec![(kind, bytes)],
+            });
         }
         batch.component_bytes.clear();
         for record in std::mem::take(&mut batch.records) {

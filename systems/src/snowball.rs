@@ -11,7 +11,7 @@ use bevy_app::{App, Plugin, Startup};
 use bevy_ecs::prelude::*;
 use components::{
     GameApp, MoveIntent, NetId, Player, PlayerAction, Position, ServerEvents, ServerTick,
-    TickClock, TickSet, WorldBounds,
+    SplitMix64, TickClock, TickSet, WorldBounds,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,19 +100,13 @@ pub struct LastThrow(u64);
 #[derive(Component, Clone, Copy, Debug)]
 pub struct Walk(u32);
 
-/// The NPCs' random numbers (splitmix64): seeded, advanced only by the tick.
+/// The NPCs' random numbers: seeded (`npc_seed`), advanced only by the tick.
 #[derive(Resource, Debug)]
-pub struct NpcRng(u64);
+pub struct NpcRng(SplitMix64);
 
 impl NpcRng {
-    /// A uniform number in `[0, 1)`.
-    pub fn next_unit(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 24) as f32
+    fn next_unit(&mut self) -> f32 {
+        self.0.next_unit()
     }
 
     fn direction(&mut self) -> MoveIntent {
@@ -147,7 +141,7 @@ impl Plugin for SnowballPlugin {
             .world()
             .get_resource::<SnowballSettings>()
             .map_or(0, |settings| settings.npc_seed);
-        app.insert_resource(NpcRng(seed));
+        app.insert_resource(NpcRng(SplitMix64::new(seed)));
     }
 }
 
