@@ -204,7 +204,12 @@ impl Simulation {
     /// After the last tick: processes the joins and leaves still queued (leavers' final
     /// records) and hands everyone's state to the persistence thread.
     pub fn save_everyone(&mut self) {
+        use bevy_ecs::system::RunSystemOnce;
         ingest::ingest(&mut self.world);
+        // The rest of the Ingest phase for those joins and leaves (the systems cannot fail).
+        let _ = self.world.run_system_once(handoff::restore_joined);
+        let _ = self.world.run_system_once(handoff::save_leavers);
+        let _ = self.world.run_system_once(ingest::despawn_leavers);
         handoff::save_everyone(&mut self.world);
     }
 

@@ -78,6 +78,7 @@ impl Harness {
                 position: None,
                 components: Vec::new(),
             },
+            name_guard: None,
         };
         assert!(
             self.inbound.send_lifecycle(Lifecycle::Join(join)),
@@ -92,7 +93,6 @@ impl Harness {
         assert!(self.inbound.send_lifecycle(Lifecycle::Leave(Leave {
             connection,
             slot: None,
-            name: None,
         })));
     }
 

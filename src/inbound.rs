@@ -11,6 +11,7 @@
 //!   them (an action dropped this way is counted per kind as `queue_full`). The network threads
 //!   never block on it.
 
+use bevy_ecs::prelude::Component;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -32,6 +33,9 @@ pub struct Join {
     pub outbox: OutboxWriter,
     /// The player's saved state, loaded from the store before the join was sent.
     pub saved: SavedPlayer,
+    /// Keeps the player's name online for as long as the player is, and until its final
+    /// record is saved (it rides on the player's entity; `None` without a store).
+    pub name_guard: Option<NameGuard>,
 }
 
 /// A connection ended (for any reason). Dropping it releases the connection's slot.
@@ -40,9 +44,22 @@ pub struct Leave {
     pub connection: ConnectionId,
     /// Keeps the connection counted against `max_players` until the tick has seen this leave.
     pub slot: Option<OwnedSemaphorePermit>,
-    /// Keeps the player's name online until its final record is saved.
-    pub name: Option<NameGuard>,
 }
+
+/// On a player spawned this tick: what its join brought (its saved state and its name's
+/// guard), for whoever restores players (persistence) to take during the Ingest phase.
+#[derive(Component)]
+pub struct Joined {
+    /// The player's saved state.
+    pub saved: SavedPlayer,
+    /// The name's guard (see [`Join::name_guard`]).
+    pub name_guard: Option<NameGuard>,
+}
+
+/// On a player whose connection ended: it is despawned at the end of this tick's Ingest
+/// phase, after whoever saves players (persistence) has taken its final state.
+#[derive(Component)]
+pub struct Leaving;
 
 /// A join or a leave.
 pub enum Lifecycle {

@@ -10,14 +10,14 @@ use ahash::AHashMap;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::actions::ActionRegistry;
-use components::persistent::PersistRegistry;
 use components::{
     MoveIntent, NetId, Player, Position, ServerTick, SplitMix64, TickClock, TickSet, WorldBounds,
 };
 
 use crate::config::Config;
-use crate::inbound::{ConnectionId, InboundReceiver, Leave, Lifecycle, PlayerMessage};
-use crate::persistence::handoff::{self, PersistOutbox};
+use crate::inbound::{
+    ConnectionId, InboundReceiver, Joined, Leave, Leaving, Lifecycle, PlayerMessage,
+};
 use crate::protocol::{
     CloseReason, POSITION_SCALE, ServerMessage, Welcome, encode_frame, quantize,
 };
@@ -77,11 +77,35 @@ impl Plugin for IngestPlugin {
             .init_resource::<Connections>()
             .init_resource::<LatestInputs>()
             .init_resource::<ActionInbox>()
+            .configure_sets(
+                ServerTick,
+                (IngestStep::Drain, IngestStep::Lifecycle, IngestStep::Apply)
+                    .chain()
+                    .in_set(TickSet::Ingest),
+            )
             .add_systems(
                 ServerTick,
-                (ingest, apply_inputs).chain().in_set(TickSet::Ingest),
+                (
+                    ingest.in_set(IngestStep::Drain),
+                    (despawn_leavers, apply_inputs)
+                        .chain()
+                        .in_set(IngestStep::Apply),
+                ),
             );
     }
+}
+
+/// The steps of the Ingest phase.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IngestStep {
+    /// Joins spawn players (marked [`Joined`]), leaves mark theirs [`Leaving`], inputs and
+    /// actions are recorded.
+    Drain,
+    /// Other parts react to the players who joined or are leaving (persistence restores the
+    /// joined and saves the leaving).
+    Lifecycle,
+    /// Leaving players are despawned; inputs become intents.
+    Apply,
 }
 
 /// After every plugin registered: the Welcome carries the game's schema.
@@ -137,13 +161,8 @@ pub fn ingest(world: &mut World) {
         for event in inbound.0.lifecycle.try_iter() {
             match event {
                 Lifecycle::Join(join) => spawn_player(world, join),
-                Lifecycle::Leave(leave) => despawn_player(world, leave),
+                Lifecycle::Leave(leave) => mark_leaving(world, leave),
             }
-        }
-        // Leavers' final records go at once, not at the next interval.
-        let mut outbox = world.resource_mut::<PersistOutbox>();
-        if outbox.has_finals() {
-            outbox.hand_off();
         }
         let tick = world.resource::<TickClock>().tick;
         let mut actions = std::mem::take(&mut world.resource_mut::<ActionInbox>().0);
@@ -188,20 +207,27 @@ fn deliver_actions(world: &mut World, actions: &mut Vec<(Entity, crate::protocol
     });
 }
 
-/// Despawns a leaving player, after queueing its final record (with its name, released
-/// once that record is saved). `leave.slot` drops here: the connection stops counting
-/// against `max_players`.
-fn despawn_player(world: &mut World, leave: Leave) {
-    let Leave {
-        connection, name, ..
-    } = leave;
-    if let Some((entity, _)) = world.resource_mut::<Connections>().0.remove(&connection) {
-        let record = handoff::full_record(world, entity);
-        if let Some(record) = record {
-            world
-                .resource_mut::<PersistOutbox>()
-                .push_final(record, name);
-        }
+/// Marks a leaving player [`Leaving`] (despawned at the end of this Ingest phase, once
+/// others have reacted) and forgets its connection: inputs still queued for it are dropped.
+/// `leave.slot` drops here: the connection stops counting against `max_players`.
+fn mark_leaving(world: &mut World, leave: Leave) {
+    if let Some((entity, _)) = world
+        .resource_mut::<Connections>()
+        .0
+        .remove(&leave.connection)
+    {
+        world.entity_mut(entity).insert(Leaving);
+    }
+}
+
+/// Despawns the players marked [`Leaving`] this tick.
+pub(crate) fn despawn_leavers(
+    world: &mut World,
+    leaving: &mut QueryState<Entity, With<Leaving>>,
+    mut found: Local<Vec<Entity>>,
+) {
+    found.extend(leaving.iter(world));
+    for entity in found.drain(..) {
         world.despawn(entity);
         let stats = &world.resource::<SharedStats>().0;
         stats.players_connected.fetch_sub(1, Ordering::Relaxed);
@@ -277,9 +303,16 @@ pub fn apply_inputs(
         });
 }
 
+/// The saved position, wrapped into the world (which may have shrunk since).
+fn saved_position(saved: &Option<[f32; 2]>, bounds: &WorldBounds) -> Option<Position> {
+    saved
+        .filter(|[x, y]| x.is_finite() && y.is_finite())
+        .map(|[x, y]| Position::new(bounds.wrap(x), bounds.wrap(y)))
+}
+
 fn spawn_player(world: &mut World, join: crate::inbound::Join) {
     let bounds = *world.resource::<WorldBounds>();
-    let position = handoff::saved_position(&join.saved, &bounds).unwrap_or_else(|| {
+    let position = saved_position(&join.saved.position, &bounds).unwrap_or_else(|| {
         let rng = &mut world.resource_mut::<SpawnRng>().0;
         let (x, y) = (rng.next_unit(), rng.next_unit());
         Position::new(bounds.wrap(x * bounds.size), bounds.wrap(y * bounds.size))
@@ -295,11 +328,12 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
                 connection: join.connection,
                 outbox: join.outbox,
             },
+            Joined {
+                saved: join.saved,
+                name_guard: join.name_guard,
+            },
         ))
         .id();
-    world.resource_scope(|world, kinds: Mut<PersistRegistry>| {
-        handoff::restore(&mut world.entity_mut(entity), &join.saved, &kinds);
-    });
     let id = world
         .resource_mut::<ReplicaTable>()
         .register(entity, [quantize(position.x), quantize(position.y)]);

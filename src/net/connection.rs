@@ -108,6 +108,7 @@ pub async fn serve(
         name: name.clone(),
         outbox: writer,
         saved,
+        name_guard: Some(name_guard),
     };
     if !ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
         let detail = "server stopping".into();
@@ -127,7 +128,6 @@ pub async fn serve(
     ctx.inbound.send_lifecycle(Lifecycle::Leave(Leave {
         connection: id,
         slot: Some(slot),
-        name: Some(name_guard),
     }));
 }
 

@@ -12,11 +12,14 @@ use std::sync::{Arc, Mutex};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::persistent::{CollectPersistent, PersistChanges, PersistRegistry};
-use components::{Position, ServerTick, TickClock, TickSet, WorldBounds};
+use components::{Position, ServerTick, TickClock, TickSet};
+
+use crate::inbound::{Joined, Leaving};
+use crate::ingest::IngestStep;
 
 use super::online::NameGuard;
 use super::store::Store;
-use super::store::{AccountId, PlayerRecord, SavedPlayer};
+use super::store::{AccountId, PlayerRecord};
 use super::writer::{self, Batch, ComponentUpdate, HandOff, PersistenceHandle, PositionUpdate};
 use crate::stats::Stats;
 
@@ -91,6 +94,9 @@ impl Plugin for PersistencePlugin {
             );
             schedule.configure_sets(CollectPersistent.in_set(PersistStep::Components));
             schedule.add_systems((
+                (restore_joined, save_leavers)
+                    .chain()
+                    .in_set(IngestStep::Lifecycle),
                 collect_positions.in_set(PersistStep::Positions),
                 collect_components
                     .after(CollectPersistent)
@@ -305,25 +311,62 @@ pub fn full_record(world: &World, entity: Entity) -> Option<PlayerRecord> {
     })
 }
 
-/// Gives a joining player their saved state: their account, and their saved persistent
-/// components (the position is applied by the spawn, wrapped into the world).
-pub fn restore(entity: &mut EntityWorldMut, saved: &SavedPlayer, kinds: &PersistRegistry) {
-    entity.insert(Account(saved.account));
-    for (name, bytes) in &saved.components {
-        if let Some(kind) = kinds.kinds.iter().find(|kind| &kind.name == name)
-            && !(kind.load)(entity, bytes)
-        {
-            tracing::warn!(component = %name, account = saved.account, "a saved component no longer decodes; dropped");
-        }
+/// The name of an online player, released when its final record is saved.
+#[derive(Component)]
+pub struct OnlineName(Option<NameGuard>);
+
+/// Gives the players who joined this tick their saved state: their account, and their saved
+/// persistent components (the position was applied by the spawn, wrapped into the world).
+pub fn restore_joined(
+    world: &mut World,
+    joined: &mut QueryState<Entity, With<Joined>>,
+    mut found: Local<Vec<Entity>>,
+) {
+    found.extend(joined.iter(world));
+    if found.is_empty() {
+        return;
     }
+    world.resource_scope(|world, kinds: Mut<PersistRegistry>| {
+        for entity in found.drain(..) {
+            let mut player = world.entity_mut(entity);
+            let Some(Joined { saved, name_guard }) = player.take::<Joined>() else {
+                continue;
+            };
+            player.insert((Account(saved.account), OnlineName(name_guard)));
+            for (name, bytes) in &saved.components {
+                if let Some(kind) = kinds.kinds.iter().find(|kind| &kind.name == name)
+                    && !(kind.load)(&mut player, bytes)
+                {
+                    tracing::warn!(component = %name, account = saved.account, "a saved component no longer decodes; dropped");
+                }
+            }
+        }
+    });
 }
 
-/// The saved position, wrapped into the world (which may have shrunk since).
-pub fn saved_position(saved: &SavedPlayer, bounds: &WorldBounds) -> Option<Position> {
-    saved
-        .position
-        .filter(|[x, y]| x.is_finite() && y.is_finite())
-        .map(|[x, y]| Position::new(bounds.wrap(x), bounds.wrap(y)))
+/// Queues the final record of every player leaving this tick (with its name, released once
+/// that record is saved) and hands them off at once, not at the next interval.
+pub fn save_leavers(
+    world: &mut World,
+    leaving: &mut QueryState<Entity, (With<Leaving>, With<Account>)>,
+    mut found: Local<Vec<Entity>>,
+) {
+    found.extend(leaving.iter(world));
+    if found.is_empty() {
+        return;
+    }
+    for entity in found.drain(..) {
+        let record = full_record(world, entity);
+        let name = world
+            .get_mut::<OnlineName>(entity)
+            .and_then(|mut online| online.0.take());
+        if let Some(record) = record {
+            world
+                .resource_mut::<PersistOutbox>()
+                .push_final(record, name);
+        }
+    }
+    world.resource_mut::<PersistOutbox>().hand_off();
 }
 
 /// At shutdown, after the last tick: every player still in the world, whole, handed off.
