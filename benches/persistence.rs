@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bevy_ecs::schedule::{Schedule, SingleThreadedExecutor};
 use throng::config::ConfigLayer;
 use throng::harness::Harness;
-use throng::persistence::handoff::{self, PersistOutbox};
+use throng::persistence::handoff::{self, PendingSaves};
 use throng::persistence::sqlite::SqliteStore;
 use throng::persistence::store::{PlayerRecord, Store};
 use throng::persistence::writer;
@@ -95,7 +95,7 @@ fn hand_off_cost() {
     harness
         .simulation
         .world
-        .resource_mut::<PersistOutbox>()
+        .resource_mut::<PendingSaves>()
         .connect(handle.clone());
     // The two systems the tick runs at the end of a flush interval, as their own schedule
     // (so change detection works as in the server: changed since their last run).

@@ -60,7 +60,7 @@ pub struct PersistenceThread(
 );
 
 /// The steps of a persistence hand-off, once per flush interval, inside `TickSet::Frames`
-/// beside frame assembly (they read gameplay state and write only the persistence outbox).
+/// beside frame assembly (they read gameplay state and write only the pending saves).
 #[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum PersistStep {
     /// Players whose position changed since the last hand-off.
@@ -74,13 +74,13 @@ enum PersistStep {
 
 impl Plugin for PersistencePlugin {
     fn build(&self, app: &mut App) {
-        // The counters are the engine's; the outbox keeps its own handle to them.
+        // The counters are the engine's; the pending saves keep their own handle to them.
         let stats = app
             .world()
             .get_resource::<crate::replication::SharedStats>()
             .map(|shared| shared.0.clone())
             .unwrap_or_default();
-        app.insert_resource(PersistOutbox::new(None, self.every_ticks, stats));
+        app.insert_resource(PendingSaves::new(None, self.every_ticks, stats));
         app.edit_schedule(ServerTick, |schedule| {
             schedule.configure_sets(
                 (
@@ -112,10 +112,10 @@ impl Plugin for PersistencePlugin {
         };
         let world = app.world_mut();
         let kinds = world.resource::<PersistRegistry>().names();
-        let stats = world.resource::<PersistOutbox>().stats.clone();
+        let stats = world.resource::<PendingSaves>().stats.clone();
         let started = writer::spawn(store, kinds, self.max_logins, stats);
         if let Ok((handle, _)) = &started {
-            world.resource_mut::<PersistOutbox>().handle = Some(handle.clone());
+            world.resource_mut::<PendingSaves>().handle = Some(handle.clone());
         }
         world.insert_resource(PersistenceThread(started));
     }
@@ -123,22 +123,22 @@ impl Plugin for PersistencePlugin {
 
 /// Records waiting to be handed to the persistence thread.
 #[derive(Resource)]
-pub struct PersistOutbox {
+pub struct PendingSaves {
     handle: Option<PersistenceHandle>,
     stats: Arc<Stats>,
-    pending: Batch,
+    batch: Batch,
     every_ticks: u64,
     finals: bool,
 }
 
-impl PersistOutbox {
+impl PendingSaves {
     /// Hands off to `handle` every `every_ticks` ticks (`None`: records are dropped, for
     /// simulations without a store), counting delayed hand-offs in `stats`.
     pub fn new(handle: Option<PersistenceHandle>, every_ticks: u64, stats: Arc<Stats>) -> Self {
         Self {
             handle,
             stats,
-            pending: Batch::default(),
+            batch: Batch::default(),
             every_ticks: every_ticks.max(1),
             finals: false,
         }
@@ -154,7 +154,7 @@ impl PersistOutbox {
     /// player, and join the next hand-off.
     pub fn hand_off(&mut self) {
         self.finals = false;
-        let pending = &mut self.pending;
+        let pending = &mut self.batch;
         if pending.positions.is_empty()
             && pending.components.is_empty()
             && pending.records.is_empty()
@@ -185,7 +185,7 @@ impl PersistOutbox {
             merge_per_player(&mut batch.records);
             latest_position_per_player(&mut batch.positions);
             latest_component_per_player(&mut batch.components, &mut batch.component_bytes);
-            self.pending = batch;
+            self.batch = batch;
         }
     }
 
@@ -196,8 +196,8 @@ impl PersistOutbox {
 
     /// Queues a leaving player's final record; their name is released after it commits.
     pub fn push_final(&mut self, record: PlayerRecord, name: Option<NameGuard>) {
-        self.pending.records.push(record);
-        self.pending.released.extend(name);
+        self.batch.records.push(record);
+        self.batch.released.extend(name);
         self.finals = true;
     }
 }
@@ -247,8 +247,8 @@ fn merge_per_player(records: &mut Vec<PlayerRecord>) {
 }
 
 /// Run condition: this tick ends a flush interval.
-pub fn flush_due(clock: Res<TickClock>, outbox: Res<PersistOutbox>) -> bool {
-    clock.tick.is_multiple_of(outbox.every_ticks)
+pub fn flush_due(clock: Res<TickClock>, saves: Res<PendingSaves>) -> bool {
+    clock.tick.is_multiple_of(saves.every_ticks)
 }
 
 /// Collects the players whose position changed since the last flush. Sequential on
@@ -256,9 +256,9 @@ pub fn flush_due(clock: Res<TickClock>, outbox: Res<PersistOutbox>) -> bool {
 /// against 63-73 us for this loop; waking the compute pool costs more than it saves.
 pub fn collect_positions(
     moved: Query<(&Account, &Position), Changed<Position>>,
-    mut outbox: ResMut<PersistOutbox>,
+    mut saves: ResMut<PendingSaves>,
 ) {
-    let positions = &mut outbox.pending.positions;
+    let positions = &mut saves.batch.positions;
     for (account, position) in &moved {
         positions.push((account.0, [position.x, position.y]));
     }
@@ -270,10 +270,10 @@ pub fn collect_positions(
 pub fn collect_components(
     mut changes: ResMut<PersistChanges>,
     accounts: Query<&Account>,
-    mut outbox: ResMut<PersistOutbox>,
+    mut saves: ResMut<PendingSaves>,
 ) {
     let changes = &mut *changes;
-    let pending = &mut outbox.pending;
+    let pending = &mut saves.batch;
     for &(entity, kind, start, end) in &changes.records {
         if let Ok(account) = accounts.get(entity) {
             let from = pending.component_bytes.len() as u32;
@@ -288,8 +288,8 @@ pub fn collect_components(
 }
 
 /// Hands the interval's records to the persistence thread.
-pub fn hand_off(mut outbox: ResMut<PersistOutbox>) {
-    outbox.hand_off();
+pub fn hand_off(mut saves: ResMut<PendingSaves>) {
+    saves.hand_off();
 }
 
 /// Everything persistent about `entity` (a leaving player's final record).
@@ -362,11 +362,11 @@ pub fn save_leavers(
             .and_then(|mut online| online.0.take());
         if let Some(record) = record {
             world
-                .resource_mut::<PersistOutbox>()
+                .resource_mut::<PendingSaves>()
                 .push_final(record, name);
         }
     }
-    world.resource_mut::<PersistOutbox>().hand_off();
+    world.resource_mut::<PendingSaves>().hand_off();
 }
 
 /// At shutdown, after the last tick: every player still in the world, whole, handed off.
@@ -379,10 +379,10 @@ pub fn save_everyone(world: &mut World) {
         .into_iter()
         .filter_map(|entity| full_record(world, entity))
         .collect();
-    let mut outbox = world.resource_mut::<PersistOutbox>();
-    outbox.pending.records.extend(records);
-    let batch = std::mem::take(&mut outbox.pending);
-    if let Some(handle) = &outbox.handle
+    let mut saves = world.resource_mut::<PendingSaves>();
+    saves.batch.records.extend(records);
+    let batch = std::mem::take(&mut saves.batch);
+    if let Some(handle) = &saves.handle
         && !handle.hand_off_waiting(batch, std::time::Duration::from_secs(5))
     {
         tracing::error!("the persistence thread did not take the final save");
