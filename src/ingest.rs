@@ -22,7 +22,7 @@ use crate::protocol::{
     CloseReason, POSITION_SCALE, ServerMessage, Welcome, encode_frame, quantize,
 };
 use crate::replication::SharedStats;
-use crate::replication::frames::{Client, Viewer};
+use crate::replication::frames::{Connected, Viewer};
 use crate::replication::grid::GridGeometry;
 use crate::replication::table::ReplicaTable;
 use crate::stats::Stats;
@@ -139,7 +139,7 @@ pub struct Draining(pub bool);
 /// shutdown). Runs on the tick thread, between ticks.
 pub fn close_all_clients(world: &mut World, reason: CloseReason) {
     world.insert_resource(Draining(true));
-    let mut clients = world.query::<(&Client, &mut Viewer)>();
+    let mut clients = world.query::<(&Connected, &mut Viewer)>();
     for (client, mut viewer) in clients.iter_mut(world) {
         client.outbox.request_close(reason);
         viewer.closing = true;
@@ -324,7 +324,7 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
             position,
             MoveIntent::default(),
             Viewer::default(),
-            Client {
+            Connected {
                 connection: join.connection,
                 outbox: join.outbox,
             },
@@ -349,7 +349,7 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
     let message = ServerMessage::Welcome(welcome);
     let draining = world.get_resource::<Draining>().is_some_and(|d| d.0);
     let mut player = world.entity_mut(entity);
-    if let Some(mut client) = player.get_mut::<Client>() {
+    if let Some(mut client) = player.get_mut::<Connected>() {
         // A fresh outbox always has a free slot.
         client.outbox.publish_with(|slot| {
             encode_frame(&message, &mut slot.head);

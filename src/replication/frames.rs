@@ -36,9 +36,10 @@ use super::records::Section;
 use super::table::{NO_CELL, NetId, ReplicaTable};
 use super::{OutboundLimits, SharedStats};
 
-/// A connected client: where its frames go.
+/// On a player entity: its live connection, where its frames go. (Not the Rust client
+/// library's `Client`: this is the server's end.)
 #[derive(Component)]
-pub struct Client {
+pub struct Connected {
     /// Its connection.
     pub connection: ConnectionId,
     /// Its frame queue.
@@ -238,7 +239,7 @@ pub struct FrameTally {
 // A bevy system: each parameter is data it reads; bundling them would only hide that.
 #[allow(clippy::too_many_arguments)]
 pub fn assemble_frames(
-    mut viewers: Query<(&mut Viewer, &mut Client)>,
+    mut viewers: Query<(&mut Viewer, &mut Connected)>,
     grid: Res<CellGrid>,
     clock: Res<TickClock>,
     limits: Res<OutboundLimits>,
