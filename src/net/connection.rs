@@ -115,11 +115,19 @@ pub async fn serve(
     }
     tracing::info!(connection = id, %name, "player joined");
 
-    let ending = session(&mut rd, &egress, &mut reader, id, &ctx).await;
+    // Welcome is the first message of a session, always: nothing the client sent after its
+    // Hello is read, let alone answered, before the Welcome has been written.
+    let (ending, last) = match await_welcome(&egress, &ctx).await {
+        Ok(()) => (
+            session(&mut rd, &egress, &mut reader, id, &ctx).await,
+            Last::Close,
+        ),
+        Err(ending) => (ending, Last::Reject),
+    };
     match &ending {
         Ending::Close(reason, detail) => {
             tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
-            refuse_open(&egress, &ctx, *reason, detail.clone(), Last::Close).await;
+            refuse_open(&egress, &ctx, *reason, detail.clone(), last).await;
         }
         Ending::ClientLeft => tracing::info!(connection = id, %name, "player left"),
         Ending::Broken => tracing::info!(connection = id, %name, "player connection broke"),
@@ -353,6 +361,11 @@ async fn session(
     tokio::pin!(idle);
     let mut blocked = false;
     let mut actions = ActionGate::new(ctx, read_at.into_std());
+    // A close the tick asked for together with the Welcome (a join during shutdown) may
+    // have rung the doorbell before the Welcome was written.
+    if let Some(reason) = egress.waker().requested_close() {
+        return Ending::Close(reason, format!("closed by the server: {}", reason.as_str()));
+    }
     loop {
         // Everything already buffered first (frames pipelined behind the Hello included).
         loop {
@@ -437,6 +450,46 @@ async fn session(
                     );
                 }
                 idle.as_mut().reset(deadline);
+            }
+        }
+    }
+}
+
+/// How long a joined connection waits for the tick's Welcome before giving up (the tick
+/// publishes it in the tick after the join; it is this late only if the tick is stuck).
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until the Welcome (the first frame the tick publishes into the outbox) has been
+/// written to the socket, by this task or by a flush task. Until then the task does not
+/// read: whatever the client pipelined behind its Hello (pings, inputs, a second Hello)
+/// stays in the socket and is handled after the Welcome, so every answer follows it. `Err`:
+/// the session never opened (the server closed it first, or the tick never welcomed it).
+async fn await_welcome(egress: &Egress, ctx: &NetContext) -> Result<(), Ending> {
+    let deadline = Instant::now() + WELCOME_TIMEOUT;
+    loop {
+        let blocked = flush_now(egress, &ctx.stats)?;
+        if egress.welcomed() {
+            return Ok(());
+        }
+        if !blocked && let Some(reason) = egress.waker().requested_close() {
+            // Closed before the tick published a Welcome (the tick died, or a stuck tick
+            // was bypassed at shutdown): the session never opened.
+            return Err(Ending::Close(
+                reason,
+                format!(
+                    "closed by the server before the Welcome: {}",
+                    reason.as_str()
+                ),
+            ));
+        }
+        tokio::select! {
+            _ = egress.waker().woken() => {}
+            ready = egress.writable(), if blocked => ready.map_err(|_| Ending::Broken)?,
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Ending::Close(
+                    CloseReason::InternalError,
+                    format!("no Welcome from the tick within {WELCOME_TIMEOUT:?}"),
+                ));
             }
         }
     }
