@@ -97,6 +97,11 @@ settings! {
     send_buffer_bytes: u32 = 64 * 1024, "65536";
     /// Seconds a new connection has to send Hello.
     handshake_timeout_s: f32 = 5.0, "5";
+    /// Failed logins a name, and a source address, may have at once before further logins
+    /// are refused (TooManyFailedLogins) until the bucket refills.
+    failed_logins_burst: u32 = 5, "5";
+    /// Seconds for a name's or an address's failed-login bucket to regain one attempt.
+    failed_login_refill_s: f32 = 2.0, "2";
     /// Seconds a player may send nothing (no input, no ping) before it is kicked.
     idle_timeout_s: f32 = 10.0, "10";
     /// Inputs, actions and pings a player may send per second (token bucket refill rate).
@@ -281,6 +286,7 @@ impl Config {
             ("flood_kick_s", self.flood_kick_s),
             ("slow_reader_kick_s", self.slow_reader_kick_s),
             ("flush_interval_s", self.flush_interval_s),
+            ("failed_login_refill_s", self.failed_login_refill_s),
         ] {
             if !positive(seconds) || seconds > 86_400.0 {
                 return invalid(key, "must be positive and at most a day");
@@ -288,6 +294,9 @@ impl Config {
         }
         if self.max_inputs_per_s == 0 || self.input_burst == 0 {
             return invalid("max_inputs_per_s/input_burst", "must be at least 1");
+        }
+        if self.failed_logins_burst == 0 || self.failed_logins_burst > 1000 {
+            return invalid("failed_logins_burst", "must be 1 to 1000");
         }
         if self.net_threads == 0 || self.sim_threads == 0 {
             return invalid("net_threads/sim_threads", "must be at least 1");

@@ -153,6 +153,10 @@ impl ServerHandle {
             online: Arc::new(OnlineNames::default()),
             persistence: persistence.clone(),
             actions: actions.clone(),
+            logins: crate::net::login_throttle::LoginThrottle::new(
+                config.failed_logins_burst,
+                Duration::from_secs_f32(config.failed_login_refill_s),
+            ),
         });
         let Network {
             local_addr,

@@ -6,6 +6,7 @@
 //! pongs and the last close. Every bad input ends in a defined refusal or close with a reason,
 //! sent to the client and counted; nothing here can panic on peer data or block the tick.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 
 use super::NetContext;
 use super::egress::{Egress, Flushed};
+use super::login_throttle::Throttled;
 use super::outbox::outbox;
 use super::rate_limit::{Admit, RateLimiter};
 use crate::inbound::{
@@ -24,7 +26,7 @@ use crate::inbound::{
 };
 use crate::persistence::online::NameGuard;
 use crate::persistence::store::{LoginError, SavedPlayer};
-use crate::persistence::writer::LoginRequest;
+use crate::persistence::writer::{LoginKind, LoginRequest};
 use crate::protocol::framing::{FrameError, FrameReader};
 use crate::protocol::{
     Action, ClientMessage, CloseReason, Hello, PROTOCOL_VERSION, Refusal, ServerMessage,
@@ -61,6 +63,7 @@ impl Drop for LiveTask {
 /// Serves one accepted connection until it ends. `slot` is its place under `max_players`.
 pub async fn serve(
     stream: TcpStream,
+    peer: SocketAddr,
     id: ConnectionId,
     slot: OwnedSemaphorePermit,
     ctx: Arc<NetContext>,
@@ -85,7 +88,7 @@ pub async fn serve(
         _ = stopping(&mut shutdown) => Ok(Err(Ending::Close(CloseReason::Shutdown, "server stopping".into()))),
     };
     let login = match answer {
-        Ok(Ok(hello)) => log_in(hello, &ctx).await,
+        Ok(Ok(hello)) => log_in(hello, peer.ip(), &ctx).await,
         Ok(Err(ending)) => Err(ending),
         Err(_) => Err(Ending::Close(
             CloseReason::HandshakeTimeout,
@@ -142,24 +145,78 @@ pub async fn serve(
 /// How long a login may wait for the store.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Claims the name (one login per name) and asks the store for the player: a new name is
-/// claimed with the secret, a known one must present it. Off the tick: the join that
-/// follows carries the saved state.
+/// Logs a player in: refused at once if its name or address failed too often lately
+/// (`TooManyFailedLogins`, before any check), then claims the name (one login per name) and
+/// asks the store for the player: a new name is claimed with the secret, a known one must
+/// present it. A name that is online is answered `AlreadyOnline` only to the right secret
+/// (anyone else gets `BadCredentials`, and learns nothing about who is online). Off the
+/// tick: the join that follows carries the saved state.
 async fn log_in(
     hello: Hello,
+    address: IpAddr,
     ctx: &NetContext,
 ) -> Result<(String, NameGuard, SavedPlayer), Ending> {
-    let Some(guard) = ctx.online.claim(&hello.name) else {
+    if let Err(throttled) = ctx
+        .logins
+        .check(&hello.name, address, std::time::Instant::now())
+    {
+        let whose = match throttled {
+            Throttled::Name => "for this name",
+            Throttled::Address => "from this address",
+        };
         return Err(Ending::Close(
-            CloseReason::AlreadyOnline,
-            format!("{} is logged in already", hello.name),
+            CloseReason::TooManyFailedLogins,
+            format!("too many failed logins {whose}; retry later"),
         ));
+    }
+    let failed = |ending: Ending| {
+        if matches!(ending, Ending::Close(CloseReason::BadCredentials, _)) {
+            ctx.logins
+                .failed(&hello.name, address, std::time::Instant::now());
+        }
+        ending
+    };
+    let Some(guard) = ctx.online.claim(&hello.name) else {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let right = ask_store(&hello, LoginKind::Verify(reply), answer, ctx).await;
+        return Err(failed(match right {
+            Ok(true) => Ending::Close(
+                CloseReason::AlreadyOnline,
+                format!("{} is logged in already", hello.name),
+            ),
+            Ok(false) => bad_credentials(),
+            Err(ending) => ending,
+        }));
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
+    match ask_store(&hello, LoginKind::LogIn(reply), answer, ctx).await {
+        Ok(saved) => {
+            Stats::bump(&ctx.stats.logins);
+            ctx.logins.succeeded(&hello.name, address);
+            Ok((hello.name, guard, saved))
+        }
+        Err(ending) => Err(failed(ending)),
+    }
+}
+
+fn bad_credentials() -> Ending {
+    Ending::Close(
+        CloseReason::BadCredentials,
+        "wrong secret for this name".into(),
+    )
+}
+
+/// Sends a login request to the persistence thread and waits (bounded) for its answer.
+async fn ask_store<T>(
+    hello: &Hello,
+    kind: LoginKind,
+    answer: tokio::sync::oneshot::Receiver<Result<T, LoginError>>,
+    ctx: &NetContext,
+) -> Result<T, Ending> {
     let request = LoginRequest {
         name: hello.name.clone(),
-        secret: hello.secret,
-        reply,
+        secret: hello.secret.clone(),
+        kind,
     };
     if !ctx.persistence.login(request) {
         return Err(Ending::Close(
@@ -168,14 +225,8 @@ async fn log_in(
         ));
     }
     match tokio::time::timeout(LOGIN_TIMEOUT, answer).await {
-        Ok(Ok(Ok(saved))) => {
-            Stats::bump(&ctx.stats.logins);
-            Ok((hello.name, guard, saved))
-        }
-        Ok(Ok(Err(LoginError::BadCredentials))) => Err(Ending::Close(
-            CloseReason::BadCredentials,
-            "wrong secret for this name".into(),
-        )),
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(LoginError::BadCredentials))) => Err(bad_credentials()),
         Ok(Ok(Err(LoginError::Store(error)))) => Err(Ending::Close(
             CloseReason::InternalError,
             format!("the store failed: {error}"),

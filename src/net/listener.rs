@@ -29,10 +29,10 @@ pub async fn accept_loop(
             _ = connection::stopping(&mut shutdown) => return,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
-                stream
+                (stream, peer)
             }
             Err(error) => {
                 Stats::bump(&ctx.stats.accept_errors);
@@ -47,7 +47,7 @@ pub async fn accept_loop(
         next_id += 1;
         match slots.clone().try_acquire_owned() {
             Ok(slot) => {
-                tokio::spawn(connection::serve(stream, id, slot, ctx.clone()));
+                tokio::spawn(connection::serve(stream, peer, id, slot, ctx.clone()));
             }
             Err(_) => {
                 ctx.stats.count_reject(CloseReason::ServerFull);

@@ -9,6 +9,7 @@
 //! - [`outbox`]: the tick-to-connection frame ring.
 //! - [`flush`]: the once-per-tick flush tasks that write every connection's new frames.
 //! - [`egress`]: a connection's write side, shared by its task and its flush task.
+//! - [`login_throttle`]: failed logins per name and per address, sans I/O.
 //! - [`rate_limit`]: the per-player message rate limit and flood kick, sans I/O.
 
 pub mod connection;
@@ -16,6 +17,7 @@ pub mod egress;
 pub mod flush;
 pub mod inbound_check;
 pub mod listener;
+pub mod login_throttle;
 pub mod outbox;
 pub mod rate_limit;
 
@@ -62,4 +64,6 @@ pub struct NetContext {
     pub persistence: PersistenceHandle,
     /// The game's action kinds: what a client may send, its limits, and how to check it.
     pub actions: Arc<ActionRegistry>,
+    /// Failed logins per name and per source address.
+    pub logins: login_throttle::LoginThrottle,
 }

@@ -235,11 +235,14 @@ pub enum CloseReason {
     EventBacklog,
     /// The client kept sending actions that are unknown, malformed or over their size.
     InvalidActions,
+    /// Too many failed logins for this name or from this address lately: the login was not
+    /// tried (see the server's login throttling policy).
+    TooManyFailedLogins,
 }
 
 impl CloseReason {
     /// Every reason, in wire order (for per-reason counters).
-    pub const ALL: [CloseReason; 19] = [
+    pub const ALL: [CloseReason; 20] = [
         CloseReason::ServerFull,
         CloseReason::VersionMismatch,
         CloseReason::ExpectedHello,
@@ -259,6 +262,7 @@ impl CloseReason {
         CloseReason::AlreadyOnline,
         CloseReason::EventBacklog,
         CloseReason::InvalidActions,
+        CloseReason::TooManyFailedLogins,
     ];
 
     /// Position in [`CloseReason::ALL`], which is also the wire index.
@@ -288,6 +292,7 @@ impl CloseReason {
             CloseReason::AlreadyOnline => "already_online",
             CloseReason::EventBacklog => "event_backlog",
             CloseReason::InvalidActions => "invalid_actions",
+            CloseReason::TooManyFailedLogins => "too_many_failed_logins",
         }
     }
 }
