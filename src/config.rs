@@ -84,6 +84,14 @@ settings! {
     cell_size: f32 = 100.0, "the interest radius, at most the world";
     /// Most players connected at once; further connections get Reject{ServerFull}.
     max_players: usize = 10_000, "10000";
+    /// Most players one source address (IP) may have connected; beyond: Reject{AddressLimit}.
+    max_players_per_addr: u32 = 256, "256";
+    /// Most connections that have not logged in yet (separate from max_players); beyond:
+    /// Reject{HandshakesFull}.
+    max_pending_handshakes: usize = 4096, "4096";
+    /// Most connections one source address may have that have not logged in yet; beyond:
+    /// Reject{AddressLimit}.
+    max_handshakes_per_addr: u32 = 64, "64";
     /// Largest frame body accepted from a client, bytes.
     max_inbound_frame_bytes: u32 = 512, "512";
     /// Largest frame sent to a client, bytes; a view that needs more closes the client.
@@ -270,6 +278,15 @@ impl Config {
         }
         if self.max_players == 0 || self.max_players > 1 << 20 {
             return invalid("max_players", "must be 1 to 1048576");
+        }
+        if self.max_players_per_addr == 0 {
+            return invalid("max_players_per_addr", "must be at least 1");
+        }
+        if self.max_pending_handshakes == 0 || self.max_pending_handshakes > 1 << 20 {
+            return invalid("max_pending_handshakes", "must be 1 to 1048576");
+        }
+        if self.max_handshakes_per_addr == 0 {
+            return invalid("max_handshakes_per_addr", "must be at least 1");
         }
         if self.max_inbound_frame_bytes < 16 || self.max_inbound_frame_bytes > 1 << 20 {
             return invalid("max_inbound_frame_bytes", "must be 16 to 1048576");

@@ -12,8 +12,8 @@
 //!   never block on it.
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use tokio::sync::OwnedSemaphorePermit;
 
+use crate::net::admission::PlayerSlot;
 use crate::net::outbox::OutboxWriter;
 use crate::persistence::online::NameGuard;
 use crate::persistence::store::SavedPlayer;
@@ -38,8 +38,9 @@ pub struct Join {
 pub struct Leave {
     /// The connection.
     pub connection: ConnectionId,
-    /// Keeps the connection counted against `max_players` until the tick has seen this leave.
-    pub slot: Option<OwnedSemaphorePermit>,
+    /// Keeps the connection counted against `max_players` (and its address's
+    /// `max_players_per_addr`) until the tick has seen this leave.
+    pub slot: Option<PlayerSlot>,
     /// Keeps the player's name online until its final record is saved.
     pub name: Option<NameGuard>,
 }

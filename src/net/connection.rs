@@ -13,10 +13,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::NetContext;
+use super::admission::{HandshakePlace, PlayerSlot};
 use super::egress::{Egress, Flushed};
 use super::login_throttle::Throttled;
 use super::outbox::outbox;
@@ -60,12 +60,14 @@ impl Drop for LiveTask {
     }
 }
 
-/// Serves one accepted connection until it ends. `slot` is its place under `max_players`.
+/// Serves one accepted connection until it ends. `pending` is its place among the pending
+/// handshakes, given back once it has logged in (or failed to); a player slot is taken only
+/// after a valid Hello.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     id: ConnectionId,
-    slot: OwnedSemaphorePermit,
+    pending: HandshakePlace,
     ctx: Arc<NetContext>,
 ) {
     Stats::bump(&ctx.stats.connections_live);
@@ -88,20 +90,28 @@ pub async fn serve(
         _ = stopping(&mut shutdown) => Ok(Err(Ending::Close(CloseReason::Shutdown, "server stopping".into()))),
     };
     let login = match answer {
-        Ok(Ok(hello)) => log_in(hello, peer.ip(), &ctx).await,
+        Ok(Ok(hello)) => match player_slot(peer.ip(), &ctx) {
+            Ok(slot) => log_in(hello, peer.ip(), &ctx)
+                .await
+                .map(|login| (login, slot)),
+            Err(ending) => Err(ending),
+        },
         Ok(Err(ending)) => Err(ending),
         Err(_) => Err(Ending::Close(
             CloseReason::HandshakeTimeout,
             format!("no Hello within {:?}", ctx.handshake_timeout),
         )),
     };
-    let (name, name_guard, saved) = match login {
+    let ((name, name_guard, saved), slot) = match login {
         Ok(login) => login,
         Err(Ending::Close(reason, detail)) => {
+            drop(pending);
             return refuse(&mut wr, &ctx, reason, detail, Last::Reject).await;
         }
         Err(_) => return,
     };
+    // Logged in: the connection is a player now, no longer a pending handshake.
+    drop(pending);
 
     let (writer, outbox) = outbox(ctx.outbound_buffers);
     let egress = Arc::new(Egress::new(wr, outbox));
@@ -140,6 +150,28 @@ pub async fn serve(
         slot: Some(slot),
         name: Some(name_guard),
     }));
+}
+
+/// A player slot for a connection from `address` that sent a valid Hello: one of
+/// `max_players` (`ServerFull`) and one of its address's `max_players_per_addr`
+/// (`AddressLimit`).
+fn player_slot(address: IpAddr, ctx: &NetContext) -> Result<PlayerSlot, Ending> {
+    let Ok(slot) = ctx.slots.clone().try_acquire_owned() else {
+        return Err(Ending::Close(
+            CloseReason::ServerFull,
+            format!("server holds {} players", ctx.max_players),
+        ));
+    };
+    let Some(address) = ctx.players_per_addr.take(address) else {
+        return Err(Ending::Close(
+            CloseReason::AddressLimit,
+            "this address has the most players it may have".into(),
+        ));
+    };
+    Ok(PlayerSlot {
+        _slot: slot,
+        _address: address,
+    })
 }
 
 /// How long a login may wait for the store.

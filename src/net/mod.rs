@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`listener`]: the accept loop and the connection cap.
+//! - [`admission`]: the budgets of pending handshakes and of players, per address.
 //! - [`connection`]: one task per connection: handshake, inbound frames, outbound writes.
 //! - [`inbound_check`]: the property the fuzz target and its corpus check on that path.
 //! - [`outbox`]: the tick-to-connection frame ring.
@@ -12,6 +13,7 @@
 //! - [`login_throttle`]: failed logins per name and per address, sans I/O.
 //! - [`rate_limit`]: the per-player message rate limit and flood kick, sans I/O.
 
+pub mod admission;
 pub mod connection;
 pub mod egress;
 pub mod flush;
@@ -66,4 +68,14 @@ pub struct NetContext {
     pub actions: Arc<ActionRegistry>,
     /// Failed logins per name and per source address.
     pub logins: login_throttle::LoginThrottle,
+    /// Player slots (`max_players` permits).
+    pub slots: Arc<tokio::sync::Semaphore>,
+    /// The cap of players.
+    pub max_players: usize,
+    /// Players per source address.
+    pub players_per_addr: Arc<admission::PerAddress>,
+    /// The pending-handshake pool (`max_pending_handshakes` permits).
+    pub handshakes: Arc<tokio::sync::Semaphore>,
+    /// Pending handshakes per source address.
+    pub handshakes_per_addr: Arc<admission::PerAddress>,
 }

@@ -238,11 +238,16 @@ pub enum CloseReason {
     /// Too many failed logins for this name or from this address lately: the login was not
     /// tried (see the server's login throttling policy).
     TooManyFailedLogins,
+    /// The server holds its maximum of connections that have not logged in yet (pending
+    /// handshakes); players already in are not affected. Retry later.
+    HandshakesFull,
+    /// The client's source address holds its maximum of pending handshakes or of players.
+    AddressLimit,
 }
 
 impl CloseReason {
     /// Every reason, in wire order (for per-reason counters).
-    pub const ALL: [CloseReason; 20] = [
+    pub const ALL: [CloseReason; 22] = [
         CloseReason::ServerFull,
         CloseReason::VersionMismatch,
         CloseReason::ExpectedHello,
@@ -263,6 +268,8 @@ impl CloseReason {
         CloseReason::EventBacklog,
         CloseReason::InvalidActions,
         CloseReason::TooManyFailedLogins,
+        CloseReason::HandshakesFull,
+        CloseReason::AddressLimit,
     ];
 
     /// Position in [`CloseReason::ALL`], which is also the wire index.
@@ -293,6 +300,8 @@ impl CloseReason {
             CloseReason::EventBacklog => "event_backlog",
             CloseReason::InvalidActions => "invalid_actions",
             CloseReason::TooManyFailedLogins => "too_many_failed_logins",
+            CloseReason::HandshakesFull => "handshakes_full",
+            CloseReason::AddressLimit => "address_limit",
         }
     }
 }
