@@ -11,6 +11,18 @@
 //!
 //! The client runs `ondemand`: until a profiler connects nothing is buffered, so an
 //! instrumented server can run unattended.
+//!
+//! Zone names of spans with fields carry their fields, formatted without colour:
+//! `system{name="throng::ingest::ingest"}`. The Tracy layer formats fields with its own
+//! formatter type ([`ZoneFields`]): tracing-subscriber caches a span's formatted fields per
+//! formatter *type*, so a layer with the log's `DefaultFields` would reuse the coloured
+//! text the log layer wrote on a terminal (a known tracing-tracy pitfall).
+
+/// Whether the log on stderr is coloured: only on a terminal, and never when `NO_COLOR` is
+/// set to a non-empty value (<https://no-color.org>).
+pub fn log_colours(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
 
 #[cfg(feature = "tracy")]
 mod enabled {
@@ -20,9 +32,40 @@ mod enabled {
     use crate::game::Simulation;
     use crate::stats::Stats;
 
+    use tracing_subscriber::field::RecordFields;
+    use tracing_subscriber::fmt::FormatFields;
+    use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+
+    /// The Tracy layer's field formatter: `DefaultFields` under a type of its own, so that
+    /// its formatted fields (the zone names) are never the log layer's coloured ones.
+    #[derive(Default)]
+    pub struct ZoneFields(DefaultFields);
+
+    impl<'writer> FormatFields<'writer> for ZoneFields {
+        fn format_fields<R: RecordFields>(
+            &self,
+            writer: Writer<'writer>,
+            fields: R,
+        ) -> std::fmt::Result {
+            self.0.format_fields(writer, fields)
+        }
+    }
+
+    /// The Tracy layer's configuration: tracing-tracy's defaults with [`ZoneFields`].
+    #[derive(Default)]
+    pub struct ZoneConfig(ZoneFields);
+
+    impl tracing_tracy::Config for ZoneConfig {
+        type Formatter = ZoneFields;
+
+        fn formatter(&self) -> &ZoneFields {
+            &self.0
+        }
+    }
+
     /// The tracing layer that turns spans into Tracy zones, and starts the Tracy client.
-    pub fn layer() -> Option<tracing_tracy::TracyLayer<tracing_tracy::DefaultConfig>> {
-        Some(tracing_tracy::TracyLayer::default())
+    pub fn layer() -> Option<tracing_tracy::TracyLayer<ZoneConfig>> {
+        Some(tracing_tracy::TracyLayer::new(ZoneConfig::default()))
     }
 
     /// Opens the `tick` zone; it closes when the guard drops.
@@ -103,3 +146,59 @@ mod enabled {
 }
 
 pub use enabled::{TickPlots, layer, tick_zone};
+#[cfg(feature = "tracy")]
+pub use enabled::{ZoneConfig, ZoneFields};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_coloured_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(
+            log_colours(true, Some("".into())),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!log_colours(true, Some("1".into())));
+        assert!(!log_colours(false, None), "a file or a pipe");
+    }
+
+    /// Tracy zone names come from the Tracy layer's own formatted fields: with the coloured
+    /// log layer beside it, they carry no ANSI codes (they did with the shared
+    /// `DefaultFields`).
+    #[cfg(feature = "tracy")]
+    #[test]
+    fn zone_names_carry_no_colour_codes_beside_a_coloured_log() {
+        use tracing_subscriber::fmt::FormattedFields;
+        use tracing_subscriber::prelude::*;
+        use tracing_subscriber::registry::{LookupSpan, SpanData};
+
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(true)
+                    .with_writer(std::io::sink),
+            )
+            .with(layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("system", name = "throng::ingest::ingest");
+            let id = span.id().expect("enabled");
+            tracing::dispatcher::get_default(|dispatch| {
+                let registry = dispatch
+                    .downcast_ref::<tracing_subscriber::Registry>()
+                    .expect("a registry");
+                let data = registry.span_data(&id).expect("the span");
+                let extensions = data.extensions();
+                let log = extensions
+                    .get::<FormattedFields<tracing_subscriber::fmt::format::DefaultFields>>()
+                    .expect("the log layer's fields");
+                assert!(log.fields.contains('\x1b'), "the log is coloured: {log:?}");
+                let zone = extensions
+                    .get::<FormattedFields<ZoneFields>>()
+                    .expect("the Tracy layer's own fields");
+                assert_eq!(zone.fields, "name=\"throng::ingest::ingest\"");
+            });
+        });
+    }
+}
