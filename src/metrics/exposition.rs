@@ -69,6 +69,23 @@ pub fn render(readings: &Readings) -> String {
         "Accept calls that failed (for example out of file descriptors).",
         s.accept_errors,
     );
+    out.counter(
+        "throng_http_connections_total",
+        "Connections accepted on the metrics and probes port.",
+        s.http_connections,
+    );
+    out.labelled_counter(
+        "throng_http_connections_dropped_total",
+        "Metrics-port connections closed unanswered: idle_evicted (no complete request yet, \
+         closed to make room for a newer connection), full (every held connection was being \
+         answered).",
+        "cause",
+        [
+            ("idle_evicted", s.http_idle_evicted),
+            ("full", s.http_refused_full),
+        ]
+        .into_iter(),
+    );
     out.labelled_counter(
         "throng_connections_rejected_total",
         "Connections refused before their session opened (Reject), by reason.",
