@@ -7,6 +7,10 @@
 //!   tracing-tracy turns into a zone): ingest, every gameplay system, replication, frame
 //!   assembly and the flush hand-off;
 //! - a `tick` zone around each whole tick, and the world tasks run between ticks;
+//! - on the network threads (`throng-net`): `accept` (admission of an accepted socket),
+//!   `decode` (the messages of one read, decoded and handled), `flush burst` (a flush
+//!   task's writes of up to 200 connections' frames); on the compute threads,
+//!   `prepare_views chunk` (the shared view bodies one parallel task builds);
 //! - plots: players, tick time (ms), outbound bytes per tick, inbound queue depth.
 //!
 //! The client runs `ondemand`: until a profiler connects nothing is buffered, so an
@@ -17,6 +21,31 @@
 //! formatter type ([`ZoneFields`]): tracing-subscriber caches a span's formatted fields per
 //! formatter *type*, so a layer with the log's `DefaultFields` would reuse the coloured
 //! text the log layer wrote on a terminal (a known tracing-tracy pitfall).
+
+/// Opens a Tracy zone named `$name` (a string literal) on this thread, closed when the
+/// returned guard drops; nothing without the `tracy` feature. On a tokio task, drop it
+/// before the next `.await` (a zone begins and ends on one thread).
+#[cfg(feature = "tracy")]
+macro_rules! zone {
+    ($name:literal) => {
+        tracy_client::Client::running()
+            .map(|client| client.span(tracy_client::span_location!($name), 0))
+    };
+}
+
+/// Opens a Tracy zone (nothing without the `tracy` feature).
+#[cfg(not(feature = "tracy"))]
+macro_rules! zone {
+    ($name:literal) => {
+        crate::profiling::NoZoneGuard
+    };
+}
+
+/// What [`zone!`] gives without the `tracy` feature: nothing, dropped like a zone guard.
+#[cfg(not(feature = "tracy"))]
+pub struct NoZoneGuard;
+
+pub(crate) use zone;
 
 /// Whether the log on stderr is coloured: only on a terminal, and never when `NO_COLOR` is
 /// set to a non-empty value (<https://no-color.org>).

@@ -451,46 +451,49 @@ async fn session(
     }
     loop {
         // Everything already buffered first (frames pipelined behind the Hello included).
-        loop {
-            let message = match next_message(reader, ctx) {
-                Ok(Some(message)) => message,
-                Ok(None) => break,
-                Err(ending) => return ending,
-            };
-            heard_at = read_at;
-            if matches!(
-                message,
-                ClientMessage::Input(_) | ClientMessage::Ping { .. } | ClientMessage::Action(_)
-            ) {
-                match limiter.admit(read_at.into_std()) {
-                    Admit::Accept => {}
-                    Admit::Drop => {
-                        Stats::bump(&ctx.stats.inputs_dropped_rate_limited);
-                        continue;
-                    }
-                    Admit::Kick => {
-                        return Ending::Close(
-                            CloseReason::InputFlood,
-                            format!(
-                                "more than {} messages per second for {:?}",
-                                ctx.max_inputs_per_s, ctx.flood_kick
-                            ),
-                        );
-                    }
-                }
-            }
-            let message = match message {
-                ClientMessage::Action(action) => {
-                    match actions.admit(action, read_at.into_std(), ctx) {
-                        Ok(Some(action)) => ClientMessage::Action(action),
-                        Ok(None) => continue,
-                        Err(ending) => return ending,
+        {
+            let _zone = crate::profiling::zone!("decode");
+            loop {
+                let message = match next_message(reader, ctx) {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(ending) => return ending,
+                };
+                heard_at = read_at;
+                if matches!(
+                    message,
+                    ClientMessage::Input(_) | ClientMessage::Ping { .. } | ClientMessage::Action(_)
+                ) {
+                    match limiter.admit(read_at.into_std()) {
+                        Admit::Accept => {}
+                        Admit::Drop => {
+                            Stats::bump(&ctx.stats.inputs_dropped_rate_limited);
+                            continue;
+                        }
+                        Admit::Kick => {
+                            return Ending::Close(
+                                CloseReason::InputFlood,
+                                format!(
+                                    "more than {} messages per second for {:?}",
+                                    ctx.max_inputs_per_s, ctx.flood_kick
+                                ),
+                            );
+                        }
                     }
                 }
-                other => other,
-            };
-            if let Err(ending) = handle(message, egress, id, ctx, &mut blocked) {
-                return ending;
+                let message = match message {
+                    ClientMessage::Action(action) => {
+                        match actions.admit(action, read_at.into_std(), ctx) {
+                            Ok(Some(action)) => ClientMessage::Action(action),
+                            Ok(None) => continue,
+                            Err(ending) => return ending,
+                        }
+                    }
+                    other => other,
+                };
+                if let Err(ending) = handle(message, egress, id, ctx, &mut blocked) {
+                    return ending;
+                }
             }
         }
         // Shutdown reaches an open session through its outbox (the tick closes every client),

@@ -38,6 +38,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
                 continue;
             }
         };
+        let _zone = crate::profiling::zone!("accept");
         Stats::bump(&ctx.stats.connections_accepted);
         let id = next_id;
         next_id += 1;

@@ -214,7 +214,10 @@ fn build_view_bodies(grid: &mut CellGrid) {
                 .chunks(chunk)
                 .zip(bodies[..wanted].chunks_mut(chunk))
             {
-                scope.spawn(async move { build(cells, out) });
+                scope.spawn(async move {
+                    let _zone = crate::profiling::zone!("prepare_views chunk");
+                    build(cells, out)
+                });
             }
         });
     }
