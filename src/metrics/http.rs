@@ -5,7 +5,7 @@
 //!
 //! Probes must answer while strangers hold connections open (idle, or trickling a request):
 //! - at most [`MAX_CONNECTIONS`] connections are held, at most [`MAX_PER_PEER`] per peer
-//!   address; a new connection beyond either cap closes the **oldest idle** one (no complete
+//!   address (an IPv6 peer counts by its /64); a new connection beyond either cap closes the **oldest idle** one (no complete
 //!   request yet) of that peer, or of anyone when the total is reached, and is served. Only
 //!   when every held connection is being answered is the new one closed unanswered;
 //! - `/healthz` and `/readyz` are answered at once on the connection's own task; only
@@ -191,7 +191,8 @@ pub async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
         let id = next_id;
         next_id += 1;
         let mut connections = server.connections();
-        match connections.make_room(peer.ip()) {
+        let peer = crate::net::admission::source(peer.ip());
+        match connections.make_room(peer) {
             None => {
                 // Every held connection is being answered: close this one unanswered.
                 Stats::bump(&stats.http_refused_full);
@@ -200,7 +201,7 @@ pub async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
             Some(true) => Stats::bump(&stats.http_idle_evicted),
             Some(false) => {}
         }
-        connections.insert(id, peer.ip());
+        connections.insert(id, peer);
         let guard = HeldGuard {
             server: server.clone(),
             id,

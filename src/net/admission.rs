@@ -18,6 +18,22 @@ use std::sync::{Arc, Mutex};
 use ahash::AHashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
+/// The source a connection is counted under: its IPv4 address (an IPv4-mapped IPv6 one
+/// included), or the /64 prefix of its IPv6 address (one subscriber usually holds a whole
+/// /64, so counting single IPv6 addresses would cap nothing).
+pub fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// Counts places held per source address, each up to a cap.
 pub struct PerAddress {
     cap: u32,
@@ -105,5 +121,20 @@ mod tests {
         drop(first);
         assert_eq!(book.held(a), 1);
         assert!(book.take(a).is_some());
+    }
+
+    #[test]
+    fn ipv6_sources_are_counted_per_64_prefix() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let next: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source(one), source(other));
+        assert_ne!(source(one), source(next));
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert_eq!(source(mapped), IpAddr::from([10, 0, 0, 7]));
+        assert_eq!(
+            source(IpAddr::from([10, 0, 0, 7])),
+            IpAddr::from([10, 0, 0, 7])
+        );
     }
 }

@@ -16,7 +16,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
 use super::NetContext;
-use super::admission::{HandshakePlace, PlayerSlot};
+use super::admission::{HandshakePlace, PlayerSlot, source};
 use super::egress::{Egress, Flushed};
 use super::login_throttle::Throttled;
 use super::outbox::outbox;
@@ -90,8 +90,8 @@ pub async fn serve(
         _ = stopping(&mut shutdown) => Ok(Err(Ending::Close(CloseReason::Shutdown, "server stopping".into()))),
     };
     let login = match answer {
-        Ok(Ok(hello)) => match player_slot(peer.ip(), &ctx) {
-            Ok(slot) => log_in(hello, peer.ip(), &ctx)
+        Ok(Ok(hello)) => match player_slot(source(peer.ip()), &ctx) {
+            Ok(slot) => log_in(hello, source(peer.ip()), &ctx)
                 .await
                 .map(|login| (login, slot)),
             Err(ending) => Err(ending),

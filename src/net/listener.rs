@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use super::admission::HandshakePlace;
+use super::admission::{self, HandshakePlace};
 use super::{NetContext, connection};
 use crate::protocol::{CloseReason, Refusal, ServerMessage};
 use crate::stats::Stats;
@@ -42,7 +42,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
         Stats::bump(&ctx.stats.connections_accepted);
         let id = next_id;
         next_id += 1;
-        let Some(address) = ctx.handshakes_per_addr.take(peer.ip()) else {
+        let Some(address) = ctx.handshakes_per_addr.take(admission::source(peer.ip())) else {
             refuse(
                 &ctx,
                 stream,
