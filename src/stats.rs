@@ -72,6 +72,8 @@ counters! {
     connections_live,
     /// Players currently in the world.
     players_connected,
+    /// Connections accepted that have not logged in yet (the pending-handshake pool in use).
+    handshakes_pending,
     /// Entities in the world after the last tick.
     entities,
     /// Frames received from clients.

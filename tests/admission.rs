@@ -109,6 +109,11 @@ async fn silent_sockets_never_hold_player_slots_and_each_address_has_its_share()
         refusal.detail
     );
     assert_eq!(rejects(&server, CloseReason::HandshakesFull), 1);
+    assert_eq!(
+        server.stats().handshakes_pending,
+        8,
+        "the pool is full of silent sockets"
+    );
 
     // The silent sockets go: the pool is free again and a player slot frees when one leaves.
     drop(silent);

@@ -45,6 +45,11 @@ pub fn render(readings: &Readings) -> String {
         s.players_connected as f64,
     );
     out.gauge(
+        "throng_handshakes_pending",
+        "Connections accepted that have not logged in yet (max_pending_handshakes bounds them).",
+        s.handshakes_pending as f64,
+    );
+    out.gauge(
         "throng_connection_tasks",
         "Live connection tasks (handshaking or playing).",
         s.connections_live as f64,

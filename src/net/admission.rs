@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use ahash::AHashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::stats::Stats;
+
 /// The source a connection is counted under: its IPv4 address (an IPv4-mapped IPv6 one
 /// included), or the /64 prefix of its IPv6 address (one subscriber usually holds a whole
 /// /64, so counting single IPv6 addresses would cap nothing).
@@ -88,12 +90,32 @@ impl Drop for AddressPlace {
     }
 }
 
-/// A socket's place among the pending handshakes (pool and address), until it logs in.
+/// A socket's place among the pending handshakes (pool and address), until it logs in;
+/// counted in [`Stats::handshakes_pending`] while it exists.
 pub struct HandshakePlace {
-    /// Its permit of the pending-handshake pool.
-    pub _pool: OwnedSemaphorePermit,
-    /// Its address's place.
-    pub _address: AddressPlace,
+    _pool: OwnedSemaphorePermit,
+    _address: AddressPlace,
+    stats: Arc<Stats>,
+}
+
+impl HandshakePlace {
+    /// The place made of a pool permit and an address place.
+    pub fn new(pool: OwnedSemaphorePermit, address: AddressPlace, stats: Arc<Stats>) -> Self {
+        Stats::bump(&stats.handshakes_pending);
+        Self {
+            _pool: pool,
+            _address: address,
+            stats,
+        }
+    }
+}
+
+impl Drop for HandshakePlace {
+    fn drop(&mut self) {
+        self.stats
+            .handshakes_pending
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A player's place: a slot under `max_players` and its address's place. It travels with the

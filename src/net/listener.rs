@@ -60,10 +60,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
             );
             continue;
         };
-        let handshake = HandshakePlace {
-            _pool: pool,
-            _address: address,
-        };
+        let handshake = HandshakePlace::new(pool, address, ctx.stats.clone());
         tokio::spawn(connection::serve(stream, peer, id, handshake, ctx.clone()));
     }
 }
