@@ -10,7 +10,8 @@
 //! - on the network threads (`throng-net`): `accept` (admission of an accepted socket),
 //!   `decode` (the messages of one read, decoded and handled), `flush burst` (a flush
 //!   task's writes of up to 200 connections' frames); on the compute threads,
-//!   `prepare_views chunk` (the shared view bodies one parallel task builds);
+//!   `prepare_views chunk` (the shared view bodies one parallel task builds) and
+//!   `assemble_frames batch` (one parallel batch of clients' frames);
 //! - plots: players, tick time (ms), outbound bytes per tick, inbound queue depth.
 //!
 //! The client runs `ondemand`: until a profiler connects nothing is buffered, so an
