@@ -84,6 +84,14 @@ settings! {
     cell_size: f32 = 100.0, "the interest radius, at most the world";
     /// Most players connected at once; further connections get Reject{ServerFull}.
     max_players: usize = 10_000, "10000";
+    /// Most players one source address (IP) may have connected; beyond: Reject{AddressLimit}.
+    max_players_per_addr: u32 = 256, "256";
+    /// Most connections that have not logged in yet (separate from max_players); beyond:
+    /// Reject{HandshakesFull}.
+    max_pending_handshakes: usize = 4096, "4096";
+    /// Most connections one source address may have that have not logged in yet; beyond:
+    /// Reject{AddressLimit}.
+    max_handshakes_per_addr: u32 = 64, "64";
     /// Largest frame body accepted from a client, bytes.
     max_inbound_frame_bytes: u32 = 512, "512";
     /// Largest frame sent to a client, bytes; a view that needs more closes the client.
@@ -97,6 +105,11 @@ settings! {
     send_buffer_bytes: u32 = 64 * 1024, "65536";
     /// Seconds a new connection has to send Hello.
     handshake_timeout_s: f32 = 5.0, "5";
+    /// Failed logins a name, and a source address, may have at once before further logins
+    /// are refused (TooManyFailedLogins) until the bucket refills.
+    failed_logins_burst: u32 = 5, "5";
+    /// Seconds for a name's or an address's failed-login bucket to regain one attempt.
+    failed_login_refill_s: f32 = 2.0, "2";
     /// Seconds a player may send nothing (no input, no ping) before it is kicked.
     idle_timeout_s: f32 = 10.0, "10";
     /// Inputs, actions and pings a player may send per second (token bucket refill rate).
@@ -266,6 +279,15 @@ impl Config {
         if self.max_players == 0 || self.max_players > 1 << 20 {
             return invalid("max_players", "must be 1 to 1048576");
         }
+        if self.max_players_per_addr == 0 {
+            return invalid("max_players_per_addr", "must be at least 1");
+        }
+        if self.max_pending_handshakes == 0 || self.max_pending_handshakes > 1 << 20 {
+            return invalid("max_pending_handshakes", "must be 1 to 1048576");
+        }
+        if self.max_handshakes_per_addr == 0 {
+            return invalid("max_handshakes_per_addr", "must be at least 1");
+        }
         if self.max_inbound_frame_bytes < 16 || self.max_inbound_frame_bytes > 1 << 20 {
             return invalid("max_inbound_frame_bytes", "must be 16 to 1048576");
         }
@@ -281,6 +303,7 @@ impl Config {
             ("flood_kick_s", self.flood_kick_s),
             ("slow_reader_kick_s", self.slow_reader_kick_s),
             ("flush_interval_s", self.flush_interval_s),
+            ("failed_login_refill_s", self.failed_login_refill_s),
         ] {
             if !positive(seconds) || seconds > 86_400.0 {
                 return invalid(key, "must be positive and at most a day");
@@ -288,6 +311,9 @@ impl Config {
         }
         if self.max_inputs_per_s == 0 || self.input_burst == 0 {
             return invalid("max_inputs_per_s/input_burst", "must be at least 1");
+        }
+        if self.failed_logins_burst == 0 || self.failed_logins_burst > 1000 {
+            return invalid("failed_logins_burst", "must be 1 to 1000");
         }
         if self.net_threads == 0 || self.sim_threads == 0 {
             return invalid("net_threads/sim_threads", "must be at least 1");

@@ -13,8 +13,8 @@
 
 use bevy_ecs::prelude::Component;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use tokio::sync::OwnedSemaphorePermit;
 
+use crate::net::admission::PlayerSlot;
 use crate::net::outbox::OutboxWriter;
 use crate::persistence::online::NameGuard;
 use crate::persistence::store::SavedPlayer;
@@ -42,8 +42,9 @@ pub struct Join {
 pub struct Leave {
     /// The connection.
     pub connection: ConnectionId,
-    /// Keeps the connection counted against `max_players` until the tick has seen this leave.
-    pub slot: Option<OwnedSemaphorePermit>,
+    /// Keeps the connection counted against `max_players` (and its address's
+    /// `max_players_per_addr`) until the tick has seen this leave.
+    pub slot: Option<PlayerSlot>,
 }
 
 /// On a player spawned this tick: what its join brought (its saved state and its name's

@@ -1,5 +1,6 @@
 //! The `throng` server binary: parse settings, start, run until a signal.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,6 +17,10 @@ fn main() -> ExitCode {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(throng::profiling::log_colours(
+                    std::io::stderr().is_terminal(),
+                    std::env::var_os("NO_COLOR"),
+                ))
                 .with_filter(filter),
         )
         .with(throng::profiling::layer())

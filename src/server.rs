@@ -17,6 +17,7 @@ use crate::game::EngineLinks;
 use crate::inbound::inbound_queues;
 use crate::ingest::close_all_clients;
 use crate::metrics::http::{self, MetricsSource};
+use crate::net::admission::PerAddress;
 use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};
 use crate::net::{NetContext, listener};
 use crate::persistence::handoff::PersistenceThread;
@@ -150,6 +151,15 @@ impl ServerHandle {
             online: Arc::new(OnlineNames::default()),
             persistence: persistence.clone(),
             actions: actions.clone(),
+            slots: Arc::new(Semaphore::new(config.max_players)),
+            max_players: config.max_players,
+            players_per_addr: PerAddress::new(config.max_players_per_addr),
+            handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            handshakes_per_addr: PerAddress::new(config.max_handshakes_per_addr),
+            logins: crate::net::login_throttle::LoginThrottle::new(
+                config.failed_logins_burst,
+                Duration::from_secs_f32(config.failed_login_refill_s),
+            ),
         });
         let Network {
             local_addr,
@@ -364,7 +374,7 @@ fn spawn_network(
         .map(|l| l.local_addr())
         .transpose()?;
     let handle = runtime.handle().clone();
-    let (max_players, stats_every) = (config.max_players, config.stats_interval_s);
+    let stats_every = config.stats_interval_s;
     let action_names = Arc::new(ctx.actions.names());
     let thread = std::thread::Builder::new()
         .name("throng-net-main".into())
@@ -372,7 +382,7 @@ fn spawn_network(
             let mut shutdown = ctx.shutdown.clone();
             let stats = ctx.stats.clone();
             runtime.block_on(async {
-                let slots = Arc::new(Semaphore::new(max_players));
+                let slots = ctx.slots.clone();
                 if let Some(metrics_listener) = metrics_listener {
                     // Serves until the runtime stops, so probes see the drain (/readyz 503).
                     let source = Arc::new(MetricsSource {
@@ -384,7 +394,7 @@ fn spawn_network(
                     });
                     tokio::spawn(http::serve(metrics_listener, source));
                 }
-                tokio::spawn(listener::accept_loop(listener, slots, max_players, ctx));
+                tokio::spawn(listener::accept_loop(listener, ctx));
                 for flush_task in flush_tasks {
                     tokio::spawn(flush_task.run());
                 }

@@ -72,6 +72,8 @@ counters! {
     connections_live,
     /// Players currently in the world.
     players_connected,
+    /// Connections accepted that have not logged in yet (the pending-handshake pool in use).
+    handshakes_pending,
     /// Entities in the world after the last tick.
     entities,
     /// Frames received from clients.
@@ -108,6 +110,12 @@ counters! {
     tick_max_us,
     /// Accept calls that failed (e.g. out of file descriptors).
     accept_errors,
+    /// HTTP (metrics and probes) connections accepted.
+    http_connections,
+    /// HTTP connections closed before their request arrived, to make room for a newer one.
+    http_idle_evicted,
+    /// HTTP connections closed unanswered at once: every held one was being answered.
+    http_refused_full,
     /// Batches the tick handed to the persistence thread (merged ones included).
     persist_batches,
     /// Transactions the persistence thread committed.

@@ -62,3 +62,43 @@ async fn a_second_signal_during_the_shutdown_exits_at_once() {
         exit.signal()
     );
 }
+
+/// Issue 13, finding 5: a log written to a pipe (or a file) carries no terminal colour codes.
+#[test]
+fn a_log_to_a_pipe_has_no_colour_codes() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
+        .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(fresh_data_dir("log-pipe"))
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("throng listening on"), "{line:?}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    // (Whether the TERM came before the signal handler was set up does not matter here.)
+    let _ = child.wait();
+    assert!(log.contains("throng listening"), "the info log: {log}");
+    assert!(
+        !log.contains('\x1b'),
+        "no ANSI escape codes in a piped log: {log:?}"
+    );
+}

@@ -231,3 +231,66 @@ async fn readyz_is_unavailable_during_the_shutdown_drain() {
     assert_eq!(close.reason, CloseReason::Shutdown);
     stopping.await.unwrap();
 }
+
+/// A TCP connection to `addr` from the loopback address `127.0.0.<from>`.
+async fn connect_from(addr: std::net::SocketAddr, from: u8) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, from], 0)))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Issue 13, finding 1: hundreds of idle or half-sent HTTP connections held on the metrics
+/// port (by a stranger, and on the probes' own address) do not keep `/healthz` and
+/// `/readyz` from answering: each peer holds at most 64, and the oldest idle ones make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer_while_hundreds_of_idle_and_half_sent_connections_are_held() {
+    raise_fd_limit();
+    let server = ServerProcess::start(&[]);
+    let metrics = server.metrics;
+    let mut held = Vec::new();
+    // A stranger on 127.0.0.3: 300 connections, every other one with half a request.
+    for i in 0..300 {
+        let mut stream = connect_from(metrics, 3).await;
+        if i % 2 == 1 {
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        held.push(stream);
+    }
+    // 100 idle connections from the probes' own address, 127.0.0.1.
+    for _ in 0..100 {
+        held.push(connect_from(metrics, 1).await);
+    }
+    let (mut healthy, mut ready) = (0, 0);
+    for _ in 0..20 {
+        let (health, readiness) = tokio::task::spawn_blocking(move || {
+            (
+                http_status(metrics, "/healthz", HANG_GUARD),
+                http_status(metrics, "/readyz", HANG_GUARD),
+            )
+        })
+        .await
+        .unwrap();
+        healthy += usize::from(matches!(health, Ok((200, _))));
+        ready += usize::from(matches!(readiness, Ok((200, _))));
+    }
+    assert_eq!((healthy, ready), (20, 20), "every probe answered 200");
+    let scrape = tokio::task::block_in_place(|| server.scrape());
+    let dropped = |cause| {
+        scrape
+            .labelled("throng_http_connections_dropped_total", "cause", cause)
+            .expect("exported")
+    };
+    assert!(
+        dropped("idle_evicted") >= (300 - 64 + 100 - 64) as f64,
+        "each peer's oldest idle connections beyond 64 were closed: {}",
+        dropped("idle_evicted")
+    );
+    assert_eq!(dropped("full"), 0.0, "no connection was refused unanswered");
+    assert!(scrape.value("throng_http_connections_total") >= Some(440.0));
+    drop(held);
+}

@@ -302,3 +302,94 @@ async fn a_client_that_stops_reading_is_resynchronised_and_never_gets_a_broken_s
         let _ = tokio::time::timeout(HANG_GUARD, walker).await;
     }
 }
+
+/// Reads the server's messages on `stream` until it closes the socket (or `enough` of them
+/// arrived), in order.
+async fn messages_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    enough: usize,
+) -> Vec<ServerMessage> {
+    use tokio::io::AsyncReadExt;
+    let mut reader = throng_protocol::framing::FrameReader::new(1 << 20);
+    let mut messages = Vec::new();
+    loop {
+        while let Some(body) = reader.next_frame().unwrap() {
+            messages.push(throng::protocol::decode_server_message(body).unwrap());
+            if messages.len() == enough {
+                return messages;
+            }
+        }
+        let n = tokio::time::timeout(HANG_GUARD, stream.read(reader.spare()))
+            .await
+            .expect("the server answers")
+            .unwrap_or(0);
+        if n == 0 {
+            return messages;
+        }
+        reader.filled(n);
+    }
+}
+
+/// Finding 4 of issue 13: whatever a client pipelines behind its Hello, the Welcome is the
+/// first message of the session; the answers (a Pong, the Close of a second Hello) follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_welcome_comes_first_whatever_the_client_pipelines_behind_its_hello() {
+    use throng::protocol::{CloseReason, frame_bytes};
+    use tokio::io::AsyncWriteExt;
+    // A slow tick: the Welcome is published up to 200 ms after the join, so anything
+    // answered by the connection task before it would overtake it.
+    let server = start_server(ConfigLayer {
+        tick_hz: Some(5),
+        ..Default::default()
+    });
+    for round in 0..5 {
+        // Hello and a Ping in one write: Welcome, then the Pong.
+        let name = format!("pinger{round}");
+        let mut bytes = hello(&name);
+        bytes.extend_from_slice(&frame_bytes(&ClientMessage::Ping { nonce: 77 }));
+        let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        stream.write_all(&bytes).await.unwrap();
+        let messages = messages_until_closed(&mut stream, 2).await;
+        assert!(
+            matches!(messages[0], ServerMessage::Welcome(_)),
+            "the Welcome first, got {:?}",
+            messages[0]
+        );
+        assert!(
+            messages[1..]
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Pong { nonce: 77 })),
+            "then the Pong: {messages:?}"
+        );
+        drop(stream);
+
+        // Two Hellos in one write: Welcome, then Close{DuplicateHello} (frames may come
+        // between them), never a Close for a session that was never announced.
+        let kicked_before = server.stats().kicks_by_reason[CloseReason::DuplicateHello.index()];
+        let name = format!("twice{round}");
+        let mut bytes = hello(&name);
+        bytes.extend_from_slice(&hello(&name));
+        let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        stream.write_all(&bytes).await.unwrap();
+        let messages = messages_until_closed(&mut stream, usize::MAX).await;
+        assert!(
+            matches!(messages.first(), Some(ServerMessage::Welcome(_))),
+            "the Welcome first, got {messages:?}"
+        );
+        match messages.last() {
+            Some(ServerMessage::Close(refusal)) => {
+                assert_eq!(refusal.reason, CloseReason::DuplicateHello)
+            }
+            other => panic!("the session ends with Close{{DuplicateHello}}, got {other:?}"),
+        }
+        assert_eq!(
+            server.stats().kicks_by_reason[CloseReason::DuplicateHello.index()],
+            kicked_before + 1,
+            "counted once, as a close of an open session"
+        );
+    }
+}

@@ -45,6 +45,11 @@ pub fn render(readings: &Readings) -> String {
         s.players_connected as f64,
     );
     out.gauge(
+        "throng_handshakes_pending",
+        "Connections accepted that have not logged in yet (max_pending_handshakes bounds them).",
+        s.handshakes_pending as f64,
+    );
+    out.gauge(
         "throng_connection_tasks",
         "Live connection tasks (handshaking or playing).",
         s.connections_live as f64,
@@ -68,6 +73,23 @@ pub fn render(readings: &Readings) -> String {
         "throng_accept_errors_total",
         "Accept calls that failed (for example out of file descriptors).",
         s.accept_errors,
+    );
+    out.counter(
+        "throng_http_connections_total",
+        "Connections accepted on the metrics and probes port.",
+        s.http_connections,
+    );
+    out.labelled_counter(
+        "throng_http_connections_dropped_total",
+        "Metrics-port connections closed unanswered: idle_evicted (no complete request yet, \
+         closed to make room for a newer connection), full (every held connection was being \
+         answered).",
+        "cause",
+        [
+            ("idle_evicted", s.http_idle_evicted),
+            ("full", s.http_refused_full),
+        ]
+        .into_iter(),
     );
     out.labelled_counter(
         "throng_connections_rejected_total",

@@ -1,29 +1,45 @@
 //! A minimal HTTP/1.1 server for scrapes and probes, on the network runtime: `/metrics`
 //! (Prometheus), `/healthz` (the tick loop is alive), `/readyz` (players are accepted). It
 //! answers one request per connection and closes it, and keeps serving through a graceful
-//! shutdown's drain (so orchestrators see `/readyz` turn 503) until the runtime stops. Work is bounded: a few requests at a time (more are dropped at
-//! accept), a small request buffer, and a deadline per request, so a misbehaving scraper
-//! cannot hold memory or tasks. The exposition is rendered off the async workers because it
-//! reads `/proc`.
+//! shutdown's drain (so orchestrators see `/readyz` turn 503) until the runtime stops.
+//!
+//! Probes must answer while strangers hold connections open (idle, or trickling a request):
+//! - at most [`MAX_CONNECTIONS`] connections are held, at most [`MAX_PER_PEER`] per peer
+//!   address (an IPv6 peer counts by its /64); a new connection beyond either cap closes the **oldest idle** one (no complete
+//!   request yet) of that peer, or of anyone when the total is reached, and is served. Only
+//!   when every held connection is being answered is the new one closed unanswered;
+//! - `/healthz` and `/readyz` are answered at once on the connection's own task; only
+//!   `/metrics` renders (which read `/proc`, on a blocking thread) wait for one of
+//!   [`MAX_CONCURRENT_RENDERS`], so a probe never queues behind a render;
+//! - memory is bounded: a [`MAX_REQUEST_BYTES`] buffer per held connection, and every
+//!   request must arrive and be answered within [`REQUEST_TIMEOUT`].
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ahash::AHashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio::task::AbortHandle;
 
 use super::exposition::{Readings, render};
 use super::process;
 use crate::inbound::InboundSender;
 use crate::stats::Stats;
 
-/// Requests served at once; further connections are closed unanswered.
-const MAX_CONCURRENT_REQUESTS: usize = 8;
+/// Connections held at once, all peers together.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Connections held at once from one peer address.
+pub const MAX_PER_PEER: usize = 64;
+/// `/metrics` renders at once; more wait (within their deadline).
+pub const MAX_CONCURRENT_RENDERS: usize = 2;
 /// A request must arrive and be answered within this time.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head accepted.
-const MAX_REQUEST_BYTES: usize = 4096;
+pub const MAX_REQUEST_BYTES: usize = 4096;
 
 /// A tick loop that has not completed a tick for longer than this is reported unhealthy.
 pub const HEALTHY_TICK_AGE: Duration = Duration::from_secs(1);
@@ -68,26 +84,138 @@ pub struct Response {
     pub body: String,
 }
 
-/// Serves requests until the runtime stops.
-pub async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
-    let requests = Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS));
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+/// One held connection.
+struct Held {
+    peer: IpAddr,
+    /// Its request head is complete: it is being answered (never evicted).
+    answering: bool,
+    task: Option<AbortHandle>,
+}
+
+/// The held connections, in accept order (ids grow), and how many each peer holds.
+#[derive(Default)]
+struct Connections {
+    held: BTreeMap<u64, Held>,
+    per_peer: AHashMap<IpAddr, usize>,
+}
+
+impl Connections {
+    /// Makes room for a new connection from `peer`: closes the oldest idle connection of
+    /// `peer` if it holds [`MAX_PER_PEER`], else the oldest idle one of anyone if
+    /// [`MAX_CONNECTIONS`] are held. `Some(evicted)` if there is room now.
+    fn make_room(&mut self, peer: IpAddr) -> Option<bool> {
+        let victim = if self.per_peer.get(&peer).copied().unwrap_or(0) >= MAX_PER_PEER {
+            self.oldest_idle(|held| held.peer == peer)?
+        } else if self.held.len() >= MAX_CONNECTIONS {
+            self.oldest_idle(|_| true)?
+        } else {
+            return Some(false);
         };
-        let Ok(permit) = requests.clone().try_acquire_owned() else {
-            continue; // too many scrapes in flight: close this one
-        };
-        let source = source.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, source)).await;
-            drop(permit);
-        });
+        if let Some(task) = self.remove(victim).and_then(|held| held.task) {
+            task.abort();
+        }
+        Some(true)
+    }
+
+    fn oldest_idle(&self, whose: impl Fn(&Held) -> bool) -> Option<u64> {
+        self.held
+            .iter()
+            .find(|(_, held)| !held.answering && whose(held))
+            .map(|(id, _)| *id)
+    }
+
+    fn insert(&mut self, id: u64, peer: IpAddr) {
+        self.held.insert(
+            id,
+            Held {
+                peer,
+                answering: false,
+                task: None,
+            },
+        );
+        *self.per_peer.entry(peer).or_insert(0) += 1;
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Held> {
+        let held = self.held.remove(&id)?;
+        if let Some(count) = self.per_peer.get_mut(&held.peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_peer.remove(&held.peer);
+            }
+        }
+        Some(held)
     }
 }
 
-async fn answer(mut stream: TcpStream, source: Arc<MetricsSource>) -> std::io::Result<()> {
+/// What every connection task shares.
+struct Server {
+    source: Arc<MetricsSource>,
+    connections: Mutex<Connections>,
+    renders: Arc<Semaphore>,
+}
+
+impl Server {
+    fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Removes its connection from the held ones when its task ends (or is aborted).
+struct HeldGuard {
+    server: Arc<Server>,
+    id: u64,
+}
+
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        self.server.connections().remove(self.id);
+    }
+}
+
+/// Serves requests until the runtime stops.
+pub async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
+    let server = Arc::new(Server {
+        source,
+        connections: Mutex::default(),
+        renders: Arc::new(Semaphore::new(MAX_CONCURRENT_RENDERS)),
+    });
+    let mut next_id = 0u64;
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let stats = &server.source.stats;
+        Stats::bump(&stats.http_connections);
+        let id = next_id;
+        next_id += 1;
+        let mut connections = server.connections();
+        let peer = crate::net::admission::source(peer.ip());
+        match connections.make_room(peer) {
+            None => {
+                // Every held connection is being answered: close this one unanswered.
+                Stats::bump(&stats.http_refused_full);
+                continue;
+            }
+            Some(true) => Stats::bump(&stats.http_idle_evicted),
+            Some(false) => {}
+        }
+        connections.insert(id, peer);
+        let guard = HeldGuard {
+            server: server.clone(),
+            id,
+        };
+        let task = tokio::spawn(async move {
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &guard)).await;
+        });
+        if let Some(held) = connections.held.get_mut(&id) {
+            held.task = Some(task.abort_handle());
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, held: &HeldGuard) -> std::io::Result<()> {
     let mut head = [0u8; MAX_REQUEST_BYTES];
     let mut len = 0;
     let response = loop {
@@ -97,7 +225,11 @@ async fn answer(mut stream: TcpStream, source: Arc<MetricsSource>) -> std::io::R
         }
         len += n;
         if head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-            break route(&head[..len], &source).await;
+            // No longer idle: this connection is not evicted from now on.
+            if let Some(entry) = held.server.connections().held.get_mut(&held.id) {
+                entry.answering = true;
+            }
+            break route(&head[..len], &held.server).await;
         }
         if len == head.len() {
             break plain(
@@ -117,9 +249,14 @@ async fn answer(mut stream: TcpStream, source: Arc<MetricsSource>) -> std::io::R
     stream.shutdown().await
 }
 
-async fn route(head: &[u8], source: &Arc<MetricsSource>) -> Response {
+async fn route(head: &[u8], server: &Server) -> Response {
+    let source = &server.source;
     match request_target(head) {
         Some(("GET", "/metrics")) => {
+            // Renders wait for each other, never the probes below.
+            let Ok(_render) = server.renders.clone().acquire_owned().await else {
+                return plain("503 Service Unavailable", "shutting down\n");
+            };
             let source = source.clone();
             match tokio::task::spawn_blocking(move || render(&source.readings())).await {
                 Ok(body) => Response {

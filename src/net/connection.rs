@@ -6,17 +6,19 @@
 //! pongs and the last close. Every bad input ends in a defined refusal or close with a reason,
 //! sent to the client and counted; nothing here can panic on peer data or block the tick.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::NetContext;
+use super::admission::{HandshakePlace, PlayerSlot, source};
 use super::egress::{Egress, Flushed};
+use super::login_throttle::Throttled;
 use super::outbox::outbox;
 use super::rate_limit::{Admit, RateLimiter};
 use crate::inbound::{
@@ -24,7 +26,7 @@ use crate::inbound::{
 };
 use crate::persistence::online::NameGuard;
 use crate::persistence::store::{LoginError, SavedPlayer};
-use crate::persistence::writer::LoginRequest;
+use crate::persistence::writer::{LoginKind, LoginRequest};
 use crate::protocol::framing::{FrameError, FrameReader};
 use crate::protocol::{
     Action, ClientMessage, CloseReason, Hello, PROTOCOL_VERSION, Refusal, ServerMessage,
@@ -58,11 +60,14 @@ impl Drop for LiveTask {
     }
 }
 
-/// Serves one accepted connection until it ends. `slot` is its place under `max_players`.
+/// Serves one accepted connection until it ends. `pending` is its place among the pending
+/// handshakes, given back once it has logged in (or failed to); a player slot is taken only
+/// after a valid Hello.
 pub async fn serve(
     stream: TcpStream,
+    peer: SocketAddr,
     id: ConnectionId,
-    slot: OwnedSemaphorePermit,
+    pending: HandshakePlace,
     ctx: Arc<NetContext>,
 ) {
     Stats::bump(&ctx.stats.connections_live);
@@ -85,20 +90,28 @@ pub async fn serve(
         _ = stopping(&mut shutdown) => Ok(Err(Ending::Close(CloseReason::Shutdown, "server stopping".into()))),
     };
     let login = match answer {
-        Ok(Ok(hello)) => log_in(hello, &ctx).await,
+        Ok(Ok(hello)) => match player_slot(source(peer.ip()), &ctx) {
+            Ok(slot) => log_in(hello, source(peer.ip()), &ctx)
+                .await
+                .map(|login| (login, slot)),
+            Err(ending) => Err(ending),
+        },
         Ok(Err(ending)) => Err(ending),
         Err(_) => Err(Ending::Close(
             CloseReason::HandshakeTimeout,
             format!("no Hello within {:?}", ctx.handshake_timeout),
         )),
     };
-    let (name, name_guard, saved) = match login {
+    let ((name, name_guard, saved), slot) = match login {
         Ok(login) => login,
         Err(Ending::Close(reason, detail)) => {
+            drop(pending);
             return refuse(&mut wr, &ctx, reason, detail, Last::Reject).await;
         }
         Err(_) => return,
     };
+    // Logged in: the connection is a player now, no longer a pending handshake.
+    drop(pending);
 
     let (writer, outbox) = outbox(ctx.outbound_buffers);
     let egress = Arc::new(Egress::new(wr, outbox));
@@ -116,11 +129,19 @@ pub async fn serve(
     }
     tracing::info!(connection = id, %name, "player joined");
 
-    let ending = session(&mut rd, &egress, &mut reader, id, &ctx).await;
+    // Welcome is the first message of a session, always: nothing the client sent after its
+    // Hello is read, let alone answered, before the Welcome has been written.
+    let (ending, last) = match await_welcome(&egress, &ctx).await {
+        Ok(()) => (
+            session(&mut rd, &egress, &mut reader, id, &ctx).await,
+            Last::Close,
+        ),
+        Err(ending) => (ending, Last::Reject),
+    };
     match &ending {
         Ending::Close(reason, detail) => {
             tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
-            refuse_open(&egress, &ctx, *reason, detail.clone(), Last::Close).await;
+            refuse_open(&egress, &ctx, *reason, detail.clone(), last).await;
         }
         Ending::ClientLeft => tracing::info!(connection = id, %name, "player left"),
         Ending::Broken => tracing::info!(connection = id, %name, "player connection broke"),
@@ -131,27 +152,103 @@ pub async fn serve(
     }));
 }
 
+/// A player slot for a connection from `address` that sent a valid Hello: one of
+/// `max_players` (`ServerFull`) and one of its address's `max_players_per_addr`
+/// (`AddressLimit`).
+fn player_slot(address: IpAddr, ctx: &NetContext) -> Result<PlayerSlot, Ending> {
+    let Ok(slot) = ctx.slots.clone().try_acquire_owned() else {
+        return Err(Ending::Close(
+            CloseReason::ServerFull,
+            format!("server holds {} players", ctx.max_players),
+        ));
+    };
+    let Some(address) = ctx.players_per_addr.take(address) else {
+        return Err(Ending::Close(
+            CloseReason::AddressLimit,
+            "this address has the most players it may have".into(),
+        ));
+    };
+    Ok(PlayerSlot {
+        _slot: slot,
+        _address: address,
+    })
+}
+
 /// How long a login may wait for the store.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Claims the name (one login per name) and asks the store for the player: a new name is
-/// claimed with the secret, a known one must present it. Off the tick: the join that
-/// follows carries the saved state.
+/// Logs a player in: refused at once if its name or address failed too often lately
+/// (`TooManyFailedLogins`, before any check), then claims the name (one login per name) and
+/// asks the store for the player: a new name is claimed with the secret, a known one must
+/// present it. A name that is online is answered `AlreadyOnline` only to the right secret
+/// (anyone else gets `BadCredentials`, and learns nothing about who is online). Off the
+/// tick: the join that follows carries the saved state.
 async fn log_in(
     hello: Hello,
+    address: IpAddr,
     ctx: &NetContext,
 ) -> Result<(String, NameGuard, SavedPlayer), Ending> {
-    let Some(guard) = ctx.online.claim(&hello.name) else {
+    if let Err(throttled) = ctx
+        .logins
+        .check(&hello.name, address, std::time::Instant::now())
+    {
+        let whose = match throttled {
+            Throttled::Name => "for this name",
+            Throttled::Address => "from this address",
+        };
         return Err(Ending::Close(
-            CloseReason::AlreadyOnline,
-            format!("{} is logged in already", hello.name),
+            CloseReason::TooManyFailedLogins,
+            format!("too many failed logins {whose}; retry later"),
         ));
+    }
+    let failed = |ending: Ending| {
+        if matches!(ending, Ending::Close(CloseReason::BadCredentials, _)) {
+            ctx.logins
+                .failed(&hello.name, address, std::time::Instant::now());
+        }
+        ending
+    };
+    let Some(guard) = ctx.online.claim(&hello.name) else {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let right = ask_store(&hello, LoginKind::Verify(reply), answer, ctx).await;
+        return Err(failed(match right {
+            Ok(true) => Ending::Close(
+                CloseReason::AlreadyOnline,
+                format!("{} is logged in already", hello.name),
+            ),
+            Ok(false) => bad_credentials(),
+            Err(ending) => ending,
+        }));
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
+    match ask_store(&hello, LoginKind::LogIn(reply), answer, ctx).await {
+        Ok(saved) => {
+            Stats::bump(&ctx.stats.logins);
+            ctx.logins.succeeded(&hello.name, address);
+            Ok((hello.name, guard, saved))
+        }
+        Err(ending) => Err(failed(ending)),
+    }
+}
+
+fn bad_credentials() -> Ending {
+    Ending::Close(
+        CloseReason::BadCredentials,
+        "wrong secret for this name".into(),
+    )
+}
+
+/// Sends a login request to the persistence thread and waits (bounded) for its answer.
+async fn ask_store<T>(
+    hello: &Hello,
+    kind: LoginKind,
+    answer: tokio::sync::oneshot::Receiver<Result<T, LoginError>>,
+    ctx: &NetContext,
+) -> Result<T, Ending> {
     let request = LoginRequest {
         name: hello.name.clone(),
-        secret: hello.secret,
-        reply,
+        secret: hello.secret.clone(),
+        kind,
     };
     if !ctx.persistence.login(request) {
         return Err(Ending::Close(
@@ -160,14 +257,8 @@ async fn log_in(
         ));
     }
     match tokio::time::timeout(LOGIN_TIMEOUT, answer).await {
-        Ok(Ok(Ok(saved))) => {
-            Stats::bump(&ctx.stats.logins);
-            Ok((hello.name, guard, saved))
-        }
-        Ok(Ok(Err(LoginError::BadCredentials))) => Err(Ending::Close(
-            CloseReason::BadCredentials,
-            "wrong secret for this name".into(),
-        )),
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(LoginError::BadCredentials))) => Err(bad_credentials()),
         Ok(Ok(Err(LoginError::Store(error)))) => Err(Ending::Close(
             CloseReason::InternalError,
             format!("the store failed: {error}"),
@@ -353,48 +444,56 @@ async fn session(
     tokio::pin!(idle);
     let mut blocked = false;
     let mut actions = ActionGate::new(ctx, read_at.into_std());
+    // A close the tick asked for together with the Welcome (a join during shutdown) may
+    // have rung the doorbell before the Welcome was written.
+    if let Some(reason) = egress.waker().requested_close() {
+        return Ending::Close(reason, format!("closed by the server: {}", reason.as_str()));
+    }
     loop {
         // Everything already buffered first (frames pipelined behind the Hello included).
-        loop {
-            let message = match next_message(reader, ctx) {
-                Ok(Some(message)) => message,
-                Ok(None) => break,
-                Err(ending) => return ending,
-            };
-            heard_at = read_at;
-            if matches!(
-                message,
-                ClientMessage::Input(_) | ClientMessage::Ping { .. } | ClientMessage::Action(_)
-            ) {
-                match limiter.admit(read_at.into_std()) {
-                    Admit::Accept => {}
-                    Admit::Drop => {
-                        Stats::bump(&ctx.stats.inputs_dropped_rate_limited);
-                        continue;
-                    }
-                    Admit::Kick => {
-                        return Ending::Close(
-                            CloseReason::InputFlood,
-                            format!(
-                                "more than {} messages per second for {:?}",
-                                ctx.max_inputs_per_s, ctx.flood_kick
-                            ),
-                        );
-                    }
-                }
-            }
-            let message = match message {
-                ClientMessage::Action(action) => {
-                    match actions.admit(action, read_at.into_std(), ctx) {
-                        Ok(Some(action)) => ClientMessage::Action(action),
-                        Ok(None) => continue,
-                        Err(ending) => return ending,
+        {
+            let _zone = crate::profiling::zone!("decode");
+            loop {
+                let message = match next_message(reader, ctx) {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(ending) => return ending,
+                };
+                heard_at = read_at;
+                if matches!(
+                    message,
+                    ClientMessage::Input(_) | ClientMessage::Ping { .. } | ClientMessage::Action(_)
+                ) {
+                    match limiter.admit(read_at.into_std()) {
+                        Admit::Accept => {}
+                        Admit::Drop => {
+                            Stats::bump(&ctx.stats.inputs_dropped_rate_limited);
+                            continue;
+                        }
+                        Admit::Kick => {
+                            return Ending::Close(
+                                CloseReason::InputFlood,
+                                format!(
+                                    "more than {} messages per second for {:?}",
+                                    ctx.max_inputs_per_s, ctx.flood_kick
+                                ),
+                            );
+                        }
                     }
                 }
-                other => other,
-            };
-            if let Err(ending) = handle(message, egress, id, ctx, &mut blocked) {
-                return ending;
+                let message = match message {
+                    ClientMessage::Action(action) => {
+                        match actions.admit(action, read_at.into_std(), ctx) {
+                            Ok(Some(action)) => ClientMessage::Action(action),
+                            Ok(None) => continue,
+                            Err(ending) => return ending,
+                        }
+                    }
+                    other => other,
+                };
+                if let Err(ending) = handle(message, egress, id, ctx, &mut blocked) {
+                    return ending;
+                }
             }
         }
         // Shutdown reaches an open session through its outbox (the tick closes every client),
@@ -437,6 +536,46 @@ async fn session(
                     );
                 }
                 idle.as_mut().reset(deadline);
+            }
+        }
+    }
+}
+
+/// How long a joined connection waits for the tick's Welcome before giving up (the tick
+/// publishes it in the tick after the join; it is this late only if the tick is stuck).
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until the Welcome (the first frame the tick publishes into the outbox) has been
+/// written to the socket, by this task or by a flush task. Until then the task does not
+/// read: whatever the client pipelined behind its Hello (pings, inputs, a second Hello)
+/// stays in the socket and is handled after the Welcome, so every answer follows it. `Err`:
+/// the session never opened (the server closed it first, or the tick never welcomed it).
+async fn await_welcome(egress: &Egress, ctx: &NetContext) -> Result<(), Ending> {
+    let deadline = Instant::now() + WELCOME_TIMEOUT;
+    loop {
+        let blocked = flush_now(egress, &ctx.stats)?;
+        if egress.welcomed() {
+            return Ok(());
+        }
+        if !blocked && let Some(reason) = egress.waker().requested_close() {
+            // Closed before the tick published a Welcome (the tick died, or a stuck tick
+            // was bypassed at shutdown): the session never opened.
+            return Err(Ending::Close(
+                reason,
+                format!(
+                    "closed by the server before the Welcome: {}",
+                    reason.as_str()
+                ),
+            ));
+        }
+        tokio::select! {
+            _ = egress.waker().woken() => {}
+            ready = egress.writable(), if blocked => ready.map_err(|_| Ending::Broken)?,
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Ending::Close(
+                    CloseReason::InternalError,
+                    format!("no Welcome from the tick within {WELCOME_TIMEOUT:?}"),
+                ));
             }
         }
     }

@@ -42,6 +42,8 @@ pub struct Drain {
     control: Vec<u8>,
     /// No more frames: the session is ending (only `control` is still written).
     closed: bool,
+    /// A whole frame has been written: the Welcome (the tick publishes it first).
+    welcomed: bool,
 }
 
 /// How far a flush got.
@@ -66,8 +68,14 @@ impl Egress {
                 offset: 0,
                 control: Vec::new(),
                 closed: false,
+                welcomed: false,
             }),
         }
+    }
+
+    /// Whether the first frame of the session (the Welcome) has been written whole.
+    pub fn welcomed(&self) -> bool {
+        self.lock().welcomed
     }
 
     /// The flush tasks' path: writes what it can without waiting, unless the connection
@@ -162,6 +170,7 @@ impl Drain {
                     if self.offset == total {
                         self.offset = 0;
                         self.reader.release();
+                        self.welcomed = true;
                         *written += 1;
                     }
                 })
@@ -212,6 +221,7 @@ mod tests {
             offset: 0,
             control: Vec::new(),
             closed: false,
+            welcomed: false,
         };
         for frame in [b"AAAAAAA".as_slice(), b"BBB"] {
             writer.publish_with(|slot| {

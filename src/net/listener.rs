@@ -1,26 +1,22 @@
-//! The accept loop. The connection cap is a semaphore whose permit moves into the
-//! connection's task and on into its leave event, so a slot comes back on every exit path,
-//! and only once the tick has despawned the player. Accept errors (such as running out of
-//! file descriptors) back off instead of spinning.
+//! The accept loop. A new socket takes a place among the pending handshakes (a pool of
+//! `max_pending_handshakes`, and `max_handshakes_per_addr` per source address), never a
+//! player slot: players get theirs after a valid Hello (see [`super::admission`]). Both
+//! budgets are permits and counters whose guards move with the connection, so a place comes
+//! back on every exit path. Accept errors (such as running out of file descriptors) back off
+//! instead of spinning.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
+use super::admission::{self, HandshakePlace};
 use super::{NetContext, connection};
 use crate::protocol::{CloseReason, Refusal, ServerMessage};
 use crate::stats::Stats;
 
 /// Accepts connections until shutdown.
-/// `slots` holds one permit per player the server accepts (`max_players` of them).
-pub async fn accept_loop(
-    listener: TcpListener,
-    slots: Arc<Semaphore>,
-    max_players: usize,
-    ctx: Arc<NetContext>,
-) {
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
     let mut shutdown = ctx.shutdown.clone();
     let mut next_id: u64 = 1;
     let mut backoff = Duration::from_millis(5);
@@ -29,10 +25,10 @@ pub async fn accept_loop(
             _ = connection::stopping(&mut shutdown) => return,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
-                stream
+                (stream, peer)
             }
             Err(error) => {
                 Stats::bump(&ctx.stats.accept_errors);
@@ -42,25 +38,38 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let _zone = crate::profiling::zone!("accept");
         Stats::bump(&ctx.stats.connections_accepted);
         let id = next_id;
         next_id += 1;
-        match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                tokio::spawn(connection::serve(stream, id, slot, ctx.clone()));
-            }
-            Err(_) => {
-                ctx.stats.count_reject(CloseReason::ServerFull);
-                tokio::spawn(reject_full(stream, max_players));
-            }
-        }
+        let Some(address) = ctx.handshakes_per_addr.take(admission::source(peer.ip())) else {
+            refuse(
+                &ctx,
+                stream,
+                CloseReason::AddressLimit,
+                "too many connections from this address are logging in".into(),
+            );
+            continue;
+        };
+        let Ok(pool) = ctx.handshakes.clone().try_acquire_owned() else {
+            refuse(
+                &ctx,
+                stream,
+                CloseReason::HandshakesFull,
+                "too many connections are logging in; retry later".into(),
+            );
+            continue;
+        };
+        let handshake = HandshakePlace::new(pool, address, ctx.stats.clone());
+        tokio::spawn(connection::serve(stream, peer, id, handshake, ctx.clone()));
     }
 }
 
-async fn reject_full(mut stream: TcpStream, max_players: usize) {
-    let refusal = Refusal {
-        reason: CloseReason::ServerFull,
-        detail: format!("server holds {max_players} players"),
-    };
-    connection::send_last(&mut stream, &ServerMessage::Reject(refusal)).await;
+/// Refuses a socket at once with `reason` (counted), without holding any budget.
+fn refuse(ctx: &NetContext, mut stream: TcpStream, reason: CloseReason, detail: String) {
+    ctx.stats.count_reject(reason);
+    tokio::spawn(async move {
+        let refusal = Refusal { reason, detail };
+        connection::send_last(&mut stream, &ServerMessage::Reject(refusal)).await;
+    });
 }

@@ -4,18 +4,22 @@
 //!
 //! # Layout
 //! - [`listener`]: the accept loop and the connection cap.
+//! - [`admission`]: the budgets of pending handshakes and of players, per address.
 //! - [`connection`]: one task per connection: handshake, inbound frames, outbound writes.
 //! - [`inbound_check`]: the property the fuzz target and its corpus check on that path.
 //! - [`outbox`]: the tick-to-connection frame ring.
 //! - [`flush`]: the once-per-tick flush tasks that write every connection's new frames.
 //! - [`egress`]: a connection's write side, shared by its task and its flush task.
+//! - [`login_throttle`]: failed logins per name and per address, sans I/O.
 //! - [`rate_limit`]: the per-player message rate limit and flood kick, sans I/O.
 
+pub mod admission;
 pub mod connection;
 pub mod egress;
 pub mod flush;
 pub mod inbound_check;
 pub mod listener;
+pub mod login_throttle;
 pub mod outbox;
 pub mod rate_limit;
 
@@ -62,4 +66,16 @@ pub struct NetContext {
     pub persistence: PersistenceHandle,
     /// The game's action kinds: what a client may send, its limits, and how to check it.
     pub actions: Arc<ActionRegistry>,
+    /// Failed logins per name and per source address.
+    pub logins: login_throttle::LoginThrottle,
+    /// Player slots (`max_players` permits).
+    pub slots: Arc<tokio::sync::Semaphore>,
+    /// The cap of players.
+    pub max_players: usize,
+    /// Players per source address.
+    pub players_per_addr: Arc<admission::PerAddress>,
+    /// The pending-handshake pool (`max_pending_handshakes` permits).
+    pub handshakes: Arc<tokio::sync::Semaphore>,
+    /// Pending handshakes per source address.
+    pub handshakes_per_addr: Arc<admission::PerAddress>,
 }

@@ -115,6 +115,25 @@ fn now_ms() -> i64 {
 }
 
 impl Store for SqliteStore {
+    fn verify(&mut self, name: &str, secret: &str) -> Result<bool, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .connection
+            .prepare_cached("SELECT salt, secret_hash FROM players WHERE name = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(database)?;
+        Ok(row.is_some_and(|(salt, hash)| {
+            Credential {
+                salt: salt.as_slice().try_into().unwrap_or([0; SALT_BYTES]),
+                hash: hash.as_slice().try_into().unwrap_or([0; 32]),
+            }
+            .matches(secret)
+        }))
+    }
+
     fn login(&mut self, name: &str, secret: &str) -> Result<SavedPlayer, LoginError> {
         type Row = (AccountId, Vec<u8>, Vec<u8>, Option<f32>, Option<f32>);
         let row: Option<Row> = self

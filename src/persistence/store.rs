@@ -70,6 +70,9 @@ pub trait Store: Send + 'static {
     /// the secret is stored); later ones must present the same secret.
     fn login(&mut self, name: &str, secret: &str) -> Result<SavedPlayer, LoginError>;
 
+    /// Whether `name` is claimed with `secret` (nothing is claimed, loaded or written).
+    fn verify(&mut self, name: &str, secret: &str) -> Result<bool, StoreError>;
+
     /// Writes `records` in one transaction; component kinds are indices into `kinds`.
     fn save(&mut self, records: &[PlayerRecord], kinds: &[String]) -> Result<(), StoreError>;
 }

@@ -31,8 +31,16 @@ pub struct LoginRequest {
     pub name: String,
     /// The secret it presented.
     pub secret: String,
-    /// Where the answer goes.
-    pub reply: tokio::sync::oneshot::Sender<Result<SavedPlayer, LoginError>>,
+    /// What to do with them.
+    pub kind: LoginKind,
+}
+
+/// What a [`LoginRequest`] asks for, and where the answer goes.
+pub enum LoginKind {
+    /// Log in (claim a new name, or check the secret and load the player).
+    LogIn(tokio::sync::oneshot::Sender<Result<SavedPlayer, LoginError>>),
+    /// Only check the secret (for a name that is online: its state must not be loaded).
+    Verify(tokio::sync::oneshot::Sender<Result<bool, LoginError>>),
 }
 
 /// A player's new position (most of what the tick hands off: kept compact).
@@ -193,10 +201,15 @@ fn run(
     loop {
         if logins_open {
             match logins.recv_timeout(POLL) {
-                Ok(request) => {
-                    let answer = store.login(&request.name, &request.secret);
-                    let _ = request.reply.send(answer);
-                }
+                Ok(request) => match request.kind {
+                    LoginKind::LogIn(reply) => {
+                        let _ = reply.send(store.login(&request.name, &request.secret));
+                    }
+                    LoginKind::Verify(reply) => {
+                        let answer = store.verify(&request.name, &request.secret);
+                        let _ = reply.send(answer.map_err(LoginError::from));
+                    }
+                },
                 Err(RecvTimeoutError::Timeout) => {}
                 // The network side is gone (shutdown): batches only, until Finish.
                 Err(RecvTimeoutError::Disconnected) => logins_open = false,

@@ -215,7 +215,10 @@ fn build_view_bodies(grid: &mut CellGrid) {
                 .chunks(chunk)
                 .zip(bodies[..wanted].chunks_mut(chunk))
             {
-                scope.spawn(async move { build(cells, out) });
+                scope.spawn(async move {
+                    let _zone = crate::profiling::zone!("prepare_views chunk");
+                    build(cells, out)
+                });
             }
         });
     }
@@ -254,79 +257,84 @@ pub fn assemble_frames(
     let grid = &*grid;
     let everyone = &routing.everyone;
     let tallies_ref = &*tallies;
-    viewers.par_iter_mut().for_each(|(mut viewer, mut client)| {
-        let viewer = &mut *viewer;
-        let Some(next) = viewer.next_view else {
-            viewer.personal_events.clear();
-            return;
-        };
-        if !everyone.is_empty()
-            || !viewer.personal_events.is_empty()
-            || grid.cells[viewer.cell as usize].events_in_view
-        {
-            tallies_ref.scope(|tally| {
-                gather_events(viewer, next, grid, everyone, &mut tally.event_scratch)
-            });
-            viewer.personal_events.clear();
-            if viewer.pending_events.bytes.len() > limits.max_pending_event_bytes {
-                client.outbox.request_close(CloseReason::EventBacklog);
-                viewer.closing = true;
+    // One Tracy zone per parallel batch (`init` runs once per batch task; nothing without
+    // the `tracy` feature).
+    let batch_zone = || crate::profiling::zone!("assemble_frames batch");
+    viewers
+        .par_iter_mut()
+        .for_each_init(batch_zone, |_zone, (mut viewer, mut client)| {
+            let viewer = &mut *viewer;
+            let Some(next) = viewer.next_view else {
+                viewer.personal_events.clear();
                 return;
-            }
-        }
-        let previous = if viewer.needs_reset {
-            None
-        } else {
-            viewer.view
-        };
-        let header = Header {
-            tick,
-            ack_seq: viewer.ack_seq,
-            events: &viewer.pending_events,
-        };
-        let mut length = 0;
-        let outcome = client.outbox.publish_with(|slot| {
-            let shared = (previous == Some(next))
-                .then(|| grid.body(viewer.cell))
-                .flatten();
-            match shared {
-                Some(body) => write_frame_with_shared_body(slot, body, &header),
-                None => write_frame(&mut slot.head, grid, previous, next, &header),
-            }
-            length = slot.len();
-            length <= max_bytes
-        });
-        tallies_ref.scope(|tally| match outcome {
-            Publish::Queued => {
-                tally.frames += 1;
-                tally.bytes += length as u64;
-                tally.events += u64::from(viewer.pending_events.count);
-                if previous.is_none() && viewer.view.is_some() {
-                    tally.resyncs += 1;
+            };
+            if !everyone.is_empty()
+                || !viewer.personal_events.is_empty()
+                || grid.cells[viewer.cell as usize].events_in_view
+            {
+                tallies_ref.scope(|tally| {
+                    gather_events(viewer, next, grid, everyone, &mut tally.event_scratch)
+                });
+                viewer.personal_events.clear();
+                if viewer.pending_events.bytes.len() > limits.max_pending_event_bytes {
+                    client.outbox.request_close(CloseReason::EventBacklog);
+                    viewer.closing = true;
+                    return;
                 }
-                viewer.view = Some(next);
-                viewer.needs_reset = false;
-                viewer.starved_since = None;
-                viewer.pending_events.bytes.clear();
-                viewer.pending_events.count = 0;
             }
-            Publish::Full => {
-                // Slow reader: every slot is in flight. Drop this frame; resync later, unless
-                // the client has not taken a single frame for too long.
-                tally.dropped += 1;
-                viewer.needs_reset = true;
-                let since = *viewer.starved_since.get_or_insert(clock.tick);
-                if clock.tick - since >= kick_after {
-                    client.outbox.request_close(CloseReason::SlowReader);
+            let previous = if viewer.needs_reset {
+                None
+            } else {
+                viewer.view
+            };
+            let header = Header {
+                tick,
+                ack_seq: viewer.ack_seq,
+                events: &viewer.pending_events,
+            };
+            let mut length = 0;
+            let outcome = client.outbox.publish_with(|slot| {
+                let shared = (previous == Some(next))
+                    .then(|| grid.body(viewer.cell))
+                    .flatten();
+                match shared {
+                    Some(body) => write_frame_with_shared_body(slot, body, &header),
+                    None => write_frame(&mut slot.head, grid, previous, next, &header),
+                }
+                length = slot.len();
+                length <= max_bytes
+            });
+            tallies_ref.scope(|tally| match outcome {
+                Publish::Queued => {
+                    tally.frames += 1;
+                    tally.bytes += length as u64;
+                    tally.events += u64::from(viewer.pending_events.count);
+                    if previous.is_none() && viewer.view.is_some() {
+                        tally.resyncs += 1;
+                    }
+                    viewer.view = Some(next);
+                    viewer.needs_reset = false;
+                    viewer.starved_since = None;
+                    viewer.pending_events.bytes.clear();
+                    viewer.pending_events.count = 0;
+                }
+                Publish::Full => {
+                    // Slow reader: every slot is in flight. Drop this frame; resync later, unless
+                    // the client has not taken a single frame for too long.
+                    tally.dropped += 1;
+                    viewer.needs_reset = true;
+                    let since = *viewer.starved_since.get_or_insert(clock.tick);
+                    if clock.tick - since >= kick_after {
+                        client.outbox.request_close(CloseReason::SlowReader);
+                        viewer.closing = true;
+                    }
+                }
+                Publish::Declined => {
+                    client.outbox.request_close(CloseReason::ViewTooLarge);
                     viewer.closing = true;
                 }
-            }
-            Publish::Declined => {
-                client.outbox.request_close(CloseReason::ViewTooLarge);
-                viewer.closing = true;
-            }
+            });
         });
-    });
     let stats: &Stats = &stats.0;
     for tally in tallies.iter_mut() {
         Stats::add(&stats.frames_submitted, std::mem::take(&mut tally.frames));

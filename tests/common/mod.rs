@@ -37,6 +37,10 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
         // a slow reader (which would turn exact frame sequences into resyncs).
         outbound_buffers: Some(64),
         data_dir: Some(fresh_data_dir("server")),
+        // Every test client connects from 127.0.0.1: no per-address caps unless a test
+        // sets them.
+        max_players_per_addr: Some(1 << 20),
+        max_handshakes_per_addr: Some(1 << 20),
         // Only the test's own players in the world: no NPC walkers.
         game: Some(no_npcs()),
         ..Default::default()

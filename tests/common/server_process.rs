@@ -43,7 +43,15 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--stats-interval-s", "0"])
+            .args(["--stats-interval-s", "0"]);
+        // Every test client connects from 127.0.0.1: no per-address caps unless a test
+        // sets them.
+        for flag in ["--max-players-per-addr", "--max-handshakes-per-addr"] {
+            if !args.contains(&flag) {
+                command.args([flag, "1048576"]);
+            }
+        }
+        command
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -235,11 +235,19 @@ pub enum CloseReason {
     EventBacklog,
     /// The client kept sending actions that are unknown, malformed or over their size.
     InvalidActions,
+    /// Too many failed logins for this name or from this address lately: the login was not
+    /// tried (see the server's login throttling policy).
+    TooManyFailedLogins,
+    /// The server holds its maximum of connections that have not logged in yet (pending
+    /// handshakes); players already in are not affected. Retry later.
+    HandshakesFull,
+    /// The client's source address holds its maximum of pending handshakes or of players.
+    AddressLimit,
 }
 
 impl CloseReason {
     /// Every reason, in wire order (for per-reason counters).
-    pub const ALL: [CloseReason; 19] = [
+    pub const ALL: [CloseReason; 22] = [
         CloseReason::ServerFull,
         CloseReason::VersionMismatch,
         CloseReason::ExpectedHello,
@@ -259,6 +267,9 @@ impl CloseReason {
         CloseReason::AlreadyOnline,
         CloseReason::EventBacklog,
         CloseReason::InvalidActions,
+        CloseReason::TooManyFailedLogins,
+        CloseReason::HandshakesFull,
+        CloseReason::AddressLimit,
     ];
 
     /// Position in [`CloseReason::ALL`], which is also the wire index.
@@ -288,6 +299,9 @@ impl CloseReason {
             CloseReason::AlreadyOnline => "already_online",
             CloseReason::EventBacklog => "event_backlog",
             CloseReason::InvalidActions => "invalid_actions",
+            CloseReason::TooManyFailedLogins => "too_many_failed_logins",
+            CloseReason::HandshakesFull => "handshakes_full",
+            CloseReason::AddressLimit => "address_limit",
         }
     }
 }

@@ -203,6 +203,9 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
             .args(["--world-size", &world.to_string()])
             .args(["--interest-radius", &radius.to_string()])
             .args(["--max-players", &(bots + 100).to_string()])
+            // Every bot connects from 127.0.0.1.
+            .args(["--max-players-per-addr", &(bots + 100).to_string()])
+            .args(["--max-handshakes-per-addr", &(bots + 100).to_string()])
             .args(["--spawn-seed", &args.seed.to_string()])
             .args(&args.server_args)
             .stdout(Stdio::piped())

@@ -1,0 +1,137 @@
+//! Logins under attack (issue 13, finding 3), over real sockets from several loopback
+//! source addresses: the secret is checked before a name is said to be online, failed
+//! logins are throttled per name and per address with a typed reason and a counter, and the
+//! rightful owner still gets in from an address it logged in from.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use throng::ServerHandle;
+use throng::config::ConfigLayer;
+use throng::protocol::CloseReason;
+use throng_client::{Client, ClientError};
+use tokio::net::TcpSocket;
+
+/// Logs `name` in with `secret` from the loopback address `127.0.0.<from>`.
+async fn login_from(
+    server: &ServerHandle,
+    from: u8,
+    name: &str,
+    secret: &str,
+) -> Result<Client, ClientError> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, from], 0)))
+        .unwrap();
+    let stream = socket.connect(server.local_addr()).await.unwrap();
+    tokio::time::timeout(HANG_GUARD, Client::handshake(stream, name, secret))
+        .await
+        .expect("an answer in time")
+}
+
+fn reason(result: Result<Client, ClientError>) -> CloseReason {
+    match result {
+        Err(ClientError::Refused(refusal)) => refusal.reason,
+        Err(other) => panic!("expected a refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, got a session"),
+    }
+}
+
+fn rejects(server: &ServerHandle, reason: CloseReason) -> u64 {
+    server.stats().rejects_by_reason[reason.index()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_for_an_online_name_is_bad_credentials_not_already_online() {
+    let server = start_server(ConfigLayer::default());
+    let owner = login_from(&server, 2, "ann", &secret_of("ann"))
+        .await
+        .expect("the owner logs in");
+    assert_eq!(
+        reason(login_from(&server, 3, "ann", "a-wrong-secret").await),
+        CloseReason::BadCredentials,
+        "a stranger does not learn that ann is online"
+    );
+    assert_eq!(
+        reason(login_from(&server, 2, "ann", &secret_of("ann")).await),
+        CloseReason::AlreadyOnline,
+        "the owner (right secret) is told"
+    );
+    assert_eq!(rejects(&server, CloseReason::BadCredentials), 1);
+    assert_eq!(rejects(&server, CloseReason::AlreadyOnline), 1);
+    drop(owner);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_throttled_per_name_and_address_without_locking_the_owner_out() {
+    // No refill during the test: the counts below are exact.
+    let server = start_server(ConfigLayer {
+        failed_logins_burst: Some(3),
+        failed_login_refill_s: Some(3600.0),
+        ..Default::default()
+    });
+    // The owner claims "victim" from 127.0.0.2, then leaves.
+    login_from(&server, 2, "victim", &secret_of("victim"))
+        .await
+        .expect("claimed")
+        .goodbye()
+        .await
+        .unwrap();
+
+    // An attacker on 127.0.0.3 guesses 20 times: 3 are checked, 17 are refused unchecked.
+    let mut answers = Vec::new();
+    for guess in 0..20 {
+        let secret = format!("guess-number-{guess}");
+        answers.push(reason(login_from(&server, 3, "victim", &secret).await));
+    }
+    let checked = answers
+        .iter()
+        .filter(|r| **r == CloseReason::BadCredentials)
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|r| **r == CloseReason::TooManyFailedLogins)
+        .count();
+    assert_eq!((checked, throttled), (3, 17), "{answers:?}");
+    assert_eq!(rejects(&server, CloseReason::BadCredentials), 3);
+    assert_eq!(rejects(&server, CloseReason::TooManyFailedLogins), 17);
+    // Even the right secret is not tried from the throttled address.
+    assert_eq!(
+        reason(login_from(&server, 3, "victim", &secret_of("victim")).await),
+        CloseReason::TooManyFailedLogins
+    );
+
+    // From another address, the name itself is throttled; other names are not.
+    assert_eq!(
+        reason(login_from(&server, 4, "victim", "another-guess").await),
+        CloseReason::TooManyFailedLogins
+    );
+    login_from(&server, 4, "bystander", &secret_of("bystander"))
+        .await
+        .expect("other names log in from any address");
+
+    // The owner, from the address it logged in from, is not locked out; its success
+    // refills the name.
+    let mut owner = None;
+    for _ in 0..100 {
+        match login_from(&server, 2, "victim", &secret_of("victim")).await {
+            Ok(client) => {
+                owner = Some(client);
+                break;
+            }
+            // The name frees once the first session's final state is committed.
+            Err(ClientError::Refused(r)) if r.reason == CloseReason::AlreadyOnline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("the owner is let in, got {other}"),
+        }
+    }
+    assert!(owner.is_some(), "the owner logged in");
+    assert_eq!(
+        rejects(&server, CloseReason::TooManyFailedLogins),
+        19,
+        "every throttled attempt counted"
+    );
+}
