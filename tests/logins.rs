@@ -135,3 +135,57 @@ async fn failed_logins_are_throttled_per_name_and_address_without_locking_the_ow
         "every throttled attempt counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_differing_only_in_case_are_one_player() {
+    let server = start_server(ConfigLayer::default());
+    let owner = login_from(&server, 2, "Zoe", "zoe-secret-1")
+        .await
+        .expect("the first login claims the name");
+    assert_eq!(
+        reason(login_from(&server, 3, "zoe", "another-secret").await),
+        CloseReason::BadCredentials,
+        "zoe is Zoe: a look-alike cannot claim it with its own secret"
+    );
+    assert_eq!(
+        reason(login_from(&server, 2, "ZOE", "zoe-secret-1").await),
+        CloseReason::AlreadyOnline,
+        "one player online, whatever the case"
+    );
+    let account_of = |id: u32| {
+        server
+            .with_world(move |world| {
+                let mut players = world.query::<(
+                    &throng::replication::table::NetId,
+                    &throng::persistence::handoff::Account,
+                )>();
+                players
+                    .iter(world)
+                    .find(|(net_id, _)| net_id.0 == id)
+                    .map(|(_, account)| account.0)
+            })
+            .unwrap()
+    };
+    let first_account = account_of(owner.player_id()).expect("Zoe is in the world");
+    owner.goodbye().await.unwrap();
+    let mut again = None;
+    for _ in 0..200 {
+        // The name is released once the first session's final record is saved.
+        match login_from(&server, 2, "zoe", "zoe-secret-1").await {
+            Ok(client) => {
+                again = Some(client);
+                break;
+            }
+            Err(ClientError::Refused(refusal)) if refusal.reason == CloseReason::AlreadyOnline => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    let again = again.expect("the owner logs back in with the other case");
+    assert_eq!(
+        account_of(again.player_id()),
+        Some(first_account),
+        "the same saved player"
+    );
+}

@@ -132,6 +132,7 @@ impl LoginThrottle {
 
     /// Whether a login of `name` from `address` may be tried now.
     pub fn check(&self, name: &str, address: IpAddr, now: Instant) -> Result<(), Throttled> {
+        let name = &crate::protocol::name_key(name);
         let inner = self.lock();
         if inner.addresses.tokens(&address, now, &self.policy) < 1.0 {
             return Err(Throttled::Address);
@@ -148,6 +149,7 @@ impl LoginThrottle {
 
     /// A wrong secret for `name` from `address`.
     pub fn failed(&self, name: &str, address: IpAddr, now: Instant) {
+        let name = &crate::protocol::name_key(name);
         let mut inner = self.lock();
         inner.addresses.spend(address, now, &self.policy);
         inner.names.spend(name.to_owned(), now, &self.policy);
@@ -155,6 +157,7 @@ impl LoginThrottle {
 
     /// A successful login: both buckets refill and `address` becomes known for `name`.
     pub fn succeeded(&self, name: &str, address: IpAddr) {
+        let name = &crate::protocol::name_key(name);
         let mut inner = self.lock();
         inner.addresses.forget(&address);
         inner.names.forget(&name.to_owned());

@@ -39,17 +39,18 @@ impl Default for OnlineNames {
 }
 
 impl OnlineNames {
-    /// Claims `name`; `None` if it is online.
+    /// Claims `name` (whatever its case); `None` if it is online.
     pub fn claim(&self, name: &str) -> Option<NameGuard> {
+        let key = crate::protocol::name_key(name);
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
         for released in self.released.try_iter() {
             names.remove(&released);
         }
-        if !names.insert(name.to_owned()) {
+        if !names.insert(key.clone()) {
             return None;
         }
         Some(NameGuard {
-            name: Some(name.to_owned()),
+            name: Some(key),
             release: self.release.clone(),
         })
     }

@@ -34,6 +34,11 @@ const MIGRATIONS: &[&str] = &["
         bytes BLOB NOT NULL,
         PRIMARY KEY (player_id, kind)
     ) WITHOUT ROWID;
+", "
+    -- Names are unique whatever their ASCII case (protocol::name_key). A database holding two
+    -- names that differ only in case cannot take this step: the server then refuses to start
+    -- with the reason, and the operator renames one of them.
+    CREATE UNIQUE INDEX players_name_nocase ON players (name COLLATE NOCASE);
 "];
 
 /// The database file in a data directory.
@@ -118,7 +123,7 @@ impl Store for SqliteStore {
     fn verify(&mut self, name: &str, secret: &str) -> Result<bool, StoreError> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self
             .connection
-            .prepare_cached("SELECT salt, secret_hash FROM players WHERE name = ?1")
+            .prepare_cached("SELECT salt, secret_hash FROM players WHERE name = ?1 COLLATE NOCASE")
             .and_then(|mut statement| {
                 statement
                     .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -138,7 +143,7 @@ impl Store for SqliteStore {
         type Row = (AccountId, Vec<u8>, Vec<u8>, Option<f32>, Option<f32>);
         let row: Option<Row> = self
             .connection
-            .prepare_cached("SELECT id, salt, secret_hash, x, y FROM players WHERE name = ?1")
+            .prepare_cached("SELECT id, salt, secret_hash, x, y FROM players WHERE name = ?1 COLLATE NOCASE")
             .and_then(|mut statement| {
                 statement
                     .query_row([name], |r| {

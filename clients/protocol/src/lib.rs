@@ -531,6 +531,12 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The identity of a player name: names are unique regardless of ASCII case (`Ann` and
+/// `ann` are one player, so nobody can pass for another by case), and shown as typed.
+pub fn name_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
 /// Checks a secret's length.
 pub fn validate_secret(secret: &str) -> Result<(), String> {
     if SECRET_BYTES.contains(&secret.len()) {
