@@ -5,46 +5,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::*;
-use throng::ServerHandle;
 use throng::config::ConfigLayer;
 use throng::protocol::CloseReason;
-use throng_client::{Client, ClientError};
-use tokio::net::{TcpSocket, TcpStream};
-
-/// A TCP connection to the server from the loopback address `127.0.0.<from>`.
-async fn connect_from(server: &ServerHandle, from: u8) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, from], 0)))
-        .unwrap();
-    socket.connect(server.local_addr()).await.unwrap()
-}
-
-/// Logs `name` in from `127.0.0.<from>`.
-async fn login_from(server: &ServerHandle, from: u8, name: &str) -> Result<Client, ClientError> {
-    let stream = connect_from(server, from).await;
-    tokio::time::timeout(
-        HANG_GUARD,
-        Client::handshake(stream, name, &secret_of(name)),
-    )
-    .await
-    .expect("an answer in time")
-}
-
-fn refused(result: Result<Client, ClientError>) -> CloseReason {
-    match result {
-        Err(ClientError::Refused(refusal)) => refusal.reason,
-        Err(other) => panic!("expected a refusal, got {other}"),
-        Ok(_) => panic!("expected a refusal, got a session"),
-    }
-}
-
-fn rejects(server: &ServerHandle, reason: CloseReason) -> u64 {
-    server.stats().rejects_by_reason[reason.index()]
-}
+use throng_client::ClientError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_sockets_never_hold_player_slots_and_each_address_has_its_share() {
@@ -78,17 +42,23 @@ async fn silent_sockets_never_hold_player_slots_and_each_address_has_its_share()
 
     // Players get in beside the 4 silent sockets (on a 3-player server): the silent ones
     // hold no player slot. An address may have 2 players.
-    let _a = login_from(&server, 2, "a").await.expect("a plays");
-    let _b = login_from(&server, 2, "b").await.expect("b plays");
+    let _a = login_from(&server, 2, "a", &secret_of("a"))
+        .await
+        .expect("a plays");
+    let _b = login_from(&server, 2, "b", &secret_of("b"))
+        .await
+        .expect("b plays");
     assert_eq!(
-        refused(login_from(&server, 2, "c").await),
+        refusal_reason(login_from(&server, 2, "c", &secret_of("c")).await),
         CloseReason::AddressLimit,
         "a third player from the same address"
     );
-    let _d = login_from(&server, 5, "d").await.expect("d plays");
+    let _d = login_from(&server, 5, "d", &secret_of("d"))
+        .await
+        .expect("d plays");
     // ServerFull is for players: the server holds 3.
     assert_eq!(
-        refused(login_from(&server, 6, "e").await),
+        refusal_reason(login_from(&server, 6, "e", &secret_of("e")).await),
         CloseReason::ServerFull
     );
     assert_eq!(rejects(&server, CloseReason::ServerFull), 1);
@@ -120,7 +90,7 @@ async fn silent_sockets_never_hold_player_slots_and_each_address_has_its_share()
     drop(_d);
     let started = std::time::Instant::now();
     let _f = loop {
-        match login_from(&server, 7, "f").await {
+        match login_from(&server, 7, "f", &secret_of("f")).await {
             Ok(client) => break client,
             Err(ClientError::Refused(r))
                 if matches!(

@@ -5,43 +5,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::*;
-use throng::ServerHandle;
 use throng::config::ConfigLayer;
 use throng::protocol::CloseReason;
-use throng_client::{Client, ClientError};
-use tokio::net::TcpSocket;
-
-/// Logs `name` in with `secret` from the loopback address `127.0.0.<from>`.
-async fn login_from(
-    server: &ServerHandle,
-    from: u8,
-    name: &str,
-    secret: &str,
-) -> Result<Client, ClientError> {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, from], 0)))
-        .unwrap();
-    let stream = socket.connect(server.local_addr()).await.unwrap();
-    tokio::time::timeout(HANG_GUARD, Client::handshake(stream, name, secret))
-        .await
-        .expect("an answer in time")
-}
-
-fn reason(result: Result<Client, ClientError>) -> CloseReason {
-    match result {
-        Err(ClientError::Refused(refusal)) => refusal.reason,
-        Err(other) => panic!("expected a refusal, got {other}"),
-        Ok(_) => panic!("expected a refusal, got a session"),
-    }
-}
-
-fn rejects(server: &ServerHandle, reason: CloseReason) -> u64 {
-    server.stats().rejects_by_reason[reason.index()]
-}
+use throng_client::ClientError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_for_an_online_name_is_bad_credentials_not_already_online() {
@@ -50,12 +17,12 @@ async fn a_wrong_secret_for_an_online_name_is_bad_credentials_not_already_online
         .await
         .expect("the owner logs in");
     assert_eq!(
-        reason(login_from(&server, 3, "ann", "a-wrong-secret").await),
+        refusal_reason(login_from(&server, 3, "ann", "a-wrong-secret").await),
         CloseReason::BadCredentials,
         "a stranger does not learn that ann is online"
     );
     assert_eq!(
-        reason(login_from(&server, 2, "ann", &secret_of("ann")).await),
+        refusal_reason(login_from(&server, 2, "ann", &secret_of("ann")).await),
         CloseReason::AlreadyOnline,
         "the owner (right secret) is told"
     );
@@ -84,7 +51,9 @@ async fn failed_logins_are_throttled_per_name_and_address_without_locking_the_ow
     let mut answers = Vec::new();
     for guess in 0..20 {
         let secret = format!("guess-number-{guess}");
-        answers.push(reason(login_from(&server, 3, "victim", &secret).await));
+        answers.push(refusal_reason(
+            login_from(&server, 3, "victim", &secret).await,
+        ));
     }
     let checked = answers
         .iter()
@@ -99,13 +68,13 @@ async fn failed_logins_are_throttled_per_name_and_address_without_locking_the_ow
     assert_eq!(rejects(&server, CloseReason::TooManyFailedLogins), 17);
     // Even the right secret is not tried from the throttled address.
     assert_eq!(
-        reason(login_from(&server, 3, "victim", &secret_of("victim")).await),
+        refusal_reason(login_from(&server, 3, "victim", &secret_of("victim")).await),
         CloseReason::TooManyFailedLogins
     );
 
     // From another address, the name itself is throttled; other names are not.
     assert_eq!(
-        reason(login_from(&server, 4, "victim", "another-guess").await),
+        refusal_reason(login_from(&server, 4, "victim", "another-guess").await),
         CloseReason::TooManyFailedLogins
     );
     login_from(&server, 4, "bystander", &secret_of("bystander"))
@@ -143,12 +112,12 @@ async fn names_differing_only_in_case_are_one_player() {
         .await
         .expect("the first login claims the name");
     assert_eq!(
-        reason(login_from(&server, 3, "zoe", "another-secret").await),
+        refusal_reason(login_from(&server, 3, "zoe", "another-secret").await),
         CloseReason::BadCredentials,
         "zoe is Zoe: a look-alike cannot claim it with its own secret"
     );
     assert_eq!(
-        reason(login_from(&server, 2, "ZOE", "zoe-secret-1").await),
+        refusal_reason(login_from(&server, 2, "ZOE", "zoe-secret-1").await),
         CloseReason::AlreadyOnline,
         "one player online, whatever the case"
     );

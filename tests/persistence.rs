@@ -109,14 +109,6 @@ async fn login(server: &ServerHandle, name: &str, secret: &str) -> Result<Client
     Client::connect(server.local_addr(), name, secret).await
 }
 
-fn refusal_reason(result: Result<Client, ClientError>) -> CloseReason {
-    match result {
-        Err(ClientError::Refused(refusal)) => refusal.reason,
-        Err(other) => panic!("expected a refusal, got {other}"),
-        Ok(_) => panic!("expected a refusal, got a session"),
-    }
-}
-
 /// The client's own position in `frame` (wire units), if the frame mentions it.
 fn own_position(client: &Client, frame: &StateFrame, last: &mut Option<[i64; 2]>) {
     let me = client.player_id();

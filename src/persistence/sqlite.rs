@@ -18,7 +18,8 @@ use super::store::{
 };
 
 /// The schema, one step per version; `PRAGMA user_version` is the number of steps applied.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE players (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
@@ -34,12 +35,14 @@ const MIGRATIONS: &[&str] = &["
         bytes BLOB NOT NULL,
         PRIMARY KEY (player_id, kind)
     ) WITHOUT ROWID;
-", "
+",
+    "
     -- Names are unique whatever their ASCII case (protocol::name_key). A database holding two
     -- names that differ only in case cannot take this step: the server then refuses to start
     -- with the reason, and the operator renames one of them.
     CREATE UNIQUE INDEX players_name_nocase ON players (name COLLATE NOCASE);
-"];
+",
+];
 
 /// The database file in a data directory.
 pub fn database_path(data_dir: &Path) -> PathBuf {
@@ -143,7 +146,9 @@ impl Store for SqliteStore {
         type Row = (AccountId, Vec<u8>, Vec<u8>, Option<f32>, Option<f32>);
         let row: Option<Row> = self
             .connection
-            .prepare_cached("SELECT id, salt, secret_hash, x, y FROM players WHERE name = ?1 COLLATE NOCASE")
+            .prepare_cached(
+                "SELECT id, salt, secret_hash, x, y FROM players WHERE name = ?1 COLLATE NOCASE",
+            )
             .and_then(|mut statement| {
                 statement
                     .query_row([name], |r| {

@@ -254,3 +254,42 @@ pub fn kicked(
         .labelled("throng_kicks_total", "reason", reason.as_str())
         .expect("every reason is exported")
 }
+
+/// A TCP connection to `server` from the loopback address `127.0.0.<from>` (per-address
+/// budgets see each as another client).
+pub async fn connect_from(server: &ServerHandle, from: u8) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, from], 0)))
+        .unwrap();
+    socket.connect(server.local_addr()).await.unwrap()
+}
+
+/// Logs `name` in with `secret` from `127.0.0.<from>`.
+pub async fn login_from(
+    server: &ServerHandle,
+    from: u8,
+    name: &str,
+    secret: &str,
+) -> Result<Client, throng_client::ClientError> {
+    let stream = connect_from(server, from).await;
+    tokio::time::timeout(HANG_GUARD, Client::handshake(stream, name, secret))
+        .await
+        .expect("an answer in time")
+}
+
+/// The reason of a refused login (panics if it was not refused).
+pub fn refusal_reason(
+    result: Result<Client, throng_client::ClientError>,
+) -> throng::protocol::CloseReason {
+    match result {
+        Err(throng_client::ClientError::Refused(refusal)) => refusal.reason,
+        Err(other) => panic!("expected a refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, got a session"),
+    }
+}
+
+/// Connections refused for `reason` so far (the server's counter).
+pub fn rejects(server: &ServerHandle, reason: throng::protocol::CloseReason) -> u64 {
+    server.stats().rejects_by_reason[reason.index()]
+}
