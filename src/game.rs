@@ -93,7 +93,6 @@ pub fn build(
         .check()
         .map_err(BuildError::Settings)?;
     replication::finish_registration(world);
-    ingest::finish_registration(world);
     world
         .schedule_scope(ServerTick, |world, schedule| {
             schedule

@@ -1,5 +1,6 @@
-//! The ingest phase: drains the inbound queues into the world. Joins spawn players (and get
-//! their Welcome), leaves despawn them, the latest input of each player becomes its
+//! The ingest phase: drains the inbound queues into the world. Joins spawn players (marked
+//! `Joined`; replication welcomes them), leaves mark theirs `Leaving` (despawned at the end
+//! of the phase, after persistence saved them), the latest input of each player becomes its
 //! [`MoveIntent`], and actions become [`components::PlayerAction`] messages in arrival
 //! order. Never blocks: it takes what is queued now and leaves the rest.
 
@@ -18,46 +19,23 @@ use crate::config::Config;
 use crate::inbound::{
     ConnectionId, InboundReceiver, Joined, Leave, Leaving, Lifecycle, PlayerMessage,
 };
-use crate::protocol::{
-    CloseReason, POSITION_SCALE, ServerMessage, Welcome, encode_frame, quantize,
-};
+use crate::protocol::quantize;
 use crate::replication::SharedStats;
 use crate::replication::frames::{Connected, Viewer};
-use crate::replication::grid::GridGeometry;
 use crate::replication::table::ReplicaTable;
 use crate::stats::Stats;
 
 /// Drains the network's queues at the start of every tick (joins, leaves, inputs, actions).
 pub struct IngestPlugin {
     inbound: Mutex<Option<InboundReceiver>>,
-    welcome: Welcome,
     spawn_seed: u64,
 }
 
 impl IngestPlugin {
-    /// Ingest from `inbound`, welcoming players to the world `config` describes.
+    /// Ingest from `inbound`, spawning players as `config` says.
     pub fn new(config: &Config, inbound: InboundReceiver) -> Self {
-        let geometry = GridGeometry::new(
-            config.world_size,
-            config.cell_size,
-            config.interest_radius,
-            POSITION_SCALE,
-        );
         Self {
             inbound: Mutex::new(Some(inbound)),
-            welcome: Welcome {
-                player_id: 0,
-                tick_hz: config.tick_hz,
-                world_size: config.world_size,
-                interest_radius: config.interest_radius,
-                cell_size: config.cell_size,
-                view_cells: geometry.view_cells,
-                position_scale: POSITION_SCALE,
-                max_frame_bytes: config.max_outbound_frame_bytes,
-                schema: Default::default(),
-                idle_timeout_ms: (config.idle_timeout_s * 1000.0) as u32,
-                max_inputs_per_s: config.max_inputs_per_s,
-            },
             spawn_seed: config.spawn_seed,
         }
     }
@@ -72,7 +50,6 @@ impl Plugin for IngestPlugin {
             .take()
             .expect("the ingest plugin is added once");
         app.insert_resource(Inbound(inbound))
-            .insert_resource(WelcomeTemplate(self.welcome.clone()))
             .insert_resource(SpawnRng(SplitMix64::new(self.spawn_seed)))
             .init_resource::<Connections>()
             .init_resource::<LatestInputs>()
@@ -108,12 +85,6 @@ pub enum IngestStep {
     Apply,
 }
 
-/// After every plugin registered: the Welcome carries the game's schema.
-pub fn finish_registration(world: &mut World) {
-    let schema = crate::game::schema(world);
-    world.resource_mut::<WelcomeTemplate>().0.schema = schema;
-}
-
 /// This tick's actions, waiting to be delivered as messages (kept to reuse its memory).
 #[derive(Resource, Default)]
 struct ActionInbox(Vec<(Entity, crate::protocol::Action)>);
@@ -125,26 +96,6 @@ pub struct Inbound(pub InboundReceiver);
 /// Which entity (and wire id) plays for which connection.
 #[derive(Resource, Default)]
 pub struct Connections(pub AHashMap<ConnectionId, (Entity, NetId)>);
-
-/// Session parameters sent to every joining client (with its own player id filled in).
-#[derive(Resource)]
-pub struct WelcomeTemplate(pub Welcome);
-
-/// Set once the server is shutting down: every client has been asked to close, and clients
-/// that join from now on are closed at once.
-#[derive(Resource, Default)]
-pub struct Draining(pub bool);
-
-/// Asks every client to close with `reason` and stops sending them frames (graceful
-/// shutdown). Runs on the tick thread, between ticks.
-pub fn close_all_clients(world: &mut World, reason: CloseReason) {
-    world.insert_resource(Draining(true));
-    let mut clients = world.query::<(&Connected, &mut Viewer)>();
-    for (client, mut viewer) in clients.iter_mut(world) {
-        client.outbox.request_close(reason);
-        viewer.closing = true;
-    }
-}
 
 /// The player's chosen name.
 #[derive(Component, Clone, Debug)]
@@ -343,24 +294,4 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
         .0
         .insert(join.connection, (entity, id));
     Stats::bump(&world.resource::<SharedStats>().0.players_connected);
-
-    let mut welcome = world.resource::<WelcomeTemplate>().0.clone();
-    welcome.player_id = id.0;
-    let message = ServerMessage::Welcome(welcome);
-    let draining = world.get_resource::<Draining>().is_some_and(|d| d.0);
-    let mut player = world.entity_mut(entity);
-    if let Some(mut client) = player.get_mut::<Connected>() {
-        // A fresh outbox always has a free slot.
-        client.outbox.publish_with(|slot| {
-            encode_frame(&message, &mut slot.head);
-            true
-        });
-        client.outbox.wake();
-        if draining {
-            client.outbox.request_close(CloseReason::Shutdown);
-        }
-    }
-    if draining && let Some(mut viewer) = player.get_mut::<Viewer>() {
-        viewer.closing = true;
-    }
 }

@@ -6,6 +6,7 @@
 //! - [`records`]: byte encoders for spawn, update and removal records.
 //! - [`cells`]: encode each changed entity once, into its cell's sections.
 //! - [`events`]: routes this tick's server events to cells, players or everyone.
+//! - [`welcome`]: a new viewer's Welcome, and the shutdown's close of every client.
 //! - [`frames`]: per-client frame assembly from cell sections, and hand-off to the socket task.
 //!
 //! Systems run in [`components::TickSet::Replicate`] (capture, encode, route events) and
@@ -17,6 +18,7 @@ pub mod frames;
 pub mod grid;
 pub mod records;
 pub mod table;
+pub mod welcome;
 
 use std::sync::{Arc, Mutex};
 
@@ -27,7 +29,7 @@ use components::{NetId, Position, ServerTick, TickSet};
 
 use crate::config::Config;
 use crate::net::flush::TickSignal;
-use crate::protocol::{POSITION_SCALE, quantize};
+use crate::protocol::{POSITION_SCALE, Welcome, quantize};
 use crate::stats::Stats;
 use cells::CellGrid;
 use grid::GridGeometry;
@@ -37,6 +39,7 @@ use table::ReplicaTable;
 /// client per tick, and the signal that tells the network threads to write them.
 pub struct ReplicationPlugin {
     geometry: GridGeometry,
+    welcome: Welcome,
     limits: OutboundLimits,
     signal: Mutex<Option<TickSignal>>,
 }
@@ -44,13 +47,27 @@ pub struct ReplicationPlugin {
 impl ReplicationPlugin {
     /// Replication of the world `config` describes; `signal` is sent once per tick.
     pub fn new(config: &Config, signal: TickSignal) -> Self {
+        let geometry = GridGeometry::new(
+            config.world_size,
+            config.cell_size,
+            config.interest_radius,
+            POSITION_SCALE,
+        );
         Self {
-            geometry: GridGeometry::new(
-                config.world_size,
-                config.cell_size,
-                config.interest_radius,
-                POSITION_SCALE,
-            ),
+            geometry,
+            welcome: Welcome {
+                player_id: 0,
+                tick_hz: config.tick_hz,
+                world_size: config.world_size,
+                interest_radius: config.interest_radius,
+                cell_size: config.cell_size,
+                view_cells: geometry.view_cells,
+                position_scale: POSITION_SCALE,
+                max_frame_bytes: config.max_outbound_frame_bytes,
+                schema: Default::default(),
+                idle_timeout_ms: (config.idle_timeout_s * 1000.0) as u32,
+                max_inputs_per_s: config.max_inputs_per_s,
+            },
             limits: OutboundLimits {
                 max_frame_bytes: config.max_outbound_frame_bytes,
                 slow_reader_kick_ticks: (config.slow_reader_kick_s * f32::from(config.tick_hz))
@@ -73,15 +90,19 @@ impl Plugin for ReplicationPlugin {
         app.insert_resource(CellGrid::new(self.geometry))
             .insert_resource(self.limits)
             .insert_resource(signal)
+            .insert_resource(welcome::WelcomeTemplate(self.welcome.clone()))
             .init_resource::<events::EventRouting>();
         app.edit_schedule(ServerTick, add_systems);
     }
 }
 
-/// After every plugin registered: the table knows how many component kinds there are.
+/// After every plugin registered: the table knows how many component kinds there are, and
+/// the Welcome carries the game's schema.
 pub fn finish_registration(world: &mut World) {
     let kinds = world.resource::<ReplicationRegistry>().names.len();
     world.insert_resource(ReplicaTable::new(kinds));
+    let schema = crate::game::schema(world);
+    world.resource_mut::<welcome::WelcomeTemplate>().0.schema = schema;
 }
 
 /// Steps inside the replicate and flush phases.
@@ -145,7 +166,9 @@ fn add_systems(schedule: &mut Schedule) {
             .in_set(ReplicationStep::Capture),
         cells::encode_cells.in_set(ReplicationStep::Encode),
         events::route_events.in_set(ReplicationStep::Events),
-        frames::prepare_views.in_set(ReplicationStep::Views),
+        (welcome::welcome_new_clients, frames::prepare_views)
+            .chain()
+            .in_set(ReplicationStep::Views),
         frames::assemble_frames.in_set(ReplicationStep::Frames),
     ));
 }
