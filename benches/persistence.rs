@@ -97,7 +97,7 @@ fn hand_off_cost() {
         .world
         .resource_mut::<PendingSaves>()
         .connect(handle.clone());
-    // The two systems the tick runs at the end of a flush interval, as their own schedule
+    // The two systems the tick runs at the end of a save interval, as their own schedule
     // (so change detection works as in the server: changed since their last run).
     let mut flush = Schedule::default();
     flush.set_executor(SingleThreadedExecutor::default());

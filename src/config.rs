@@ -134,7 +134,7 @@ settings! {
     data_dir: PathBuf = PathBuf::from("data"), "./data";
     /// Seconds between hand-offs of changed players to the persistence thread: at most this
     /// much progress is lost if the process is killed.
-    flush_interval_s: f32 = 1.0, "1";
+    save_interval_s: f32 = 1.0, "1";
 }
 
 fn available_cores() -> usize {
@@ -302,7 +302,7 @@ impl Config {
             ("idle_timeout_s", self.idle_timeout_s),
             ("flood_kick_s", self.flood_kick_s),
             ("slow_reader_kick_s", self.slow_reader_kick_s),
-            ("flush_interval_s", self.flush_interval_s),
+            ("save_interval_s", self.save_interval_s),
             ("failed_login_refill_s", self.failed_login_refill_s),
         ] {
             if !positive(seconds) || seconds > 86_400.0 {

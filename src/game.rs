@@ -79,7 +79,7 @@ pub fn build(
         IngestPlugin::new(config, links.inbound),
         ReplicationPlugin::new(config, links.tick_signal),
         PersistencePlugin::new(
-            (config.flush_interval_s * f32::from(config.tick_hz)).round() as u64,
+            (config.save_interval_s * f32::from(config.tick_hz)).round() as u64,
             config.max_players,
             links.store,
         ),

@@ -41,7 +41,7 @@ fn server_with(data_dir: &Path, game: impl FnOnce(&mut bevy_app::App)) -> Server
         stats_interval_s: Some(0.0),
         world_size: Some(500.0),
         data_dir: Some(data_dir.to_owned()),
-        flush_interval_s: Some(0.2),
+        save_interval_s: Some(0.2),
         game: Some(no_npcs()),
         ..Default::default()
     }
@@ -284,7 +284,7 @@ fn a_database_held_by_a_running_server_stops_a_second_one_with_a_clear_error() {
 const WIRE_STEP: i64 = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_flush_interval_earlier() {
+async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interval_earlier() {
     use rand::{Rng, SeedableRng};
     let dir = fresh_data_dir("kill9");
     let world_wire = 2000 * 8;
@@ -293,7 +293,7 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_flush_interv
         "20",
         "--world-size",
         "2000",
-        "--flush-interval-s",
+        "--save-interval-s",
         "1",
     ];
     let interval_ticks = 20;
@@ -363,7 +363,7 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_flush_interv
         assert!(
             ticks >= -(interval_ticks + 1) && ticks <= 3,
             "{name}: restored {ticks} ticks from the last position seen (tick {last_tick}); \
-             at most one flush interval ({interval_ticks} ticks) plus one earlier"
+             at most one save interval ({interval_ticks} ticks) plus one earlier"
         );
         eprintln!(
             "{name}: restored at {ticks} ticks from the last seen (killed after {kill_after:?})"

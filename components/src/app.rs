@@ -46,7 +46,7 @@ pub trait GameApp {
     fn replicate<T: Component + Serialize>(&mut self, name: &str) -> &mut Self;
 
     /// Makes component `T` part of a player's saved state under `name`: written when it
-    /// changes (at most once per flush interval) and when the player leaves, restored at login.
+    /// changes (at most once per save interval) and when the player leaves, restored at login.
     fn persist<T: Component + Serialize + DeserializeOwned>(&mut self, name: &str) -> &mut Self;
 
     /// Reads the `[game.SECTION]` table of the configuration into resource `S`. A missing

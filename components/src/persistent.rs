@@ -64,7 +64,7 @@ fn load<T: Component + DeserializeOwned>(entity: &mut EntityWorldMut, bytes: &[u
 }
 
 /// Players' persistent components that changed since the last save, encoded into one
-/// buffer (no allocation per value). Filled once per flush interval by the collect systems,
+/// buffer (no allocation per value). Filled once per save interval by the collect systems,
 /// drained by the engine.
 #[derive(Resource, Debug, Default)]
 pub struct PersistChanges {

@@ -1,6 +1,6 @@
 //! The tick's side of persistence: it only marks and collects, never waits.
 //!
-//! Dirty tracking costs nothing per tick: the collecting systems run once per flush interval
+//! Dirty tracking costs nothing per tick: the collecting systems run once per save interval
 //! and ask bevy for the players whose `Position` (or a registered persistent component)
 //! changed since their own last run. Their records go into one [`Batch`] handed to the
 //! persistence thread without waiting; if it is behind, the batch stays here and the next
@@ -59,7 +59,7 @@ pub struct PersistenceThread(
     pub std::io::Result<(PersistenceHandle, std::thread::JoinHandle<()>)>,
 );
 
-/// The steps of a persistence hand-off, once per flush interval, inside `TickSet::Frames`
+/// The steps of a persistence hand-off, once per save interval, inside `TickSet::Frames`
 /// beside frame assembly (they read gameplay state and write only the pending saves).
 #[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum PersistStep {
@@ -90,7 +90,7 @@ impl Plugin for PersistencePlugin {
                 )
                     .chain()
                     .in_set(TickSet::Frames)
-                    .run_if(flush_due),
+                    .run_if(save_due),
             );
             schedule.configure_sets(CollectPersistent.in_set(PersistStep::Components));
             schedule.add_systems((
@@ -246,8 +246,8 @@ fn merge_per_player(records: &mut Vec<PlayerRecord>) {
     *records = merged;
 }
 
-/// Run condition: this tick ends a flush interval.
-pub fn flush_due(clock: Res<TickClock>, saves: Res<PendingSaves>) -> bool {
+/// Run condition: this tick ends a save interval.
+pub fn save_due(clock: Res<TickClock>, saves: Res<PendingSaves>) -> bool {
     clock.tick.is_multiple_of(saves.every_ticks)
 }
 

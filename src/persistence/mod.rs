@@ -11,7 +11,7 @@
 //!   leave, restore on join.
 //!
 //! # Durability
-//! Every `flush_interval_s` the tick hands the players that changed to the persistence
+//! Every `save_interval_s` the tick hands the players that changed to the persistence
 //! thread, which commits them in one transaction. After `kill -9` a restarted server has
 //! every committed transaction: a player loses at most the last interval of progress (plus
 //! the batch being committed). A player who leaves is saved at once. A graceful shutdown
