@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use throng::metrics::scrape::Scrape;
 use throng::protocol::{ClientMessage, CloseReason, Input, frame_bytes};
 use throng_client::Client;
+use throng_scrape::Scrape;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use throng::config::{ConfigLayer, Endpoint};
-use throng::metrics::scrape::{Scrape, http_get, http_status, scrape};
 use throng::protocol::{CloseReason, ServerMessage};
+use throng_scrape::{Scrape, http_get, http_status, scrape};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -4,10 +4,8 @@
 //! - [`process`]: CPU, memory and file descriptors of a process from `/proc`.
 //! - [`exposition`]: the Prometheus text format.
 //! - [`http`]: the minimal HTTP server that answers scrapes on the network runtime.
-//! - [`scrape`]: the reading side (HTTP GET, exposition parser, window quantiles).
 
 pub mod exposition;
 pub mod histogram;
 pub mod http;
 pub mod process;
-pub mod scrape;

@@ -232,10 +232,7 @@ pub fn raise_fd_limit() {
 }
 
 /// Connections refused for `reason` in a scrape (`throng_connections_rejected_total`).
-pub fn rejected(
-    scrape: &throng::metrics::scrape::Scrape,
-    reason: throng::protocol::CloseReason,
-) -> f64 {
+pub fn rejected(scrape: &throng_scrape::Scrape, reason: throng::protocol::CloseReason) -> f64 {
     scrape
         .labelled(
             "throng_connections_rejected_total",
@@ -246,10 +243,7 @@ pub fn rejected(
 }
 
 /// Open sessions closed for `reason` in a scrape (`throng_kicks_total`).
-pub fn kicked(
-    scrape: &throng::metrics::scrape::Scrape,
-    reason: throng::protocol::CloseReason,
-) -> f64 {
+pub fn kicked(scrape: &throng_scrape::Scrape, reason: throng::protocol::CloseReason) -> f64 {
     scrape
         .labelled("throng_kicks_total", "reason", reason.as_str())
         .expect("every reason is exported")

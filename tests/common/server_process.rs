@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use throng::metrics::scrape::{Scrape, scrape};
+use throng_scrape::{Scrape, scrape};
 
 /// A running server process; killed if the test ends before it exits.
 pub struct ServerProcess {

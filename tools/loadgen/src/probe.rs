@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use throng::metrics::process::{self, ProcessSample};
-use throng::metrics::scrape::{self, Scrape, max_between, quantile_between};
+use throng_scrape::{self as scrape, Scrape, max_between, quantile_between};
 
 const TICK_HISTOGRAM: &str = "throng_tick_duration_seconds";
 const OVERRUNS: &str = "throng_tick_overruns_total";

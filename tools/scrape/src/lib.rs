@@ -1,6 +1,8 @@
 //! The reading side of the metrics endpoint: fetch `/metrics` over plain HTTP and parse the
 //! exposition text. Used by the load generator (server tick statistics over its measured
-//! window) and by the end-to-end tests that check the counters.
+//! window) and by the end-to-end tests that check the counters. Not part of the server:
+//! only std.
+#![warn(missing_docs)]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
