@@ -110,19 +110,11 @@ pub fn build(
 
 /// The wire schema of the registered game: what the Welcome carries.
 pub fn schema(world: &World) -> Schema {
+    // The tick plugin inserts every registry, so a built world has them all.
     Schema {
-        components: world
-            .get_resource::<ReplicationRegistry>()
-            .map(|r| r.names.clone())
-            .unwrap_or_default(),
-        actions: world
-            .get_resource::<ActionRegistry>()
-            .map(ActionRegistry::names)
-            .unwrap_or_default(),
-        events: world
-            .get_resource::<EventRegistry>()
-            .map(EventRegistry::names)
-            .unwrap_or_default(),
+        components: world.resource::<ReplicationRegistry>().names.clone(),
+        actions: world.resource::<ActionRegistry>().names(),
+        events: world.resource::<EventRegistry>().names(),
     }
 }
 

@@ -26,26 +26,18 @@ impl GameSettings {
     /// [`GameSettings::check`] and a default value is returned meanwhile.
     pub fn read<S: DeserializeOwned>(&mut self, name: &str) -> Option<S> {
         self.read.push(name.to_owned());
-        let present = self.sections.get(name).cloned();
-        let value = present
-            .clone()
-            .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
-        if present
-            .as_ref()
-            .is_some_and(|value| !matches!(value, toml::Value::Table(_)))
-        {
-            self.errors
-                .push(format!("[game.{name}] must be a table of settings"));
-            return None;
-        }
-        match value.try_into::<S>() {
+        let (table, absent) = match self.sections.get(name) {
+            Some(toml::Value::Table(table)) => (table.clone(), ""),
+            Some(_) => {
+                self.errors
+                    .push(format!("[game.{name}] must be a table of settings"));
+                return None;
+            }
+            None => (toml::Table::new(), " (the section is missing)"),
+        };
+        match toml::Value::Table(table).try_into::<S>() {
             Ok(settings) => Some(settings),
             Err(error) => {
-                let absent = if present.is_none() {
-                    " (the section is missing)"
-                } else {
-                    ""
-                };
                 self.errors
                     .push(format!("[game.{name}]{absent}: {}", error.message()));
                 None

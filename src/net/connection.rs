@@ -89,11 +89,10 @@ pub async fn serve(
         answer = handshake => answer,
         _ = stopping(&mut shutdown) => Ok(Err(Ending::Close(CloseReason::Shutdown, "server stopping".into()))),
     };
+    let from = source(peer.ip());
     let login = match answer {
-        Ok(Ok(hello)) => match player_slot(source(peer.ip()), &ctx) {
-            Ok(slot) => log_in(hello, source(peer.ip()), &ctx)
-                .await
-                .map(|login| (login, slot)),
+        Ok(Ok(hello)) => match player_slot(from, &ctx) {
+            Ok(slot) => log_in(hello, from, &ctx).await.map(|login| (login, slot)),
             Err(ending) => Err(ending),
         },
         Ok(Err(ending)) => Err(ending),

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
 
+use super::rate_limit::{BucketPolicy, TokenBucket};
+
 /// Most names, and most addresses, whose buckets are tracked at once.
 pub const MAX_TRACKED: usize = 65_536;
 
@@ -38,14 +40,8 @@ pub enum Throttled {
     Address,
 }
 
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 struct Table<K> {
-    buckets: AHashMap<K, Bucket>,
+    buckets: AHashMap<K, TokenBucket>,
 }
 
 impl<K: std::hash::Hash + Eq> Table<K> {
@@ -56,45 +52,29 @@ impl<K: std::hash::Hash + Eq> Table<K> {
     }
 
     /// Tokens of `key`'s bucket now (full if untracked).
-    fn tokens(&self, key: &K, now: Instant, policy: &Policy) -> f64 {
+    fn tokens(&self, key: &K, now: Instant, policy: &BucketPolicy) -> f64 {
         self.buckets
             .get(key)
-            .map_or(policy.burst, |b| policy.refilled(b, now))
+            .map_or(policy.burst, |bucket| bucket.tokens(policy, now))
     }
 
-    fn spend(&mut self, key: K, now: Instant, policy: &Policy) {
+    fn spend(&mut self, key: K, now: Instant, policy: &BucketPolicy) {
         if !self.buckets.contains_key(&key) && self.buckets.len() >= MAX_TRACKED {
+            // Full buckets carry no information: forget them to make room.
             self.buckets
-                .retain(|_, b| policy.refilled(b, now) < policy.burst);
+                .retain(|_, bucket| bucket.tokens(policy, now) < policy.burst);
             if self.buckets.len() >= MAX_TRACKED {
                 return;
             }
         }
-        let tokens = self.tokens(&key, now, policy);
-        self.buckets.insert(
-            key,
-            Bucket {
-                tokens: (tokens - 1.0).max(0.0),
-                at: now,
-            },
-        );
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::full(policy, now))
+            .spend(policy, now);
     }
 
     fn forget(&mut self, key: &K) {
         self.buckets.remove(key);
-    }
-}
-
-struct Policy {
-    burst: f64,
-    refill: Duration,
-}
-
-impl Policy {
-    fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
-        let gained =
-            now.saturating_duration_since(bucket.at).as_secs_f64() / self.refill.as_secs_f64();
-        (bucket.tokens + gained).min(self.burst)
     }
 }
 
@@ -106,7 +86,7 @@ struct Inner {
 
 /// The throttle shared by every connection task.
 pub struct LoginThrottle {
-    policy: Policy,
+    policy: BucketPolicy,
     inner: Mutex<Inner>,
 }
 
@@ -114,9 +94,9 @@ impl LoginThrottle {
     /// `burst` failures at once per name and per address, then one per `refill`.
     pub fn new(burst: u32, refill: Duration) -> Self {
         Self {
-            policy: Policy {
+            policy: BucketPolicy {
                 burst: f64::from(burst.max(1)),
-                refill: refill.max(Duration::from_millis(1)),
+                per_second: 1.0 / refill.max(Duration::from_millis(1)).as_secs_f64(),
             },
             inner: Mutex::new(Inner {
                 names: Table::new(),

@@ -23,13 +23,61 @@ pub enum Admit {
     Kick,
 }
 
+/// A token bucket's contents: at most `burst` tokens, refilled at `per_second`. The
+/// arithmetic every rate limit here shares (messages per player, failed logins).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// How a [`TokenBucket`] fills: its size and its refill rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketPolicy {
+    /// Most tokens held (the burst).
+    pub burst: f64,
+    /// Tokens regained per second.
+    pub per_second: f64,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`.
+    pub fn full(policy: &BucketPolicy, now: Instant) -> Self {
+        Self {
+            tokens: policy.burst,
+            at: now,
+        }
+    }
+
+    /// Tokens at `now` (times never go backwards).
+    pub fn tokens(&self, policy: &BucketPolicy, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.tokens + elapsed * policy.per_second).min(policy.burst)
+    }
+
+    /// Takes one token if there is one at `now`; whether it got one.
+    pub fn try_take(&mut self, policy: &BucketPolicy, now: Instant) -> bool {
+        self.tokens = self.tokens(policy, now);
+        self.at = now;
+        let took = self.tokens >= 1.0;
+        if took {
+            self.tokens -= 1.0;
+        }
+        took
+    }
+
+    /// Spends one token at `now`, down to empty (a failure counts even when over the limit).
+    pub fn spend(&mut self, policy: &BucketPolicy, now: Instant) {
+        self.tokens = (self.tokens(policy, now) - 1.0).max(0.0);
+        self.at = now;
+    }
+}
+
 /// One client's token bucket and flood record.
 #[derive(Debug)]
 pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    tokens: f64,
-    refilled_at: Instant,
+    policy: BucketPolicy,
+    bucket: TokenBucket,
     kick_after: Duration,
     /// When the current run of drops began, and when the last drop was.
     flood: Option<(Instant, Instant)>,
@@ -38,11 +86,13 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A full bucket at `now`.
     pub fn new(per_second: u32, burst: u32, kick_after: Duration, now: Instant) -> Self {
-        Self {
-            per_second: f64::from(per_second),
+        let policy = BucketPolicy {
             burst: f64::from(burst),
-            tokens: f64::from(burst),
-            refilled_at: now,
+            per_second: f64::from(per_second),
+        };
+        Self {
+            policy,
+            bucket: TokenBucket::full(&policy, now),
             kick_after,
             flood: None,
         }
@@ -51,13 +101,7 @@ impl RateLimiter {
     /// Decides about one message that arrived at `now` (the time of the read that brought it;
     /// times never go backwards).
     pub fn admit(&mut self, now: Instant) -> Admit {
-        let elapsed = now
-            .saturating_duration_since(self.refilled_at)
-            .as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
-        self.refilled_at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.bucket.try_take(&self.policy, now) {
             return Admit::Accept;
         }
         let began = match self.flood {

@@ -65,8 +65,9 @@ pub struct EventRouting {
     encoded: EncodedEvents,
     /// Events for every client.
     pub everyone: EventSection,
-    /// Events for one player each, in sending order: (player, order, event index).
-    personal: Vec<(Entity, u32, usize)>,
+    /// Events for one player each, in sending order: (player, index in `encoded`, which is
+    /// also the event's sending order).
+    personal: Vec<(Entity, u32)>,
 }
 
 /// Drains every event kind (in registration order: the order of events does not depend on
@@ -111,11 +112,11 @@ pub fn route_events(world: &mut World) {
                             grid.cell_mut(index).events_in_view = true;
                         }
                     }
-                    EventTarget::Player(entity) => personal.push((entity, order, order as usize)),
+                    EventTarget::Player(entity) => personal.push((entity, order)),
                 }
             }
-            for &(entity, order, index) in personal.iter() {
-                let event = &encoded.records[index];
+            for &(entity, order) in personal.iter() {
+                let event = &encoded.records[order as usize];
                 match world.get_mut::<Viewer>(entity) {
                     Some(mut viewer) => {
                         viewer

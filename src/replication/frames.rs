@@ -68,16 +68,7 @@ pub struct Viewer {
     pub personal_events: EventSection,
     /// Event records for this client's next frame, in order: this tick's, after those of
     /// frames that were dropped (events are never dropped with their frame).
-    pub pending_events: PendingEvents,
-}
-
-/// Encoded event records waiting for a client's next frame.
-#[derive(Default, Debug)]
-pub struct PendingEvents {
-    /// Concatenated records, as on the wire.
-    pub bytes: Vec<u8>,
-    /// Number of records.
-    pub count: u32,
+    pub pending_events: Section,
 }
 
 /// Event bytes kept for a client whose frames are being dropped (see
@@ -92,8 +83,8 @@ enum EventSource {
     Cell(CellIndex),
 }
 
-/// Appends to `viewer.pending_events` the events of this tick for a client in `cell` that
-/// sees `view`: everyone's, those of the cells in its view and its own, in sending order.
+/// Appends to `viewer.pending_events` the events of this tick for a client that sees
+/// `view`: everyone's, those of the cells in its view and its own, in sending order.
 fn gather_events(
     viewer: &mut Viewer,
     view: CellRect,
@@ -315,8 +306,7 @@ pub fn assemble_frames(
                     viewer.view = Some(next);
                     viewer.needs_reset = false;
                     viewer.starved_since = None;
-                    viewer.pending_events.bytes.clear();
-                    viewer.pending_events.count = 0;
+                    viewer.pending_events.clear();
                 }
                 Publish::Full => {
                     // Slow reader: every slot is in flight. Drop this frame; resync later, unless
@@ -357,7 +347,7 @@ pub struct Header<'a> {
     /// The client's latest input or action seq processed.
     pub ack_seq: u32,
     /// The client's event records for this frame.
-    pub events: &'a PendingEvents,
+    pub events: &'a Section,
 }
 
 /// Writes one whole state frame (length prefix included) into `out`.
