@@ -20,9 +20,9 @@ use components::replicated::{ComponentChanges, ReplicationRegistry};
 use components::settings::GameSettings;
 use components::{ServerTick, TickClock, TickSet, WorldBounds};
 
+use crate::bridge::TickSignal;
 use crate::config::Config;
 use crate::ingest::{self, Inbound, IngestPlugin};
-use crate::net::flush::TickSignal;
 use crate::persistence::handoff::{self, PersistencePlugin};
 use crate::persistence::store::Store;
 use crate::protocol::Schema;
@@ -33,7 +33,7 @@ use crate::stats::Stats;
 /// signal that wakes the network's writers, the counters.
 pub struct EngineLinks {
     /// The tick's ends of the inbound queues.
-    pub inbound: crate::inbound::InboundReceiver,
+    pub inbound: crate::bridge::InboundReceiver,
     /// Sent once per tick after the frames are published.
     pub tick_signal: TickSignal,
     /// Counters.
@@ -222,8 +222,8 @@ impl Simulation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bridge::inbound_queues;
     use crate::config::ConfigLayer;
-    use crate::inbound::inbound_queues;
     use components::Position;
 
     fn build_with(game: impl FnOnce(&mut App)) -> Result<Simulation, BuildError> {

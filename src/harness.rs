@@ -8,14 +8,14 @@ use ahash::AHashMap;
 
 use bevy_app::App;
 
-use crate::config::Config;
-use crate::game::{EngineLinks, Simulation};
-use crate::inbound::{
+use crate::bridge::TickSignal;
+use crate::bridge::outbox::{OutboxReader, outbox};
+use crate::bridge::{
     ConnectionId, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle, PlayerMessage,
     inbound_queues,
 };
-use crate::net::flush::TickSignal;
-use crate::net::outbox::{OutboxReader, outbox};
+use crate::config::Config;
+use crate::game::{EngineLinks, Simulation};
 use crate::persistence::store::SavedPlayer;
 use crate::protocol::{Action, FRAME_HEADER_BYTES, Input, ServerMessage, decode_server_message};
 use crate::stats::Stats;
@@ -78,7 +78,7 @@ impl Harness {
                 position: None,
                 components: Vec::new(),
             },
-            name_guard: None,
+            name_claim: None,
         };
         assert!(
             self.inbound.send_lifecycle(Lifecycle::Join(join)),

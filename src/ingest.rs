@@ -15,15 +15,29 @@ use components::{
     MoveIntent, NetId, Player, Position, ServerTick, SplitMix64, TickClock, TickSet, WorldBounds,
 };
 
+use crate::bridge::{ConnectionId, Held, InboundReceiver, Join, Leave, Lifecycle, PlayerMessage};
 use crate::config::Config;
-use crate::inbound::{
-    ConnectionId, InboundReceiver, Joined, Leave, Leaving, Lifecycle, PlayerMessage,
-};
+use crate::persistence::store::SavedPlayer;
 use crate::protocol::quantize;
 use crate::replication::SharedStats;
 use crate::replication::frames::{Connected, Viewer};
 use crate::replication::table::ReplicaTable;
 use crate::stats::Stats;
+
+/// On a player spawned this tick: what its join brought (its saved state and the claim on its
+/// name), for whoever restores players (persistence) to take during the Ingest phase.
+#[derive(Component)]
+pub struct Joined {
+    /// The player's saved state.
+    pub saved: SavedPlayer,
+    /// The claim on the player's name (see [`Join::name_claim`]).
+    pub name_claim: Option<Held>,
+}
+
+/// On a player whose connection ended: it is despawned at the end of this tick's Ingest
+/// phase, after whoever saves players (persistence) has taken its final state.
+#[derive(Component)]
+pub struct Leaving;
 
 /// Drains the network's queues at the start of every tick (joins, leaves, inputs, actions).
 pub struct IngestPlugin {
@@ -261,7 +275,7 @@ fn saved_position(saved: &Option<[f32; 2]>, bounds: &WorldBounds) -> Option<Posi
         .map(|[x, y]| Position::new(bounds.wrap(x), bounds.wrap(y)))
 }
 
-fn spawn_player(world: &mut World, join: crate::inbound::Join) {
+fn spawn_player(world: &mut World, join: Join) {
     let bounds = *world.resource::<WorldBounds>();
     let position = saved_position(&join.saved.position, &bounds).unwrap_or_else(|| {
         let rng = &mut world.resource_mut::<SpawnRng>().0;
@@ -281,7 +295,7 @@ fn spawn_player(world: &mut World, join: crate::inbound::Join) {
             },
             Joined {
                 saved: join.saved,
-                name_guard: join.name_guard,
+                name_claim: join.name_claim,
             },
         ))
         .id();

@@ -10,7 +10,8 @@
 //! - [`config`]: settings, defaults, TOML file and flags.
 //! - [`protocol`]: the wire protocol crate (`throng-protocol`, docs/PROTOCOL.md), re-exported.
 //! - [`net`]: accept loop, connection tasks, framing, the outbound hand-off.
-//! - [`inbound`]: the lock-free queues from network to tick.
+//! - [`bridge`]: the one boundary between network and tick (queues in; frame rings and the
+//!   tick signal out).
 //! - [`game`]: the world and the ordered tick schedule; gameplay plugs in here.
 //! - [`ingest`]: the first phase of a tick (joins, leaves, inputs).
 //! - [`replication`]: grid, encode-once cell sections, per-client frames.
@@ -24,10 +25,10 @@
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
 #![warn(missing_docs)]
 
+pub mod bridge;
 pub mod config;
 pub mod game;
 pub mod harness;
-pub mod inbound;
 pub mod ingest;
 pub mod limits;
 pub mod metrics;

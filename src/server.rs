@@ -12,9 +12,9 @@ use bevy_ecs::prelude::World;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, watch};
 
+use crate::bridge::inbound_queues;
 use crate::config::{Config, Endpoint};
 use crate::game::EngineLinks;
-use crate::inbound::inbound_queues;
 use crate::metrics::http::{self, MetricsSource};
 use crate::net::admission::PerAddress;
 use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};

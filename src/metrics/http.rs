@@ -27,7 +27,7 @@ use tokio::task::AbortHandle;
 
 use super::exposition::{Readings, render};
 use super::process;
-use crate::inbound::InboundSender;
+use crate::bridge::InboundSender;
 use crate::stats::Stats;
 
 /// Connections held at once, all peers together.

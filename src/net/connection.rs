@@ -19,10 +19,10 @@ use super::NetContext;
 use super::admission::{HandshakePlace, PlayerSlot, source};
 use super::egress::{Egress, Flushed};
 use super::login_throttle::Throttled;
-use super::outbox::outbox;
 use super::rate_limit::{Admit, RateLimiter};
-use crate::inbound::{
-    ConnectionId, InputEvent, InputOutcome, Join, Leave, Lifecycle, PlayerMessage,
+use crate::bridge::outbox::outbox;
+use crate::bridge::{
+    ConnectionId, Held, InputEvent, InputOutcome, Join, Leave, Lifecycle, PlayerMessage,
 };
 use crate::persistence::online::NameGuard;
 use crate::persistence::store::{LoginError, SavedPlayer};
@@ -120,7 +120,7 @@ pub async fn serve(
         name: name.clone(),
         outbox: writer,
         saved,
-        name_guard: Some(name_guard),
+        name_claim: Some(Held::new(name_guard)),
     };
     if !ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
         let detail = "server stopping".into();
@@ -147,7 +147,7 @@ pub async fn serve(
     }
     ctx.inbound.send_lifecycle(Lifecycle::Leave(Leave {
         connection: id,
-        slot: Some(slot),
+        slot: Some(Held::new(slot)),
     }));
 }
 

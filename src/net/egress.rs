@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use tokio::net::tcp::OwnedWriteHalf;
 
-use super::outbox::{OutboxReader, OutboxWaker};
+use crate::bridge::outbox::{OutboxReader, OutboxWaker};
 
 /// Most bytes of the connection task's own messages (pongs) waiting for a socket that does
 /// not drain; beyond it they are not sent.
@@ -188,7 +188,7 @@ impl Drain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::outbox::outbox;
+    use crate::bridge::outbox::outbox;
 
     /// A socket that takes at most `chunk` bytes per write and refuses every third call.
     struct Choppy {

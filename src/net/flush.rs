@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::egress::{Egress, Flushed};
+use crate::bridge::{TickSignal, tick_signals};
 use crate::protocol::CloseReason;
 use crate::stats::Stats;
 
@@ -74,10 +75,6 @@ impl Drop for Registration {
     }
 }
 
-/// The tick's end: tells the network runtime that a tick's frames are published.
-#[derive(bevy_ecs::resource::Resource, Default)]
-pub struct TickSignal(Vec<tokio::sync::mpsc::Sender<()>>);
-
 /// Connections a flush task writes before letting other tasks (input reads) run.
 const YIELD_EVERY: usize = 200;
 
@@ -94,29 +91,18 @@ pub fn tick_signal(
     registry: Arc<FlushRegistry>,
     stats: Arc<Stats>,
 ) -> (TickSignal, Vec<FlushTask>) {
-    let (senders, tasks) = (0..registry.shards.len())
-        .map(|shard| {
-            let (sender, signals) = tokio::sync::mpsc::channel(1);
-            let task = FlushTask {
-                signals,
-                registry: registry.clone(),
-                shard,
-                stats: stats.clone(),
-            };
-            (sender, task)
+    let (signal, receivers) = tick_signals(registry.shards.len());
+    let tasks = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(shard, signals)| FlushTask {
+            signals,
+            registry: registry.clone(),
+            shard,
+            stats: stats.clone(),
         })
-        .unzip();
-    (TickSignal(senders), tasks)
-}
-
-impl TickSignal {
-    /// Signals that this tick's frames are published. Never waits: if the previous signal is
-    /// still pending, the flush task has not run yet and will see these frames too.
-    pub fn send(&self) {
-        for sender in &self.0 {
-            let _ = sender.try_send(());
-        }
-    }
+        .collect();
+    (signal, tasks)
 }
 
 impl FlushTask {

@@ -1,13 +1,12 @@
 //! The network side: accepting sockets, reading and decoding client frames, and writing the
 //! frames the tick hands over. Runs on tokio worker threads; talks to the tick only through
-//! the lock-free queues in [`crate::inbound`] and each connection's outbox ([`outbox::outbox`]).
+//! the [`crate::bridge`] (queues in; each connection's frame ring and the tick signal out).
 //!
 //! # Layout
 //! - [`listener`]: the accept loop and the connection cap.
 //! - [`admission`]: the budgets of pending handshakes and of players, per address.
 //! - [`connection`]: one task per connection: handshake, inbound frames, outbound writes.
 //! - [`inbound_check`]: the property the fuzz target and its corpus check on that path.
-//! - [`outbox`]: the tick-to-connection frame ring.
 //! - [`flush`]: the once-per-tick flush tasks that write every connection's new frames.
 //! - [`egress`]: a connection's write side, shared by its task and its flush task.
 //! - [`login_throttle`]: failed logins per name and per address, sans I/O.
@@ -20,7 +19,6 @@ pub mod flush;
 pub mod inbound_check;
 pub mod listener;
 pub mod login_throttle;
-pub mod outbox;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -29,7 +27,7 @@ use std::time::Duration;
 use components::actions::ActionRegistry;
 use tokio::sync::watch;
 
-use crate::inbound::InboundSender;
+use crate::bridge::InboundSender;
 use crate::persistence::online::OnlineNames;
 use crate::persistence::writer::PersistenceHandle;
 use crate::stats::Stats;

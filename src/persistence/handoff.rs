@@ -14,10 +14,10 @@ use bevy_ecs::prelude::*;
 use components::persistent::{CollectPersistent, PersistChanges, PersistRegistry};
 use components::{Position, ServerTick, TickClock, TickSet};
 
-use crate::inbound::{Joined, Leaving};
+use crate::bridge::Held;
 use crate::ingest::IngestStep;
+use crate::ingest::{Joined, Leaving};
 
-use super::online::NameGuard;
 use super::store::Store;
 use super::store::{AccountId, PlayerRecord};
 use super::writer::{self, Batch, ComponentUpdate, HandOff, PersistenceHandle, PositionUpdate};
@@ -195,7 +195,7 @@ impl PendingSaves {
     }
 
     /// Queues a leaving player's final record; their name is released after it commits.
-    pub fn push_final(&mut self, record: PlayerRecord, name: Option<NameGuard>) {
+    pub fn push_final(&mut self, record: PlayerRecord, name: Option<Held>) {
         self.batch.records.push(record);
         self.batch.released.extend(name);
         self.finals = true;
@@ -313,7 +313,7 @@ pub fn full_record(world: &World, entity: Entity) -> Option<PlayerRecord> {
 
 /// The name of an online player, released when its final record is saved.
 #[derive(Component)]
-pub struct OnlineName(Option<NameGuard>);
+pub struct OnlineName(Option<Held>);
 
 /// Gives the players who joined this tick their saved state: their account, and their saved
 /// persistent components (the position was applied by the spawn, wrapped into the world).
@@ -329,10 +329,10 @@ pub fn restore_joined(
     world.resource_scope(|world, kinds: Mut<PersistRegistry>| {
         for entity in found.drain(..) {
             let mut player = world.entity_mut(entity);
-            let Some(Joined { saved, name_guard }) = player.take::<Joined>() else {
+            let Some(Joined { saved, name_claim }) = player.take::<Joined>() else {
                 continue;
             };
-            player.insert((Account(saved.account), OnlineName(name_guard)));
+            player.insert((Account(saved.account), OnlineName(name_claim)));
             for (name, bytes) in &saved.components {
                 if let Some(kind) = kinds.kinds.iter().find(|kind| &kind.name == name)
                     && !(kind.load)(&mut player, bytes)

@@ -7,7 +7,7 @@
 //! per player wins) and written in one transaction: the more it lags, the larger and fewer
 //! its transactions, which is what SQLite is fast at. The lag (from the tick's hand-off to
 //! the commit) is a metric. Names of players who left are released only once their final
-//! record is committed (their [`NameGuard`]s are dropped here), so a player who logs straight
+//! record is committed (the claims on their names are dropped here), so a player who logs straight
 //! back in always loads their latest state.
 
 use std::thread::JoinHandle;
@@ -17,8 +17,8 @@ use ahash::AHashMap;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use crossbeam_queue::ArrayQueue;
 
-use super::online::NameGuard;
 use super::store::{AccountId, LoginError, PlayerRecord, SavedPlayer, Store};
+use crate::bridge::Held;
 use crate::stats::Stats;
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ pub struct Batch {
     /// Fuller records: changed persistent components, leaving players' final state.
     pub records: Vec<PlayerRecord>,
     /// Names to release once these records are committed (players who left).
-    pub released: Vec<NameGuard>,
+    pub released: Vec<Held>,
     /// When the tick handed this off (for the lag metric).
     pub handed_off: Option<Instant>,
 }
@@ -242,7 +242,7 @@ fn run(
 struct Merged {
     batches: u64,
     records: AHashMap<AccountId, PlayerRecord>,
-    released: Vec<NameGuard>,
+    released: Vec<Held>,
     oldest: Option<Instant>,
     /// The emptied batches, to give back with their buffers.
     buffers: Vec<Batch>,

@@ -19,7 +19,7 @@ use super::events::EventSection;
 use super::grid::{CellIndex, GridGeometry};
 use super::records::Section;
 use super::table::{NO_CELL, ReplicaTable};
-use crate::net::outbox::SharedBody;
+use crate::bridge::outbox::SharedBody;
 
 /// The encoded data of one grid cell for the current tick.
 #[derive(Debug)]

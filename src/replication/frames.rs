@@ -20,10 +20,10 @@ use components::TickClock;
 
 use std::sync::Arc;
 
-use crate::inbound::ConnectionId;
+use crate::bridge::ConnectionId;
 
-use crate::net::flush::TickSignal;
-use crate::net::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody};
+use crate::bridge::TickSignal;
+use crate::bridge::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody};
 use crate::protocol::{
     CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, finish_frame_followed_by, put_varint,
 };

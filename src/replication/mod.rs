@@ -27,8 +27,8 @@ use bevy_ecs::prelude::*;
 use components::replicated::{CaptureReplicated, ComponentChanges, ReplicationRegistry};
 use components::{NetId, Position, ServerTick, TickSet};
 
+use crate::bridge::TickSignal;
 use crate::config::Config;
-use crate::net::flush::TickSignal;
 use crate::protocol::{POSITION_SCALE, Welcome, quantize};
 use crate::stats::Stats;
 use cells::CellGrid;

@@ -1,4 +1,4 @@
-//! What the network side tells the tick, and the lock-free queues that carry it.
+//! The network-to-tick queues: what the network side tells the tick, as plain data.
 //!
 //! Two bounded crossbeam queues, drained by the ingest phase at the start of each tick:
 //! - `lifecycle` carries joins and leaves. It can never overflow: each connection sends at
@@ -11,12 +11,10 @@
 //!   them (an action dropped this way is counted per kind as `queue_full`). The network threads
 //!   never block on it.
 
-use bevy_ecs::prelude::Component;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::net::admission::PlayerSlot;
-use crate::net::outbox::OutboxWriter;
-use crate::persistence::online::NameGuard;
+use super::Held;
+use crate::bridge::outbox::OutboxWriter;
 use crate::persistence::store::SavedPlayer;
 use crate::protocol::{Action, Input};
 
@@ -33,34 +31,19 @@ pub struct Join {
     pub outbox: OutboxWriter,
     /// The player's saved state, loaded from the store before the join was sent.
     pub saved: SavedPlayer,
-    /// Keeps the player's name online for as long as the player is, and until its final
-    /// record is saved (it rides on the player's entity; `None` without a store).
-    pub name_guard: Option<NameGuard>,
+    /// The claim on the player's name: held for as long as the player is, and until its
+    /// final record is saved (it rides on the player's entity; `None` without a store).
+    pub name_claim: Option<Held>,
 }
 
 /// A connection ended (for any reason). Dropping it releases the connection's slot.
 pub struct Leave {
     /// The connection.
     pub connection: ConnectionId,
-    /// Keeps the connection counted against `max_players` (and its address's
-    /// `max_players_per_addr`) until the tick has seen this leave.
-    pub slot: Option<PlayerSlot>,
+    /// The connection's player slot: keeps it counted against `max_players` (and its
+    /// address's `max_players_per_addr`) until the tick has seen this leave.
+    pub slot: Option<Held>,
 }
-
-/// On a player spawned this tick: what its join brought (its saved state and its name's
-/// guard), for whoever restores players (persistence) to take during the Ingest phase.
-#[derive(Component)]
-pub struct Joined {
-    /// The player's saved state.
-    pub saved: SavedPlayer,
-    /// The name's guard (see [`Join::name_guard`]).
-    pub name_guard: Option<NameGuard>,
-}
-
-/// On a player whose connection ended: it is despawned at the end of this tick's Ingest
-/// phase, after whoever saves players (persistence) has taken its final state.
-#[derive(Component)]
-pub struct Leaving;
 
 /// A join or a leave.
 pub enum Lifecycle {
