@@ -16,6 +16,7 @@
 //! - [`ingest`]: the first phase of a tick (joins, leaves, inputs).
 //! - [`replication`]: grid, encode-once cell sections, per-client frames.
 //! - [`tick`]: the fixed-rate tick thread.
+//! - [`token_bucket`]: the rate arithmetic every limit shares, sans I/O.
 //! - [`stats`]: counters for every limit and bad input.
 //! - [`system_failure`]: a failing gameplay system is logged by name; a panic stops the server.
 //! - [`limits`]: raising the open-file limit.
@@ -40,6 +41,7 @@ pub mod server;
 pub mod stats;
 pub mod system_failure;
 pub mod tick;
+pub mod token_bucket;
 
 pub use throng_protocol as protocol;
 

@@ -18,9 +18,11 @@ use crate::game::EngineLinks;
 use crate::metrics::http::{self, MetricsSource};
 use crate::net::admission::PerAddress;
 use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};
+use crate::net::session::SessionLimits;
 use crate::net::{NetContext, listener};
 use crate::persistence::handoff::PersistenceThread;
-use crate::persistence::online::OnlineNames;
+use crate::persistence::login::Logins;
+use crate::persistence::login_throttle::LoginThrottle;
 use crate::persistence::sqlite::SqliteStore;
 use crate::persistence::store::StoreError;
 use crate::persistence::writer::PersistenceHandle;
@@ -141,25 +143,29 @@ impl ServerHandle {
             max_inbound_frame_bytes: config.max_inbound_frame_bytes,
             outbound_buffers: config.outbound_buffers,
             send_buffer_bytes: config.send_buffer_bytes,
-            handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
-            idle_timeout: Duration::from_secs_f32(config.idle_timeout_s),
-            max_inputs_per_s: config.max_inputs_per_s,
-            input_burst: config.input_burst,
-            flood_kick: Duration::from_secs_f32(config.flood_kick_s),
+            session: SessionLimits {
+                handshake_timeout: Duration::from_secs_f32(config.handshake_timeout_s),
+                idle_timeout: Duration::from_secs_f32(config.idle_timeout_s),
+                max_inputs_per_s: config.max_inputs_per_s,
+                input_burst: config.input_burst,
+                flood_kick: Duration::from_secs_f32(config.flood_kick_s),
+            },
             shutdown: shutdown_rx,
             flushes: flushes.clone(),
-            online: Arc::new(OnlineNames::default()),
-            persistence: persistence.clone(),
+            logins: Logins::new(
+                LoginThrottle::new(
+                    config.failed_logins_burst,
+                    Duration::from_secs_f32(config.failed_login_refill_s),
+                ),
+                persistence.clone(),
+                stats.clone(),
+            ),
             actions: actions.clone(),
             slots: Arc::new(Semaphore::new(config.max_players)),
             max_players: config.max_players,
             players_per_addr: PerAddress::new(config.max_players_per_addr),
             handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
             handshakes_per_addr: PerAddress::new(config.max_handshakes_per_addr),
-            logins: crate::net::login_throttle::LoginThrottle::new(
-                config.failed_logins_burst,
-                Duration::from_secs_f32(config.failed_login_refill_s),
-            ),
         });
         let Network {
             local_addr,
@@ -404,7 +410,7 @@ fn spawn_network(
                         Duration::from_secs_f32(stats_every),
                     ));
                 }
-                crate::net::connection::stopping(&mut shutdown).await;
+                crate::net::handler::stopping(&mut shutdown).await;
                 let started = Instant::now();
                 while stats.connections_live.load(Ordering::Relaxed) > 0
                     && started.elapsed() < DRAIN_TIMEOUT

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::admission::{self, HandshakePlace};
-use super::{NetContext, connection};
+use super::{NetContext, connection, handler};
 use crate::protocol::{CloseReason, Refusal, ServerMessage};
 use crate::stats::Stats;
 
@@ -22,7 +22,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
-            _ = connection::stopping(&mut shutdown) => return,
+            _ = handler::stopping(&mut shutdown) => return,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -61,7 +61,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
             continue;
         };
         let handshake = HandshakePlace::new(pool, address, ctx.stats.clone());
-        tokio::spawn(connection::serve(stream, peer, id, handshake, ctx.clone()));
+        tokio::spawn(handler::serve(stream, peer, id, handshake, ctx.clone()));
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`sqlite`]: the embedded SQLite store (WAL, migrations, exclusive lock).
 //! - [`credentials`]: salted hashes of secrets, constant-time checks.
 //! - [`online`]: one login per name at a time.
+//! - [`login`]: logging a player in for the network side (throttle, name claim, the store).
+//! - [`login_throttle`]: failed logins per name and per address, sans I/O.
 //! - [`writer`]: the persistence thread (logins, batched transactions, coalescing, lag).
 //! - [`handoff`]: the tick's side: dirty collection once per interval, final records on
 //!   leave, restore on join.
@@ -19,6 +21,8 @@
 
 pub mod credentials;
 pub mod handoff;
+pub mod login;
+pub mod login_throttle;
 pub mod online;
 pub mod sqlite;
 pub mod store;

@@ -451,6 +451,16 @@ pub fn encode_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) {
     *out = body;
 }
 
+/// One whole frame carrying `message`, written at the start of `buffer` without allocating
+/// (small control messages such as a Pong); `None` if it does not fit.
+pub fn encode_frame_into<'a, T: Serialize>(message: &T, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
+    let length = postcard::to_slice(message, buffer.get_mut(FRAME_HEADER_BYTES..)?)
+        .ok()?
+        .len();
+    buffer[..FRAME_HEADER_BYTES].copy_from_slice(&(length as u32).to_le_bytes());
+    Some(&buffer[..FRAME_HEADER_BYTES + length])
+}
+
 /// One frame carrying `message`, in a fresh buffer (handshake and tests; not the tick path).
 pub fn frame_bytes<T: Serialize>(message: &T) -> Vec<u8> {
     let mut out = Vec::new();
@@ -555,6 +565,20 @@ pub fn validate_secret(secret: &str) -> Result<(), String> {
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_frame_encoded_into_a_slice_is_the_allocated_frame() {
+        let pong = ServerMessage::Pong { nonce: u64::MAX };
+        let mut buffer = [0u8; 16];
+        let framed = encode_frame_into(&pong, &mut buffer).expect("fits");
+        assert_eq!(framed, &frame_bytes(&pong)[..]);
+        assert_eq!(encode_frame_into(&pong, &mut [0u8; 6]), None, "too small");
+        assert_eq!(
+            encode_frame_into(&pong, &mut [0u8; 2]),
+            None,
+            "not even the prefix"
+        );
+    }
 
     #[test]
     fn varints_match_postcard() {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
 
-use super::rate_limit::{BucketPolicy, TokenBucket};
+use crate::token_bucket::{BucketPolicy, TokenBucket};
 
 /// Most names, and most addresses, whose buckets are tracked at once.
 pub const MAX_TRACKED: usize = 65_536;

@@ -1,0 +1,419 @@
+//! One task per connection: it drives the connection's [`Session`] with what its
+//! [`Connection`] reads and the time, and carries out the session's answers. In order: the
+//! handshake (bounded by `handshake_timeout`), a player slot, the login (persistence's
+//! [`Logins`](crate::persistence::login::Logins)), the join, the Welcome, then the open
+//! session until something ends it, then the leave.
+//!
+//! The tick's frames are written by the flush tasks (`super::flush`); this task writes only
+//! what they hand over (a full socket, a busy lock), pongs and the last message. Every bad
+//! input ends in a defined refusal or close with a reason, sent to the client and counted;
+//! nothing here can panic on peer data or block the tick.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::NetContext;
+use super::admission::{HandshakePlace, PlayerSlot, source};
+use super::connection::{CLOSE_WRITE_TIMEOUT, Connection};
+use super::egress::{Egress, Flushed};
+use super::session::{Ending, Last, Session, Step};
+use crate::bridge::{
+    ConnectionId, Held, InputEvent, InputOutcome, Join, Leave, Lifecycle, PlayerMessage, outbox,
+};
+use crate::persistence::login::LoggedIn;
+use crate::protocol::{CloseReason, Hello, Refusal, ServerMessage, encode_frame_into, frame_bytes};
+use crate::stats::{ActionDrop, Stats};
+
+/// Counts a live connection task for as long as it exists.
+struct LiveTask(Arc<NetContext>);
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .connections_live
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Serves one accepted connection until it ends. `pending` is its place among the pending
+/// handshakes, given back once it has logged in (or failed to); a player slot is taken only
+/// after a valid Hello.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: ConnectionId,
+    pending: HandshakePlace,
+    ctx: Arc<NetContext>,
+) {
+    Stats::bump(&ctx.stats.connections_live);
+    let _live = LiveTask(ctx.clone());
+    let _ = stream.set_nodelay(true);
+    if ctx.send_buffer_bytes > 0 {
+        let _ =
+            socket2::SockRef::from(&stream).set_send_buffer_size(ctx.send_buffer_bytes as usize);
+    }
+    let mut connection = Connection::new(stream, ctx.max_inbound_frame_bytes, ctx.stats.clone());
+    let mut session = Session::new(
+        ctx.session.clone(),
+        ctx.actions.clone(),
+        ctx.stats.clone(),
+        Instant::now().into_std(),
+    );
+
+    let mut shutdown = ctx.shutdown.clone();
+    let hello = tokio::select! {
+        hello = handshake(&mut connection, &mut session) => hello,
+        _ = stopping(&mut shutdown) => Err(Ending::close(CloseReason::Shutdown, "server stopping")),
+    };
+    let from = source(peer.ip());
+    let logged_in = match hello {
+        Ok(hello) => log_in(hello, from, &ctx).await,
+        Err(ending) => Err(ending),
+    };
+    // Logged in or refused: no longer a pending handshake.
+    drop(pending);
+    let (player, slot) = match logged_in {
+        Ok(logged_in) => logged_in,
+        Err(Ending::Close(reason, detail)) => {
+            let last = session.end();
+            count_last(&ctx.stats, last, reason);
+            // Debug, not info: a flood of refused sockets must not become a flood of log
+            // lines (they are counted by reason in the metrics).
+            tracing::debug!(reason = reason.as_str(), %detail, "connection refused");
+            let refusal = Refusal { reason, detail };
+            return connection.write_last(&last_message(last, refusal)).await;
+        }
+        Err(_) => return,
+    };
+
+    let (writer, reader) = outbox(ctx.outbound_buffers);
+    let egress = connection
+        .open(reader)
+        .expect("the session opens once, after the handshake");
+    let _registration = ctx.flushes.register(id, egress.clone());
+    let name = player.name.clone();
+    let join = Join {
+        connection: id,
+        name: player.name,
+        outbox: writer,
+        saved: player.saved,
+        name_claim: Some(Held::new(player.name_claim)),
+    };
+    let ending = if ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
+        tracing::info!(connection = id, %name, "player joined");
+        // Welcome is the first message of a session, always: nothing the client sent after
+        // its Hello is read, let alone answered, before the Welcome has been written.
+        match await_welcome(&egress, &ctx).await {
+            Ok(()) => {
+                session.opened(Instant::now().into_std());
+                let Err(ending) =
+                    open_session(&mut connection, &mut session, &egress, id, &ctx).await;
+                ending
+            }
+            Err(ending) => ending,
+        }
+    } else {
+        Ending::close(CloseReason::Shutdown, "server stopping")
+    };
+    let last = session.end();
+    match ending {
+        Ending::Close(reason, detail) => {
+            tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
+            close_open(&egress, &ctx.stats, last, Refusal { reason, detail }).await;
+        }
+        Ending::ClientLeft => tracing::info!(connection = id, %name, "player left"),
+        Ending::Broken => tracing::info!(connection = id, %name, "player connection broke"),
+    }
+    ctx.inbound.send_lifecycle(Lifecycle::Leave(Leave {
+        connection: id,
+        slot: Some(Held::new(slot)),
+    }));
+}
+
+/// Reads until the session has its Hello, or its handshake time is up.
+async fn handshake(connection: &mut Connection, session: &mut Session) -> Result<Hello, Ending> {
+    loop {
+        let deadline = session
+            .deadline()
+            .expect("a session in its handshake has a deadline");
+        let message =
+            match tokio::time::timeout_at(Instant::from_std(deadline), connection.read_message())
+                .await
+            {
+                Ok(message) => message?,
+                Err(_elapsed) => match session.timed_out(Instant::now().into_std()) {
+                    Some(ending) => return Err(ending),
+                    None => continue,
+                },
+            };
+        if let Step::LogIn(hello) = session.receive(message, Instant::now().into_std())? {
+            return Ok(hello);
+        }
+    }
+}
+
+/// A player slot for the connection, then its login.
+async fn log_in(
+    hello: Hello,
+    from: IpAddr,
+    ctx: &NetContext,
+) -> Result<(LoggedIn, PlayerSlot), Ending> {
+    let slot = player_slot(from, ctx)?;
+    let player = ctx
+        .logins
+        .log_in(hello, from)
+        .await
+        .map_err(|refused| Ending::Close(refused.reason, refused.detail))?;
+    Ok((player, slot))
+}
+
+/// A player slot for a connection from `address` that sent a valid Hello: one of
+/// `max_players` (`ServerFull`) and one of its address's `max_players_per_addr`
+/// (`AddressLimit`).
+fn player_slot(address: IpAddr, ctx: &NetContext) -> Result<PlayerSlot, Ending> {
+    let Ok(slot) = ctx.slots.clone().try_acquire_owned() else {
+        return Err(Ending::close(
+            CloseReason::ServerFull,
+            format!("server holds {} players", ctx.max_players),
+        ));
+    };
+    let Some(address) = ctx.players_per_addr.take(address) else {
+        return Err(Ending::close(
+            CloseReason::AddressLimit,
+            "this address has the most players it may have",
+        ));
+    };
+    Ok(PlayerSlot {
+        _slot: slot,
+        _address: address,
+    })
+}
+
+/// How long a joined connection waits for the tick's Welcome before giving up (the tick
+/// publishes it in the tick after the join; it is this late only if the tick is stuck).
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until the Welcome (the first frame the tick publishes into the outbox) has been
+/// written to the socket, by this task or by a flush task. Until then the task does not
+/// read: whatever the client pipelined behind its Hello (pings, inputs, a second Hello)
+/// stays in the socket and is handled after the Welcome, so every answer follows it. `Err`:
+/// the session never opened (the server closed it first, or the tick never welcomed it).
+async fn await_welcome(egress: &Egress, ctx: &NetContext) -> Result<(), Ending> {
+    let deadline = Instant::now() + WELCOME_TIMEOUT;
+    loop {
+        let blocked = flush_now(egress, &ctx.stats)?;
+        if egress.welcomed() {
+            return Ok(());
+        }
+        if !blocked && let Some(reason) = egress.waker().requested_close() {
+            // Closed before the tick published a Welcome (the tick died, or a stuck tick
+            // was bypassed at shutdown): the session never opened.
+            return Err(Ending::close(
+                reason,
+                format!(
+                    "closed by the server before the Welcome: {}",
+                    reason.as_str()
+                ),
+            ));
+        }
+        tokio::select! {
+            _ = egress.waker().woken() => {}
+            ready = egress.writable(), if blocked => ready.map_err(|_| Ending::Broken)?,
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Ending::close(
+                    CloseReason::InternalError,
+                    format!("no Welcome from the tick within {WELCOME_TIMEOUT:?}"),
+                ));
+            }
+        }
+    }
+}
+
+/// The open session: messages in, frames out, until something ends it. The tick's frames
+/// are normally written by the flush tasks; this task writes only when woken (a full socket,
+/// a busy lock, a close) and then never waits for the socket while it could read: a client
+/// that stops reading is still heard, and still kicked.
+async fn open_session(
+    connection: &mut Connection,
+    session: &mut Session,
+    egress: &Egress,
+    id: ConnectionId,
+    ctx: &NetContext,
+) -> Result<Infallible, Ending> {
+    let mut read_at = Instant::now();
+    // Re-armed only when it fires (at most once per idle timeout), not on every message:
+    // resetting a timer per input would touch the runtime's timer wheel 20 times a second
+    // per player.
+    let idle = tokio::time::sleep_until(next_deadline(session));
+    tokio::pin!(idle);
+    let mut blocked = false;
+    // A close the tick asked for together with the Welcome (a join during shutdown) may
+    // have rung the doorbell before the Welcome was written.
+    closed_by_server(egress)?;
+    loop {
+        // Everything already buffered first (frames pipelined behind the Hello included).
+        {
+            let _zone = crate::profiling::zone!("decode");
+            while let Some(message) = connection.buffered_message()? {
+                match session.receive(message, read_at.into_std())? {
+                    Step::ToTick(message) => queue_for_tick(message, id, ctx)?,
+                    Step::Pong(nonce) => pong(nonce, egress, &ctx.stats, &mut blocked)?,
+                    Step::Nothing | Step::LogIn(_) => {}
+                }
+            }
+        }
+        // Shutdown reaches an open session through its outbox (the tick closes every
+        // client), not through a channel shared by all connections: a shared waiter list
+        // would be locked and unlocked by every connection on every loop iteration.
+        tokio::select! {
+            biased;
+            _ = egress.waker().woken() => {
+                // Frames queued before a close still go out first, as far as the socket
+                // takes them now (the close itself waits at most CLOSE_WRITE_TIMEOUT).
+                blocked = flush_now(egress, &ctx.stats)?;
+                closed_by_server(egress)?;
+            }
+            ready = egress.writable(), if blocked => {
+                ready.map_err(|_| Ending::Broken)?;
+                blocked = flush_now(egress, &ctx.stats)?;
+            }
+            filled = connection.fill() => {
+                filled?;
+                read_at = Instant::now();
+            }
+            _ = &mut idle => {
+                if let Some(ending) = session.timed_out(Instant::now().into_std()) {
+                    return Err(ending);
+                }
+                idle.as_mut().reset(next_deadline(session));
+            }
+        }
+    }
+}
+
+/// The session's next deadline as a tokio instant (an hour away if it has none).
+fn next_deadline(session: &Session) -> Instant {
+    session.deadline().map_or_else(
+        || Instant::now() + Duration::from_secs(3600),
+        Instant::from_std,
+    )
+}
+
+/// `Err` if the tick asked this session to close.
+fn closed_by_server(egress: &Egress) -> Result<(), Ending> {
+    match egress.waker().requested_close() {
+        Some(reason) => Err(Ending::close(
+            reason,
+            format!("closed by the server: {}", reason.as_str()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Answers a Ping, between frames, never inside one. A client that pings without reading
+/// gets no more pongs once a few are waiting (its socket is full; it will be kicked as a
+/// slow reader). `blocked` is set when the answer waits for the socket.
+fn pong(nonce: u64, egress: &Egress, stats: &Stats, blocked: &mut bool) -> Result<(), Ending> {
+    let mut buffer = [0u8; 16];
+    let Some(frame) = encode_frame_into(&ServerMessage::Pong { nonce }, &mut buffer) else {
+        return Ok(());
+    };
+    if egress.queue_control(frame) {
+        Stats::bump(&stats.pongs);
+    }
+    if !*blocked {
+        *blocked = flush_now(egress, stats)?;
+    }
+    Ok(())
+}
+
+/// Writes what the socket takes now; `Ok(true)` if it is full and more is waiting.
+fn flush_now(egress: &Egress, stats: &Stats) -> Result<bool, Ending> {
+    let mut written = 0;
+    let flushed = egress.flush(&mut written);
+    Stats::add(&stats.frames_written, written);
+    match flushed {
+        Flushed::Idle => Ok(false),
+        Flushed::Blocked => Ok(true),
+        Flushed::Failed => Err(Ending::Broken),
+    }
+}
+
+/// Queues an input or an admitted action for the next tick.
+fn queue_for_tick(
+    message: PlayerMessage,
+    id: ConnectionId,
+    ctx: &NetContext,
+) -> Result<(), Ending> {
+    let action_kind = match &message {
+        PlayerMessage::Action(action) => Some(action.kind),
+        PlayerMessage::Input(_) => None,
+    };
+    match ctx.inbound.send_input(InputEvent {
+        connection: id,
+        message,
+    }) {
+        InputOutcome::Queued => {
+            if let Some(kind) = action_kind {
+                ctx.stats.count_action_queued(kind);
+            }
+        }
+        InputOutcome::DroppedQueueFull => match action_kind {
+            Some(kind) => ctx.stats.count_action_drop(kind, ActionDrop::QueueFull),
+            None => Stats::bump(&ctx.stats.inputs_dropped_queue_full),
+        },
+        InputOutcome::Closed => {
+            return Err(Ending::close(CloseReason::Shutdown, "server stopping"));
+        }
+    }
+    Ok(())
+}
+
+/// A Reject or a Close carrying `refusal`.
+fn last_message(last: Last, refusal: Refusal) -> ServerMessage {
+    match last {
+        Last::Reject => ServerMessage::Reject(refusal),
+        Last::Close => ServerMessage::Close(refusal),
+    }
+}
+
+/// Counts a last message by reason, in the metric of its kind.
+fn count_last(stats: &Stats, last: Last, reason: CloseReason) {
+    match last {
+        Last::Reject => stats.count_reject(reason),
+        Last::Close => stats.count_kick(reason),
+    }
+}
+
+/// Sends the last message of a connection whose output goes through its egress: written
+/// after the frame in progress, and no frame follows it. Gives up after
+/// `CLOSE_WRITE_TIMEOUT` and then resets the connection rather than leave unsendable bytes in
+/// the kernel. The socket closes when the last holder of the egress drops it.
+async fn close_open(egress: &Egress, stats: &Stats, last: Last, refusal: Refusal) {
+    count_last(stats, last, refusal.reason);
+    egress.close_with(&frame_bytes(&last_message(last, refusal)));
+    let flushed = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, flush_all(egress, stats)).await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        egress.abort_on_close();
+    }
+}
+
+/// Writes everything queued, waiting for the socket when it is full.
+async fn flush_all(egress: &Egress, stats: &Stats) -> Result<(), Ending> {
+    while flush_now(egress, stats)? {
+        egress.writable().await.map_err(|_| Ending::Broken)?;
+    }
+    Ok(())
+}
+
+/// Resolves once shutdown has been requested.
+pub async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    // A closed channel means the server is gone: stop as well.
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
+}
