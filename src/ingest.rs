@@ -12,16 +12,14 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::actions::ActionRegistry;
 use components::{
-    MoveIntent, NetId, Player, Position, ServerTick, SplitMix64, TickClock, TickSet, WorldBounds,
+    MoveIntent, Player, Position, ServerTick, SplitMix64, TickClock, TickSet, WorldBounds,
 };
 
 use crate::bridge::{ConnectionId, Held, InboundReceiver, Join, Leave, Lifecycle, PlayerMessage};
 use crate::config::Config;
 use crate::persistence::store::SavedPlayer;
-use crate::protocol::quantize;
 use crate::replication::SharedStats;
 use crate::replication::frames::{Connected, Viewer};
-use crate::replication::table::ReplicaTable;
 use crate::stats::Stats;
 
 /// On a player spawned this tick: what its join brought (its saved state and the claim on its
@@ -70,7 +68,12 @@ impl Plugin for IngestPlugin {
             .init_resource::<ActionInbox>()
             .configure_sets(
                 ServerTick,
-                (IngestStep::Drain, IngestStep::Lifecycle, IngestStep::Apply)
+                (
+                    IngestStep::Drain,
+                    IngestStep::Identify,
+                    IngestStep::Lifecycle,
+                    IngestStep::Apply,
+                )
                     .chain()
                     .in_set(TickSet::Ingest),
             )
@@ -92,6 +95,9 @@ pub enum IngestStep {
     /// Joins spawn players (marked [`Joined`]), leaves mark theirs [`Leaving`], inputs and
     /// actions are recorded.
     Drain,
+    /// Players who joined get their wire ids (replication), so that the reactions that
+    /// follow, gameplay and the Welcome can name them in the tick they join.
+    Identify,
     /// Other parts react to the players who joined or are leaving (persistence restores the
     /// joined and saves the leaving).
     Lifecycle,
@@ -107,9 +113,9 @@ struct ActionInbox(Vec<(Entity, crate::protocol::Action)>);
 #[derive(Resource)]
 pub struct Inbound(pub InboundReceiver);
 
-/// Which entity (and wire id) plays for which connection.
+/// Which entity plays for which connection.
 #[derive(Resource, Default)]
-pub struct Connections(pub AHashMap<ConnectionId, (Entity, NetId)>);
+pub struct Connections(pub AHashMap<ConnectionId, Entity>);
 
 /// The player's chosen name.
 #[derive(Component, Clone, Debug)]
@@ -135,16 +141,16 @@ pub fn ingest(world: &mut World) {
             let connections = &world.resource::<Connections>().0;
             let (mut applied, mut unknown) = (0, 0);
             for event in inbound.0.inputs.try_iter() {
-                let Some(&(entity, id)) = connections.get(&event.connection) else {
+                let Some(&entity) = connections.get(&event.connection) else {
                     unknown += 1;
                     continue;
                 };
                 match event.message {
                     PlayerMessage::Input(input) => {
-                        latest.record(id, tick, input.seq, Some([input.dir_x, input.dir_y]));
+                        latest.record(entity, tick, input.seq, Some([input.dir_x, input.dir_y]));
                     }
                     PlayerMessage::Action(action) => {
-                        latest.record(id, tick, action.seq, None);
+                        latest.record(entity, tick, action.seq, None);
                         actions.push((entity, action));
                     }
                 }
@@ -176,7 +182,7 @@ fn deliver_actions(world: &mut World, actions: &mut Vec<(Entity, crate::protocol
 /// others have reacted) and forgets its connection: inputs still queued for it are dropped.
 /// `leave.slot` drops here: the connection stops counting against `max_players`.
 fn mark_leaving(world: &mut World, leave: Leave) {
-    if let Some((entity, _)) = world
+    if let Some(entity) = world
         .resource_mut::<Connections>()
         .0
         .remove(&leave.connection)
@@ -199,8 +205,10 @@ pub(crate) fn despawn_leavers(
     }
 }
 
-/// The latest input of each player this tick, by wire id: ingest writes it from the queue
-/// (one hash lookup per input), [`apply_inputs`] reads it in parallel over players.
+/// The latest input of each player this tick, by entity index (dense, and unique among live
+/// entities; an entry is stamped with its tick, so one left by an earlier owner of the index
+/// is stale): ingest writes it from the queue (one hash lookup per input), [`apply_inputs`]
+/// reads it in parallel over players.
 #[derive(Resource, Default)]
 pub struct LatestInputs(Vec<LatestInput>);
 
@@ -216,8 +224,8 @@ struct LatestInput {
 }
 
 impl LatestInputs {
-    fn record(&mut self, id: NetId, tick: u64, seq: u32, direction: Option<[i8; 2]>) {
-        let index = id.0 as usize;
+    fn record(&mut self, player: Entity, tick: u64, seq: u32, direction: Option<[i8; 2]>) {
+        let index = player.index_u32() as usize;
         if index >= self.0.len() {
             self.0.resize(index + 1, LatestInput::default());
         }
@@ -236,9 +244,9 @@ impl LatestInputs {
         }
     }
 
-    fn this_tick(&self, id: NetId, tick: u64) -> Option<LatestInput> {
+    fn this_tick(&self, player: Entity, tick: u64) -> Option<LatestInput> {
         self.0
-            .get(id.0 as usize)
+            .get(player.index_u32() as usize)
             .filter(|entry| entry.tick == tick)
             .copied()
     }
@@ -247,15 +255,15 @@ impl LatestInputs {
 /// Turns each player's latest input of this tick into its [`MoveIntent`] and acknowledges
 /// the latest input or action.
 pub fn apply_inputs(
-    mut players: Query<(&NetId, &mut MoveIntent, &mut Viewer)>,
+    mut players: Query<(Entity, &mut MoveIntent, &mut Viewer)>,
     latest: Res<LatestInputs>,
     clock: Res<TickClock>,
 ) {
     let tick = clock.tick;
     players
         .par_iter_mut()
-        .for_each(|(id, mut intent, mut viewer)| {
-            let Some(latest) = latest.this_tick(*id, tick) else {
+        .for_each(|(player, mut intent, mut viewer)| {
+            let Some(latest) = latest.this_tick(player, tick) else {
                 return;
             };
             if let Some([x, y]) = latest.direction {
@@ -299,13 +307,9 @@ fn spawn_player(world: &mut World, join: Join) {
             },
         ))
         .id();
-    let id = world
-        .resource_mut::<ReplicaTable>()
-        .register(entity, [quantize(position.x), quantize(position.y)]);
-    world.entity_mut(entity).insert(id);
     world
         .resource_mut::<Connections>()
         .0
-        .insert(join.connection, (entity, id));
+        .insert(join.connection, entity);
     Stats::bump(&world.resource::<SharedStats>().0.players_connected);
 }

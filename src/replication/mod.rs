@@ -29,6 +29,7 @@ use components::{NetId, Position, ServerTick, TickSet};
 
 use crate::bridge::TickSignal;
 use crate::config::Config;
+use crate::ingest::IngestStep;
 use crate::protocol::{POSITION_SCALE, Welcome, quantize};
 use crate::stats::Stats;
 use cells::CellGrid;
@@ -158,6 +159,7 @@ fn add_systems(schedule: &mut Schedule) {
             .in_set(TickSet::Frames),
     );
     schedule.add_systems((
+        register_new_entities.in_set(IngestStep::Identify),
         (register_new_entities, forget_despawned)
             .chain()
             .in_set(ReplicationStep::Track),
@@ -205,8 +207,9 @@ fn apply_component_changes(mut changes: ResMut<ComponentChanges>, mut table: Res
     changes.clear();
 }
 
-/// Gives a wire id to every positioned entity that has none (entities spawned by gameplay;
-/// players get theirs at join so the Welcome can name it).
+/// Gives a wire id to every positioned entity that has none: players who joined this tick
+/// (in the Ingest phase, so gameplay and the Welcome can name them in that tick), and
+/// entities gameplay spawned (in the Replicate phase).
 fn register_new_entities(
     world: &mut World,
     new: &mut QueryState<(Entity, &Position), Without<NetId>>,
