@@ -17,8 +17,8 @@
 //! - [`tick`]: the fixed-rate tick thread.
 //! - [`stats`]: counters for every limit and bad input.
 //! - [`system_failure`]: a failing gameplay system is logged by name; a panic stops the server.
-//! - [`limits`]: raising the open-file limit.
-//! - [`metrics`]: the Prometheus endpoint, tick-time histogram, `/proc` readings.
+//! - [`metrics`]: the Prometheus endpoint, tick-time histogram (`/proc` readings come from
+//!   the `throng-host` crate, tools/host).
 //! - [`persistence`]: identity, and write-behind of players' state to SQLite.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
@@ -29,7 +29,6 @@ pub mod game;
 pub mod harness;
 pub mod inbound;
 pub mod ingest;
-pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod persistence;
