@@ -19,8 +19,8 @@
 //! - [`token_bucket`]: the rate arithmetic every limit shares, sans I/O.
 //! - [`stats`]: counters for every limit and bad input.
 //! - [`system_failure`]: a failing gameplay system is logged by name; a panic stops the server.
-//! - [`limits`]: raising the open-file limit.
-//! - [`metrics`]: the Prometheus endpoint, tick-time histogram, `/proc` readings.
+//! - [`metrics`]: the Prometheus endpoint, tick-time histogram (`/proc` readings come from
+//!   the `throng-host` crate, tools/host).
 //! - [`persistence`]: identity, and write-behind of players' state to SQLite.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
@@ -31,7 +31,6 @@ pub mod config;
 pub mod game;
 pub mod harness;
 pub mod ingest;
-pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod persistence;

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match throng::limits::raise_fd_limit() {
+    match throng_host::fd_limit::raise_fd_limit() {
         Ok(limit) if (limit as usize) < config.max_players + 64 => tracing::warn!(
             limit,
             max_players = config.max_players,

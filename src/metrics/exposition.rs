@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
+use throng_host::proc_stats::ProcessSample;
+
 use super::histogram::{HistogramSnapshot, TICK_BUCKETS_US};
-use super::process::ProcessSample;
 use crate::protocol::CloseReason;
 use crate::stats::StatsSnapshot;
 

@@ -20,13 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ahash::AHashMap;
+use throng_host::proc_stats;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::AbortHandle;
 
 use super::exposition::{Readings, render};
-use super::process;
 use crate::bridge::InboundSender;
 use crate::stats::Stats;
 
@@ -64,8 +64,8 @@ impl MetricsSource {
         Readings {
             stats: self.stats.snapshot(),
             inbound_queue_depth: self.inbound.queued_inputs(),
-            process: process::sample("self").ok(),
-            open_fds: process::open_fds("self").ok(),
+            process: proc_stats::sample("self").ok(),
+            open_fds: proc_stats::open_fds("self").ok(),
             runtime_tasks: tokio::runtime::Handle::try_current()
                 .map_or(0, |runtime| runtime.metrics().num_alive_tasks()),
             action_names: self.action_names.clone(),

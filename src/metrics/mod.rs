@@ -1,11 +1,10 @@
-//! Observability: the Prometheus metrics endpoint and what it reads.
+//! Observability: the Prometheus metrics endpoint and what it reads (the process's CPU,
+//! memory and file descriptors come from `throng_host::proc_stats`).
 //!
 //! - [`histogram`]: lock-free fixed-bucket duration histogram (tick time).
-//! - [`process`]: CPU, memory and file descriptors of a process from `/proc`.
 //! - [`exposition`]: the Prometheus text format.
 //! - [`http`]: the minimal HTTP server that answers scrapes on the network runtime.
 
 pub mod exposition;
 pub mod histogram;
 pub mod http;
-pub mod process;

@@ -228,7 +228,7 @@ pub fn fresh_data_dir(tag: &str) -> std::path::PathBuf {
 
 /// Raises this test process's open-file limit (tests with thousands of sockets).
 pub fn raise_fd_limit() {
-    throng::limits::raise_fd_limit().expect("raise the open-file limit");
+    throng_host::fd_limit::raise_fd_limit().expect("raise the open-file limit");
 }
 
 /// Connections refused for `reason` in a scrape (`throng_connections_rejected_total`).

@@ -109,14 +109,14 @@ impl ServerProcess {
 
     /// Resident memory in bytes, from /proc.
     pub fn rss_bytes(&self) -> u64 {
-        throng::metrics::process::sample(&self.pid().to_string())
+        throng_host::proc_stats::sample(&self.pid().to_string())
             .expect("/proc readable")
             .rss_bytes
     }
 
     /// Open file descriptors, from /proc.
     pub fn open_fds(&self) -> usize {
-        throng::metrics::process::open_fds(&self.pid().to_string()).expect("/proc readable")
+        throng_host::proc_stats::open_fds(&self.pid().to_string()).expect("/proc readable")
     }
 
     /// Sends `signal` (such as "TERM") with kill(1).

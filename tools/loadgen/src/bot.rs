@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use throng::protocol::{
+use throng_protocol::framing::FrameReader;
+use throng_protocol::visit::{is_state_frame, visit_state_frame};
+use throng_protocol::{
     ClientMessage, Hello, Input, PROTOCOL_VERSION, ServerMessage, begin_frame,
     decode_server_message, encode_frame, finish_frame, put_varint,
 };
-use throng_protocol::framing::FrameReader;
-use throng_protocol::visit::{is_state_frame, visit_state_frame};
 
 use crate::arrival;
 use crate::tally::Tally;
@@ -459,7 +459,7 @@ impl RandomWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use throng::protocol::{Action, frame_bytes};
+    use throng_protocol::{Action, frame_bytes};
 
     #[test]
     fn actions_are_written_as_postcard_writes_them() {

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<Report, String> {
     validate(args)?;
     let metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
-    if let Err(error) = throng::limits::raise_fd_limit() {
+    if let Err(error) = throng_host::fd_limit::raise_fd_limit() {
         eprintln!("loadgen: cannot raise the open-file limit: {error}");
     }
     let threads = args

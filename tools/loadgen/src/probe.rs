@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use throng::metrics::process::{self, ProcessSample};
+use throng_host::proc_stats::{self, ProcessSample};
 use throng_scrape::{self as scrape, Scrape, max_between, quantile_between};
 
 const TICK_HISTOGRAM: &str = "throng_tick_duration_seconds";
@@ -55,9 +55,9 @@ impl Probe {
         let server_pid = self.server_pid.map(|pid| pid.to_string());
         Reading {
             at: Instant::now(),
-            server: server_pid.and_then(|pid| process::sample(&pid).ok()),
-            own: process::sample("self").ok(),
-            machine: process::machine_jiffies().ok(),
+            server: server_pid.and_then(|pid| proc_stats::sample(&pid).ok()),
+            own: proc_stats::sample("self").ok(),
+            machine: proc_stats::machine_jiffies().ok(),
             scrape: self
                 .metrics
                 .and_then(|addr| scrape::scrape(addr, Duration::from_secs(5)).ok()),

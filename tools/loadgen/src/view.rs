@@ -139,12 +139,12 @@ impl FrameVisitor for ViewSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use throng::protocol::{
+    use throng_client::Mirror;
+    use throng_protocol::visit::visit_state_frame;
+    use throng_protocol::{
         ComponentChange, ComponentValue, EntitySpawn, EntityUpdate, Event, ServerMessage,
         StateFrame, frame_bytes,
     };
-    use throng_client::Mirror;
-    use throng_protocol::visit::visit_state_frame;
 
     fn body(frame: StateFrame) -> Vec<u8> {
         frame_bytes(&ServerMessage::Frame(frame))[4..].to_vec()

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use throng::protocol::{Event, Schema, ServerMessage};
 use throng_client::{Client, Mirror};
+use throng_protocol::{Event, Schema, ServerMessage};
 
 #[derive(Parser)]
 #[command(about = "Connect one client to a throng server and print what it sees")]

@@ -1,5 +1,5 @@
-//! Process limits a crowd server needs: one file descriptor per player, so the soft
-//! open-file limit (often 1,024) is raised to the hard limit at startup.
+//! The open-file limit a crowd needs: one file descriptor per player (on the server) or per
+//! bot (in loadgen), so the soft limit (often 1,024) is raised to the hard limit at startup.
 
 use std::io;
 

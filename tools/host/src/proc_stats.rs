@@ -1,6 +1,7 @@
-//! CPU time and resident memory of a process, read from `/proc` (Linux). Used by the
-//! metrics endpoint for the server itself and by the load generator for the server it
-//! measures and for itself.
+//! CPU time, resident memory and open file descriptors of a process, and the machine's busy
+//! time, read from `/proc` (Linux). Used by the server's metrics endpoint for the server
+//! itself, by the load generator for the server it measures and for itself, and by the tests
+//! that watch a server process for leaks.
 
 use std::fs;
 use std::io;
