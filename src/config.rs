@@ -194,17 +194,17 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
-        /// The file.
+        /// The config file named by `--config`.
         path: PathBuf,
-        /// Why.
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// The file is not valid TOML for these keys.
     #[error("invalid config file {path}: {source}")]
     Parse {
-        /// The file.
+        /// The config file named by `--config`.
         path: PathBuf,
-        /// Why.
+        /// The TOML parser's error, with its line and column.
         source: Box<toml::de::Error>,
     },
     /// A value is out of range.

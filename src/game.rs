@@ -31,7 +31,7 @@ use crate::stats::Stats;
 
 /// What the engine's plugins are connected to: the inbound queues from the network, the
 /// signal that wakes the network's writers, the counters.
-pub struct EngineLinks {
+pub(crate) struct EngineLinks {
     /// The tick's ends of the inbound queues.
     pub inbound: crate::bridge::InboundReceiver,
     /// Sent once per tick after the frames are published.
@@ -61,7 +61,7 @@ pub struct Simulation {
 
 /// Builds the simulation: the engine's plugins configured from `config` and connected by
 /// `links`, then the game registered by `game` (usually `app.add_plugins(...)`).
-pub fn build(
+pub(crate) fn build(
     config: &Config,
     links: EngineLinks,
     game: impl FnOnce(&mut App),
@@ -109,7 +109,7 @@ pub fn build(
 }
 
 /// The wire schema of the registered game: what the Welcome carries.
-pub fn schema(world: &World) -> Schema {
+pub(crate) fn schema(world: &World) -> Schema {
     // The tick plugin inserts every registry, so a built world has them all.
     Schema {
         components: world.resource::<ReplicationRegistry>().names.clone(),

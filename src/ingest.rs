@@ -12,7 +12,8 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::actions::ActionRegistry;
 use components::{
-    MoveIntent, Player, Position, ServerTick, SplitMix64, TickClock, TickSet, WorldBounds,
+    MoveIntent, Player, PlayerName, Position, ServerTick, SplitMix64, TickClock, TickSet,
+    WorldBounds,
 };
 
 use crate::bridge::{ConnectionId, Held, InboundReceiver, Join, Leave, Lifecycle, PlayerMessage};
@@ -38,14 +39,14 @@ pub struct Joined {
 pub struct Leaving;
 
 /// Drains the network's queues at the start of every tick (joins, leaves, inputs, actions).
-pub struct IngestPlugin {
+pub(crate) struct IngestPlugin {
     inbound: Mutex<Option<InboundReceiver>>,
     spawn_seed: u64,
 }
 
 impl IngestPlugin {
     /// Ingest from `inbound`, spawning players as `config` says.
-    pub fn new(config: &Config, inbound: InboundReceiver) -> Self {
+    pub(crate) fn new(config: &Config, inbound: InboundReceiver) -> Self {
         Self {
             inbound: Mutex::new(Some(inbound)),
             spawn_seed: config.spawn_seed,
@@ -91,7 +92,7 @@ impl Plugin for IngestPlugin {
 
 /// The steps of the Ingest phase.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IngestStep {
+pub(crate) enum IngestStep {
     /// Joins spawn players (marked [`Joined`]), leaves mark theirs [`Leaving`], inputs and
     /// actions are recorded.
     Drain,
@@ -111,23 +112,19 @@ struct ActionInbox(Vec<(Entity, crate::protocol::Action)>);
 
 /// The tick's ends of the inbound queues.
 #[derive(Resource)]
-pub struct Inbound(pub InboundReceiver);
+pub(crate) struct Inbound(pub InboundReceiver);
 
 /// Which entity plays for which connection.
 #[derive(Resource, Default)]
-pub struct Connections(pub AHashMap<ConnectionId, Entity>);
-
-/// The player's chosen name.
-#[derive(Component, Clone, Debug)]
-pub struct PlayerName(pub String);
+pub(crate) struct Connections(pub AHashMap<ConnectionId, Entity>);
 
 /// Deterministic spawn positions, seeded from config (`spawn_seed`).
 #[derive(Resource)]
-pub struct SpawnRng(pub SplitMix64);
+pub(crate) struct SpawnRng(pub SplitMix64);
 
 /// Drains joins and leaves, then records the latest input of each player and delivers
 /// actions as messages, in arrival order.
-pub fn ingest(world: &mut World) {
+pub(crate) fn ingest(world: &mut World) {
     world.resource_scope(|world, inbound: Mut<Inbound>| {
         for event in inbound.0.lifecycle.try_iter() {
             match event {
@@ -210,7 +207,7 @@ pub(crate) fn despawn_leavers(
 /// is stale): ingest writes it from the queue (one hash lookup per input), [`apply_inputs`]
 /// reads it in parallel over players.
 #[derive(Resource, Default)]
-pub struct LatestInputs(Vec<LatestInput>);
+pub(crate) struct LatestInputs(Vec<LatestInput>);
 
 /// What one player sent this tick.
 #[derive(Clone, Copy, Default)]
@@ -254,7 +251,7 @@ impl LatestInputs {
 
 /// Turns each player's latest input of this tick into its [`MoveIntent`] and acknowledges
 /// the latest input or action.
-pub fn apply_inputs(
+pub(crate) fn apply_inputs(
     mut players: Query<(Entity, &mut MoveIntent, &mut Viewer)>,
     latest: Res<LatestInputs>,
     clock: Res<TickClock>,
@@ -298,7 +295,6 @@ fn spawn_player(world: &mut World, join: Join) {
             MoveIntent::default(),
             Viewer::default(),
             Connected {
-                connection: join.connection,
                 outbox: join.outbox,
             },
             Joined {

@@ -24,26 +24,27 @@
 //! - [`persistence`]: identity, and write-behind of players' state to SQLite.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
-pub mod bridge;
+mod bridge;
 pub mod config;
-pub mod game;
+mod game;
 pub mod harness;
-pub mod ingest;
-pub mod metrics;
+mod ingest;
+mod metrics;
 pub mod net;
 pub mod persistence;
 pub mod profiling;
-pub mod replication;
+mod replication;
 pub mod server;
 pub mod stats;
-pub mod system_failure;
-pub mod tick;
-pub mod token_bucket;
+mod system_failure;
+mod tick;
+mod token_bucket;
 
 pub use throng_protocol as protocol;
 
+pub use bridge::queues::{ConnectionId, InputOutcome};
 pub use config::Config;
 pub use game::Simulation;
 pub use server::ServerHandle;

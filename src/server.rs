@@ -75,9 +75,9 @@ pub enum StartError {
 pub struct BindError {
     /// What the listener was for.
     pub purpose: &'static str,
-    /// The address.
+    /// The address it was asked to listen on.
     pub addr: SocketAddr,
-    /// Why.
+    /// The operating system's refusal.
     pub source: std::io::Error,
 }
 

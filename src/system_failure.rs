@@ -12,7 +12,7 @@
 use bevy_ecs::error::{BevyError, ErrorContext, Severity};
 
 /// The world's error handler (installed as bevy's `FallbackErrorHandler`).
-pub fn report(mut error: BevyError, context: ErrorContext) {
+pub(crate) fn report(mut error: BevyError, context: ErrorContext) {
     if error.severity() != Severity::Panic {
         tracing::error!(%context, error = %error.to_string().trim_end(), "gameplay system failed");
         return;

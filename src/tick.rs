@@ -17,7 +17,7 @@ use crate::profiling;
 use crate::stats::Stats;
 
 /// Work to run on the tick thread between two ticks, with the world (inspection, admin).
-pub struct WorldTask {
+pub(crate) struct WorldTask {
     /// Run right after this tick (or the first tick after it, if it has passed).
     pub after_tick: u64,
     /// The work.
@@ -25,7 +25,7 @@ pub struct WorldTask {
 }
 
 /// Runs `simulation` every `period` until `stop` is set.
-pub fn run_tick_loop(
+pub(crate) fn run_tick_loop(
     mut simulation: Simulation,
     period: Duration,
     stop: Arc<AtomicBool>,

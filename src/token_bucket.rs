@@ -7,14 +7,14 @@ use std::time::Instant;
 /// A token bucket's contents: at most `burst` tokens, refilled at `per_second`. The
 /// arithmetic every rate limit here shares (messages per player, failed logins).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     tokens: f64,
     at: Instant,
 }
 
 /// How a [`TokenBucket`] fills: its size and its refill rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BucketPolicy {
+pub(crate) struct BucketPolicy {
     /// Most tokens held (the burst).
     pub burst: f64,
     /// Tokens regained per second.
@@ -23,7 +23,7 @@ pub struct BucketPolicy {
 
 impl TokenBucket {
     /// A full bucket at `now`.
-    pub fn full(policy: &BucketPolicy, now: Instant) -> Self {
+    pub(crate) fn full(policy: &BucketPolicy, now: Instant) -> Self {
         Self {
             tokens: policy.burst,
             at: now,
@@ -31,13 +31,13 @@ impl TokenBucket {
     }
 
     /// Tokens at `now` (times never go backwards).
-    pub fn tokens(&self, policy: &BucketPolicy, now: Instant) -> f64 {
+    pub(crate) fn tokens(&self, policy: &BucketPolicy, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         (self.tokens + elapsed * policy.per_second).min(policy.burst)
     }
 
     /// Takes one token if there is one at `now`; whether it got one.
-    pub fn try_take(&mut self, policy: &BucketPolicy, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, policy: &BucketPolicy, now: Instant) -> bool {
         self.tokens = self.tokens(policy, now);
         self.at = now;
         let took = self.tokens >= 1.0;
@@ -48,7 +48,7 @@ impl TokenBucket {
     }
 
     /// Spends one token at `now`, down to empty (a failure counts even when over the limit).
-    pub fn spend(&mut self, policy: &BucketPolicy, now: Instant) {
+    pub(crate) fn spend(&mut self, policy: &BucketPolicy, now: Instant) {
         self.tokens = (self.tokens(policy, now) - 1.0).max(0.0);
         self.at = now;
     }

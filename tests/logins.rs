@@ -124,10 +124,8 @@ async fn names_differing_only_in_case_are_one_player() {
     let account_of = |id: u32| {
         server
             .with_world(move |world| {
-                let mut players = world.query::<(
-                    &throng::replication::table::NetId,
-                    &throng::persistence::handoff::Account,
-                )>();
+                let mut players =
+                    world.query::<(&components::NetId, &throng::persistence::handoff::Account)>();
                 players
                     .iter(world)
                     .find(|(net_id, _)| net_id.0 == id)

@@ -36,7 +36,7 @@ pub mod tick;
 pub use actions::{ActionLimits, PlayerAction};
 pub use app::GameApp;
 pub use events::{EventTarget, ServerEvents};
-pub use player::{MoveIntent, MovementSettings, Player};
+pub use player::{MoveIntent, MovementSettings, Player, PlayerName};
 pub use random::SplitMix64;
 pub use replicated::NetId;
 pub use spatial::{Position, WorldBounds};

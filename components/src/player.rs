@@ -7,6 +7,10 @@ use serde::Deserialize;
 #[derive(Component, Clone, Copy, Debug, Default)]
 pub struct Player;
 
+/// The name a player logged in with (as it typed it; names are unique regardless of case).
+#[derive(Component, Clone, Debug, PartialEq, Eq)]
+pub struct PlayerName(pub String);
+
 /// The direction a player most recently asked to move in: a unit vector, or zero to stand.
 /// Written by the engine's ingest phase from the latest input; read by gameplay.
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq)]

@@ -11,16 +11,16 @@
 //! is a `try_send`, and what a full queue or a full outbox means is defined where it is
 //! created (dropped and counted inputs; a resync for a client that does not read).
 
-pub mod outbox;
-pub mod queues;
+pub(crate) mod outbox;
+pub(crate) mod queues;
 mod tick_signal;
 
-pub use outbox::{OutboxReader, OutboxWriter, outbox};
-pub use queues::{
+pub(crate) use outbox::{OutboxReader, outbox};
+pub(crate) use queues::{
     ConnectionId, InboundReceiver, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle,
     PlayerMessage, inbound_queues,
 };
-pub use tick_signal::{TickSignal, tick_signals};
+pub(crate) use tick_signal::{TickSignal, tick_signals};
 
 use std::any::Any;
 

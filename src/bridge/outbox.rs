@@ -41,7 +41,7 @@ struct Shared {
 }
 
 /// A frame body shared by several clients' frames.
-pub type SharedBody = Arc<Vec<u8>>;
+pub(crate) type SharedBody = Arc<Vec<u8>>;
 
 /// One frame: `head` followed by `shared`, if any.
 #[derive(Default, Debug)]
@@ -108,7 +108,7 @@ pub struct OutboxWriter(Arc<Shared>);
 pub struct OutboxReader(Arc<Shared>);
 
 /// Creates an outbox with `slots` frame buffers (at least 2: one being written, one queued).
-pub fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
+pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
     let slots = (0..slots.max(2))
         .map(|_| {
             UnsafeCell::new(FrameSlot {

@@ -80,7 +80,7 @@ pub struct InboundSender {
 }
 
 /// The tick's ends of the queues.
-pub struct InboundReceiver {
+pub(crate) struct InboundReceiver {
     /// Joins and leaves, in the order connections sent them.
     pub lifecycle: Receiver<Lifecycle>,
     /// Inputs.
@@ -88,7 +88,7 @@ pub struct InboundReceiver {
 }
 
 /// Creates both queues.
-pub fn inbound_queues(
+pub(crate) fn inbound_queues(
     max_players: usize,
     input_capacity: usize,
 ) -> (InboundSender, InboundReceiver) {

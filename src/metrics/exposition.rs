@@ -10,7 +10,7 @@ use crate::protocol::CloseReason;
 use crate::stats::StatsSnapshot;
 
 /// Everything one scrape reports.
-pub struct Readings {
+pub(crate) struct Readings {
     /// The server's counters.
     pub stats: StatsSnapshot,
     /// Inputs waiting for the next tick.
@@ -26,7 +26,7 @@ pub struct Readings {
 }
 
 /// Renders `readings` as exposition text.
-pub fn render(readings: &Readings) -> String {
+pub(crate) fn render(readings: &Readings) -> String {
     let s = &readings.stats;
     let mut out = Exposition::default();
     out.histogram(

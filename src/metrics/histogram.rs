@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Upper bounds of the tick-duration buckets, microseconds. Dense around the 50 ms budget of
 /// a 20 Hz tick so that percentiles read from bucket deltas are useful; the last bucket is
 /// `+Inf`.
-pub const TICK_BUCKETS_US: [u64; 21] = [
+pub(crate) const TICK_BUCKETS_US: [u64; 21] = [
     250, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 7_500, 10_000, 12_500, 15_000, 20_000, 25_000,
     30_000, 40_000, 50_000, 75_000, 100_000, 250_000, 500_000, 1_000_000,
 ];

@@ -31,21 +31,21 @@ use crate::bridge::InboundSender;
 use crate::stats::Stats;
 
 /// Connections held at once, all peers together.
-pub const MAX_CONNECTIONS: usize = 512;
+pub(crate) const MAX_CONNECTIONS: usize = 512;
 /// Connections held at once from one peer address.
-pub const MAX_PER_PEER: usize = 64;
+pub(crate) const MAX_PER_PEER: usize = 64;
 /// `/metrics` renders at once; more wait (within their deadline).
-pub const MAX_CONCURRENT_RENDERS: usize = 2;
+pub(crate) const MAX_CONCURRENT_RENDERS: usize = 2;
 /// A request must arrive and be answered within this time.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head accepted.
-pub const MAX_REQUEST_BYTES: usize = 4096;
+pub(crate) const MAX_REQUEST_BYTES: usize = 4096;
 
 /// A tick loop that has not completed a tick for longer than this is reported unhealthy.
-pub const HEALTHY_TICK_AGE: Duration = Duration::from_secs(1);
+pub(crate) const HEALTHY_TICK_AGE: Duration = Duration::from_secs(1);
 
 /// What the endpoint reads on each request.
-pub struct MetricsSource {
+pub(crate) struct MetricsSource {
     /// The server's counters.
     pub stats: Arc<Stats>,
     /// For the inbound queue depth.
@@ -60,7 +60,7 @@ pub struct MetricsSource {
 
 impl MetricsSource {
     /// Takes every reading now.
-    pub fn readings(&self) -> Readings {
+    pub(crate) fn readings(&self) -> Readings {
         Readings {
             stats: self.stats.snapshot(),
             inbound_queue_depth: self.inbound.queued_inputs(),
@@ -75,7 +75,7 @@ impl MetricsSource {
 
 /// An HTTP answer.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Response {
+pub(crate) struct Response {
     /// Status line after the version, e.g. `200 OK`.
     pub status: &'static str,
     /// Content type of the body.
@@ -174,7 +174,7 @@ impl Drop for HeldGuard {
 }
 
 /// Serves requests until the runtime stops.
-pub async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
+pub(crate) async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
     let server = Arc::new(Server {
         source,
         connections: Mutex::default(),
@@ -281,7 +281,7 @@ async fn route(head: &[u8], server: &Server) -> Response {
 }
 
 /// `/healthz`: 200 while the tick loop completed a tick within [`HEALTHY_TICK_AGE`].
-pub fn health(since_last_tick: Duration) -> Response {
+pub(crate) fn health(since_last_tick: Duration) -> Response {
     if since_last_tick <= HEALTHY_TICK_AGE {
         plain("200 OK", "ok\n")
     } else {
@@ -294,7 +294,7 @@ pub fn health(since_last_tick: Duration) -> Response {
 }
 
 /// `/readyz`: 200 while new players are accepted; 503 while draining or full.
-pub fn readiness(draining: bool, free_slots: usize) -> Response {
+pub(crate) fn readiness(draining: bool, free_slots: usize) -> Response {
     if draining {
         plain("503 Service Unavailable", "draining for shutdown\n")
     } else if free_slots == 0 {
@@ -305,7 +305,7 @@ pub fn readiness(draining: bool, free_slots: usize) -> Response {
 }
 
 /// Method and path of a request head, without the query string.
-pub fn request_target(head: &[u8]) -> Option<(&str, &str)> {
+pub(crate) fn request_target(head: &[u8]) -> Option<(&str, &str)> {
     let line = head.split(|&b| b == b'\r').next()?;
     let line = std::str::from_utf8(line).ok()?;
     let mut parts = line.split(' ');

@@ -5,6 +5,6 @@
 //! - [`exposition`]: the Prometheus text format.
 //! - [`http`]: the minimal HTTP server that answers scrapes on the network runtime.
 
-pub mod exposition;
-pub mod histogram;
-pub mod http;
+pub(crate) mod exposition;
+pub(crate) mod histogram;
+pub(crate) mod http;

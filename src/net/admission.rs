@@ -23,7 +23,7 @@ use crate::stats::Stats;
 /// The source a connection is counted under: its IPv4 address (an IPv4-mapped IPv6 one
 /// included), or the /64 prefix of its IPv6 address (one subscriber usually holds a whole
 /// /64, so counting single IPv6 addresses would cap nothing).
-pub fn source(ip: IpAddr) -> IpAddr {
+pub(crate) fn source(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -92,7 +92,7 @@ impl Drop for AddressPlace {
 
 /// A socket's place among the pending handshakes (pool and address), until it logs in;
 /// counted in [`Stats::handshakes_pending`] while it exists.
-pub struct HandshakePlace {
+pub(crate) struct HandshakePlace {
     _pool: OwnedSemaphorePermit,
     _address: AddressPlace,
     stats: Arc<Stats>,
@@ -100,7 +100,11 @@ pub struct HandshakePlace {
 
 impl HandshakePlace {
     /// The place made of a pool permit and an address place.
-    pub fn new(pool: OwnedSemaphorePermit, address: AddressPlace, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(
+        pool: OwnedSemaphorePermit,
+        address: AddressPlace,
+        stats: Arc<Stats>,
+    ) -> Self {
         Stats::bump(&stats.handshakes_pending);
         Self {
             _pool: pool,
@@ -120,7 +124,7 @@ impl Drop for HandshakePlace {
 
 /// A player's place: a slot under `max_players` and its address's place. It travels with the
 /// connection's leave, so it is given back only once the tick has despawned the player.
-pub struct PlayerSlot {
+pub(crate) struct PlayerSlot {
     /// Its permit under `max_players`.
     pub _slot: OwnedSemaphorePermit,
     /// Its address's place.

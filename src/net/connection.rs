@@ -27,10 +27,10 @@ use crate::stats::Stats;
 
 /// How long a connection's last message may take to write before the socket is dropped
 /// anyway.
-pub const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One client's socket and its inbound buffer.
-pub struct Connection {
+pub(crate) struct Connection {
     read: OwnedReadHalf,
     /// Until the session opens; then the [`Egress`] owns it.
     write: Option<OwnedWriteHalf>,
@@ -40,7 +40,7 @@ pub struct Connection {
 
 impl Connection {
     /// Wraps an accepted socket; frames larger than `max_frame_bytes` end it.
-    pub fn new(stream: TcpStream, max_frame_bytes: u32, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(stream: TcpStream, max_frame_bytes: u32, stats: Arc<Stats>) -> Self {
         let (read, write) = stream.into_split();
         Self {
             read,
@@ -52,7 +52,7 @@ impl Connection {
 
     /// The next message: one already buffered, else read from the socket. Cancel-safe: a
     /// cancelled call loses nothing (bytes are kept only once a read completes).
-    pub async fn read_message(&mut self) -> Result<ClientMessage, Ending> {
+    pub(crate) async fn read_message(&mut self) -> Result<ClientMessage, Ending> {
         loop {
             if let Some(message) = self.buffered_message()? {
                 return Ok(message);
@@ -62,13 +62,13 @@ impl Connection {
     }
 
     /// The next message already in the buffer, if a whole one is there (no I/O).
-    pub fn buffered_message(&mut self) -> Result<Option<ClientMessage>, Ending> {
+    pub(crate) fn buffered_message(&mut self) -> Result<Option<ClientMessage>, Ending> {
         decode_next(&mut self.frames, &self.stats)
     }
 
     /// Reads once from the socket into the buffer (zero or more whole frames may follow).
     /// Cancel-safe.
-    pub async fn fill(&mut self) -> Result<(), Ending> {
+    pub(crate) async fn fill(&mut self) -> Result<(), Ending> {
         match self.read.read(self.frames.spare()).await {
             Ok(0) => Err(Ending::ClientLeft),
             Ok(n) => {
@@ -83,7 +83,7 @@ impl Connection {
     /// Writes the last message of a connection whose session never opened, and shuts the
     /// socket (bounded by [`CLOSE_WRITE_TIMEOUT`]). Does nothing once the session opened:
     /// then the egress writes ([`Egress::close_with`]).
-    pub async fn write_last(&mut self, message: &ServerMessage) {
+    pub(crate) async fn write_last(&mut self, message: &ServerMessage) {
         if let Some(write) = self.write.as_mut() {
             send_last(write, message).await;
         }
@@ -91,7 +91,7 @@ impl Connection {
 
     /// The session opens: the write half moves into an [`Egress`] that writes the frames
     /// `outbox` receives (and this task's own messages). `None` if it already did.
-    pub fn open(&mut self, outbox: OutboxReader) -> Option<Arc<Egress>> {
+    pub(crate) fn open(&mut self, outbox: OutboxReader) -> Option<Arc<Egress>> {
         let write = self.write.take()?;
         Some(Arc::new(Egress::new(write, outbox)))
     }
@@ -99,7 +99,7 @@ impl Connection {
 
 /// Takes the next whole frame out of `frames` and decodes it: `Ok(None)` if no whole frame is
 /// buffered; `Err` closes the connection (`FrameTooLarge`, or the decode error's reason).
-pub fn decode_next(
+pub(crate) fn decode_next(
     frames: &mut FrameReader,
     stats: &Stats,
 ) -> Result<Option<ClientMessage>, Ending> {
@@ -121,7 +121,7 @@ pub fn decode_next(
 
 /// Writes a connection's last message and shuts the socket, giving up after
 /// [`CLOSE_WRITE_TIMEOUT`] so a peer that does not read cannot hold the task.
-pub async fn send_last(writer: &mut (impl AsyncWrite + Unpin), message: &ServerMessage) {
+pub(crate) async fn send_last(writer: &mut (impl AsyncWrite + Unpin), message: &ServerMessage) {
     let bytes = frame_bytes(message);
     let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
         let _ = writer.write_all(&bytes).await;

@@ -34,7 +34,7 @@ pub struct Egress {
 }
 
 /// What is waiting to be written, and how far the current write got.
-pub struct Drain {
+pub(crate) struct Drain {
     reader: OutboxReader,
     /// Bytes of the front frame already written.
     offset: usize,
@@ -142,7 +142,7 @@ impl Egress {
 impl Drain {
     /// Writes queued bytes in order with `write` (non-blocking) until done, blocked or failed;
     /// counts whole frames written into `written`.
-    pub fn flush(
+    pub(crate) fn flush(
         &mut self,
         mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
         written: &mut u64,

@@ -79,7 +79,7 @@ impl Drop for Registration {
 const YIELD_EVERY: usize = 200;
 
 /// One shard's writer: run [`FlushTask::run`] on the network runtime.
-pub struct FlushTask {
+pub(crate) struct FlushTask {
     signals: tokio::sync::mpsc::Receiver<()>,
     registry: Arc<FlushRegistry>,
     shard: usize,
@@ -87,7 +87,7 @@ pub struct FlushTask {
 }
 
 /// Creates the tick's signal and one flush task per shard of `registry`.
-pub fn tick_signal(
+pub(crate) fn tick_signal(
     registry: Arc<FlushRegistry>,
     stats: Arc<Stats>,
 ) -> (TickSignal, Vec<FlushTask>) {
@@ -107,7 +107,7 @@ pub fn tick_signal(
 
 impl FlushTask {
     /// Flushes the shard's connections on every signal, until the tick is gone.
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let mut targets: Vec<Arc<Egress>> = Vec::new();
         while self.signals.recv().await.is_some() {
             targets.extend(

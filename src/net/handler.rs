@@ -44,7 +44,7 @@ impl Drop for LiveTask {
 /// Serves one accepted connection until it ends. `pending` is its place among the pending
 /// handshakes, given back once it has logged in (or failed to); a player slot is taken only
 /// after a valid Hello.
-pub async fn serve(
+pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     id: ConnectionId,
@@ -413,7 +413,7 @@ async fn flush_all(egress: &Egress, stats: &Stats) -> Result<(), Ending> {
 }
 
 /// Resolves once shutdown has been requested.
-pub async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     // A closed channel means the server is gone: stop as well.
     let _ = shutdown.wait_for(|stopping| *stopping).await;
 }

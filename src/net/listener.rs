@@ -16,7 +16,7 @@ use crate::protocol::{CloseReason, Refusal, ServerMessage};
 use crate::stats::Stats;
 
 /// Accepts connections until shutdown.
-pub async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
+pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
     let mut shutdown = ctx.shutdown.clone();
     let mut next_id: u64 = 1;
     let mut backoff = Duration::from_millis(5);

@@ -14,15 +14,15 @@
 //! - [`egress`]: a connection's write side, shared by its task and its flush task.
 //! - [`rate_limit`]: the per-player message rate limit and flood kick, sans I/O.
 
-pub mod admission;
-pub mod connection;
-pub mod egress;
-pub mod flush;
-pub mod handler;
+pub(crate) mod admission;
+pub(crate) mod connection;
+pub(crate) mod egress;
+pub(crate) mod flush;
+pub(crate) mod handler;
 pub mod inbound_check;
-pub mod listener;
-pub mod rate_limit;
-pub mod session;
+pub(crate) mod listener;
+pub(crate) mod rate_limit;
+pub(crate) mod session;
 
 use std::sync::Arc;
 

@@ -16,7 +16,7 @@ const FLOOD_PAUSE: Duration = Duration::from_secs(1);
 
 /// What to do with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     /// Within the rate: handle it.
     Accept,
     /// Over the rate: drop it (and count it).
@@ -27,7 +27,7 @@ pub enum Admit {
 
 /// One client's token bucket and flood record.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     policy: BucketPolicy,
     bucket: TokenBucket,
     kick_after: Duration,
@@ -37,7 +37,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A full bucket at `now`.
-    pub fn new(per_second: u32, burst: u32, kick_after: Duration, now: Instant) -> Self {
+    pub(crate) fn new(per_second: u32, burst: u32, kick_after: Duration, now: Instant) -> Self {
         let policy = BucketPolicy {
             burst: f64::from(burst),
             per_second: f64::from(per_second),
@@ -52,7 +52,7 @@ impl RateLimiter {
 
     /// Decides about one message that arrived at `now` (the time of the read that brought it;
     /// times never go backwards).
-    pub fn admit(&mut self, now: Instant) -> Admit {
+    pub(crate) fn admit(&mut self, now: Instant) -> Admit {
         if self.bucket.try_take(&self.policy, now) {
             return Admit::Accept;
         }

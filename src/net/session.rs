@@ -28,7 +28,7 @@ use crate::stats::{ActionDrop, Stats};
 
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The server ends it with this reason (sent to the client) and detail.
     Close(CloseReason, String),
     /// The client said Goodbye or closed its socket.
@@ -39,14 +39,14 @@ pub enum Ending {
 
 impl Ending {
     /// The server ends the connection with `reason`.
-    pub fn close(reason: CloseReason, detail: impl Into<String>) -> Self {
+    pub(crate) fn close(reason: CloseReason, detail: impl Into<String>) -> Self {
         Self::Close(reason, detail.into())
     }
 }
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Waiting for the Hello (at most `handshake_timeout`).
     Handshake,
     /// A valid Hello arrived; the player is being logged in and welcomed. Nothing the client
@@ -60,7 +60,7 @@ pub enum Phase {
 
 /// What the connection must do with a message the session accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// The handshake is complete: take a player slot and log this player in.
     LogIn(Hello),
     /// Queue this for the next tick.
@@ -73,7 +73,7 @@ pub enum Step {
 
 /// The last message a connection gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Last {
+pub(crate) enum Last {
     /// `Reject`: the session never opened.
     Reject,
     /// `Close`: the server ends an open session.
@@ -99,7 +99,7 @@ pub struct SessionLimits {
 const INVALID_ACTION_BURST: u32 = 10;
 
 /// One connection's session.
-pub struct Session {
+pub(crate) struct Session {
     phase: Phase,
     limits: SessionLimits,
     /// When the Hello must have arrived.
@@ -114,7 +114,7 @@ pub struct Session {
 
 impl Session {
     /// A connection accepted at `now`, waiting for its Hello.
-    pub fn new(
+    pub(crate) fn new(
         limits: SessionLimits,
         registry: Arc<ActionRegistry>,
         stats: Arc<Stats>,
@@ -138,12 +138,13 @@ impl Session {
     }
 
     /// Where the connection is.
-    pub fn phase(&self) -> Phase {
+    #[cfg(test)]
+    pub(crate) fn phase(&self) -> Phase {
         self.phase
     }
 
     /// The message `message`, received at `now`. `Err` ends the connection.
-    pub fn receive(&mut self, message: ClientMessage, now: Instant) -> Result<Step, Ending> {
+    pub(crate) fn receive(&mut self, message: ClientMessage, now: Instant) -> Result<Step, Ending> {
         match self.phase {
             Phase::Handshake => self.hello(message).map(Step::LogIn),
             Phase::LoggingIn | Phase::Closed => Err(Ending::close(
@@ -155,7 +156,7 @@ impl Session {
     }
 
     /// The Welcome is written at `now`: the session opens.
-    pub fn opened(&mut self, now: Instant) {
+    pub(crate) fn opened(&mut self, now: Instant) {
         if self.phase == Phase::LoggingIn {
             self.phase = Phase::Open;
             self.heard_at = now;
@@ -165,7 +166,7 @@ impl Session {
     /// When [`Session::timed_out`] must next be asked: the handshake's deadline, or the end of
     /// the open session's idle time; `None` while logging in or closed (the login has its
     /// own bound).
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Handshake => Some(self.handshake_deadline),
             Phase::Open => Some(self.heard_at + self.limits.idle_timeout),
@@ -175,7 +176,7 @@ impl Session {
 
     /// Whether the connection must end at `now` for silence: `HandshakeTimeout` (no Hello
     /// in time) or `IdleTimeout` (an open session that sent nothing for `idle_timeout`).
-    pub fn timed_out(&self, now: Instant) -> Option<Ending> {
+    pub(crate) fn timed_out(&self, now: Instant) -> Option<Ending> {
         match self.phase {
             Phase::Handshake if now >= self.handshake_deadline => Some(Ending::close(
                 CloseReason::HandshakeTimeout,
@@ -190,7 +191,7 @@ impl Session {
     }
 
     /// The connection ends: which last message it gets (and the session is closed).
-    pub fn end(&mut self) -> Last {
+    pub(crate) fn end(&mut self) -> Last {
         let last = match self.phase {
             Phase::Open => Last::Close,
             Phase::Handshake | Phase::LoggingIn | Phase::Closed => Last::Reject,

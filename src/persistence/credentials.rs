@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 
 /// Bytes of random salt per player.
-pub const SALT_BYTES: usize = 16;
+pub(crate) const SALT_BYTES: usize = 16;
 
 /// A stored credential: the salt and `SHA-256(salt || secret)`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,10 +26,10 @@ use ahash::AHashMap;
 use crate::token_bucket::{BucketPolicy, TokenBucket};
 
 /// Most names, and most addresses, whose buckets are tracked at once.
-pub const MAX_TRACKED: usize = 65_536;
+pub(crate) const MAX_TRACKED: usize = 65_536;
 
 /// Addresses remembered per name as having logged in to it.
-pub const KNOWN_ADDRESSES: usize = 4;
+pub(crate) const KNOWN_ADDRESSES: usize = 4;
 
 /// Why a login may not be tried now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

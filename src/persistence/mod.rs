@@ -19,11 +19,11 @@
 //! the batch being committed). A player who leaves is saved at once. A graceful shutdown
 //! saves everyone before it exits.
 
-pub mod credentials;
+pub(crate) mod credentials;
 pub mod handoff;
-pub mod login;
-pub mod login_throttle;
-pub mod online;
+pub(crate) mod login;
+pub(crate) mod login_throttle;
+pub(crate) mod online;
 pub mod sqlite;
 pub mod store;
 pub mod writer;

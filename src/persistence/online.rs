@@ -15,7 +15,7 @@ use ahash::AHashSet;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 /// The set of online names.
-pub struct OnlineNames {
+pub(crate) struct OnlineNames {
     names: Mutex<AHashSet<String>>,
     released: Receiver<String>,
     release: Sender<String>,
@@ -40,7 +40,7 @@ impl Default for OnlineNames {
 
 impl OnlineNames {
     /// Claims `name` (whatever its case); `None` if it is online.
-    pub fn claim(&self, name: &str) -> Option<NameGuard> {
+    pub(crate) fn claim(&self, name: &str) -> Option<NameGuard> {
         let key = crate::protocol::name_key(name);
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
         for released in self.released.try_iter() {

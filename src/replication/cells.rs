@@ -23,7 +23,7 @@ use crate::bridge::outbox::SharedBody;
 
 /// The encoded data of one grid cell for the current tick.
 #[derive(Debug)]
-pub struct Cell {
+pub(crate) struct Cell {
     /// Wire ids of the entities in the cell.
     pub members: Vec<u32>,
     /// See the module docs.
@@ -51,7 +51,7 @@ pub struct Cell {
 }
 
 /// Marks a cell without a shared frame body this tick.
-pub const NO_BODY: u32 = u32::MAX;
+pub(crate) const NO_BODY: u32 = u32::MAX;
 
 impl Default for Cell {
     fn default() -> Self {
@@ -74,7 +74,7 @@ impl Default for Cell {
 
 /// The grid of cells with this tick's encoded data.
 #[derive(Resource)]
-pub struct CellGrid {
+pub(crate) struct CellGrid {
     /// Dimensions.
     pub geometry: GridGeometry,
     /// All cells, by [`CellIndex`].
@@ -91,7 +91,7 @@ pub struct CellGrid {
 
 impl CellGrid {
     /// An empty grid.
-    pub fn new(geometry: GridGeometry) -> Self {
+    pub(crate) fn new(geometry: GridGeometry) -> Self {
         let cells = (0..geometry.cell_count())
             .map(|_| Cell::default())
             .collect();
@@ -105,7 +105,7 @@ impl CellGrid {
     }
 
     /// Asks for a shared frame body for clients in `cell` whose view did not change.
-    pub fn request_body(&mut self, cell: CellIndex) {
+    pub(crate) fn request_body(&mut self, cell: CellIndex) {
         let slot = &mut self.cells[cell as usize].body_slot;
         if *slot == NO_BODY {
             *slot = self.body_cells.len() as u32;
@@ -115,7 +115,7 @@ impl CellGrid {
 
     /// The shared frame body of `cell`, if one was built this tick.
     #[inline]
-    pub fn body(&self, cell: CellIndex) -> Option<&SharedBody> {
+    pub(crate) fn body(&self, cell: CellIndex) -> Option<&SharedBody> {
         let slot = self.cells[cell as usize].body_slot;
         (slot != NO_BODY).then(|| &self.view_bodies[slot as usize])
     }
@@ -128,7 +128,7 @@ impl CellGrid {
 
     /// The cell at `index`, marked so its buffers are cleared next tick.
     #[inline]
-    pub fn cell_mut(&mut self, index: CellIndex) -> &mut Cell {
+    pub(crate) fn cell_mut(&mut self, index: CellIndex) -> &mut Cell {
         let cell = &mut self.cells[index as usize];
         if !cell.dirty {
             cell.dirty = true;
@@ -173,7 +173,7 @@ fn add_member(grid: &mut CellGrid, table: &mut ReplicaTable, cell: CellIndex, id
 }
 
 /// Places every replica in its cell and writes its record into that cell's sections.
-pub fn encode_cells(
+pub(crate) fn encode_cells(
     mut grid: ResMut<CellGrid>,
     mut table: ResMut<ReplicaTable>,
     clock: Res<TickClock>,
@@ -221,7 +221,7 @@ pub fn encode_cells(
 }
 
 /// Encodes the `snapshot` and `previous` sections of the cells that clients asked for.
-pub fn encode_requested_sections(grid: &mut CellGrid, table: &ReplicaTable, tick: u64) {
+pub(crate) fn encode_requested_sections(grid: &mut CellGrid, table: &ReplicaTable, tick: u64) {
     for index in 0..grid.dirty.len() {
         let cell = &mut grid.cells[grid.dirty[index] as usize];
         if cell.snapshot_wanted && cell.snapshot.count == 0 {

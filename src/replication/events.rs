@@ -18,7 +18,7 @@ use crate::stats::Stats;
 /// Encoded event records (`protocol::Event`), each tagged with its place in this tick's
 /// sending order so that a client's events from several sections can be merged in order.
 #[derive(Debug, Default, Clone)]
-pub struct EventSection {
+pub(crate) struct EventSection {
     /// Concatenated records (kind, length, value), as on the wire.
     pub bytes: Vec<u8>,
     /// Per record: its sending order this tick and where it ends in `bytes`.
@@ -28,19 +28,19 @@ pub struct EventSection {
 impl EventSection {
     /// Whether the section holds no event.
     #[inline]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
     /// Empties the section, keeping its memory.
     #[inline]
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
     }
 
     /// Appends the record of an event of wire kind `kind` with value `value`.
-    pub fn push(&mut self, order: u32, kind: u16, value: &[u8]) {
+    pub(crate) fn push(&mut self, order: u32, kind: u16, value: &[u8]) {
         put_varint(&mut self.bytes, u64::from(kind));
         put_varint(&mut self.bytes, value.len() as u64);
         self.bytes.extend_from_slice(value);
@@ -49,7 +49,7 @@ impl EventSection {
 
     /// The bytes of record `index`.
     #[inline]
-    pub fn record(&self, index: usize) -> &[u8] {
+    pub(crate) fn record(&self, index: usize) -> &[u8] {
         let start = if index == 0 {
             0
         } else {
@@ -61,7 +61,7 @@ impl EventSection {
 
 /// This tick's events: encoded by kind, then routed.
 #[derive(Resource, Default)]
-pub struct EventRouting {
+pub(crate) struct EventRouting {
     encoded: EncodedEvents,
     /// Events for every client.
     pub everyone: EventSection,
@@ -72,7 +72,7 @@ pub struct EventRouting {
 
 /// Drains every event kind (in registration order: the order of events does not depend on
 /// which thread ran which system) and routes each event once.
-pub fn route_events(world: &mut World) {
+pub(crate) fn route_events(world: &mut World) {
     world.resource_scope(|world, mut routing: Mut<EventRouting>| {
         let routing = &mut *routing;
         routing.everyone.clear();

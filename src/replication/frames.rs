@@ -20,8 +20,6 @@ use components::TickClock;
 
 use std::sync::Arc;
 
-use crate::bridge::ConnectionId;
-
 use crate::bridge::TickSignal;
 use crate::bridge::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody};
 use crate::protocol::{
@@ -39,16 +37,14 @@ use super::{OutboundLimits, SharedStats};
 /// On a player entity: its live connection, where its frames go. (Not the Rust client
 /// library's `Client`: this is the server's end.)
 #[derive(Component)]
-pub struct Connected {
-    /// Its connection.
-    pub connection: ConnectionId,
+pub(crate) struct Connected {
     /// Its frame queue.
     pub outbox: OutboxWriter,
 }
 
 /// What a client sees and has been told.
 #[derive(Component, Default, Debug)]
-pub struct Viewer {
+pub(crate) struct Viewer {
     /// The cells in view as of the last frame sent; `None` before the first frame and after
     /// dropped frames (the next frame is then a full resynchronisation).
     pub view: Option<CellRect>,
@@ -73,7 +69,7 @@ pub struct Viewer {
 
 /// Event bytes kept for a client whose frames are being dropped (see
 /// [`super::OutboundLimits::max_pending_event_bytes`]).
-pub const MAX_PENDING_EVENT_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_PENDING_EVENT_BYTES: usize = 64 * 1024;
 
 /// Where a client's events of this tick come from, for merging them in sending order.
 #[derive(Clone, Copy)]
@@ -130,7 +126,7 @@ fn gather_events(
 
 /// Computes each viewer's view for this tick and asks the cells entering or leaving some
 /// view for their snapshot/previous sections, then encodes those (once per cell).
-pub fn prepare_views(
+pub(crate) fn prepare_views(
     mut viewers: Query<(&NetId, &mut Viewer)>,
     mut grid: ResMut<CellGrid>,
     table: Res<ReplicaTable>,
@@ -219,7 +215,7 @@ fn build_view_bodies(grid: &mut CellGrid) {
 /// Per-thread tallies of one tick's frames, summed into [`Stats`] once per tick so the
 /// parallel loop does not bounce shared counters between cores.
 #[derive(Default)]
-pub struct FrameTally {
+pub(crate) struct FrameTally {
     frames: u64,
     bytes: u64,
     resyncs: u64,
@@ -232,7 +228,7 @@ pub struct FrameTally {
 /// Assembles and submits every client's frame, in parallel across clients.
 // A bevy system: each parameter is data it reads; bundling them would only hide that.
 #[allow(clippy::too_many_arguments)]
-pub fn assemble_frames(
+pub(crate) fn assemble_frames(
     mut viewers: Query<(&mut Viewer, &mut Connected)>,
     grid: Res<CellGrid>,
     clock: Res<TickClock>,
@@ -341,7 +337,7 @@ pub fn assemble_frames(
 }
 
 /// The per-client fields of a state frame, before the entity records.
-pub struct Header<'a> {
+pub(crate) struct Header<'a> {
     /// This tick.
     pub tick: u32,
     /// The client's latest input or action seq processed.
@@ -351,7 +347,7 @@ pub struct Header<'a> {
 }
 
 /// Writes one whole state frame (length prefix included) into `out`.
-pub fn write_frame(
+pub(crate) fn write_frame(
     out: &mut Vec<u8>,
     grid: &CellGrid,
     previous: Option<CellRect>,

@@ -7,11 +7,11 @@
 //! only on the client's cell, views change only when a client crosses a cell edge.
 
 /// Cell coordinates packed as one index: `cy * columns + cx`.
-pub type CellIndex = u32;
+pub(crate) type CellIndex = u32;
 
 /// An inclusive rectangle of cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CellRect {
+pub(crate) struct CellRect {
     /// First column.
     pub x0: u32,
     /// First row.
@@ -25,19 +25,19 @@ pub struct CellRect {
 impl CellRect {
     /// Whether cell `(cx, cy)` is inside.
     #[inline]
-    pub fn contains(&self, cx: u32, cy: u32) -> bool {
+    pub(crate) fn contains(&self, cx: u32, cy: u32) -> bool {
         cx >= self.x0 && cx <= self.x1 && cy >= self.y0 && cy <= self.y1
     }
 
     /// Every cell inside, row by row.
-    pub fn cells(self) -> impl Iterator<Item = (u32, u32)> {
+    pub(crate) fn cells(self) -> impl Iterator<Item = (u32, u32)> {
         (self.y0..=self.y1).flat_map(move |cy| (self.x0..=self.x1).map(move |cx| (cx, cy)))
     }
 }
 
 /// The grid's dimensions, in wire units (positions times the wire scale).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GridGeometry {
+pub(crate) struct GridGeometry {
     /// Cells per side.
     pub columns: u32,
     /// Side of a cell in wire units.
@@ -49,7 +49,7 @@ pub struct GridGeometry {
 impl GridGeometry {
     /// The grid for a world of `world_size` units with `cell_size`-unit cells, guaranteeing
     /// `interest_radius`; positions are scaled by `scale` on the wire.
-    pub fn new(world_size: f32, cell_size: f32, interest_radius: f32, scale: f32) -> Self {
+    pub(crate) fn new(world_size: f32, cell_size: f32, interest_radius: f32, scale: f32) -> Self {
         let cell_wire = ((cell_size * scale).round() as u32).max(1);
         let world_wire = (world_size * scale).round() as u32;
         let columns = world_wire.div_ceil(cell_wire).max(1);
@@ -62,13 +62,13 @@ impl GridGeometry {
     }
 
     /// Number of cells.
-    pub fn cell_count(&self) -> usize {
+    pub(crate) fn cell_count(&self) -> usize {
         (self.columns as usize) * (self.columns as usize)
     }
 
     /// Column and row of a wire position (positions past the edge clamp to the last cell).
     #[inline]
-    pub fn cell_xy(&self, wire: [u32; 2]) -> (u32, u32) {
+    pub(crate) fn cell_xy(&self, wire: [u32; 2]) -> (u32, u32) {
         let last = self.columns - 1;
         (
             (wire[0] / self.cell_wire).min(last),
@@ -78,25 +78,25 @@ impl GridGeometry {
 
     /// Index of the cell holding a wire position.
     #[inline]
-    pub fn cell_of(&self, wire: [u32; 2]) -> CellIndex {
+    pub(crate) fn cell_of(&self, wire: [u32; 2]) -> CellIndex {
         let (cx, cy) = self.cell_xy(wire);
         self.index(cx, cy)
     }
 
     /// Index of cell `(cx, cy)`.
     #[inline]
-    pub fn index(&self, cx: u32, cy: u32) -> CellIndex {
+    pub(crate) fn index(&self, cx: u32, cy: u32) -> CellIndex {
         cy * self.columns + cx
     }
 
     /// Column and row of a cell index.
     #[inline]
-    pub fn xy(&self, cell: CellIndex) -> (u32, u32) {
+    pub(crate) fn xy(&self, cell: CellIndex) -> (u32, u32) {
         (cell % self.columns, cell / self.columns)
     }
 
     /// The cells a client in `cell` sees.
-    pub fn view_of(&self, cell: CellIndex) -> CellRect {
+    pub(crate) fn view_of(&self, cell: CellIndex) -> CellRect {
         let (cx, cy) = self.xy(cell);
         let k = self.view_cells;
         let last = self.columns - 1;

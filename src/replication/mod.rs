@@ -12,13 +12,13 @@
 //! Systems run in [`components::TickSet::Replicate`] (capture, encode, route events) and
 //! [`components::TickSet::Frames`] (views, then frames).
 
-pub mod cells;
-pub mod events;
-pub mod frames;
-pub mod grid;
-pub mod records;
-pub mod table;
-pub mod welcome;
+pub(crate) mod cells;
+pub(crate) mod events;
+pub(crate) mod frames;
+pub(crate) mod grid;
+pub(crate) mod records;
+pub(crate) mod table;
+pub(crate) mod welcome;
 
 use std::sync::{Arc, Mutex};
 
@@ -38,7 +38,7 @@ use table::ReplicaTable;
 
 /// Replication: the grid, the replica table, encode once per cell, events, one frame per
 /// client per tick, and the signal that tells the network threads to write them.
-pub struct ReplicationPlugin {
+pub(crate) struct ReplicationPlugin {
     geometry: GridGeometry,
     welcome: Welcome,
     limits: OutboundLimits,
@@ -47,7 +47,7 @@ pub struct ReplicationPlugin {
 
 impl ReplicationPlugin {
     /// Replication of the world `config` describes; `signal` is sent once per tick.
-    pub fn new(config: &Config, signal: TickSignal) -> Self {
+    pub(crate) fn new(config: &Config, signal: TickSignal) -> Self {
         let geometry = GridGeometry::new(
             config.world_size,
             config.cell_size,
@@ -99,7 +99,7 @@ impl Plugin for ReplicationPlugin {
 
 /// After every plugin registered: the table knows how many component kinds there are, and
 /// the Welcome carries the game's schema.
-pub fn finish_registration(world: &mut World) {
+pub(crate) fn finish_registration(world: &mut World) {
     let kinds = world.resource::<ReplicationRegistry>().names.len();
     world.insert_resource(ReplicaTable::new(kinds));
     let schema = crate::game::schema(world);
@@ -108,7 +108,7 @@ pub fn finish_registration(world: &mut World) {
 
 /// Steps inside the replicate and flush phases.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReplicationStep {
+pub(crate) enum ReplicationStep {
     /// Wire ids for new entities, removals for despawned ones.
     Track,
     /// Copies changed positions and components into the replica table.
@@ -125,7 +125,7 @@ pub enum ReplicationStep {
 
 /// What the server allows itself to send a client, and for how long a client may refuse it.
 #[derive(Resource, Clone, Copy, Debug)]
-pub struct OutboundLimits {
+pub(crate) struct OutboundLimits {
     /// Largest frame the server sends, bytes; a view that needs more closes the client.
     pub max_frame_bytes: u32,
     /// Ticks a client may go without taking a single frame (every outbox slot in flight)
@@ -138,7 +138,7 @@ pub struct OutboundLimits {
 
 /// The server's counters, for systems.
 #[derive(Resource, Clone)]
-pub struct SharedStats(pub Arc<Stats>);
+pub(crate) struct SharedStats(pub Arc<Stats>);
 
 /// Adds the replication systems to the tick schedule.
 fn add_systems(schedule: &mut Schedule) {

@@ -8,7 +8,7 @@ use super::table::Replica;
 
 /// A run of encoded records and how many there are.
 #[derive(Default, Debug)]
-pub struct Section {
+pub(crate) struct Section {
     /// Concatenated records.
     pub bytes: Vec<u8>,
     /// Number of records in `bytes`.
@@ -18,20 +18,20 @@ pub struct Section {
 impl Section {
     /// Empties the section, keeping its memory.
     #[inline]
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.count = 0;
     }
 
     /// Appends a removal record (an entity id).
     #[inline]
-    pub fn push_removal(&mut self, id: u32) {
+    pub(crate) fn push_removal(&mut self, id: u32) {
         put_varint(&mut self.bytes, u64::from(id));
         self.count += 1;
     }
 
     /// Appends a spawn record: id, absolute wire position, every present component.
-    pub fn push_spawn(&mut self, id: u32, replica: &Replica) {
+    pub(crate) fn push_spawn(&mut self, id: u32, replica: &Replica) {
         put_varint(&mut self.bytes, u64::from(id));
         put_varint(&mut self.bytes, u64::from(replica.wire[0]));
         put_varint(&mut self.bytes, u64::from(replica.wire[1]));
@@ -40,7 +40,7 @@ impl Section {
     }
 
     /// Appends an update record: id, position change since the last frame, changed components.
-    pub fn push_update(&mut self, id: u32, replica: &Replica) {
+    pub(crate) fn push_update(&mut self, id: u32, replica: &Replica) {
         put_varint(&mut self.bytes, u64::from(id));
         put_signed_varint(
             &mut self.bytes,

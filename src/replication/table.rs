@@ -9,16 +9,14 @@ use super::grid::CellIndex;
 /// An entity's id on the wire (defined with the gameplay API, so events can name entities).
 /// Small and dense (reused after release), so it encodes in one or two varint bytes for up
 /// to 16,384 live entities.
-pub use components::NetId;
+pub(crate) use components::NetId;
 
 /// Marks a replica not yet placed in any cell.
-pub const NO_CELL: CellIndex = CellIndex::MAX;
+pub(crate) const NO_CELL: CellIndex = CellIndex::MAX;
 
 /// Replication state of one entity.
 #[derive(Debug)]
-pub struct Replica {
-    /// The ECS entity.
-    pub entity: Entity,
+pub(crate) struct Replica {
     /// Wire position as of this tick (captured from `Position`).
     pub wire: [u32; 2],
     /// Wire position the viewers hold (as of the previous tick's frames).
@@ -48,7 +46,7 @@ pub struct Replica {
 
 /// All replicas, indexed by [`NetId`].
 #[derive(Resource, Default)]
-pub struct ReplicaTable {
+pub(crate) struct ReplicaTable {
     replicas: Vec<Replica>,
     free_ids: Vec<u32>,
     released: Vec<u32>,
@@ -58,7 +56,7 @@ pub struct ReplicaTable {
 
 impl ReplicaTable {
     /// A table for entities with `component_kinds` replicated component kinds.
-    pub fn new(component_kinds: usize) -> Self {
+    pub(crate) fn new(component_kinds: usize) -> Self {
         Self {
             component_kinds,
             ..Default::default()
@@ -67,9 +65,8 @@ impl ReplicaTable {
 
     /// Gives `entity` a wire id. Ids released in a tick are reused only from the next tick on,
     /// so one frame never names the same id for two entities.
-    pub fn register(&mut self, entity: Entity, wire: [u32; 2]) -> NetId {
+    pub(crate) fn register(&mut self, entity: Entity, wire: [u32; 2]) -> NetId {
         let fresh = |components: Vec<Vec<u8>>| Replica {
-            entity,
             wire,
             sent_wire: wire,
             cell: NO_CELL,
@@ -104,14 +101,14 @@ impl ReplicaTable {
     }
 
     /// Marks the replica of a despawned entity; the encoder emits its removal.
-    pub fn despawned(&mut self, entity: Entity) {
+    pub(crate) fn despawned(&mut self, entity: Entity) {
         if let Some(id) = self.by_entity.remove(&entity) {
             self.replicas[id as usize].despawned = true;
         }
     }
 
     /// Frees a despawned replica's id (effective from the next tick).
-    pub fn release(&mut self, id: u32) {
+    pub(crate) fn release(&mut self, id: u32) {
         let replica = &mut self.replicas[id as usize];
         replica.live = false;
         replica.despawned = false;
@@ -120,24 +117,24 @@ impl ReplicaTable {
     }
 
     /// Makes ids released during the previous tick available again.
-    pub fn recycle_released(&mut self) {
+    pub(crate) fn recycle_released(&mut self) {
         self.free_ids.append(&mut self.released);
     }
 
     /// The replica with wire id `id`.
     #[inline]
-    pub fn get(&self, id: u32) -> &Replica {
+    pub(crate) fn get(&self, id: u32) -> &Replica {
         &self.replicas[id as usize]
     }
 
     /// The replica with wire id `id`, mutably.
     #[inline]
-    pub fn get_mut(&mut self, id: u32) -> &mut Replica {
+    pub(crate) fn get_mut(&mut self, id: u32) -> &mut Replica {
         &mut self.replicas[id as usize]
     }
 
     /// Number of slots (live or free); ids are below this.
-    pub fn slots(&self) -> usize {
+    pub(crate) fn slots(&self) -> usize {
         self.replicas.len()
     }
 }

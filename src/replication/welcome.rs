@@ -10,17 +10,17 @@ use crate::protocol::{CloseReason, ServerMessage, Welcome, encode_frame};
 
 /// Session parameters sent to every joining client (with its own player id filled in).
 #[derive(Resource)]
-pub struct WelcomeTemplate(pub Welcome);
+pub(crate) struct WelcomeTemplate(pub Welcome);
 
 /// Set once the server is shutting down: every client has been asked to close, and clients
 /// that join from now on are closed right after their Welcome.
 #[derive(Resource, Default)]
-pub struct Draining(pub bool);
+pub(crate) struct Draining(pub bool);
 
 /// Publishes the Welcome of every client that joined this tick, before its first frame (a
 /// fresh outbox always has a free slot). During a shutdown drain the client is closed right
 /// after it, and gets no frame.
-pub fn welcome_new_clients(
+pub(crate) fn welcome_new_clients(
     mut joined: Query<(&NetId, &mut Connected, &mut Viewer), Added<Connected>>,
     template: Res<WelcomeTemplate>,
     draining: Option<Res<Draining>>,
@@ -45,7 +45,7 @@ pub fn welcome_new_clients(
 
 /// Asks every client to close with `reason` and stops sending them frames (graceful
 /// shutdown). Runs on the tick thread, between ticks.
-pub fn close_all_clients(world: &mut World, reason: CloseReason) {
+pub(crate) fn close_all_clients(world: &mut World, reason: CloseReason) {
     world.insert_resource(Draining(true));
     let mut clients = world.query::<(&Connected, &mut Viewer)>();
     for (client, mut viewer) in clients.iter_mut(world) {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bevy_ecs::world::World;
+use components::NetId;
 use components::Position;
 use throng::ServerHandle;
 use throng::config::{Config, ConfigLayer, Endpoint};
@@ -17,7 +18,6 @@ use throng::protocol::{
     ClientMessage, Hello, PROTOCOL_VERSION, Refusal, ServerMessage, StateFrame,
     decode_server_message, frame_bytes, quantize,
 };
-use throng::replication::table::NetId;
 use throng_client::{Client, Mirror};
 use throng_protocol::framing::FrameReader;
 
