@@ -20,7 +20,7 @@
 //!
 //! Architecture invariant: nothing here knows about sockets, tokio or message framing.
 //! Components are not wire types: values are postcard-encoded here, framed by the engine.
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod actions;
 pub mod app;

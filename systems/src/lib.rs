@@ -8,7 +8,7 @@
 //! Architecture invariant: systems are deterministic. Time comes from
 //! [`components::TickClock`], randomness from seeded resources, inputs from components and
 //! messages the engine fills in; no system sees a socket, a clock or the wire format.
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 use bevy_app::{App, Plugin};
 

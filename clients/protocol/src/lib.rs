@@ -12,7 +12,7 @@
 //! - this file: the message types, varints and the frame prefix.
 //! - [`framing`]: bytes to frames, sans I/O (server and clients).
 //! - [`visit`]: zero-allocation reading of state frame bytes (what mirrors apply).
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod framing;
 pub mod visit;

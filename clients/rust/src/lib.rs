@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`connection`]: an async TCP client (connect, Hello, inputs, actions, frames).
 //! - [`mirror`]: a sans-IO copy of the entities a client sees, kept by applying frames.
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod connection;
 pub mod mirror;

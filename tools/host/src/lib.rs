@@ -6,7 +6,7 @@
 //! - [`fd_limit`]: raising the open-file soft limit to the hard limit.
 //! - [`proc_stats`]: CPU time, resident memory and open descriptors of a process, and the
 //!   machine's busy time, from `/proc` (Linux).
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod fd_limit;
 pub mod proc_stats;

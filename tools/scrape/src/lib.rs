@@ -2,7 +2,7 @@
 //! exposition text. Used by the load generator (server tick statistics over its measured
 //! window) and by the end-to-end tests that check the counters. Not part of the server:
 //! only std.
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
