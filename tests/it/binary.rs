@@ -2,9 +2,7 @@
 //! gracefully on SIGTERM (every player gets Close{Shutdown}, exit code 0); a second signal
 //! during the shutdown exits at once.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use throng::protocol::{CloseReason, ServerMessage};
 use throng::server::FORCED_EXIT_CODE;
 use throng_client::Client;

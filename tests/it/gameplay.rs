@@ -1,13 +1,11 @@
 //! The demo game and the gameplay API over real sockets: actions in, events out, a
 //! replicated and persisted score, NPC walkers, plugin settings, and every bad action.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use common::*;
 use components::{GameApp, NetId, Player, ServerTick, TickSet};
 use serde::{Deserialize, Serialize};
 use systems::snowball::{Hit, Score, Throw};

@@ -1,15 +1,15 @@
 //! Hostile clients against the real server process, beside well-behaved players: slowloris
 //! sockets, players that never read, and thousands of connections that come and go. The
 //! server must hold nothing for them beyond its limits, and the real players must miss no
-//! frame. Figures are printed for the notes (`cargo test --test hostile_clients -- --nocapture`);
-//! assertions are on counts, never on speed.
-
-mod common;
+//! frame. Figures are printed for the notes
+//! (`cargo test -p throng --test it hostile_clients -- --ignored --nocapture`); assertions
+//! are on counts, never on speed.
 
 use std::time::Duration;
 
-use common::bots::{non_reader, records, trickler, walking_bots};
-use common::*;
+use crate::common;
+use crate::common::bots::{non_reader, records, trickler, walking_bots};
+use crate::common::*;
 use throng::protocol::CloseReason;
 use tokio::sync::watch;
 

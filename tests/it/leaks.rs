@@ -4,13 +4,11 @@
 //! players, entities and open file descriptors exactly, resident memory within a margin
 //! (SQLite's page cache, which fills as the 10,000 new players are saved).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use throng::protocol::{ClientMessage, CloseReason, Input, frame_bytes};
 use throng_client::Client;
 use throng_scrape::Scrape;

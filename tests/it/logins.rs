@@ -3,9 +3,7 @@
 //! logins are throttled per name and per address with a typed reason and a counter, and the
 //! rightful owner still gets in from an address it logged in from.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use throng::config::ConfigLayer;
 use throng::protocol::CloseReason;
 use throng_client::ClientError;

@@ -2,12 +2,10 @@
 //! what the test did, the exposition follows the naming conventions, `/healthz` sees a
 //! stalled tick loop, `/readyz` sees a full server and a shutdown drain.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use throng::config::{ConfigLayer, Endpoint};
 use throng::protocol::{CloseReason, ServerMessage};
 use throng_scrape::{Scrape, http_get, http_status, scrape};

@@ -2,12 +2,10 @@
 //! positions and registered components restored after a graceful restart, clear startup
 //! errors for a database that cannot be used.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use bevy_ecs::prelude::*;
-use common::*;
 use components::{GameApp, Position, ServerTick, TickSet};
 use throng::ServerHandle;
 use throng::config::{ConfigLayer, Endpoint};
@@ -308,7 +306,7 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interva
         players.push((client, Vec::<(u32, [i64; 2])>::new(), None::<[i64; 2]>));
     }
     // A random moment, from a seed printed so that a failure can be replayed
-    // (THRONG_TEST_SEED=... cargo test --test persistence after_kill).
+    // (THRONG_TEST_SEED=... cargo test -p throng --test it after_kill).
     let seed = std::env::var("THRONG_TEST_SEED")
         .ok()
         .and_then(|seed| seed.parse().ok())

@@ -2,13 +2,11 @@
 //! players but never ticks: the log names the system, every player gets
 //! Close{InternalError}, and the server reports `TickDied` (the binary then exits non-zero).
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use bevy_ecs::prelude::*;
-use common::*;
 use components::{ServerTick, TickClock, TickSet};
 use throng::ServerHandle;
 use throng::config::ConfigLayer;
@@ -38,6 +36,9 @@ fn explode_at_tick_40(clock: bevy_ecs::prelude::Res<TickClock>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_system_is_named_in_the_log_and_stops_the_server() {
+    // The subscriber is process-wide: in the one test binary it also captures the other
+    // tests' logs from here on, which only adds lines to the text searched below. No other
+    // test installs one.
     let log = Captured::default();
     let writer = log.clone();
     tracing_subscriber::fmt()

@@ -1,0 +1,29 @@
+//! The integration tests, as one test binary (`cargo test -p throng --test it`): cargo
+//! builds and links one executable that links bevy and SQLite instead of one per file, and
+//! libtest runs every test of every module in parallel threads of one process.
+//!
+//! Every module is a former `tests/<name>.rs`; run one with its name as the filter
+//! (`cargo test -p throng --test it persistence::`). Tests share this process, so none may
+//! change process-wide state another test depends on. The allocation-counting test is its
+//! own binary (tests/allocations.rs): its global allocator would count every thread of this
+//! process.
+
+mod common;
+
+mod admission;
+mod bad_input;
+mod binary;
+mod events_harness;
+mod fuzz_corpus;
+mod gameplay;
+mod hostile_clients;
+mod hygiene;
+mod leaks;
+mod logins;
+mod metrics;
+mod persistence;
+mod replication_harness;
+mod session;
+mod system_panic;
+#[cfg(feature = "tracy")]
+mod tracy;
