@@ -12,7 +12,7 @@ use throng_scrape::{Scrape, http_get, http_status, scrape};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn server_with_metrics() -> throng::ServerHandle {
+fn server_with_metrics() -> TestServer {
     start_server(ConfigLayer {
         metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
         ..Default::default()

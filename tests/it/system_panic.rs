@@ -45,12 +45,13 @@ async fn a_panicking_system_is_named_in_the_log_and_stops_the_server() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
+    let data_dir = fresh_data_dir("panic");
     let config = ConfigLayer {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         tick_hz: Some(50),
         metrics: Some(throng::config::Endpoint::Off),
         stats_interval_s: Some(0.0),
-        data_dir: Some(fresh_data_dir("panic")),
+        data_dir: Some(data_dir.path().to_owned()),
         ..Default::default()
     }
     .resolve()

@@ -8,13 +8,18 @@ use std::time::Duration;
 
 use throng_scrape::{Scrape, scrape};
 
-/// A running server process; killed if the test ends before it exits.
+use super::TempDir;
+
+/// A running server process; killed if the test ends before it exits, and then its
+/// temporary data directory (if it owns one) removed.
 pub struct ServerProcess {
     child: Child,
     /// Where players connect.
     pub addr: SocketAddr,
     /// Where `/metrics` is served.
     pub metrics: SocketAddr,
+    /// Dropped after `Drop::drop` has killed and reaped the child.
+    data_dir: Option<TempDir>,
 }
 
 impl ServerProcess {
@@ -27,11 +32,14 @@ impl ServerProcess {
     /// Like [`ServerProcess::start`], with the process's open-file limit (soft and hard)
     /// set to `max_fds` if given.
     pub fn start_with_fd_limit(args: &[&str], max_fds: Option<u64>) -> ServerProcess {
-        Self::spawn(&super::fresh_data_dir("process"), args, max_fds)
+        let data_dir = super::fresh_data_dir("process");
+        let mut server = Self::spawn(data_dir.path(), args, max_fds);
+        server.data_dir = Some(data_dir);
+        server
     }
 
     /// Like [`ServerProcess::start`], on the player database in `data_dir` (to restart a
-    /// server on the same data).
+    /// server on the same data; the caller owns the directory).
     pub fn start_in(data_dir: &std::path::Path, args: &[&str]) -> ServerProcess {
         Self::spawn(data_dir, args, None)
     }
@@ -89,6 +97,7 @@ impl ServerProcess {
             child,
             addr,
             metrics,
+            data_dir: None,
         }
     }
 
