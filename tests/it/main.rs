@@ -7,6 +7,10 @@
 //! change process-wide state another test depends on. The allocation-counting test is its
 //! own binary (tests/allocations.rs): its global allocator would count every thread of this
 //! process.
+//!
+//! Conventions (helpers in `common`): a server's data lives in a temporary directory that
+//! goes when the test ends (`start_server`'s `TestServer`, `fresh_data_dir`); randomness
+//! comes from `seeded_rng`, whose seed is printed and can be set with `THRONG_TEST_SEED`.
 
 mod common;
 

@@ -282,7 +282,7 @@ const WIRE_STEP: i64 = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interval_earlier() {
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
     let dir = fresh_data_dir("kill9");
     let world_wire = 2000 * 8;
     let args = [
@@ -306,14 +306,8 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interva
     }
     // A random moment, from a seed printed so that a failure can be replayed
     // (THRONG_TEST_SEED=... cargo test -p throng --test it after_kill).
-    let seed = std::env::var("THRONG_TEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    println!("kill -9 test seed: THRONG_TEST_SEED={seed}");
-    let kill_after = std::time::Duration::from_millis(
-        rand::rngs::SmallRng::seed_from_u64(seed).random_range(1500..4000),
-    );
+    let kill_after =
+        std::time::Duration::from_millis(seeded_rng("kill -9 test").random_range(1500..4000));
     let started = std::time::Instant::now();
     // Every client reads up to the newest tick any of them has seen, so that the ones that
     // connected first (and have frames queued from while the others connected) keep up.

@@ -268,6 +268,27 @@ pub fn fresh_data_dir(tag: &str) -> TempDir {
         .expect("a temporary directory")
 }
 
+/// The seed of a test's randomness: `THRONG_TEST_SEED` if set (to replay a failure), else a
+/// random one; printed either way (libtest shows a test's output when it fails).
+pub fn test_seed(what: &str) -> u64 {
+    let seed = std::env::var("THRONG_TEST_SEED")
+        .ok()
+        .map(|seed| {
+            seed.parse()
+                .unwrap_or_else(|_| panic!("THRONG_TEST_SEED={seed:?} is not a u64"))
+        })
+        .unwrap_or_else(rand::random::<u64>);
+    println!("{what} seed: THRONG_TEST_SEED={seed}");
+    seed
+}
+
+/// A random generator seeded by [`test_seed`]: every random choice a test makes goes
+/// through one, so a failing run can be replayed.
+pub fn seeded_rng(what: &str) -> rand::rngs::SmallRng {
+    use rand::SeedableRng;
+    rand::rngs::SmallRng::seed_from_u64(test_seed(what))
+}
+
 /// Raises this test process's open-file limit (tests with thousands of sockets).
 pub fn raise_fd_limit() {
     throng::limits::raise_fd_limit().expect("raise the open-file limit");
