@@ -110,9 +110,22 @@ fn settled(server: &ServerProcess) -> (Live, Scrape) {
         s.value("throng_connection_tasks") == Some(0.0)
             && s.value("throng_players_connected") == Some(0.0)
     });
-    // The tick that despawns the last players has run; the entity count is that tick's.
-    // Descriptors are counted before the next scrape, whose own connection would count.
-    std::thread::sleep(Duration::from_millis(200));
+    // Once two more ticks have completed, the tick that despawns the last players has run:
+    // the entity count below is that tick's (or a later one's).
+    let ticks = scrape.value("throng_ticks_total").expect("exported");
+    server.until("two more ticks", |s| {
+        s.value("throng_ticks_total") >= Some(ticks + 2.0)
+    });
+    // Descriptors are counted once the server has closed its side of every scrape so far,
+    // and before the next scrape, whose own connection would count.
+    let started = std::time::Instant::now();
+    while server.open_metrics_connections() > 0 {
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "a scrape's connection stays open"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let open_fds = server.open_fds();
     let scrape2 = server.scrape();
     let live = Live {

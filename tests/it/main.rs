@@ -9,8 +9,11 @@
 //! process.
 //!
 //! Conventions (helpers in `common`): a server's data lives in a temporary directory that
-//! goes when the test ends (`start_server`'s `TestServer`, `fresh_data_dir`); randomness
-//! comes from `seeded_rng`, whose seed is printed and can be set with `THRONG_TEST_SEED`.
+//! goes when the test ends (`start_server`'s `TestServer`, `fresh_data_dir`); a test waits
+//! for a condition (`eventually`, `ServerProcess::until`, bounded by `HANG_GUARD`), not for
+//! a fixed time, unless the time is its premise (a client staying silent, a soak's length),
+//! as its comment then says; randomness comes from `seeded_rng`, whose seed is printed and
+//! can be set with `THRONG_TEST_SEED`.
 
 mod common;
 

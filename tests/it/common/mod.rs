@@ -63,6 +63,17 @@ impl Deref for TestServer {
 /// data directory is a fresh temporary one unless `settings` names one (a test that restarts
 /// a server on the same data owns that directory itself).
 pub fn start_server(settings: ConfigLayer) -> TestServer {
+    start_server_with(settings, |app| {
+        app.add_plugins(systems::GamePlugins);
+    })
+}
+
+/// Like [`start_server`], with the game added to the app by `game` (as
+/// [`ServerHandle::start_with`]).
+pub fn start_server_with(
+    settings: ConfigLayer,
+    game: impl FnOnce(&mut bevy_app::App),
+) -> TestServer {
     let owned = settings
         .data_dir
         .is_none()
@@ -86,11 +97,12 @@ pub fn start_server(settings: ConfigLayer) -> TestServer {
         game: Some(no_npcs()),
         ..Default::default()
     };
-    let handle = ServerHandle::start(
+    let handle = ServerHandle::start_with(
         settings
             .over(defaults)
             .resolve()
             .expect("valid test config"),
+        game,
     )
     .expect("server starts");
     TestServer::owning(handle, owned)

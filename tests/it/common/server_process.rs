@@ -128,6 +128,39 @@ impl ServerProcess {
         throng::metrics::process::open_fds(&self.pid().to_string()).expect("/proc readable")
     }
 
+    /// The process's sockets on the metrics port other than its listener (HTTP connections
+    /// it has not closed yet: the server drops its side of a scrape just after the scraper
+    /// has read the answer), from /proc.
+    pub fn open_metrics_connections(&self) -> usize {
+        let inodes: std::collections::HashSet<u64> =
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+                .expect("/proc readable")
+                .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    target
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse()
+                        .ok()
+                })
+                .collect();
+        let port = format!(":{:04X}", self.metrics.port());
+        std::fs::read_to_string("/proc/net/tcp")
+            .expect("/proc readable")
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                // sl local_address rem_address st ... inode
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.len() > 9
+                    && fields[1].ends_with(&port)
+                    && fields[3] != "0A" // LISTEN
+                    && fields[9].parse().is_ok_and(|inode| inodes.contains(&inode))
+            })
+            .count()
+    }
+
     /// Sends `signal` (such as "TERM") with kill(1).
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
