@@ -64,6 +64,7 @@ async fn server_with_players(args: &[&str]) -> (ServerProcess, Players) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak (tens of seconds): .ci/run runs it with --ignored"]
 async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() {
+    let _alone = soak_alone().await;
     let (server, players) =
         server_with_players(&["--world-size", "300", "--handshake-timeout-s", "2"]).await;
     let Players {
@@ -127,6 +128,7 @@ async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak (tens of seconds): .ci/run runs it with --ignored"]
 async fn two_hundred_clients_that_never_read_are_kicked_and_memory_stays_bounded() {
+    let _alone = soak_alone().await;
     // Everyone sees everyone, so frames are large (a few hundred entities in view) and a
     // client that does not read fills its buffers within seconds.
     let (server, players) =

@@ -139,6 +139,7 @@ fn settled(server: &ServerProcess) -> (Live, Scrape) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak (tens of seconds): .ci/run runs it with --ignored"]
 async fn ten_thousand_connections_of_every_ending_leave_nothing_behind() {
+    let _alone = soak_alone().await;
     let server = ServerProcess::start(&["--handshake-timeout-s", "0.2"]);
     // Warm-up: the allocator and the runtime reach their working size.
     cycles(server.addr, 0, 1000).await;

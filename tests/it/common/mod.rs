@@ -301,6 +301,14 @@ pub fn seeded_rng(what: &str) -> rand::rngs::SmallRng {
     rand::rngs::SmallRng::seed_from_u64(test_seed(what))
 }
 
+/// Held by each soak test for its whole run, so that the soaks run one at a time whatever
+/// `--test-threads` says: each loads a small machine fully, and their well-behaved bots must
+/// miss no frame, which another soak's load beside them (in this one process) can break.
+pub async fn soak_alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static SOAK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SOAK.lock().await
+}
+
 /// Raises this test process's open-file limit (tests with thousands of sockets).
 pub fn raise_fd_limit() {
     throng::limits::raise_fd_limit().expect("raise the open-file limit");
