@@ -1,5 +1,11 @@
 //! The tick allocates nothing in steady state: a counting global allocator watches a crowd of
 //! walking players, with joins, leaves and view changes excluded only by not happening.
+//!
+//! Its own test binary, not a module of tests/it: the allocator counts every thread of the
+//! process, and the tick also runs on the process-wide compute pool (sized by the first
+//! simulation built in the process), which other tests' servers share. Counting only this
+//! test's thread would miss the pool's work; in a process of its own, the only simulation
+//! is the one measured and the count stays exact.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

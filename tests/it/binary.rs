@@ -2,9 +2,7 @@
 //! gracefully on SIGTERM (every player gets Close{Shutdown}, exit code 0); a second signal
 //! during the shutdown exits at once.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use throng::protocol::{CloseReason, ServerMessage};
 use throng::server::FORCED_EXIT_CODE;
 use throng_client::Client;
@@ -68,10 +66,11 @@ async fn a_second_signal_during_the_shutdown_exits_at_once() {
 fn a_log_to_a_pipe_has_no_colour_codes() {
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
+    let data_dir = fresh_data_dir("log-pipe");
     let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
         .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
         .arg("--data-dir")
-        .arg(fresh_data_dir("log-pipe"))
+        .arg(data_dir.path())
         .env("RUST_LOG", "info")
         .env_remove("NO_COLOR")
         .stdout(Stdio::piped())

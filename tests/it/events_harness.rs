@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use throng::config::ConfigLayer;
 use throng::harness::Harness;
 use throng::protocol::{CloseReason, ServerMessage};
+use throng::replication::frames::{MAX_PENDING_EVENT_BYTES, Viewer};
 use throng_client::Mirror;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
@@ -15,11 +16,24 @@ struct Tick(u64);
 #[derive(Component, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 struct Shield(u8);
 
-/// Every tick, an event to everyone carrying the tick number; players get a Shield at tick 2
-/// that is removed at tick 5; at tick 6 one is added and removed again within the tick.
+/// Bytes of filler sent to everyone every tick (none unless a test sets it).
+#[derive(Resource, Default)]
+struct Bulk(usize);
+
+#[derive(Serialize, Deserialize)]
+struct Filler(Vec<u8>);
+
+/// Every tick, an event to everyone carrying the tick number (and a filler event of
+/// [`Bulk`] bytes if set); players get a Shield at tick 2 that is removed at tick 5; at tick
+/// 6 one is added and removed again within the tick.
 fn game(app: &mut App) {
     fn announce(clock: Res<TickClock>, mut events: ServerEvents<Tick>) {
         events.to_everyone(Tick(clock.tick));
+    }
+    fn fill(bulk: Res<Bulk>, mut events: ServerEvents<Filler>) {
+        if bulk.0 > 0 {
+            events.to_everyone(Filler(vec![0; bulk.0]));
+        }
     }
     fn shields(
         clock: Res<TickClock>,
@@ -54,8 +68,13 @@ fn game(app: &mut App) {
     }
     app.add_plugins(systems::movement::MovementPlugin)
         .add_event::<Tick>("tick")
+        .add_event::<Filler>("filler")
+        .init_resource::<Bulk>()
         .replicate::<Shield>("shield")
-        .add_systems(ServerTick, (announce, shields).in_set(TickSet::Simulate))
+        .add_systems(
+            ServerTick,
+            (announce, fill, shields).in_set(TickSet::Simulate),
+        )
         .add_systems(ServerTick, take_back.in_set(TickSet::PostSimulate));
 }
 
@@ -145,9 +164,24 @@ fn events_of_dropped_frames_arrive_in_order_with_the_resync_then_a_backlog_close
     );
     assert_eq!(resets, [true]);
     // A client that never reads again is closed once its kept events pass the bound,
-    // never sent a frame that lost them.
+    // never sent a frame that lost them. A 1 KiB filler event to everyone per tick passes
+    // the 64 KiB bound in about 64 ticks (the tick numbers alone took some 13,000 ticks,
+    // 20 s of a debug build); the frames carrying it are never drained, so `drain` never
+    // meets a filler. The close comes at the first tick whose kept bytes pass the bound.
+    harness.simulation.world.resource_mut::<Bulk>().0 = 1024;
+    let kept = |harness: &mut Harness| {
+        let mut viewers = harness.simulation.world.query::<&Viewer>();
+        let viewer = viewers
+            .single(&harness.simulation.world)
+            .expect("one client");
+        viewer.pending_events.bytes.len()
+    };
     let mut ticks = 0;
     while harness.close_requested(reader).is_none() {
+        assert!(
+            kept(&mut harness) <= MAX_PENDING_EVENT_BYTES,
+            "open past the bound"
+        );
         harness.tick();
         ticks += 1;
         assert!(ticks < 100_000, "closed in the end");
@@ -155,6 +189,10 @@ fn events_of_dropped_frames_arrive_in_order_with_the_resync_then_a_backlog_close
     assert_eq!(
         harness.close_requested(reader),
         Some(CloseReason::EventBacklog)
+    );
+    assert!(
+        kept(&mut harness) > MAX_PENDING_EVENT_BYTES,
+        "closed only once the kept events passed the bound"
     );
 }
 

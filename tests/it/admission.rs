@@ -3,9 +3,7 @@
 //! player slot, each address has its share of both budgets, and each refusal is typed and
 //! counted.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use throng::config::ConfigLayer;
 use throng::protocol::CloseReason;
 use throng_client::ClientError;

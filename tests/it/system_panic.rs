@@ -2,13 +2,11 @@
 //! players but never ticks: the log names the system, every player gets
 //! Close{InternalError}, and the server reports `TickDied` (the binary then exits non-zero).
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use bevy_ecs::prelude::*;
-use common::*;
 use components::{ServerTick, TickClock, TickSet};
 use throng::ServerHandle;
 use throng::config::ConfigLayer;
@@ -38,18 +36,22 @@ fn explode_at_tick_40(clock: bevy_ecs::prelude::Res<TickClock>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_system_is_named_in_the_log_and_stops_the_server() {
+    // The subscriber is process-wide: in the one test binary it also captures the other
+    // tests' logs from here on, which only adds lines to the text searched below. No other
+    // test installs one.
     let log = Captured::default();
     let writer = log.clone();
     tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
+    let data_dir = fresh_data_dir("panic");
     let config = ConfigLayer {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         tick_hz: Some(50),
         metrics: Some(throng::config::Endpoint::Off),
         stats_interval_s: Some(0.0),
-        data_dir: Some(fresh_data_dir("panic")),
+        data_dir: Some(data_dir.path().to_owned()),
         ..Default::default()
     }
     .resolve()

@@ -1,10 +1,8 @@
 //! Replication without sockets: clients' mirrors, fed with the real frames from the real
 //! outboxes, must equal the server's world under the documented interest rule.
 
-mod common;
-
+use crate::common::{expected_view, mirror_state, wire_positions};
 use bevy_ecs::prelude::*;
-use common::{expected_view, mirror_state, wire_positions};
 use throng::config::{Config, ConfigLayer};
 use throng::harness::Harness;
 use throng::protocol::ServerMessage;

@@ -3,9 +3,7 @@
 //! logins are throttled per name and per address with a typed reason and a counter, and the
 //! rightful owner still gets in from an address it logged in from.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use throng::config::ConfigLayer;
 use throng::protocol::CloseReason;
 use throng_client::ClientError;
@@ -82,22 +80,19 @@ async fn failed_logins_are_throttled_per_name_and_address_without_locking_the_ow
         .expect("other names log in from any address");
 
     // The owner, from the address it logged in from, is not locked out; its success
-    // refills the name.
-    let mut owner = None;
-    for _ in 0..100 {
+    // refills the name. (Retried until the hang guard: the name frees once the first
+    // session's final state is committed.)
+    let started = std::time::Instant::now();
+    let _owner = loop {
         match login_from(&server, 2, "victim", &secret_of("victim")).await {
-            Ok(client) => {
-                owner = Some(client);
-                break;
-            }
-            // The name frees once the first session's final state is committed.
+            Ok(client) => break client,
             Err(ClientError::Refused(r)) if r.reason == CloseReason::AlreadyOnline => {
+                assert!(started.elapsed() < HANG_GUARD, "the owner never logged in");
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             Err(other) => panic!("the owner is let in, got {other}"),
         }
-    }
-    assert!(owner.is_some(), "the owner logged in");
+    };
     assert_eq!(
         rejects(&server, CloseReason::TooManyFailedLogins),
         19,
@@ -135,21 +130,22 @@ async fn names_differing_only_in_case_are_one_player() {
     };
     let first_account = account_of(owner.player_id()).expect("Zoe is in the world");
     owner.goodbye().await.unwrap();
-    let mut again = None;
-    for _ in 0..200 {
-        // The name is released once the first session's final record is saved.
+    // The name is released once the first session's final record is saved: retried until
+    // then (or the hang guard).
+    let started = std::time::Instant::now();
+    let again = loop {
         match login_from(&server, 2, "zoe", "zoe-secret-1").await {
-            Ok(client) => {
-                again = Some(client);
-                break;
-            }
+            Ok(client) => break client,
             Err(ClientError::Refused(refusal)) if refusal.reason == CloseReason::AlreadyOnline => {
+                assert!(
+                    started.elapsed() < HANG_GUARD,
+                    "the owner never logged back in with the other case"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
             Err(other) => panic!("{other}"),
         }
-    }
-    let again = again.expect("the owner logs back in with the other case");
+    };
     assert_eq!(
         account_of(again.player_id()),
         Some(first_account),

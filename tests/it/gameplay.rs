@@ -1,13 +1,11 @@
 //! The demo game and the gameplay API over real sockets: actions in, events out, a
 //! replicated and persisted score, NPC walkers, plugin settings, and every bad action.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use common::*;
 use components::{GameApp, NetId, Player, ServerTick, TickSet};
 use serde::{Deserialize, Serialize};
 use systems::snowball::{Hit, Score, Throw};
@@ -51,7 +49,7 @@ async fn hits_through(client: &mut Client, mirror: &mut Mirror, until: u32) -> V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hit_reaches_thrower_target_and_bystander_in_view_in_the_frame_of_its_tick() {
     let data_dir = fresh_data_dir("tag");
-    let server = start_server(tag_world(Some(data_dir.clone())));
+    let server = start_server(tag_world(Some(data_dir.path().to_owned())));
     let mut thrower = connect(&server, "ann").await;
     let mut target = connect(&server, "bob").await;
     let mut bystander = connect(&server, "cat").await;
@@ -112,7 +110,7 @@ async fn a_hit_reaches_thrower_target_and_bystander_in_view_in_the_frame_of_its_
     // And it is saved: after a restart Ann still has it.
     drop((thrower, target, bystander, far));
     server.shutdown();
-    let server = start_server(tag_world(Some(data_dir)));
+    let server = start_server(tag_world(Some(data_dir.path().to_owned())));
     let ann = connect(&server, "ann").await;
     let id = ann.player_id();
     let restored = server
@@ -199,7 +197,8 @@ impl Plugin for BadgePlugin {
     }
 }
 
-fn start_with_badges(section: Option<&str>) -> Result<ServerHandle, String> {
+fn start_with_badges(section: Option<&str>) -> Result<TestServer, String> {
+    let data_dir = fresh_data_dir("badge");
     let mut game = no_npcs();
     if let Some(text) = section {
         game.insert("badge".into(), toml::from_str::<toml::Value>(text).unwrap());
@@ -208,7 +207,7 @@ fn start_with_badges(section: Option<&str>) -> Result<ServerHandle, String> {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         metrics: Some(throng::config::Endpoint::Off),
         stats_interval_s: Some(0.0),
-        data_dir: Some(fresh_data_dir("badge")),
+        data_dir: Some(data_dir.path().to_owned()),
         game: Some(game),
         ..Default::default()
     }
@@ -217,6 +216,7 @@ fn start_with_badges(section: Option<&str>) -> Result<ServerHandle, String> {
     ServerHandle::start_with(config, |app| {
         app.add_plugins((systems::GamePlugins, BadgePlugin));
     })
+    .map(|server| TestServer::owning(server, Some(data_dir)))
     .map_err(|error| error.to_string())
 }
 

@@ -2,12 +2,10 @@
 //! positions and registered components restored after a graceful restart, clear startup
 //! errors for a database that cannot be used.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use bevy_ecs::prelude::*;
-use common::*;
 use components::{GameApp, Position, ServerTick, TickSet};
 use throng::ServerHandle;
 use throng::config::{ConfigLayer, Endpoint};
@@ -61,7 +59,7 @@ struct Purse(u32);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_the_rust_type_keeps_saved_rows_and_the_wire_name() {
     let dir = fresh_data_dir("rename");
-    let server = server_with(&dir, |app| {
+    let server = server_with(dir.path(), |app| {
         app.add_systems(ServerTick, starting_coins.in_set(TickSet::Simulate))
             .persist::<Coins>("coins")
             .replicate::<Coins>("coins");
@@ -80,7 +78,7 @@ async fn renaming_the_rust_type_keeps_saved_rows_and_the_wire_name() {
     client.goodbye().await.unwrap();
     server.shutdown();
 
-    let server = server_with(&dir, |app| {
+    let server = server_with(dir.path(), |app| {
         app.persist::<Purse>("coins").replicate::<Purse>("coins");
     });
     let client = login(&server, "renamer", &secret_of("renamer"))
@@ -126,7 +124,7 @@ fn own_position(client: &Client, frame: &StateFrame, last: &mut Option<[i64; 2]>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_login_claims_a_name_and_only_its_secret_opens_it_again() {
     let dir = fresh_data_dir("identity");
-    let server = server_on(&dir);
+    let server = server_on(dir.path());
     let ann = login(&server, "ann", "ann-secret-1")
         .await
         .expect("claimed");
@@ -167,7 +165,7 @@ async fn positions_and_persistent_components_survive_a_graceful_restart() {
     let names = ["walker0", "walker1", "walker2"];
     let mut last_seen = Vec::new();
     {
-        let server = server_on(&dir);
+        let server = server_on(dir.path());
         for (i, name) in names.iter().enumerate() {
             let mut client = login(&server, name, &secret_of(name)).await.unwrap();
             let mut position = None;
@@ -221,7 +219,7 @@ async fn positions_and_persistent_components_survive_a_graceful_restart() {
         }
     }
 
-    let server = server_on(&dir);
+    let server = server_on(dir.path());
     let mut online = Vec::new();
     for (name, (position, _)) in names.iter().zip(&last_seen) {
         let mut client = login(&server, name, &secret_of(name)).await.unwrap();
@@ -263,9 +261,8 @@ fn failed_start(dir: &Path) -> String {
 #[test]
 fn a_data_file_that_is_not_a_database_stops_the_binary_with_a_clear_error() {
     let dir = fresh_data_dir("garbage");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("throng.db"), vec![0x42u8; 8192]).unwrap();
-    let stderr = failed_start(&dir);
+    std::fs::write(dir.path().join("throng.db"), vec![0x42u8; 8192]).unwrap();
+    let stderr = failed_start(dir.path());
     assert!(
         stderr.contains("cannot open the player database") && stderr.contains("not a database"),
         "{stderr}"
@@ -275,8 +272,8 @@ fn a_data_file_that_is_not_a_database_stops_the_binary_with_a_clear_error() {
 #[test]
 fn a_database_held_by_a_running_server_stops_a_second_one_with_a_clear_error() {
     let dir = fresh_data_dir("locked");
-    let _first = server_on(&dir);
-    let stderr = failed_start(&dir);
+    let _first = server_on(dir.path());
+    let stderr = failed_start(dir.path());
     assert!(stderr.contains("locked"), "{stderr}");
 }
 
@@ -285,7 +282,7 @@ const WIRE_STEP: i64 = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interval_earlier() {
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
     let dir = fresh_data_dir("kill9");
     let world_wire = 2000 * 8;
     let args = [
@@ -297,7 +294,7 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interva
         "1",
     ];
     let interval_ticks = 20;
-    let mut server = ServerProcess::start_in(&dir, &args);
+    let mut server = ServerProcess::start_in(dir.path(), &args);
     let names: Vec<String> = (0..10).map(|i| format!("runner{i}")).collect();
     let mut players = Vec::new();
     for name in &names {
@@ -308,15 +305,9 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interva
         players.push((client, Vec::<(u32, [i64; 2])>::new(), None::<[i64; 2]>));
     }
     // A random moment, from a seed printed so that a failure can be replayed
-    // (THRONG_TEST_SEED=... cargo test --test persistence after_kill).
-    let seed = std::env::var("THRONG_TEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    println!("kill -9 test seed: THRONG_TEST_SEED={seed}");
-    let kill_after = std::time::Duration::from_millis(
-        rand::rngs::SmallRng::seed_from_u64(seed).random_range(1500..4000),
-    );
+    // (THRONG_TEST_SEED=... cargo test -p throng --test it after_kill).
+    let kill_after =
+        std::time::Duration::from_millis(seeded_rng("kill -9 test").random_range(1500..4000));
     let started = std::time::Instant::now();
     // Every client reads up to the newest tick any of them has seen, so that the ones that
     // connected first (and have frames queued from while the others connected) keep up.
@@ -339,7 +330,7 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interva
     server.signal("KILL");
     tokio::task::block_in_place(|| server.wait());
 
-    let server = ServerProcess::start_in(&dir, &args);
+    let server = ServerProcess::start_in(dir.path(), &args);
     for (name, (_, history, _)) in names.iter().zip(&players) {
         let mut client = Client::connect(server.addr, name, &secret_of(name))
             .await

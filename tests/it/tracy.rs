@@ -1,14 +1,12 @@
 //! The `tracy` feature cannot rot: the instrumented server (built by
-//! `cargo test --features tracy --test tracy`) ticks, serves, waits for a profiler on
-//! 127.0.0.1:8086 only, and shuts down cleanly, with no profiler attached (none can be
-//! installed on CI machines). Without the feature this file is empty.
-#![cfg(feature = "tracy")]
-
-mod common;
+//! `cargo test -p throng --features tracy --test it tracy::`) ticks, serves, waits for a
+//! profiler on 127.0.0.1:8086 only, and shuts down cleanly, with no profiler attached (none
+//! can be installed on CI machines). Without the feature this module is not compiled
+//! (main.rs).
 
 use std::collections::HashSet;
 
-use common::*;
+use crate::common::*;
 
 /// Socket inodes of process `pid`.
 fn socket_inodes(pid: u32) -> HashSet<u64> {

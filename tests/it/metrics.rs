@@ -2,19 +2,21 @@
 //! what the test did, the exposition follows the naming conventions, `/healthz` sees a
 //! stalled tick loop, `/readyz` sees a full server and a shutdown drain.
 
-mod common;
-
 use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use common::*;
+use bevy_ecs::prelude::*;
+use components::{ServerTick, TickSet};
+
+use crate::common::*;
 use throng::config::{ConfigLayer, Endpoint};
 use throng::protocol::{CloseReason, ServerMessage};
 use throng_scrape::{Scrape, http_get, http_status, scrape};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn server_with_metrics() -> throng::ServerHandle {
+fn server_with_metrics() -> TestServer {
     start_server(ConfigLayer {
         metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
         ..Default::default()
@@ -171,12 +173,18 @@ fn healthz_reports_a_stalled_tick_loop_and_its_recovery() {
     let addr = server.metrics_addr().unwrap();
     assert_eq!(wait_for_status(addr, "/healthz", 200), "ok\n");
     std::thread::scope(|scope| {
-        // Work run on the tick thread between ticks stalls the loop for 2.5 s.
-        let stall =
-            scope.spawn(|| server.with_world(|_| std::thread::sleep(Duration::from_millis(2500))));
+        // Work run on the tick thread between ticks stalls the loop until the probe has
+        // reported it (past HEALTHY_TICK_AGE), not for a fixed time.
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let stall = scope.spawn(|| server.with_world(move |_| released.recv_timeout(HANG_GUARD)));
         let body = wait_for_status(addr, "/healthz", 503);
         assert!(body.contains("stalled"), "{body}");
-        stall.join().unwrap().expect("tick thread alive");
+        release.send(()).unwrap();
+        stall
+            .join()
+            .unwrap()
+            .expect("tick thread alive")
+            .expect("released by the test, not by the hang guard");
     });
     wait_for_status(addr, "/healthz", 200);
 }
@@ -198,26 +206,86 @@ async fn readyz_is_unavailable_while_the_server_is_full() {
     probe(200).await.unwrap();
 }
 
+/// While closed, holds the tick thread inside a tick (a gameplay system waits on it).
+#[derive(Resource, Clone, Default)]
+struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Default)]
+struct GateState {
+    closed: bool,
+    holding: bool,
+}
+
+impl Gate {
+    /// Closes the gate and returns once the tick thread is held at it.
+    fn close_and_hold(&self) {
+        let (state, changed) = &*self.0;
+        let mut state = state.lock().unwrap();
+        state.closed = true;
+        let (_state, timeout) = changed
+            .wait_timeout_while(state, HANG_GUARD, |state| !state.holding)
+            .unwrap();
+        assert!(!timeout.timed_out(), "the tick never reached the gate");
+    }
+
+    fn open(&self) {
+        let (state, changed) = &*self.0;
+        state.lock().unwrap().closed = false;
+        changed.notify_all();
+    }
+}
+
+/// Waits while the gate is closed; at most the hang guard, so that a failing test does not
+/// leave the tick thread (and the server's shutdown) blocked for good.
+fn wait_at_gate(gate: Res<Gate>) {
+    let (state, changed) = &*gate.0;
+    let mut state = state.lock().unwrap();
+    if state.closed {
+        state.holding = true;
+        changed.notify_all();
+        state = changed
+            .wait_timeout_while(state, HANG_GUARD, |state| state.closed)
+            .unwrap()
+            .0;
+        state.holding = false;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_unavailable_during_the_shutdown_drain() {
-    // A connected player keeps the drain open until the next tick has closed it. At 1 Hz,
-    // starting the shutdown right after a frame leaves the probe most of a second to see it.
-    let server = start_server(ConfigLayer {
-        metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
-        tick_hz: Some(1),
-        ..Default::default()
-    });
+    // A connected player keeps the drain open until a tick has closed it. The tick thread is
+    // held inside a tick from before the shutdown until the probe has seen the drain, so the
+    // drain lasts exactly as long as the probe needs (it was a 1 Hz tick, a window of most
+    // of a second).
+    let gate = Gate::default();
+    let held = gate.clone();
+    let server = start_server_with(
+        ConfigLayer {
+            metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
+            ..Default::default()
+        },
+        move |app| {
+            app.add_plugins(systems::GamePlugins)
+                .insert_resource(held)
+                .add_systems(ServerTick, wait_at_gate.in_set(TickSet::Simulate));
+        },
+    );
     let addr = server.metrics_addr().unwrap();
     let mut player = connect(&server, "stays").await;
     tokio::task::spawn_blocking(move || wait_for_status(addr, "/readyz", 200))
         .await
         .unwrap();
     next_frame(&mut player).await;
+    let closer = gate.clone();
+    tokio::task::spawn_blocking(move || closer.close_and_hold())
+        .await
+        .unwrap();
     let stopping = tokio::task::spawn_blocking(move || server.shutdown());
     let body = tokio::task::spawn_blocking(move || wait_for_status(addr, "/readyz", 503))
         .await
         .unwrap();
     assert_eq!(body, "draining for shutdown\n");
+    gate.open();
     let close = loop {
         match tokio::time::timeout(HANG_GUARD, player.recv())
             .await

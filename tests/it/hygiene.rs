@@ -1,11 +1,9 @@
 //! Connection hygiene over real sockets, in process: idle players are kicked and despawned,
 //! floods are dropped and then kicked, and neither disturbs the other players' frames.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use throng::config::ConfigLayer;
 use throng::protocol::{ClientMessage, CloseReason, Input, ServerMessage, frame_bytes};
 use tokio::io::AsyncWriteExt;

@@ -1,9 +1,7 @@
 //! Bad input over real sockets: every case gets a clear refusal or close with a reason, is
 //! counted, and does not disturb the other players' ticks.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use throng::config::ConfigLayer;
 use throng::protocol::{ClientMessage, CloseReason, Hello, Input, Refusal, frame_bytes};
 use tokio::io::AsyncWriteExt;

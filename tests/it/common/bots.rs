@@ -2,6 +2,8 @@
 //! (tricklers that never finish their Hello, players that never read).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use throng::protocol::{ClientMessage, Input, ServerMessage, frame_bytes};
@@ -114,8 +116,8 @@ pub async fn records(bots: Vec<tokio::task::JoinHandle<BotRecord>>) -> Vec<BotRe
     records
 }
 
-/// A player that joins with a tiny receive buffer, sends an input every 500 ms (so it is
-/// not idle) and never reads a byte, until `stop` or until the server drops it.
+/// A player that joins with a tiny receive buffer, sends an input every 500 ms (its premise:
+/// often enough not to be idle) and never reads a byte, until `stop` or until the server drops it.
 pub async fn non_reader(addr: SocketAddr, name: String, mut stop: watch::Receiver<bool>) {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -138,22 +140,27 @@ pub async fn non_reader(addr: SocketAddr, name: String, mut stop: watch::Receive
     }
 }
 
-/// A slowloris: connects and sends its Hello one byte per second, reconnecting whenever the
-/// server closes it, until `stop`. Returns how many connections the server closed.
-pub async fn trickler(addr: SocketAddr, name: String, mut stop: watch::Receiver<bool>) -> u64 {
+/// A slowloris: connects and sends its Hello one byte per second (its premise: slower than
+/// any handshake timeout), reconnecting whenever the server closes it, until `stop`. Counts
+/// the connections the server closed in `closed` as it goes, and returns that count.
+pub async fn trickler(
+    addr: SocketAddr,
+    name: String,
+    closed: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) -> u64 {
     let hello = super::hello(&name);
-    let mut closed = 0;
     loop {
         let Ok(mut stream) = TcpStream::connect(addr).await else {
-            return closed;
+            return closed.load(Ordering::Relaxed);
         };
         for byte in hello.iter().cycle() {
             tokio::select! {
-                _ = until_stopped(&mut stop) => return closed,
+                _ = until_stopped(&mut stop) => return closed.load(Ordering::Relaxed),
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             if stream.write_all(&[*byte]).await.is_err() || peer_closed(&stream) {
-                closed += 1;
+                closed.fetch_add(1, Ordering::Relaxed);
                 break;
             }
         }

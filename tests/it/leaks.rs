@@ -4,13 +4,11 @@
 //! players, entities and open file descriptors exactly, resident memory within a margin
 //! (SQLite's page cache, which fills as the 10,000 new players are saved).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use throng::protocol::{ClientMessage, CloseReason, Input, frame_bytes};
 use throng_client::Client;
 use throng_scrape::Scrape;
@@ -112,9 +110,22 @@ fn settled(server: &ServerProcess) -> (Live, Scrape) {
         s.value("throng_connection_tasks") == Some(0.0)
             && s.value("throng_players_connected") == Some(0.0)
     });
-    // The tick that despawns the last players has run; the entity count is that tick's.
-    // Descriptors are counted before the next scrape, whose own connection would count.
-    std::thread::sleep(Duration::from_millis(200));
+    // Once two more ticks have completed, the tick that despawns the last players has run:
+    // the entity count below is that tick's (or a later one's).
+    let ticks = scrape.value("throng_ticks_total").expect("exported");
+    server.until("two more ticks", |s| {
+        s.value("throng_ticks_total") >= Some(ticks + 2.0)
+    });
+    // Descriptors are counted once the server has closed its side of every scrape so far,
+    // and before the next scrape, whose own connection would count.
+    let started = std::time::Instant::now();
+    while server.open_metrics_connections() > 0 {
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "a scrape's connection stays open"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let open_fds = server.open_fds();
     let scrape2 = server.scrape();
     let live = Live {
@@ -128,6 +139,7 @@ fn settled(server: &ServerProcess) -> (Live, Scrape) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak (tens of seconds): .ci/run runs it with --ignored"]
 async fn ten_thousand_connections_of_every_ending_leave_nothing_behind() {
+    let _alone = soak_alone().await;
     let server = ServerProcess::start(&["--handshake-timeout-s", "0.2"]);
     // Warm-up: the allocator and the runtime reach their working size.
     cycles(server.addr, 0, 1000).await;

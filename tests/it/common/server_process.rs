@@ -8,13 +8,18 @@ use std::time::Duration;
 
 use throng_scrape::{Scrape, scrape};
 
-/// A running server process; killed if the test ends before it exits.
+use super::TempDir;
+
+/// A running server process; killed if the test ends before it exits, and then its
+/// temporary data directory (if it owns one) removed.
 pub struct ServerProcess {
     child: Child,
     /// Where players connect.
     pub addr: SocketAddr,
     /// Where `/metrics` is served.
     pub metrics: SocketAddr,
+    /// Dropped after `Drop::drop` has killed and reaped the child.
+    data_dir: Option<TempDir>,
 }
 
 impl ServerProcess {
@@ -27,11 +32,14 @@ impl ServerProcess {
     /// Like [`ServerProcess::start`], with the process's open-file limit (soft and hard)
     /// set to `max_fds` if given.
     pub fn start_with_fd_limit(args: &[&str], max_fds: Option<u64>) -> ServerProcess {
-        Self::spawn(&super::fresh_data_dir("process"), args, max_fds)
+        let data_dir = super::fresh_data_dir("process");
+        let mut server = Self::spawn(data_dir.path(), args, max_fds);
+        server.data_dir = Some(data_dir);
+        server
     }
 
     /// Like [`ServerProcess::start`], on the player database in `data_dir` (to restart a
-    /// server on the same data).
+    /// server on the same data; the caller owns the directory).
     pub fn start_in(data_dir: &std::path::Path, args: &[&str]) -> ServerProcess {
         Self::spawn(data_dir, args, None)
     }
@@ -89,6 +97,7 @@ impl ServerProcess {
             child,
             addr,
             metrics,
+            data_dir: None,
         }
     }
 
@@ -117,6 +126,39 @@ impl ServerProcess {
     /// Open file descriptors, from /proc.
     pub fn open_fds(&self) -> usize {
         throng_host::proc_stats::open_fds(&self.pid().to_string()).expect("/proc readable")
+    }
+
+    /// The process's sockets on the metrics port other than its listener (HTTP connections
+    /// it has not closed yet: the server drops its side of a scrape just after the scraper
+    /// has read the answer), from /proc.
+    pub fn open_metrics_connections(&self) -> usize {
+        let inodes: std::collections::HashSet<u64> =
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+                .expect("/proc readable")
+                .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    target
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse()
+                        .ok()
+                })
+                .collect();
+        let port = format!(":{:04X}", self.metrics.port());
+        std::fs::read_to_string("/proc/net/tcp")
+            .expect("/proc readable")
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                // sl local_address rem_address st ... inode
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.len() > 9
+                    && fields[1].ends_with(&port)
+                    && fields[3] != "0A" // LISTEN
+                    && fields[9].parse().is_ok_and(|inode| inodes.contains(&inode))
+            })
+            .count()
     }
 
     /// Sends `signal` (such as "TERM") with kill(1).

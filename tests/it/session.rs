@@ -1,11 +1,9 @@
 //! End-to-end sessions over real loopback sockets.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use throng::config::ConfigLayer;
 use throng::protocol::{ClientMessage, ServerMessage};
 use throng_client::Mirror;

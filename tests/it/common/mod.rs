@@ -7,6 +7,7 @@ pub mod server_process;
 pub use server_process::ServerProcess;
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::time::Duration;
 
 use bevy_ecs::world::World;
@@ -21,11 +22,62 @@ use throng::protocol::{
 use throng_client::{Client, Mirror};
 use throng_protocol::framing::FrameReader;
 
+pub use tempfile::TempDir;
+
 /// Guards against a hung test; never a speed assertion.
 pub const HANG_GUARD: Duration = Duration::from_secs(30);
 
-/// Starts a server on an ephemeral loopback port with `settings` over test defaults.
-pub fn start_server(settings: ConfigLayer) -> ServerHandle {
+/// A server started by [`start_server`]: the [`ServerHandle`] (through `Deref`) and, unless
+/// the test chose the data directory, the temporary one it owns. The server stops before the
+/// directory is removed (fields drop in order; dropping a `ServerHandle` shuts it down and
+/// joins its threads, the database's included).
+pub struct TestServer {
+    handle: ServerHandle,
+    _data_dir: Option<TempDir>,
+}
+
+impl TestServer {
+    /// `handle`, owning `data_dir` (removed once the server has stopped).
+    pub fn owning(handle: ServerHandle, data_dir: Option<TempDir>) -> TestServer {
+        TestServer {
+            handle,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Graceful shutdown ([`ServerHandle::shutdown`]), then the owned directory goes.
+    pub fn shutdown(self) {
+        self.handle.shutdown();
+    }
+}
+
+impl Deref for TestServer {
+    type Target = ServerHandle;
+
+    fn deref(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
+/// Starts a server on an ephemeral loopback port with `settings` over test defaults; its
+/// data directory is a fresh temporary one unless `settings` names one (a test that restarts
+/// a server on the same data owns that directory itself).
+pub fn start_server(settings: ConfigLayer) -> TestServer {
+    start_server_with(settings, |app| {
+        app.add_plugins(systems::GamePlugins);
+    })
+}
+
+/// Like [`start_server`], with the game added to the app by `game` (as
+/// [`ServerHandle::start_with`]).
+pub fn start_server_with(
+    settings: ConfigLayer,
+    game: impl FnOnce(&mut bevy_app::App),
+) -> TestServer {
+    let owned = settings
+        .data_dir
+        .is_none()
+        .then(|| fresh_data_dir("server"));
     let defaults = ConfigLayer {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         tick_hz: Some(50),
@@ -36,7 +88,7 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
         // Generous slack so a test process starved by a busy CI machine is not treated as
         // a slow reader (which would turn exact frame sequences into resyncs).
         outbound_buffers: Some(64),
-        data_dir: Some(fresh_data_dir("server")),
+        data_dir: owned.as_ref().map(|dir| dir.path().to_owned()),
         // Every test client connects from 127.0.0.1: no per-address caps unless a test
         // sets them.
         max_players_per_addr: Some(1 << 20),
@@ -45,13 +97,15 @@ pub fn start_server(settings: ConfigLayer) -> ServerHandle {
         game: Some(no_npcs()),
         ..Default::default()
     };
-    ServerHandle::start(
+    let handle = ServerHandle::start_with(
         settings
             .over(defaults)
             .resolve()
             .expect("valid test config"),
+        game,
     )
-    .expect("server starts")
+    .expect("server starts");
+    TestServer::owning(handle, owned)
 }
 
 /// `[game]` settings of a world with no NPC walkers.
@@ -217,13 +271,42 @@ pub fn hello(name: &str) -> Vec<u8> {
     }))
 }
 
-/// A fresh, empty data directory for one server of one test.
-pub fn fresh_data_dir(tag: &str) -> std::path::PathBuf {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("throng-test-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh, empty data directory for the servers of one test, removed with everything in it
+/// when dropped (keep it alive as long as a server uses it).
+pub fn fresh_data_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("throng-test-{tag}-"))
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+/// The seed of a test's randomness: `THRONG_TEST_SEED` if set (to replay a failure), else a
+/// random one; printed either way (libtest shows a test's output when it fails).
+pub fn test_seed(what: &str) -> u64 {
+    let seed = std::env::var("THRONG_TEST_SEED")
+        .ok()
+        .map(|seed| {
+            seed.parse()
+                .unwrap_or_else(|_| panic!("THRONG_TEST_SEED={seed:?} is not a u64"))
+        })
+        .unwrap_or_else(rand::random::<u64>);
+    println!("{what} seed: THRONG_TEST_SEED={seed}");
+    seed
+}
+
+/// A random generator seeded by [`test_seed`]: every random choice a test makes goes
+/// through one, so a failing run can be replayed.
+pub fn seeded_rng(what: &str) -> rand::rngs::SmallRng {
+    use rand::SeedableRng;
+    rand::rngs::SmallRng::seed_from_u64(test_seed(what))
+}
+
+/// Held by each soak test for its whole run, so that the soaks run one at a time whatever
+/// `--test-threads` says: each loads a small machine fully, and their well-behaved bots must
+/// miss no frame, which another soak's load beside them (in this one process) can break.
+pub async fn soak_alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static SOAK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SOAK.lock().await
 }
 
 /// Raises this test process's open-file limit (tests with thousands of sockets).
