@@ -16,8 +16,11 @@ use crate::bridge::{
 };
 use crate::config::Config;
 use crate::game::{EngineLinks, Simulation};
+use crate::ingest::Connections;
 use crate::persistence::store::SavedPlayer;
 use crate::protocol::{Action, FRAME_HEADER_BYTES, Input, ServerMessage, decode_server_message};
+pub use crate::replication::frames::MAX_PENDING_EVENT_BYTES;
+use crate::replication::frames::Viewer;
 use crate::stats::Stats;
 
 /// A simulation driven by hand.
@@ -140,6 +143,16 @@ impl Harness {
             outbox.release();
         }
         messages
+    }
+
+    /// Bytes of server events kept for `connection` while its frames are dropped (it is
+    /// closed with `EventBacklog` once they pass [`MAX_PENDING_EVENT_BYTES`]); `None` if it
+    /// has no player.
+    pub fn pending_event_bytes(&self, connection: ConnectionId) -> Option<usize> {
+        let world = &self.simulation.world;
+        let player = *world.resource::<Connections>().0.get(&connection)?;
+        let viewer = world.get::<Viewer>(player)?;
+        Some(viewer.pending_events.bytes.len())
     }
 
     /// The close the tick asked `connection`'s task to send, if any.

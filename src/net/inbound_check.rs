@@ -1,5 +1,5 @@
 //! The property that the fuzz target (`fuzz/fuzz_targets/client_bytes.rs`) and its checked-in
-//! corpus (replayed by `tests/fuzz_corpus.rs`) check: whatever bytes a client sends, the
+//! corpus (replayed by `tests/it/fuzz_corpus.rs`) check: whatever bytes a client sends, the
 //! server's inbound path, [`FrameReader`] then [`decode_client_message`], never panics,
 //! never holds more than one maximal frame, stops at the first frame it refuses (as a
 //! connection does), and every message it accepts survives a round trip (postcard accepts

@@ -69,7 +69,7 @@ pub(crate) struct Viewer {
 
 /// Event bytes kept for a client whose frames are being dropped (see
 /// [`super::OutboundLimits::max_pending_event_bytes`]).
-pub(crate) const MAX_PENDING_EVENT_BYTES: usize = 64 * 1024;
+pub const MAX_PENDING_EVENT_BYTES: usize = 64 * 1024;
 
 /// Where a client's events of this tick come from, for merging them in sending order.
 #[derive(Clone, Copy)]

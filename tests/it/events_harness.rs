@@ -5,9 +5,8 @@ use bevy_ecs::prelude::*;
 use components::{GameApp, Player, ServerEvents, ServerTick, TickClock, TickSet};
 use serde::{Deserialize, Serialize};
 use throng::config::ConfigLayer;
-use throng::harness::Harness;
+use throng::harness::{Harness, MAX_PENDING_EVENT_BYTES};
 use throng::protocol::{CloseReason, ServerMessage};
-use throng::replication::frames::{MAX_PENDING_EVENT_BYTES, Viewer};
 use throng_client::Mirror;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
@@ -169,13 +168,7 @@ fn events_of_dropped_frames_arrive_in_order_with_the_resync_then_a_backlog_close
     // 20 s of a debug build); the frames carrying it are never drained, so `drain` never
     // meets a filler. The close comes at the first tick whose kept bytes pass the bound.
     harness.simulation.world.resource_mut::<Bulk>().0 = 1024;
-    let kept = |harness: &mut Harness| {
-        let mut viewers = harness.simulation.world.query::<&Viewer>();
-        let viewer = viewers
-            .single(&harness.simulation.world)
-            .expect("one client");
-        viewer.pending_events.bytes.len()
-    };
+    let kept = |harness: &mut Harness| harness.pending_event_bytes(reader).expect("a player");
     let mut ticks = 0;
     while harness.close_requested(reader).is_none() {
         assert!(
