@@ -1,0 +1,12 @@
+/**
+ * throng's browser client library: everything a game's web client needs to play on a
+ * throng server (protocol 3 over WebSocket), with no runtime dependencies.
+ *
+ * - `wire`: postcard values (Reader/Writer), for the game's own action, component and
+ *   event values;
+ * - `messages` and `codec`: every protocol message, typed, to and from bytes.
+ */
+
+export * from "./wire.js";
+export * from "./messages.js";
+export * from "./codec.js";
