@@ -4,8 +4,10 @@
  *
  * - `wire`: postcard values (Reader/Writer), for the game's own action, component and
  *   event values;
- * - `messages` and `codec`: every protocol message, typed, to and from bytes.
+ * - `messages` and `codec`: every protocol message, typed, to and from bytes;
+ * - `mirror`: the entities in view, kept by applying frames.
  */
 export * from "./wire.js";
 export * from "./messages.js";
 export * from "./codec.js";
+export * from "./mirror.js";
