@@ -5,9 +5,11 @@
  * - `wire`: postcard values (Reader/Writer), for the game's own action, component and
  *   event values;
  * - `messages` and `codec`: every protocol message, typed, to and from bytes;
- * - `mirror`: the entities in view, kept by applying frames.
+ * - `mirror`: the entities in view, kept by applying frames;
+ * - `interpolation`: remote entities drawn smoothly a little in the past.
  */
 export * from "./wire.js";
 export * from "./messages.js";
 export * from "./codec.js";
 export * from "./mirror.js";
+export * from "./interpolation.js";

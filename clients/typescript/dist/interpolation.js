@@ -1,0 +1,166 @@
+/**
+ * Smooth rendering of remote entities from 20-per-second snapshots: entities are drawn
+ * `delayMs` (default 100 ms) in the past, linearly between the two snapshots around that
+ * moment, so that a late frame still has a snapshot after the render time to move toward.
+ *
+ * Why snapshots are placed on the **server's** timeline (tick / tickHz) and not at their
+ * arrival times: arrival jitter (frames 20 ms or 80 ms apart instead of 50) would make
+ * entities speed up and slow down. Arrival times only estimate the offset between the two
+ * clocks (a running average), and the playback clock follows that estimate by running at
+ * most `maxRateChange` (5%) fast or slow, never jumping: motion stays continuous, and an
+ * entity is never drawn faster than (1 + maxRateChange) times its real speed.
+ *
+ * Never extrapolates: past the newest snapshot entities hold still. An entity appears at
+ * its first snapshot's time and disappears after its last. The world wraps at its edges
+ * (a walker leaving at one edge re-enters at the other), so interpolation takes the short
+ * way around.
+ */
+/** Buffers snapshots and renders positions between them. */
+export class Interpolator {
+    constructor(options) {
+        this.snapshots = [];
+        this.lastNow = 0;
+        this.tickMs = 1000 / options.tickHz;
+        this.worldSize = options.worldSize;
+        this.delayMs = options.delayMs ?? 100;
+        this.maxRateChange = options.maxRateChange ?? 0.05;
+        this.snapMs = options.snapMs ?? 1000;
+        this.teleportDistance = options.teleportDistance ?? Infinity;
+    }
+    /** The server time (ms, tick / tickHz) currently drawn; undefined before any render. */
+    get renderTime() {
+        return this.playTime;
+    }
+    /** The server time of tick `tick`, ms. */
+    serverTime(tick) {
+        return tick * this.tickMs;
+    }
+    /**
+     * Records the positions (world units) of frame `tick`, which arrived at local time
+     * `arrivalMs` (e.g. `performance.now()`). Frames come in tick order.
+     */
+    push(arrivalMs, tick, positions) {
+        const time = this.serverTime(tick);
+        const latest = this.snapshots[this.snapshots.length - 1];
+        if (latest !== undefined && time <= latest.time)
+            return; // a stale duplicate: ignore
+        this.snapshots.push({ time, positions: new Map(positions) });
+        const sample = arrivalMs - time;
+        // Slow average: one late frame barely moves it; a lasting change of latency does.
+        this.offset = this.offset === undefined ? sample : this.offset + 0.05 * (sample - this.offset);
+    }
+    /** {@link push} of every entity in `mirror` (after it applied a frame) but `except`. */
+    pushMirror(arrivalMs, mirror, except) {
+        const positions = [];
+        for (const id of mirror.entities.keys()) {
+            if (id === except)
+                continue;
+            const position = mirror.position(id);
+            if (position !== undefined)
+                positions.push([id, position]);
+        }
+        this.push(arrivalMs, mirror.tick, positions);
+    }
+    /** Forgets every snapshot (e.g. for a new session); the clock restarts with the next. */
+    clear() {
+        this.snapshots.length = 0;
+        this.offset = undefined;
+        this.playTime = undefined;
+    }
+    /**
+     * Advances the playback clock to local time `nowMs` and returns the positions to draw.
+     * Call once per rendered frame, with increasing times.
+     */
+    render(nowMs) {
+        if (this.offset === undefined)
+            return new Map();
+        const target = nowMs - this.offset - this.delayMs;
+        const elapsed = Math.max(0, nowMs - this.lastNow);
+        this.lastNow = nowMs;
+        if (this.playTime === undefined || Math.abs(target - this.playTime) > this.snapMs) {
+            this.playTime = target;
+        }
+        else {
+            // Steer toward the target over about half a second, within the allowed rate change.
+            const error = target - (this.playTime + elapsed);
+            const rate = 1 + clamp(error / 500, -this.maxRateChange, this.maxRateChange);
+            this.playTime += elapsed * rate;
+        }
+        // Never past the newest snapshot: holding still there and resuming when the next frame
+        // comes is continuous; drawing ahead and then pulling back would not be.
+        const newest = this.snapshots[this.snapshots.length - 1];
+        if (newest !== undefined)
+            this.playTime = Math.min(this.playTime, newest.time);
+        this.prune(this.playTime);
+        return this.sample(this.playTime);
+    }
+    /** The positions at server time `time` (ms), without moving the playback clock. */
+    sample(time) {
+        const out = new Map();
+        const snapshots = this.snapshots;
+        const first = snapshots[0];
+        if (first === undefined)
+            return out;
+        if (time <= first.time) {
+            return time === first.time ? copy(first.positions) : out;
+        }
+        const after = snapshots.findIndex((snapshot) => snapshot.time >= time);
+        if (after === -1)
+            return copy(snapshots[snapshots.length - 1].positions); // hold, never extrapolate
+        const b = snapshots[after];
+        if (b.time === time)
+            return copy(b.positions);
+        const a = snapshots[after - 1];
+        const t = (time - a.time) / (b.time - a.time);
+        for (const [id, from] of a.positions) {
+            const to = b.positions.get(id);
+            // Gone at b: drawn where last seen until b's time, then no more.
+            out.set(id, to === undefined ? { ...from } : this.lerp(from, to, t));
+        }
+        // Present only at b: it entered the view at b's time; not drawn before.
+        return out;
+    }
+    lerp(from, to, t) {
+        const dx = this.shortWay(to.x - from.x);
+        const dy = this.shortWay(to.y - from.y);
+        if (Math.hypot(dx, dy) > this.teleportDistance)
+            return { ...from };
+        return { x: this.wrap(from.x + dx * t), y: this.wrap(from.y + dy * t) };
+    }
+    /** A difference of coordinates taken the short way around the wrapping world. */
+    shortWay(delta) {
+        const size = this.worldSize;
+        if (size <= 0)
+            return delta;
+        if (delta > size / 2)
+            return delta - size;
+        if (delta < -size / 2)
+            return delta + size;
+        return delta;
+    }
+    wrap(coordinate) {
+        const size = this.worldSize;
+        if (size <= 0)
+            return coordinate;
+        const wrapped = coordinate - Math.floor(coordinate / size) * size;
+        return wrapped >= size ? 0 : wrapped;
+    }
+    /** Drops snapshots no longer needed: all before the last one at or before `time`. */
+    prune(time) {
+        let keepFrom = 0;
+        while (keepFrom + 1 < this.snapshots.length && this.snapshots[keepFrom + 1].time <= time) {
+            keepFrom++;
+        }
+        if (keepFrom > 0)
+            this.snapshots.splice(0, keepFrom);
+    }
+}
+function clamp(value, min, max) {
+    return Math.min(max, Math.max(min, value));
+}
+function copy(positions) {
+    const out = new Map();
+    for (const [id, point] of positions)
+        out.set(id, { ...point });
+    return out;
+}
