@@ -6,7 +6,8 @@
  *   event values;
  * - `messages` and `codec`: every protocol message, typed, to and from bytes;
  * - `mirror`: the entities in view, kept by applying frames;
- * - `interpolation`: remote entities drawn smoothly a little in the past.
+ * - `interpolation`: remote entities drawn smoothly a little in the past;
+ * - `prediction`: the player's own movement predicted and reconciled.
  */
 
 export * from "./wire.js";
@@ -14,3 +15,4 @@ export * from "./messages.js";
 export * from "./codec.js";
 export * from "./mirror.js";
 export * from "./interpolation.js";
+export * from "./prediction.js";
