@@ -6,6 +6,7 @@
  *   event values;
  * - `messages` and `codec`: every protocol message, typed, to and from bytes;
  * - `mirror`: the entities in view, kept by applying frames;
+ * - `client`: a WebSocket session (connect, inputs, actions, pings, close reasons);
  * - `interpolation`: remote entities drawn smoothly a little in the past;
  * - `prediction`: the player's own movement predicted and reconciled.
  */
@@ -14,5 +15,6 @@ export * from "./wire.js";
 export * from "./messages.js";
 export * from "./codec.js";
 export * from "./mirror.js";
+export * from "./client.js";
 export * from "./interpolation.js";
 export * from "./prediction.js";

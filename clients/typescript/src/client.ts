@@ -1,0 +1,395 @@
+/**
+ * A session with a throng server over WebSocket: Hello → Welcome, then frames applied to a
+ * {@link Mirror}, inputs and actions numbered from one counter, pings, and one
+ * {@link CloseInfo} saying why it ended.
+ *
+ * One binary WebSocket message is one protocol message (the TCP frame body without its
+ * length prefix). The server ends a session with its own `Reject`/`Close` message first and
+ * then a WebSocket close of code 4000 + reason index; the close info combines both, so a
+ * caller learns the reason even if only one of them arrived.
+ */
+
+import { decodeServerMessage, encodeClientMessage } from "./codec.js";
+import type { ClientMessage, StateFrame, Welcome } from "./messages.js";
+import { PROTOCOL_VERSION, closeReasonName } from "./messages.js";
+import { Mirror } from "./mirror.js";
+import type { FrameChanges, NamedEvent } from "./mirror.js";
+
+/**
+ * A WebSocket constructor: the browser's (the default: the global `WebSocket`), Node's
+ * global one (Node 22+, or 20 with `--experimental-websocket`), or a stand-in for tests.
+ */
+export type WebSocketConstructor = new (url: string) => WebSocket;
+
+export interface ConnectOptions {
+  /** The WebSocket implementation (default: the global `WebSocket`). */
+  WebSocket?: WebSocketConstructor;
+  /** Give up if no Welcome within this many ms (default 10000). */
+  timeoutMs?: number;
+  /**
+   * Ping when nothing was sent for this long, ms, so an idle player is not closed with
+   * `idle_timeout` (default: a third of Welcome.idleTimeoutMs; 0 turns it off).
+   */
+  keepAliveMs?: number;
+  /** The clock for receipt times and round trips (default `performance.now`). */
+  now?: () => number;
+}
+
+/** Why a session ended (or never opened). */
+export interface CloseInfo {
+  /** Wire index of the server's close reason, if it gave one (message or close code). */
+  reason: number | undefined;
+  /**
+   * The reason's name: a {@link CLOSE_REASONS} name from the server, or one of the client's:
+   * `goodbye` (this client left), `connection_failed`, `connection_lost`, `timeout`,
+   * `client_error` (the server sent something this client cannot apply), `normal`.
+   */
+  reasonName: string;
+  /** Human-readable detail (the server's, or the client's error). */
+  detail: string;
+  /** The WebSocket close code (1006 when the connection dropped without one). */
+  code: number;
+  /** True if the session never opened (a Reject, or no Welcome). */
+  rejected: boolean;
+}
+
+/** A failed connect: the server refused, or the connection did not open. */
+export class ConnectError extends Error {
+  constructor(readonly close: CloseInfo) {
+    super(`throng: ${close.reasonName}${close.detail ? `: ${close.detail}` : ""} (code ${close.code})`);
+    this.name = "ConnectError";
+  }
+}
+
+/** A frame as the client applied it. */
+export interface FrameUpdate extends FrameChanges {
+  /** The decoded frame. */
+  frame: StateFrame;
+  /** Local time it arrived (the `now` clock), for interpolation. */
+  receivedAt: number;
+}
+
+export interface ClientEvents {
+  /** A frame was applied to the mirror. */
+  frame: FrameUpdate;
+  /** A server event, in delivery order (also in its frame's `events`). */
+  event: NamedEvent & { tick: number };
+  /** A pong: the round trip of its ping, ms. */
+  pong: number;
+  /** The session ended. */
+  close: CloseInfo;
+}
+
+type Listener<T> = (value: T) => void;
+
+/**
+ * Opens a session as `name` with `secret` at `url` (`ws://HOST:PORT/ws`); resolves once
+ * the Welcome arrived. Rejects with {@link ConnectError} (a Reject, a failed connection, a
+ * timeout).
+ */
+export function connect(url: string, name: string, secret: string, options: ConnectOptions = {}): Promise<ThrongClient> {
+  const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (Socket === undefined) return Promise.reject(new Error("no WebSocket: pass options.WebSocket"));
+  const now = options.now ?? (() => performance.now());
+  const ws = new Socket(url);
+  ws.binaryType = "arraybuffer";
+  return new Promise((resolve, reject) => {
+    let refusal: { reason: number; detail: string } | undefined;
+    let settled = false;
+    const fail = (close: CloseInfo) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new ConnectError(close));
+    };
+    const timer = setTimeout(() => {
+      fail({ reason: undefined, reasonName: "timeout", detail: "no Welcome in time", code: 1006, rejected: true });
+      ws.close();
+    }, options.timeoutMs ?? 10_000);
+    ws.onopen = () => {
+      ws.send(encodeClientMessage({ type: "hello", protocolVersion: PROTOCOL_VERSION, name, secret }));
+    };
+    ws.onmessage = (event) => {
+      if (settled) return;
+      let message;
+      try {
+        message = decodeServerMessage(bytesOf(event.data));
+      } catch (error) {
+        fail({ reason: undefined, reasonName: "client_error", detail: String(error), code: 1006, rejected: true });
+        ws.close();
+        return;
+      }
+      if (message.type === "welcome") {
+        settled = true;
+        clearTimeout(timer);
+        resolve(new ThrongClient(ws, message.welcome, now, options.keepAliveMs));
+      } else if (message.type === "reject" || message.type === "close") {
+        refusal = { reason: message.reason, detail: message.detail };
+      } else {
+        fail({ reason: undefined, reasonName: "client_error", detail: `${message.type} before Welcome`, code: 1006, rejected: true });
+        ws.close();
+      }
+    };
+    ws.onclose = (event) => {
+      const info = closeInfo(event.code, event.reason, refusal);
+      if (refusal === undefined && info.reason === undefined) info.reasonName = "connection_failed";
+      fail({ ...info, rejected: true });
+    };
+    // Browsers follow an error with a close; some WebSocket implementations (Node 20's, when
+    // the upgrade response is refused) report only the error.
+    ws.onerror = (event) => {
+      if (refusal !== undefined) return; // the close that follows carries the reason
+      const message = (event as { message?: unknown }).message;
+      const detail = typeof message === "string" ? message : "WebSocket error";
+      fail({ reason: undefined, reasonName: "connection_failed", detail, code: 1006, rejected: true });
+    };
+  });
+}
+
+/** An open session. Create it with {@link connect}. */
+export class ThrongClient {
+  /** The session parameters, with the game's schema. */
+  readonly welcome: Welcome;
+  /** The entities in view, updated by every frame before listeners are told. */
+  readonly mirror: Mirror;
+  /** Resolves once the session ended. */
+  readonly closed: Promise<CloseInfo>;
+  /** The last measured ping round trip, ms. */
+  rttMs: number | undefined;
+  private lastSeqSent = 0;
+  private lastSentAt: number;
+  private nonce = 0n;
+  private readonly pings = new Map<bigint, { sentAt: number; resolve: (rtt: number) => void; reject: (e: Error) => void }>();
+  private readonly listeners: { [K in keyof ClientEvents]: Set<Listener<ClientEvents[K]>> } = {
+    frame: new Set(),
+    event: new Set(),
+    pong: new Set(),
+    close: new Set(),
+  };
+  private closeInfo: CloseInfo | undefined;
+  private refusal: { reason: number; detail: string } | undefined;
+  private clientError: string | undefined;
+  private leaving = false;
+  private resolveClosed!: (info: CloseInfo) => void;
+  private readonly keepAlive: ReturnType<typeof setInterval> | undefined;
+
+  /** @internal Use {@link connect}. */
+  constructor(
+    private readonly ws: WebSocket,
+    welcome: Welcome,
+    private readonly now: () => number,
+    keepAliveMs?: number,
+  ) {
+    this.welcome = welcome;
+    this.mirror = new Mirror(welcome);
+    this.lastSentAt = now();
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    ws.onmessage = (event) => this.receive(bytesOf(event.data));
+    ws.onclose = (event) => this.finish(event.code, event.reason);
+    // An error is normally followed by a close (which says more); if none comes, the
+    // session is over anyway.
+    ws.onerror = () => {
+      setTimeout(() => this.finish(1006, "WebSocket error"), 1000);
+    };
+    const keepAlive = keepAliveMs ?? welcome.idleTimeoutMs / 3;
+    if (keepAlive > 0) {
+      this.keepAlive = setInterval(() => {
+        if (this.now() - this.lastSentAt >= keepAlive) this.ping().catch(() => {});
+      }, Math.min(keepAlive, 1000));
+    }
+  }
+
+  /** The client's own entity id. */
+  get playerId(): number {
+    return this.welcome.playerId;
+  }
+
+  /** The seq of the last input or action sent (0: none). */
+  get lastSeq(): number {
+    return this.lastSeqSent;
+  }
+
+  /** Whether the session is still open. */
+  get open(): boolean {
+    return this.closeInfo === undefined && !this.leaving;
+  }
+
+  /**
+   * Walk toward `(dirX, dirY)` (each -128..127; the server normalises, `(0, 0)` stands
+   * still) until the next input. Returns the input's seq (from the counter shared with
+   * actions). Does nothing once the session is closed.
+   */
+  sendInput(dirX: number, dirY: number): number {
+    const seq = this.lastSeqSent + 1;
+    this.send({ type: "input", seq, dirX, dirY });
+    this.lastSeqSent = seq;
+    return seq;
+  }
+
+  /**
+   * Sends an action of `kind` (its name in `schema.actions`, or an index) whose value is
+   * `bytes` (postcard-encoded as the game's type). Returns its seq. Throws if the name is
+   * not in the schema: the server would drop it and count it against the client.
+   */
+  sendAction(kind: string | number, bytes: Uint8Array): number {
+    const index = typeof kind === "number" ? kind : this.welcome.schema.actions.indexOf(kind);
+    if (index < 0) throw new Error(`the server has no action named ${JSON.stringify(kind)}`);
+    const seq = this.lastSeqSent + 1;
+    this.send({ type: "action", seq, kind: index, bytes });
+    this.lastSeqSent = seq;
+    return seq;
+  }
+
+  /** Sends a Ping; resolves with the round trip in ms (rejects if the session ends first). */
+  ping(): Promise<number> {
+    const nonce = ++this.nonce;
+    return new Promise((resolve, reject) => {
+      if (!this.open) {
+        reject(new Error("session closed"));
+        return;
+      }
+      this.pings.set(nonce, { sentAt: this.now(), resolve, reject });
+      this.send({ type: "ping", nonce });
+    });
+  }
+
+  /** Leaves: Goodbye, then a normal WebSocket close. The player is removed at the next tick. */
+  close(): Promise<CloseInfo> {
+    if (this.open) {
+      this.send({ type: "goodbye" });
+      this.leaving = true;
+      this.ws.close(1000, "goodbye");
+    }
+    return this.closed;
+  }
+
+  /** Calls `listener` on each `type` notification; returns the function that unsubscribes. */
+  on<K extends keyof ClientEvents>(type: K, listener: Listener<ClientEvents[K]>): () => void {
+    const set = this.listeners[type] as Set<Listener<ClientEvents[K]>>;
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** The frames applied from now on, until the session ends (buffered if not awaited). */
+  frames(): AsyncIterableIterator<FrameUpdate> {
+    const queue: FrameUpdate[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const unsubscribe = this.on("frame", (update) => {
+      queue.push(update);
+      wake?.();
+    });
+    void this.closed.then(() => {
+      done = true;
+      wake?.();
+    });
+    const iterator: AsyncIterableIterator<FrameUpdate> = {
+      next: async () => {
+        while (queue.length === 0 && !done) await new Promise<void>((resolve) => (wake = resolve));
+        const value = queue.shift();
+        if (value !== undefined) return { value, done: false };
+        unsubscribe();
+        return { value: undefined, done: true };
+      },
+      return: async () => {
+        unsubscribe();
+        done = true;
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  private send(message: ClientMessage): void {
+    if (!this.open) return;
+    this.ws.send(encodeClientMessage(message));
+    this.lastSentAt = this.now();
+  }
+
+  private receive(body: Uint8Array): void {
+    if (this.closeInfo !== undefined || this.clientError !== undefined) return;
+    const receivedAt = this.now();
+    try {
+      const message = decodeServerMessage(body);
+      switch (message.type) {
+        case "frame": {
+          const changes = this.mirror.apply(message.frame);
+          const update: FrameUpdate = { ...changes, frame: message.frame, receivedAt };
+          this.emit("frame", update);
+          for (const event of changes.events) this.emit("event", { ...event, tick: changes.tick });
+          break;
+        }
+        case "pong": {
+          const ping = this.pings.get(message.nonce);
+          if (ping === undefined) break;
+          this.pings.delete(message.nonce);
+          this.rttMs = receivedAt - ping.sentAt;
+          ping.resolve(this.rttMs);
+          this.emit("pong", this.rttMs);
+          break;
+        }
+        case "close":
+        case "reject":
+          this.refusal = { reason: message.reason, detail: message.detail };
+          break;
+        case "welcome":
+          throw new Error("a second Welcome");
+      }
+    } catch (error) {
+      // The server broke a promise (undecodable bytes, a frame that contradicts the view):
+      // the mirror cannot be trusted any more, so the session ends.
+      this.clientError = error instanceof Error ? error.message : String(error);
+      this.send({ type: "goodbye" });
+      this.leaving = true;
+      this.ws.close(1000, "client error");
+    }
+  }
+
+  private finish(code: number, reason: string): void {
+    if (this.closeInfo !== undefined) return;
+    const info = closeInfo(code, reason, this.refusal);
+    if (this.clientError !== undefined) {
+      Object.assign(info, { reason: undefined, reasonName: "client_error", detail: this.clientError });
+    } else if (info.reason === undefined && this.leaving) {
+      info.reasonName = "goodbye";
+    }
+    this.closeInfo = info;
+    if (this.keepAlive !== undefined) clearInterval(this.keepAlive);
+    for (const ping of this.pings.values()) ping.reject(new Error(`session closed: ${info.reasonName}`));
+    this.pings.clear();
+    this.resolveClosed(info);
+    this.emit("close", info);
+  }
+
+  private emit<K extends keyof ClientEvents>(type: K, value: ClientEvents[K]): void {
+    for (const listener of this.listeners[type] as Set<Listener<ClientEvents[K]>>) listener(value);
+  }
+}
+
+/** Names of the WebSocket-level close codes the protocol uses (no protocol message first). */
+const WS_CODES: Record<number, string> = {
+  1000: "normal",
+  1002: "malformed",
+  1003: "malformed",
+  1006: "connection_lost",
+  1009: "frame_too_large",
+};
+
+/** The close info of a WebSocket close, preferring the server's own Reject/Close message. */
+function closeInfo(code: number, wsReason: string, refusal: { reason: number; detail: string } | undefined): CloseInfo {
+  if (refusal !== undefined) {
+    return { reason: refusal.reason, reasonName: closeReasonName(refusal.reason), detail: refusal.detail, code, rejected: false };
+  }
+  if (code >= 4000 && code < 5000) {
+    const reason = code - 4000;
+    return { reason, reasonName: closeReasonName(reason), detail: wsReason, code, rejected: false };
+  }
+  return { reason: undefined, reasonName: WS_CODES[code] ?? `ws_${code}`, detail: wsReason, code, rejected: false };
+}
+
+function bytesOf(data: unknown): Uint8Array {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new Error(`a non-binary WebSocket message (${typeof data})`);
+}
