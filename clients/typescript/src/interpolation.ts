@@ -88,6 +88,10 @@ export class Interpolator {
     const latest = this.snapshots[this.snapshots.length - 1];
     if (latest !== undefined && time <= latest.time) return; // a stale duplicate: ignore
     this.snapshots.push({ time, positions: new Map(positions) });
+    // Bounded even if nobody renders (a hidden browser tab): a playback clock further back
+    // than this jumps (snapMs) and would not use older snapshots anyway.
+    const oldest = time - this.delayMs - this.snapMs - 1000;
+    while (this.snapshots.length > 2 && (this.snapshots[0] as Snapshot).time < oldest) this.snapshots.shift();
     const sample = arrivalMs - time;
     // Slow average: one late frame barely moves it; a lasting change of latency does.
     this.offset = this.offset === undefined ? sample : this.offset + 0.05 * (sample - this.offset);

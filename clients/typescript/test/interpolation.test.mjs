@@ -128,7 +128,8 @@ for (const seed of [1, 2, 3]) {
 
 test("at a frame's own time the drawn position is the server's, exactly", () => {
   const frames = recordServer(60);
-  const interpolator = new Interpolator({ tickHz: TICK_HZ, worldSize: WORLD });
+  // (snapMs also bounds how much is buffered: keep all 3 s of frames.)
+  const interpolator = new Interpolator({ tickHz: TICK_HZ, worldSize: WORLD, snapMs: 5000 });
   frames.forEach((frame, i) => interpolator.push(i * TICK_MS, frame.tick, frame.positions));
   for (const frame of frames) {
     assert.deepEqual(interpolator.sample(frame.tick * TICK_MS), frame.positions);
@@ -139,6 +140,14 @@ test("at a frame's own time the drawn position is the server's, exactly", () => 
   edge.push(50, 2, [[1, { x: 3, y: 10 }]]);
   assert.deepEqual(edge.sample(1.5 * TICK_MS).get(1), { x: 0.5, y: 10 });
   assert.deepEqual(edge.sample(1.2 * TICK_MS).get(1), { x: 199, y: 10 });
+});
+
+test("what is buffered stays bounded when nothing renders (a hidden tab)", () => {
+  const interpolator = new Interpolator({ tickHz: TICK_HZ, worldSize: WORLD });
+  for (let tick = 1; tick <= 20 * 600; tick++) interpolator.push(tick * TICK_MS, tick, [[1, { x: tick % WORLD, y: 0 }]]);
+  // 100 ms delay + 1 s snap + 1 s: about 2.1 s of frames.
+  assert.ok(interpolator.sample(599 * 1000).size === 1);
+  assert.ok(interpolator.sample(590 * 1000).size === 0, "ten seconds back is gone");
 });
 
 test("entities appear at their first frame's time and disappear after their last", () => {
