@@ -128,6 +128,9 @@ settings! {
     spawn_seed: u64 = 1, "1";
     /// Seconds between stat lines in the log, 0 for none.
     stats_interval_s: f32 = 10.0, "10";
+    /// Where the web listener (the playable page at /, WebSocket players at /ws) listens:
+    /// IP:PORT, or "off".
+    web: Endpoint = Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 7080))), "127.0.0.1:7080";
     /// Where the Prometheus metrics endpoint and probes listen: IP:PORT, or "off".
     metrics: Endpoint = Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 9100))), "127.0.0.1:9100";
     /// Directory of the player database (created on first run).

@@ -53,6 +53,10 @@ fn main() -> ExitCode {
     if let Some(metrics) = server.metrics_addr() {
         println!("throng metrics on http://{metrics}/metrics");
     }
+    // After the metrics line: scripts read the lines in this order.
+    if let Some(web) = server.web_addr() {
+        println!("throng web on http://{web}/");
+    }
     match server.run_until_signal() {
         StopCause::Requested => ExitCode::SUCCESS,
         StopCause::TickDied => ExitCode::from(70),

@@ -19,7 +19,7 @@ use crate::metrics::http::{self, MetricsSource};
 use crate::net::admission::PerAddress;
 use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};
 use crate::net::session::SessionLimits;
-use crate::net::{NetContext, listener};
+use crate::net::{NetContext, Transport, listener};
 use crate::persistence::handoff::PersistenceThread;
 use crate::persistence::login::Logins;
 use crate::persistence::login_throttle::LoginThrottle;
@@ -94,6 +94,7 @@ pub enum StopCause {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    web_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     stop_tick: Arc<AtomicBool>,
     shutdown: watch::Sender<bool>,
@@ -138,6 +139,7 @@ impl ServerHandle {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(NetContext {
+            next_connection_id: 1.into(),
             inbound: inbound_tx,
             stats: stats.clone(),
             max_inbound_frame_bytes: config.max_inbound_frame_bytes,
@@ -170,6 +172,7 @@ impl ServerHandle {
         let Network {
             local_addr,
             metrics_addr,
+            web_addr,
             handle: net,
             thread: net_thread,
         } = spawn_network(&config, ctx, flush_tasks)?;
@@ -191,6 +194,7 @@ impl ServerHandle {
         Ok(Self {
             local_addr,
             metrics_addr,
+            web_addr,
             stats,
             stop_tick,
             shutdown,
@@ -207,6 +211,11 @@ impl ServerHandle {
     /// The address players connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the web listener (page and WebSocket players) listens, if it is on.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
     }
 
     /// Where the metrics endpoint listens, if it is on.
@@ -348,6 +357,7 @@ impl ServerHandle {
 struct Network {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    web_addr: Option<SocketAddr>,
     handle: tokio::runtime::Handle,
     thread: JoinHandle<()>,
 }
@@ -365,20 +375,22 @@ fn spawn_network(
         .thread_name("throng-net")
         .enable_all()
         .build()?;
-    let (listener, metrics_listener) = {
+    let (listener, metrics_listener, web_listener) = {
         let _context = runtime.enter();
         let players = bind(config.listen, "players").map_err(StartError::Bind)?;
-        let metrics = match config.metrics {
-            Endpoint::Off => None,
-            Endpoint::At(addr) => Some(bind(addr, "metrics").map_err(StartError::Bind)?),
+        let optional = |endpoint: Endpoint, purpose| match endpoint {
+            Endpoint::Off => Ok(None),
+            Endpoint::At(addr) => bind(addr, purpose).map(Some).map_err(StartError::Bind),
         };
-        (players, metrics)
+        let metrics = optional(config.metrics, "metrics")?;
+        let web = optional(config.web, "web")?;
+        (players, metrics, web)
     };
     let local_addr = listener.local_addr()?;
-    let metrics_addr = metrics_listener
-        .as_ref()
-        .map(|l| l.local_addr())
-        .transpose()?;
+    let bound =
+        |listener: &Option<TcpListener>| listener.as_ref().map(|l| l.local_addr()).transpose();
+    let metrics_addr = bound(&metrics_listener)?;
+    let web_addr = bound(&web_listener)?;
     let handle = runtime.handle().clone();
     let stats_every = config.stats_interval_s;
     let action_names = Arc::new(ctx.actions.names());
@@ -400,7 +412,14 @@ fn spawn_network(
                     });
                     tokio::spawn(http::serve(metrics_listener, source));
                 }
-                tokio::spawn(listener::accept_loop(listener, ctx));
+                if let Some(web_listener) = web_listener {
+                    tokio::spawn(listener::accept_loop(
+                        web_listener,
+                        ctx.clone(),
+                        Transport::WebSocket,
+                    ));
+                }
+                tokio::spawn(listener::accept_loop(listener, ctx, Transport::Tcp));
                 for flush_task in flush_tasks {
                     tokio::spawn(flush_task.run());
                 }
@@ -423,6 +442,7 @@ fn spawn_network(
     Ok(Network {
         local_addr,
         metrics_addr,
+        web_addr,
         handle,
         thread,
     })

@@ -70,6 +70,16 @@ counters! {
     connections_accepted,
     /// Connection tasks currently alive.
     connections_live,
+    /// Sockets upgraded to WebSocket on the web listener.
+    websocket_upgrades,
+    /// WebSocket sessions currently alive (of `connections_live`).
+    websocket_sessions_live,
+    /// WebSocket upgrades refused: not an upgrade, or not version 13 (426).
+    websocket_refused_not_upgrade,
+    /// WebSocket upgrades refused: missing or invalid key (400).
+    websocket_refused_bad_key,
+    /// WebSocket upgrades refused: a foreign Origin (403).
+    websocket_refused_origin,
     /// Players currently in the world.
     players_connected,
     /// Connections accepted that have not logged in yet (the pending-handshake pool in use).
@@ -186,6 +196,16 @@ impl Stats {
     #[inline]
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a refused WebSocket upgrade by its HTTP status.
+    pub fn count_http_refusal(&self, status: u16) {
+        let counter = match status {
+            400 => &self.websocket_refused_bad_key,
+            403 => &self.websocket_refused_origin,
+            _ => &self.websocket_refused_not_upgrade,
+        };
+        Self::bump(counter);
     }
 
     /// Counts a Reject sent for `reason` (before the session opened).

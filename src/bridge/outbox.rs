@@ -45,7 +45,7 @@ pub(crate) type SharedBody = Arc<Vec<u8>>;
 
 /// One frame: `head` followed by `shared`, if any.
 #[derive(Default, Debug)]
-pub struct FrameSlot {
+pub(crate) struct FrameSlot {
     /// Bytes for this client only; starts with the frame's length prefix.
     pub head: Vec<u8>,
     /// A body shared with other clients, sent right after `head`.
@@ -54,7 +54,7 @@ pub struct FrameSlot {
 
 impl FrameSlot {
     /// The frame's two parts, in order.
-    pub fn parts(&self) -> (&[u8], &[u8]) {
+    pub(crate) fn parts(&self) -> (&[u8], &[u8]) {
         (
             &self.head,
             self.shared.as_deref().map_or(&[][..], |body| &body[..]),
@@ -62,17 +62,18 @@ impl FrameSlot {
     }
 
     /// Total length of the frame in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.head.len() + self.shared.as_ref().map_or(0, |body| body.len())
     }
 
     /// Whether the frame is empty.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The whole frame in one buffer (tests and tools; allocates).
-    pub fn to_vec(&self) -> Vec<u8> {
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
         let (head, shared) = self.parts();
         [head, shared].concat()
     }
@@ -101,11 +102,11 @@ unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
 /// The tick's end: fills and publishes frames.
-pub struct OutboxWriter(Arc<Shared>);
+pub(crate) struct OutboxWriter(Arc<Shared>);
 
 /// The consuming end (inside the connection's `Egress`): takes published frames, releases them
 /// once written.
-pub struct OutboxReader(Arc<Shared>);
+pub(crate) struct OutboxReader(Arc<Shared>);
 
 /// Creates an outbox with `slots` frame buffers (at least 2: one being written, one queued).
 pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
@@ -129,33 +130,33 @@ pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
 
 /// The connection task's doorbell: what it waits on while its [`OutboxReader`] sits behind
 /// the lock of its [`Egress`](super::egress::Egress).
-pub struct OutboxWaker(Arc<Shared>);
+pub(crate) struct OutboxWaker(Arc<Shared>);
 
 impl OutboxWaker {
     /// Wakes the connection task (it will flush and check for a close).
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.0.wake.notify_one();
     }
 
     /// Resolves once woken since the last call (a wake-up before the call is not lost).
-    pub async fn woken(&self) {
+    pub(crate) async fn woken(&self) {
         self.0.wake.notified().await;
     }
 
     /// The close the tick (or the server, when the tick cannot) asked for, if any.
-    pub fn requested_close(&self) -> Option<CloseReason> {
+    pub(crate) fn requested_close(&self) -> Option<CloseReason> {
         self.0.requested_close()
     }
 
     /// Asks the task to close with `reason`, for when the tick cannot (it died).
-    pub fn request_close(&self, reason: CloseReason) {
+    pub(crate) fn request_close(&self, reason: CloseReason) {
         self.0.request_close(reason);
     }
 }
 
 /// What became of a frame offered to [`OutboxWriter::publish_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Publish {
+pub(crate) enum Publish {
     /// Queued; a flush task writes it after the tick.
     Queued,
     /// Every slot is in flight (slow reader); nothing was written.
@@ -168,7 +169,7 @@ impl OutboxWriter {
     /// Fills the next free slot (passed in empty) with `fill` and publishes it if `fill`
     /// returns true. A flush task writes it after the tick's signal; for a frame
     /// that cannot wait, wake the connection task with [`OutboxWriter::wake`].
-    pub fn publish_with(&mut self, fill: impl FnOnce(&mut FrameSlot) -> bool) -> Publish {
+    pub(crate) fn publish_with(&mut self, fill: impl FnOnce(&mut FrameSlot) -> bool) -> Publish {
         let shared = &*self.0;
         let published = shared.published.load(Ordering::Relaxed);
         let released = shared.released.load(Ordering::Acquire);
@@ -189,19 +190,19 @@ impl OutboxWriter {
 
     /// Wakes the connection task now (for rare messages such as the Welcome; a tick's frames
     /// are written in bulk by the flush tasks).
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.0.wake.notify_one();
     }
 
     /// Asks the task to send a close with `reason` after the queued frames.
-    pub fn request_close(&self, reason: CloseReason) {
+    pub(crate) fn request_close(&self, reason: CloseReason) {
         self.0.request_close(reason);
     }
 }
 
 impl OutboxReader {
     /// The oldest published frame, if any. It stays valid until [`OutboxReader::release`].
-    pub fn front(&mut self) -> Option<&mut FrameSlot> {
+    pub(crate) fn front(&mut self) -> Option<&mut FrameSlot> {
         let shared = &*self.0;
         let released = shared.released.load(Ordering::Relaxed);
         if released == shared.published.load(Ordering::Acquire) {
@@ -214,7 +215,7 @@ impl OutboxReader {
 
     /// Gives the frame returned by [`OutboxReader::front`] back to the writer, dropping its
     /// reference to any shared body first (so the tick can reuse that body's memory).
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         let shared = &*self.0;
         let released = shared.released.load(Ordering::Relaxed);
         if released != shared.published.load(Ordering::Acquire) {
@@ -225,17 +226,18 @@ impl OutboxReader {
     }
 
     /// The close the tick asked for, if any.
-    pub fn requested_close(&self) -> Option<CloseReason> {
+    pub(crate) fn requested_close(&self) -> Option<CloseReason> {
         self.0.requested_close()
     }
 
     /// The connection task's doorbell for this outbox.
-    pub fn waker(&self) -> OutboxWaker {
+    pub(crate) fn waker(&self) -> OutboxWaker {
         OutboxWaker(self.0.clone())
     }
 
     /// Frames published and not yet released.
-    pub fn queued(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
         self.0.published.load(Ordering::Acquire) - self.0.released.load(Ordering::Acquire)
     }
 }

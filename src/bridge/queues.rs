@@ -22,7 +22,7 @@ use crate::protocol::{Action, Input};
 pub type ConnectionId = u64;
 
 /// A connection completed its handshake.
-pub struct Join {
+pub(crate) struct Join {
     /// The connection.
     pub connection: ConnectionId,
     /// Validated player name.
@@ -37,16 +37,17 @@ pub struct Join {
 }
 
 /// A connection ended (for any reason). Dropping it releases the connection's slot.
-pub struct Leave {
+pub(crate) struct Leave {
     /// The connection.
     pub connection: ConnectionId,
     /// The connection's player slot: keeps it counted against `max_players` (and its
     /// address's `max_players_per_addr`) until the tick has seen this leave.
+    #[expect(dead_code, reason = "held for its Drop, which releases the slot")]
     pub slot: Option<Held>,
 }
 
 /// A join or a leave.
-pub enum Lifecycle {
+pub(crate) enum Lifecycle {
     /// See [`Join`].
     Join(Join),
     /// See [`Leave`].
@@ -55,7 +56,7 @@ pub enum Lifecycle {
 
 /// What a player asked the tick for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlayerMessage {
+pub(crate) enum PlayerMessage {
     /// A movement input (the latest one per tick wins).
     Input(Input),
     /// An action of a registered kind, already checked by the network side (known kind,
@@ -65,7 +66,7 @@ pub enum PlayerMessage {
 
 /// One input or action from one connection.
 #[derive(Clone, Debug)]
-pub struct InputEvent {
+pub(crate) struct InputEvent {
     /// The sender.
     pub connection: ConnectionId,
     /// The input or action.
@@ -74,7 +75,7 @@ pub struct InputEvent {
 
 /// The network side's ends of the queues.
 #[derive(Clone)]
-pub struct InboundSender {
+pub(crate) struct InboundSender {
     lifecycle: Sender<Lifecycle>,
     inputs: Sender<InputEvent>,
 }
@@ -119,7 +120,7 @@ pub enum InputOutcome {
 
 impl InboundSender {
     /// Queues a join or leave. Returns false only if the tick has stopped.
-    pub fn send_lifecycle(&self, event: Lifecycle) -> bool {
+    pub(crate) fn send_lifecycle(&self, event: Lifecycle) -> bool {
         match self.lifecycle.try_send(event) {
             Ok(()) => true,
             // Full cannot happen (see the module docs); treat it like a stopped tick rather
@@ -129,7 +130,7 @@ impl InboundSender {
     }
 
     /// Queues an input without ever blocking.
-    pub fn send_input(&self, event: InputEvent) -> InputOutcome {
+    pub(crate) fn send_input(&self, event: InputEvent) -> InputOutcome {
         match self.inputs.try_send(event) {
             Ok(()) => InputOutcome::Queued,
             Err(TrySendError::Full(_)) => InputOutcome::DroppedQueueFull,
@@ -138,7 +139,7 @@ impl InboundSender {
     }
 
     /// Inputs waiting for the next tick (a gauge for the metrics endpoint).
-    pub fn queued_inputs(&self) -> usize {
+    pub(crate) fn queued_inputs(&self) -> usize {
         self.inputs.len()
     }
 }

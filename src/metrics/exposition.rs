@@ -92,6 +92,27 @@ pub(crate) fn render(readings: &Readings) -> String {
         ]
         .into_iter(),
     );
+    out.gauge(
+        "throng_websocket_sessions",
+        "Live connection tasks of WebSocket players (of throng_connection_tasks).",
+        s.websocket_sessions_live as f64,
+    );
+    out.counter(
+        "throng_websocket_upgrades_total",
+        "Sockets upgraded to WebSocket on the web listener.",
+        s.websocket_upgrades,
+    );
+    out.labelled_counter(
+        "throng_websocket_refused_total",
+        "WebSocket upgrades refused, by HTTP status.",
+        "status",
+        [
+            ("400", s.websocket_refused_bad_key),
+            ("403", s.websocket_refused_origin),
+            ("426", s.websocket_refused_not_upgrade),
+        ]
+        .into_iter(),
+    );
     out.labelled_counter(
         "throng_connections_rejected_total",
         "Connections refused before their session opened (Reject), by reason.",

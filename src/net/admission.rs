@@ -37,20 +37,20 @@ pub(crate) fn source(ip: IpAddr) -> IpAddr {
 }
 
 /// Counts places held per source address, each up to a cap.
-pub struct PerAddress {
+pub(crate) struct PerAddress {
     cap: u32,
     held: Mutex<AHashMap<IpAddr, u32>>,
 }
 
 /// One place of one address; given back on drop.
-pub struct AddressPlace {
+pub(crate) struct AddressPlace {
     book: Arc<PerAddress>,
     address: IpAddr,
 }
 
 impl PerAddress {
     /// At most `cap` places per address.
-    pub fn new(cap: u32) -> Arc<Self> {
+    pub(crate) fn new(cap: u32) -> Arc<Self> {
         Arc::new(Self {
             cap,
             held: Mutex::new(AHashMap::new()),
@@ -58,7 +58,7 @@ impl PerAddress {
     }
 
     /// A place for `address`, unless it holds `cap` already.
-    pub fn take(self: &Arc<Self>, address: IpAddr) -> Option<AddressPlace> {
+    pub(crate) fn take(self: &Arc<Self>, address: IpAddr) -> Option<AddressPlace> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let count = held.entry(address).or_insert(0);
         if *count >= self.cap {
@@ -72,7 +72,8 @@ impl PerAddress {
     }
 
     /// Places `address` holds now.
-    pub fn held(&self, address: IpAddr) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn held(&self, address: IpAddr) -> u32 {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.get(&address).copied().unwrap_or(0)
     }

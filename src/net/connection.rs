@@ -3,11 +3,12 @@
 //! its write half moves into an [`Egress`] shared with the flush tasks (see
 //! [`Connection::open`]); the read half stays here.
 //!
-//! Reading is zero-copy into a [`FrameReader`] sized by `max_inbound_frame_bytes`; every read
-//! may bring zero or more whole frames, which are decoded one by one
-//! ([`Connection::buffered_message`]) before the socket is read again. Decoding is sans I/O
-//! ([`decode_next`]) and unit tested below; a frame that is too large or does not decode
-//! ends the connection with its reason.
+//! Reading is zero-copy into a fixed buffer sized by `max_inbound_frame_bytes`: a
+//! [`FrameReader`] for TCP, a [`WsReader`] for WebSocket (after the HTTP upgrade; see
+//! `super::web`). Every read may bring zero or more whole frames, which are decoded one by
+//! one ([`Connection::buffered`]) before the socket is read again. Decoding is sans I/O
+//! ([`decode_next`], [`decode_next_ws`]) and unit tested below; a frame that is too large or
+//! does not decode ends the connection with its reason.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +17,17 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::Transport;
 use super::egress::Egress;
 use super::session::Ending;
 use crate::bridge::OutboxReader;
 use crate::protocol::framing::{FrameError, FrameReader};
+use crate::protocol::websocket::{
+    self, CLOSE_NORMAL, MAX_CONTROL_PAYLOAD, Opcode, WsError, WsFrame, WsReader,
+};
 use crate::protocol::{
-    ClientMessage, CloseReason, ServerMessage, decode_client_message, frame_bytes,
+    ClientMessage, CloseReason, FRAME_HEADER_BYTES, ServerMessage, decode_client_message,
+    frame_bytes,
 };
 use crate::stats::Stats;
 
@@ -34,45 +40,128 @@ pub(crate) struct Connection {
     read: OwnedReadHalf,
     /// Until the session opens; then the [`Egress`] owns it.
     write: Option<OwnedWriteHalf>,
-    frames: FrameReader,
+    frames: Framing,
     stats: Arc<Stats>,
 }
 
+/// How bytes become messages on this connection.
+enum Framing {
+    Tcp(FrameReader),
+    WebSocket(WsReader),
+}
+
+/// What a connection received.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Received {
+    /// A protocol message.
+    Message(ClientMessage),
+    /// A WebSocket ping: answer with a pong carrying these bytes.
+    Ping(PingPayload),
+}
+
+/// A WebSocket ping's payload, kept without allocating.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct PingPayload {
+    bytes: [u8; MAX_CONTROL_PAYLOAD],
+    len: usize,
+}
+
+impl PingPayload {
+    /// The pong frame that answers it.
+    pub(crate) fn pong(&self) -> Vec<u8> {
+        websocket::server_frame(Opcode::Pong, &self.bytes[..self.len])
+    }
+}
+
 impl Connection {
-    /// Wraps an accepted socket; frames larger than `max_frame_bytes` end it.
-    pub(crate) fn new(stream: TcpStream, max_frame_bytes: u32, stats: Arc<Stats>) -> Self {
+    /// Wraps an accepted TCP socket; frames larger than `max_frame_bytes` end it.
+    pub(crate) fn tcp(stream: TcpStream, max_frame_bytes: u32, stats: Arc<Stats>) -> Self {
+        Self::new(
+            stream,
+            Framing::Tcp(FrameReader::new(max_frame_bytes)),
+            stats,
+        )
+    }
+
+    /// Wraps a socket upgraded to WebSocket, whose first bytes after the upgrade request
+    /// (`early`, read by the HTTP server) are already in; payloads larger than
+    /// `max_frame_bytes` end it.
+    pub(crate) fn websocket(
+        stream: TcpStream,
+        early: &[u8],
+        max_frame_bytes: u32,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let mut reader = WsReader::client_frames(max_frame_bytes);
+        // The HTTP server reads at most its buffer's worth past the request; whatever does
+        // not fit one maximal frame is a frame too large anyway, and is cut here (the reader
+        // then refuses it from its header).
+        let spare = reader.spare();
+        let n = early.len().min(spare.len());
+        spare[..n].copy_from_slice(&early[..n]);
+        reader.filled(n);
+        Self::new(stream, Framing::WebSocket(reader), stats)
+    }
+
+    fn new(stream: TcpStream, frames: Framing, stats: Arc<Stats>) -> Self {
         let (read, write) = stream.into_split();
         Self {
             read,
             write: Some(write),
-            frames: FrameReader::new(max_frame_bytes),
+            frames,
             stats,
         }
     }
 
-    /// The next message: one already buffered, else read from the socket. Cancel-safe: a
-    /// cancelled call loses nothing (bytes are kept only once a read completes).
-    pub(crate) async fn read_message(&mut self) -> Result<ClientMessage, Ending> {
-        loop {
-            if let Some(message) = self.buffered_message()? {
-                return Ok(message);
-            }
-            self.fill().await?;
+    /// The connection's transport.
+    pub(crate) fn transport(&self) -> Transport {
+        match self.frames {
+            Framing::Tcp(_) => Transport::Tcp,
+            Framing::WebSocket(_) => Transport::WebSocket,
         }
     }
 
-    /// The next message already in the buffer, if a whole one is there (no I/O).
-    pub(crate) fn buffered_message(&mut self) -> Result<Option<ClientMessage>, Ending> {
-        decode_next(&mut self.frames, &self.stats)
+    /// The next protocol message: one already buffered, else read from the socket; a
+    /// WebSocket ping before the session opens is answered here. Cancel-safe: a cancelled
+    /// call loses nothing (bytes are kept only once a read completes).
+    pub(crate) async fn read_message(&mut self) -> Result<ClientMessage, Ending> {
+        loop {
+            match self.buffered()? {
+                Some(Received::Message(message)) => return Ok(message),
+                Some(Received::Ping(ping)) => {
+                    if let Some(write) = self.write.as_mut() {
+                        let pong = ping.pong();
+                        let _ =
+                            tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write.write_all(&pong)).await;
+                    }
+                }
+                None => self.fill().await?,
+            }
+        }
+    }
+
+    /// The next message or ping already in the buffer, if a whole one is there (no I/O).
+    pub(crate) fn buffered(&mut self) -> Result<Option<Received>, Ending> {
+        match &mut self.frames {
+            Framing::Tcp(frames) => Ok(decode_next(frames, &self.stats)?.map(Received::Message)),
+            Framing::WebSocket(frames) => decode_next_ws(frames, &self.stats),
+        }
     }
 
     /// Reads once from the socket into the buffer (zero or more whole frames may follow).
     /// Cancel-safe.
     pub(crate) async fn fill(&mut self) -> Result<(), Ending> {
-        match self.read.read(self.frames.spare()).await {
+        let spare = match &mut self.frames {
+            Framing::Tcp(frames) => frames.spare(),
+            Framing::WebSocket(frames) => frames.spare(),
+        };
+        match self.read.read(spare).await {
             Ok(0) => Err(Ending::ClientLeft),
             Ok(n) => {
-                self.frames.filled(n);
+                match &mut self.frames {
+                    Framing::Tcp(frames) => frames.filled(n),
+                    Framing::WebSocket(frames) => frames.filled(n),
+                }
                 Stats::add(&self.stats.inbound_bytes, n as u64);
                 Ok(())
             }
@@ -80,22 +169,95 @@ impl Connection {
         }
     }
 
-    /// Writes the last message of a connection whose session never opened, and shuts the
-    /// socket (bounded by [`CLOSE_WRITE_TIMEOUT`]). Does nothing once the session opened:
-    /// then the egress writes ([`Egress::close_with`]).
-    pub(crate) async fn write_last(&mut self, message: &ServerMessage) {
-        if let Some(write) = self.write.as_mut() {
-            send_last(write, message).await;
+    /// Writes the last message of a connection whose session never opened (`None`: nothing
+    /// but, over WebSocket, the close frame) and shuts the socket (bounded by
+    /// [`CLOSE_WRITE_TIMEOUT`]). Over WebSocket the message is followed by a close frame
+    /// with `ws_close`'s code and reason. Does nothing once the session opened: then the
+    /// egress writes ([`Egress::close_with`]).
+    pub(crate) async fn write_last(
+        &mut self,
+        message: Option<&ServerMessage>,
+        ws_close: (u16, &str),
+    ) {
+        let transport = self.transport();
+        let Some(write) = self.write.as_mut() else {
+            return;
+        };
+        let mut bytes = message.map(frame_bytes).unwrap_or_default();
+        if transport == Transport::WebSocket {
+            if !bytes.is_empty() {
+                bytes = websocket::server_frame(Opcode::Binary, &bytes[FRAME_HEADER_BYTES..]);
+            }
+            bytes.extend(websocket::close_frame(ws_close.0, ws_close.1));
         }
+        write_and_shut(write, &bytes).await;
     }
 
     /// The session opens: the write half moves into an [`Egress`] that writes the frames
     /// `outbox` receives (and this task's own messages). `None` if it already did.
     pub(crate) fn open(&mut self, outbox: OutboxReader) -> Option<Arc<Egress>> {
+        let transport = self.transport();
         let write = self.write.take()?;
-        Some(Arc::new(Egress::new(write, outbox)))
+        Some(Arc::new(Egress::new(write, outbox, transport)))
     }
 }
+
+/// Takes the next whole WebSocket frame out of `frames`: a binary message is decoded like a
+/// TCP frame body; a ping is returned to be answered; a pong is skipped; a close frame ends
+/// the connection as the client's choice; anything else is a WebSocket fault with its close
+/// code (no protocol message first).
+pub(crate) fn decode_next_ws(
+    frames: &mut WsReader,
+    stats: &Stats,
+) -> Result<Option<Received>, Ending> {
+    loop {
+        let frame = match frames.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                let reason = match error {
+                    WsError::TooLarge { .. } => CloseReason::FrameTooLarge,
+                    _ => CloseReason::Malformed,
+                };
+                return Err(Ending::Fault {
+                    reason,
+                    code: error.close_code(),
+                    detail: error.to_string(),
+                });
+            }
+        };
+        match frame {
+            WsFrame::Binary(body) => {
+                Stats::bump(&stats.inbound_frames);
+                return decode_client_message(body)
+                    .map(|message| Some(Received::Message(message)))
+                    .map_err(|e| Ending::close(e.close_reason(), e.to_string()));
+            }
+            WsFrame::Ping(payload) => {
+                let mut bytes = [0; MAX_CONTROL_PAYLOAD];
+                bytes[..payload.len()].copy_from_slice(payload);
+                return Ok(Some(Received::Ping(PingPayload {
+                    bytes,
+                    len: payload.len(),
+                })));
+            }
+            WsFrame::Pong => continue,
+            WsFrame::Close(_) => return Err(Ending::ClientLeft),
+        }
+    }
+}
+
+/// The close frame a WebSocket client gets with a protocol close reason: code 4000 + the
+/// reason's wire index, the reason's name as text.
+pub(crate) fn ws_close_for(reason: CloseReason) -> (u16, &'static str) {
+    (
+        websocket::CLOSE_REASON_BASE + reason.index() as u16,
+        reason.as_str(),
+    )
+}
+
+/// The normal WebSocket close (`1000`): the client left.
+pub(crate) const WS_CLOSE_NORMAL: (u16, &str) = (CLOSE_NORMAL, "");
 
 /// Takes the next whole frame out of `frames` and decodes it: `Ok(None)` if no whole frame is
 /// buffered; `Err` closes the connection (`FrameTooLarge`, or the decode error's reason).
@@ -119,12 +281,16 @@ pub(crate) fn decode_next(
         .map_err(|e| Ending::close(e.close_reason(), e.to_string()))
 }
 
-/// Writes a connection's last message and shuts the socket, giving up after
+/// Writes a connection's last message (a TCP frame) and shuts the socket, giving up after
 /// [`CLOSE_WRITE_TIMEOUT`] so a peer that does not read cannot hold the task.
 pub(crate) async fn send_last(writer: &mut (impl AsyncWrite + Unpin), message: &ServerMessage) {
-    let bytes = frame_bytes(message);
+    write_and_shut(writer, &frame_bytes(message)).await;
+}
+
+/// Writes `bytes` and shuts the socket, within [`CLOSE_WRITE_TIMEOUT`].
+async fn write_and_shut(writer: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) {
     let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
-        let _ = writer.write_all(&bytes).await;
+        let _ = writer.write_all(bytes).await;
         let _ = writer.shutdown().await;
     })
     .await;

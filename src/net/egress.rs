@@ -19,14 +19,17 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use tokio::net::tcp::OwnedWriteHalf;
 
+use super::Transport;
 use crate::bridge::outbox::{OutboxReader, OutboxWaker};
+use crate::protocol::FRAME_HEADER_BYTES;
+use crate::protocol::websocket::{self, MAX_HEADER_BYTES, Opcode};
 
 /// Most bytes of the connection task's own messages (pongs) waiting for a socket that does
 /// not drain; beyond it they are not sent.
 const MAX_CONTROL_BYTES: usize = 1024;
 
 /// The outbound side of one connection.
-pub struct Egress {
+pub(crate) struct Egress {
     writer: OwnedWriteHalf,
     drain: Mutex<Drain>,
     /// Wakes the connection task (readable without the lock).
@@ -44,11 +47,16 @@ pub(crate) struct Drain {
     closed: bool,
     /// A whole frame has been written: the Welcome (the tick publishes it first).
     welcomed: bool,
+    /// How frames are framed on the wire: as published (TCP), or with a WebSocket header in
+    /// place of the length prefix.
+    transport: Transport,
+    /// The WebSocket header of the front frame (computed when its first byte is written).
+    ws_header: ([u8; MAX_HEADER_BYTES], usize),
 }
 
 /// How far a flush got.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Flushed {
+pub(crate) enum Flushed {
     /// Everything queued is written.
     Idle,
     /// The socket is full; retry once it is writable.
@@ -58,8 +66,12 @@ pub enum Flushed {
 }
 
 impl Egress {
-    /// Wraps a connection's write half and its outbox.
-    pub fn new(writer: OwnedWriteHalf, reader: OutboxReader) -> Egress {
+    /// Wraps a connection's write half and its outbox; frames go out framed for `transport`.
+    pub(crate) fn new(
+        writer: OwnedWriteHalf,
+        reader: OutboxReader,
+        transport: Transport,
+    ) -> Egress {
         Egress {
             writer,
             waker: reader.waker(),
@@ -69,18 +81,20 @@ impl Egress {
                 control: Vec::new(),
                 closed: false,
                 welcomed: false,
+                transport,
+                ws_header: ([0; MAX_HEADER_BYTES], 0),
             }),
         }
     }
 
     /// Whether the first frame of the session (the Welcome) has been written whole.
-    pub fn welcomed(&self) -> bool {
+    pub(crate) fn welcomed(&self) -> bool {
         self.lock().welcomed
     }
 
     /// The flush tasks' path: writes what it can without waiting, unless the connection
     /// task holds the lock. Returns `None` when the lock was busy.
-    pub fn try_flush(&self, written: &mut u64) -> Option<Flushed> {
+    pub(crate) fn try_flush(&self, written: &mut u64) -> Option<Flushed> {
         let mut drain = match self.drain.try_lock() {
             Ok(drain) => drain,
             Err(TryLockError::WouldBlock) => return None,
@@ -91,14 +105,26 @@ impl Egress {
 
     /// The connection task's path: like [`Egress::try_flush`] but takes the lock (held by a
     /// flush task at most for one non-blocking write).
-    pub fn flush(&self, written: &mut u64) -> Flushed {
+    pub(crate) fn flush(&self, written: &mut u64) -> Flushed {
         self.lock()
             .flush(|bufs| self.writer.try_write_vectored(bufs), written)
     }
 
-    /// Queues a message of the connection task (written after the current frame); `false`
-    /// (and nothing queued) when `MAX_CONTROL_BYTES` are already waiting.
-    pub fn queue_control(&self, bytes: &[u8]) -> bool {
+    /// Queues a protocol message of the connection task (`frame`: a whole TCP frame, framed
+    /// for the transport here), written after the current frame; `false` (and nothing
+    /// queued) when `MAX_CONTROL_BYTES` are already waiting.
+    pub(crate) fn queue_message(&self, frame: &[u8]) -> bool {
+        let mut drain = self.lock();
+        if drain.control.len() + frame.len() > MAX_CONTROL_BYTES {
+            return false;
+        }
+        drain.push_message(frame);
+        true
+    }
+
+    /// Queues bytes already framed for the wire (a WebSocket pong), like
+    /// [`Egress::queue_message`].
+    pub(crate) fn queue_wire(&self, bytes: &[u8]) -> bool {
         let mut drain = self.lock();
         if drain.control.len() + bytes.len() > MAX_CONTROL_BYTES {
             return false;
@@ -107,30 +133,39 @@ impl Egress {
         true
     }
 
-    /// Ends the frame stream: after the frame being written (if any), only the bytes queued
-    /// here are sent.
-    pub fn close_with(&self, bytes: &[u8]) {
+    /// Ends the frame stream: after the frame being written (if any), only `last` (a whole
+    /// TCP frame, or nothing) is sent, then, over WebSocket, a close frame with `ws_close`'s
+    /// code and reason.
+    pub(crate) fn close_with(&self, last: &[u8], ws_close: (u16, &str)) {
         let mut drain = self.lock();
         drain.closed = true;
-        drain.control.extend_from_slice(bytes);
+        if !last.is_empty() {
+            drain.push_message(last);
+        }
+        if drain.transport == Transport::WebSocket {
+            let (code, reason) = ws_close;
+            drain
+                .control
+                .extend_from_slice(&websocket::close_frame(code, reason));
+        }
     }
 
     /// The connection task's doorbell: rung by the tick (Welcome, close) and by a flush task
     /// that hands the connection over.
-    pub fn waker(&self) -> &OutboxWaker {
+    pub(crate) fn waker(&self) -> &OutboxWaker {
         &self.waker
     }
 
     /// Makes the coming close of the socket a reset: the kernel drops whatever is still
     /// queued for the peer at once, instead of keeping it (and its memory) for minutes of
     /// retries to a peer that does not read.
-    pub fn abort_on_close(&self) {
+    pub(crate) fn abort_on_close(&self) {
         let stream: &tokio::net::TcpStream = self.writer.as_ref();
         let _ = socket2::SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
     }
 
     /// Waits until the socket can take more bytes.
-    pub async fn writable(&self) -> io::Result<()> {
+    pub(crate) async fn writable(&self) -> io::Result<()> {
         self.writer.writable().await
     }
 
@@ -139,7 +174,29 @@ impl Egress {
     }
 }
 
+/// What of `parts` (in order) is still to write after the first `offset` bytes.
+fn remaining<'a>(parts: [&'a [u8]; 3], mut offset: usize) -> [IoSlice<'a>; 3] {
+    parts.map(|part| {
+        let skip = offset.min(part.len());
+        offset -= skip;
+        IoSlice::new(&part[skip..])
+    })
+}
+
 impl Drain {
+    /// Appends a protocol message (a whole TCP frame) to `control`, framed for the transport.
+    fn push_message(&mut self, frame: &[u8]) {
+        match self.transport {
+            Transport::Tcp => self.control.extend_from_slice(frame),
+            Transport::WebSocket => {
+                let body = &frame[FRAME_HEADER_BYTES.min(frame.len())..];
+                let (header, size) = websocket::frame_header(Opcode::Binary, body.len(), None);
+                self.control.extend_from_slice(&header[..size]);
+                self.control.extend_from_slice(body);
+            }
+        }
+    }
+
     /// Writes queued bytes in order with `write` (non-blocking) until done, blocked or failed;
     /// counts whole frames written into `written`.
     pub(crate) fn flush(
@@ -159,13 +216,24 @@ impl Drain {
                     return Flushed::Idle;
                 };
                 let (head, body) = slot.parts();
-                let total = head.len() + body.len();
-                let (head_left, body_left) = if self.offset < head.len() {
-                    (&head[self.offset..], body)
-                } else {
-                    (&[][..], &body[self.offset - head.len()..])
+                // Over WebSocket the frame's length prefix gives way to a WebSocket header
+                // (the body, shared or not, is written as it is: server frames are unmasked).
+                let (prefix, head) = match self.transport {
+                    Transport::Tcp => (&[][..], head),
+                    Transport::WebSocket => {
+                        let head = &head[FRAME_HEADER_BYTES.min(head.len())..];
+                        if self.offset == 0 {
+                            self.ws_header = websocket::frame_header(
+                                Opcode::Binary,
+                                head.len() + body.len(),
+                                None,
+                            );
+                        }
+                        (&self.ws_header.0[..self.ws_header.1], head)
+                    }
                 };
-                write(&[IoSlice::new(head_left), IoSlice::new(body_left)]).map(|n| {
+                let total = prefix.len() + head.len() + body.len();
+                write(&remaining([prefix, head, body], self.offset)).map(|n| {
                     self.offset += n;
                     if self.offset == total {
                         self.offset = 0;
@@ -213,16 +281,50 @@ mod tests {
         }
     }
 
-    #[test]
-    fn frames_and_control_bytes_never_interleave_whatever_the_socket_takes() {
-        let (mut writer, reader) = outbox(4);
-        let mut drain = Drain {
+    fn drain(reader: OutboxReader, transport: Transport) -> Drain {
+        Drain {
             reader,
             offset: 0,
             control: Vec::new(),
             closed: false,
             welcomed: false,
+            transport,
+            ws_header: ([0; MAX_HEADER_BYTES], 0),
+        }
+    }
+
+    #[test]
+    fn over_websocket_a_frame_gets_a_websocket_header_instead_of_its_prefix() {
+        let (mut writer, reader) = outbox(4);
+        let mut drain = drain(reader, Transport::WebSocket);
+        // A 300-byte body: 4-byte prefix + 100 own bytes, then 200 shared ones.
+        writer.publish_with(|slot| {
+            slot.head.extend_from_slice(&300u32.to_le_bytes());
+            slot.head.extend_from_slice(&[1; 100]);
+            slot.shared = Some(std::sync::Arc::new(vec![2; 200]));
+            true
+        });
+        let mut socket = Choppy {
+            chunk: 7,
+            calls: 0,
+            out: Vec::new(),
         };
+        let mut written = 0;
+        while drain.flush(|b| socket.write(b), &mut written) == Flushed::Blocked {}
+        assert_eq!(written, 1);
+        let mut expected = vec![0x82, 126, 0x01, 0x2c];
+        expected.extend([1; 100]);
+        expected.extend([2; 200]);
+        assert_eq!(socket.out, expected);
+        // The connection task's own messages are framed the same way.
+        drain.push_message(&[2, 0, 0, 0, 9, 9]);
+        assert_eq!(drain.control, [0x82, 2, 9, 9]);
+    }
+
+    #[test]
+    fn frames_and_control_bytes_never_interleave_whatever_the_socket_takes() {
+        let (mut writer, reader) = outbox(4);
+        let mut drain = drain(reader, Transport::Tcp);
         for frame in [b"AAAAAAA".as_slice(), b"BBB"] {
             writer.publish_with(|slot| {
                 slot.head.extend_from_slice(&frame[..2]);

@@ -22,7 +22,7 @@ type Shard = ahash::AHashMap<u64, Arc<Egress>>;
 /// a few shards; the tick sends one signal per tick ([`TickSignal`]); one [`FlushTask`] per
 /// shard on the network runtime writes its connections' frames with non-blocking writes and
 /// wakes a connection task only when its socket is full or its lock is busy.
-pub struct FlushRegistry {
+pub(crate) struct FlushRegistry {
     // Std mutexes, not tokio ones: nothing awaits while holding them. Sessions take one when
     // they open and when they end; a flush task takes its own once per tick, to copy the list.
     shards: Box<[std::sync::Mutex<Shard>]>,
@@ -30,14 +30,14 @@ pub struct FlushRegistry {
 
 impl FlushRegistry {
     /// A registry with `shards` shards (one flush task each).
-    pub fn new(shards: usize) -> Self {
+    pub(crate) fn new(shards: usize) -> Self {
         Self {
             shards: (0..shards.max(1)).map(|_| Default::default()).collect(),
         }
     }
 
     /// Registers connection `id` until the returned guard is dropped.
-    pub fn register(self: &Arc<Self>, id: u64, egress: Arc<Egress>) -> Registration {
+    pub(crate) fn register(self: &Arc<Self>, id: u64, egress: Arc<Egress>) -> Registration {
         self.shard(id).insert(id, egress);
         Registration {
             registry: self.clone(),
@@ -47,7 +47,7 @@ impl FlushRegistry {
 
     /// Asks every registered session to close with `reason` (when the tick cannot: it died
     /// or does not answer).
-    pub fn close_all(&self, reason: CloseReason) {
+    pub(crate) fn close_all(&self, reason: CloseReason) {
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             for egress in shard.values() {
@@ -64,7 +64,7 @@ impl FlushRegistry {
 }
 
 /// Keeps a connection registered in a [`FlushRegistry`]; unregisters it when dropped.
-pub struct Registration {
+pub(crate) struct Registration {
     registry: Arc<FlushRegistry>,
     id: u64,
 }

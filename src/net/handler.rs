@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::NetContext;
 use super::admission::{HandshakePlace, PlayerSlot, source};
-use super::connection::{CLOSE_WRITE_TIMEOUT, Connection};
+use super::connection::{CLOSE_WRITE_TIMEOUT, Connection, Received, WS_CLOSE_NORMAL, ws_close_for};
 use super::egress::{Egress, Flushed};
 use super::session::{Ending, Last, Session, Step};
 use crate::bridge::{
@@ -29,36 +29,61 @@ use crate::persistence::login::LoggedIn;
 use crate::protocol::{CloseReason, Hello, Refusal, ServerMessage, encode_frame_into, frame_bytes};
 use crate::stats::{ActionDrop, Stats};
 
-/// Counts a live connection task for as long as it exists.
-struct LiveTask(Arc<NetContext>);
+/// Counts a live connection task (and a WebSocket one by itself) for as long as it exists.
+struct LiveTask(Arc<NetContext>, super::Transport);
 
 impl Drop for LiveTask {
     fn drop(&mut self) {
-        self.0
-            .stats
+        let stats = &self.0.stats;
+        stats
             .connections_live
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.1 == super::Transport::WebSocket {
+            stats
+                .websocket_sessions_live
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
-/// Serves one accepted connection until it ends. `pending` is its place among the pending
-/// handshakes, given back once it has logged in (or failed to); a player slot is taken only
-/// after a valid Hello.
-pub(crate) async fn serve(
+/// Sets a player socket's options: no Nagle delay (frames go out as they are written) and
+/// the configured kernel send buffer.
+pub(crate) fn tune_socket(stream: &TcpStream, ctx: &NetContext) {
+    let _ = stream.set_nodelay(true);
+    if ctx.send_buffer_bytes > 0 {
+        let _ = socket2::SockRef::from(stream).set_send_buffer_size(ctx.send_buffer_bytes as usize);
+    }
+}
+
+/// Serves one accepted TCP connection until it ends (see [`serve`]).
+pub(crate) async fn serve_tcp(
     stream: TcpStream,
     peer: SocketAddr,
     id: ConnectionId,
     pending: HandshakePlace,
     ctx: Arc<NetContext>,
 ) {
+    tune_socket(&stream, &ctx);
+    let connection = Connection::tcp(stream, ctx.max_inbound_frame_bytes, ctx.stats.clone());
+    serve(connection, peer, id, pending, ctx).await;
+}
+
+/// Serves one connection (TCP, or WebSocket after its upgrade) until it ends. `pending` is
+/// its place among the pending handshakes, given back once it has logged in (or failed to);
+/// a player slot is taken only after a valid Hello.
+pub(crate) async fn serve(
+    mut connection: Connection,
+    peer: SocketAddr,
+    id: ConnectionId,
+    pending: HandshakePlace,
+    ctx: Arc<NetContext>,
+) {
+    let transport = connection.transport();
     Stats::bump(&ctx.stats.connections_live);
-    let _live = LiveTask(ctx.clone());
-    let _ = stream.set_nodelay(true);
-    if ctx.send_buffer_bytes > 0 {
-        let _ =
-            socket2::SockRef::from(&stream).set_send_buffer_size(ctx.send_buffer_bytes as usize);
+    if transport == super::Transport::WebSocket {
+        Stats::bump(&ctx.stats.websocket_sessions_live);
     }
-    let mut connection = Connection::new(stream, ctx.max_inbound_frame_bytes, ctx.stats.clone());
+    let _live = LiveTask(ctx.clone(), transport);
     let mut session = Session::new(
         ctx.session.clone(),
         ctx.actions.clone(),
@@ -87,9 +112,22 @@ pub(crate) async fn serve(
             // lines (they are counted by reason in the metrics).
             tracing::debug!(reason = reason.as_str(), %detail, "connection refused");
             let refusal = Refusal { reason, detail };
-            return connection.write_last(&last_message(last, refusal)).await;
+            let message = last_message(last, refusal);
+            return connection
+                .write_last(Some(&message), ws_close_for(reason))
+                .await;
         }
-        Err(_) => return,
+        Err(Ending::Fault {
+            reason,
+            code,
+            detail,
+        }) => {
+            count_last(&ctx.stats, session.end(), reason);
+            tracing::debug!(reason = reason.as_str(), code, %detail, "websocket refused");
+            return connection.write_last(None, (code, "")).await;
+        }
+        Err(Ending::ClientLeft) => return connection.write_last(None, WS_CLOSE_NORMAL).await,
+        Err(Ending::Broken) => return,
     };
 
     let (writer, reader) = outbox(ctx.outbound_buffers);
@@ -106,7 +144,7 @@ pub(crate) async fn serve(
         name_claim: Some(Held::new(player.name_claim)),
     };
     let ending = if ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
-        tracing::info!(connection = id, %name, "player joined");
+        tracing::info!(connection = id, %name, transport = transport.as_str(), "player joined");
         // Welcome is the first message of a session, always: nothing the client sent after
         // its Hello is read, let alone answered, before the Welcome has been written.
         match await_welcome(&egress, &ctx).await {
@@ -125,9 +163,25 @@ pub(crate) async fn serve(
     match ending {
         Ending::Close(reason, detail) => {
             tracing::info!(connection = id, %name, reason = reason.as_str(), %detail, "closing player");
-            close_open(&egress, &ctx.stats, last, Refusal { reason, detail }).await;
+            count_last(&ctx.stats, last, reason);
+            let message = frame_bytes(&last_message(last, Refusal { reason, detail }));
+            close_open(&egress, &ctx.stats, &message, ws_close_for(reason)).await;
         }
-        Ending::ClientLeft => tracing::info!(connection = id, %name, "player left"),
+        Ending::Fault {
+            reason,
+            code,
+            detail,
+        } => {
+            tracing::info!(connection = id, %name, reason = reason.as_str(), code, %detail, "closing player");
+            count_last(&ctx.stats, last, reason);
+            close_open(&egress, &ctx.stats, &[], (code, "")).await;
+        }
+        Ending::ClientLeft => {
+            tracing::info!(connection = id, %name, "player left");
+            if transport == super::Transport::WebSocket {
+                close_open(&egress, &ctx.stats, &[], WS_CLOSE_NORMAL).await;
+            }
+        }
         Ending::Broken => tracing::info!(connection = id, %name, "player connection broke"),
     }
     ctx.inbound.send_lifecycle(Lifecycle::Leave(Leave {
@@ -260,7 +314,18 @@ async fn open_session(
         // Everything already buffered first (frames pipelined behind the Hello included).
         {
             let _zone = crate::profiling::zone!("decode");
-            while let Some(message) = connection.buffered_message()? {
+            while let Some(received) = connection.buffered()? {
+                let message = match received {
+                    Received::Message(message) => message,
+                    Received::Ping(ping) => {
+                        // A WebSocket ping: answered like a protocol ping, between frames.
+                        egress.queue_wire(&ping.pong());
+                        if !blocked {
+                            blocked = flush_now(egress, &ctx.stats)?;
+                        }
+                        continue;
+                    }
+                };
                 match session.receive(message, read_at.into_std())? {
                     Step::ToTick(message) => queue_for_tick(message, id, ctx)?,
                     Step::Pong(nonce) => pong(nonce, egress, &ctx.stats, &mut blocked)?,
@@ -324,7 +389,7 @@ fn pong(nonce: u64, egress: &Egress, stats: &Stats, blocked: &mut bool) -> Resul
     let Some(frame) = encode_frame_into(&ServerMessage::Pong { nonce }, &mut buffer) else {
         return Ok(());
     };
-    if egress.queue_control(frame) {
+    if egress.queue_message(frame) {
         Stats::bump(&stats.pongs);
     }
     if !*blocked {
@@ -391,13 +456,13 @@ fn count_last(stats: &Stats, last: Last, reason: CloseReason) {
     }
 }
 
-/// Sends the last message of a connection whose output goes through its egress: written
-/// after the frame in progress, and no frame follows it. Gives up after
+/// Sends the last message of a connection whose output goes through its egress (`last`, a
+/// whole TCP frame, or nothing; then, over WebSocket, a close frame with `ws_close`):
+/// written after the frame in progress, and no frame follows it. Gives up after
 /// `CLOSE_WRITE_TIMEOUT` and then resets the connection rather than leave unsendable bytes in
 /// the kernel. The socket closes when the last holder of the egress drops it.
-async fn close_open(egress: &Egress, stats: &Stats, last: Last, refusal: Refusal) {
-    count_last(stats, last, refusal.reason);
-    egress.close_with(&frame_bytes(&last_message(last, refusal)));
+async fn close_open(egress: &Egress, stats: &Stats, last: &[u8], ws_close: (u16, &str)) {
+    egress.close_with(last, ws_close);
     let flushed = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, flush_all(egress, stats)).await;
     if !matches!(flushed, Ok(Ok(()))) {
         egress.abort_on_close();

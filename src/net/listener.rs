@@ -11,14 +11,14 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::admission::{self, HandshakePlace};
-use super::{NetContext, connection, handler};
+use super::{NetContext, Transport, connection, handler, web};
 use crate::protocol::{CloseReason, Refusal, ServerMessage};
 use crate::stats::Stats;
 
-/// Accepts connections until shutdown.
-pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
+/// Accepts connections until shutdown: game-port sockets become TCP players, web-listener
+/// sockets are served HTTP (the page, WebSocket upgrades).
+pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>, transport: Transport) {
     let mut shutdown = ctx.shutdown.clone();
-    let mut next_id: u64 = 1;
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -40,8 +40,9 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
         };
         let _zone = crate::profiling::zone!("accept");
         Stats::bump(&ctx.stats.connections_accepted);
-        let id = next_id;
-        next_id += 1;
+        let id = ctx
+            .next_connection_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(address) = ctx.handshakes_per_addr.take(admission::source(peer.ip())) else {
             refuse(
                 &ctx,
@@ -61,7 +62,14 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<NetContext>) {
             continue;
         };
         let handshake = HandshakePlace::new(pool, address, ctx.stats.clone());
-        tokio::spawn(handler::serve(stream, peer, id, handshake, ctx.clone()));
+        match transport {
+            Transport::Tcp => {
+                tokio::spawn(handler::serve_tcp(stream, peer, id, handshake, ctx.clone()))
+            }
+            Transport::WebSocket => {
+                tokio::spawn(web::serve_web(stream, peer, id, handshake, ctx.clone()))
+            }
+        };
     }
 }
 

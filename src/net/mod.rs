@@ -9,6 +9,8 @@
 //! - [`session`]: a connection's life as a sans-I/O state machine (handshake, login, open
 //!   session, close), unit tested with a moved clock.
 //! - [`handler`]: one task per connection, driving its session with its connection.
+//! - [`web`]: the web listener: the playable page, and the WebSocket upgrade that turns a
+//!   socket into a player's connection.
 //! - [`inbound_check`]: the property the fuzz target and its corpus check on that path.
 //! - [`flush`]: the once-per-tick flush tasks that write every connection's new frames.
 //! - [`egress`]: a connection's write side, shared by its task and its flush task.
@@ -23,6 +25,7 @@ pub mod inbound_check;
 pub(crate) mod listener;
 pub(crate) mod rate_limit;
 pub(crate) mod session;
+pub(crate) mod web;
 
 use std::sync::Arc;
 
@@ -33,36 +36,58 @@ use crate::bridge::InboundSender;
 use crate::persistence::login::Logins;
 use crate::stats::Stats;
 
+/// How a client reaches the server: both share one world, one tick and the same limits;
+/// they differ only in framing (see docs/PROTOCOL.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// A TCP socket on the game port: length-prefixed frames.
+    Tcp,
+    /// A WebSocket on the web listener (`/ws`): one message per binary WebSocket message.
+    WebSocket,
+}
+
+impl Transport {
+    /// Its name in logs.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
 /// What every connection task shares.
-pub struct NetContext {
+pub(crate) struct NetContext {
+    /// The next connection's id (shared by the listeners: ids are unique across transports).
+    pub(crate) next_connection_id: std::sync::atomic::AtomicU64,
     /// Queues to the tick.
-    pub inbound: InboundSender,
+    pub(crate) inbound: InboundSender,
     /// Counters.
-    pub stats: Arc<Stats>,
+    pub(crate) stats: Arc<Stats>,
     /// Largest inbound frame body.
-    pub max_inbound_frame_bytes: u32,
+    pub(crate) max_inbound_frame_bytes: u32,
     /// Frame buffers per client.
-    pub outbound_buffers: usize,
+    pub(crate) outbound_buffers: usize,
     /// Kernel send buffer per player socket (0: autotuned).
-    pub send_buffer_bytes: u32,
+    pub(crate) send_buffer_bytes: u32,
     /// The limits every session enforces (handshake and idle time, message rate).
-    pub session: session::SessionLimits,
+    pub(crate) session: session::SessionLimits,
     /// Becomes true when the server shuts down.
-    pub shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<bool>,
     /// Where open sessions register their write side, for the flush tasks.
-    pub flushes: Arc<flush::FlushRegistry>,
+    pub(crate) flushes: Arc<flush::FlushRegistry>,
     /// Logins (one per name, failed-login throttle, the store's answer).
-    pub logins: Logins,
+    pub(crate) logins: Logins,
     /// The game's action kinds: what a client may send, its limits, and how to check it.
-    pub actions: Arc<ActionRegistry>,
+    pub(crate) actions: Arc<ActionRegistry>,
     /// Player slots (`max_players` permits).
-    pub slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
     /// The cap of players.
-    pub max_players: usize,
+    pub(crate) max_players: usize,
     /// Players per source address.
-    pub players_per_addr: Arc<admission::PerAddress>,
+    pub(crate) players_per_addr: Arc<admission::PerAddress>,
     /// The pending-handshake pool (`max_pending_handshakes` permits).
-    pub handshakes: Arc<tokio::sync::Semaphore>,
+    pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
     /// Pending handshakes per source address.
-    pub handshakes_per_addr: Arc<admission::PerAddress>,
+    pub(crate) handshakes_per_addr: Arc<admission::PerAddress>,
 }

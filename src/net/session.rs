@@ -35,6 +35,16 @@ pub(crate) enum Ending {
     ClientLeft,
     /// The socket failed.
     Broken,
+    /// A WebSocket-level fault (a text or fragmented message, an unmasked frame...): the
+    /// client gets only a WebSocket close frame with `code`; counted under `reason`.
+    Fault {
+        /// The close reason it is counted under.
+        reason: CloseReason,
+        /// The WebSocket close code.
+        code: u16,
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 impl Ending {
@@ -82,7 +92,7 @@ pub(crate) enum Last {
 
 /// The limits a session enforces.
 #[derive(Debug, Clone)]
-pub struct SessionLimits {
+pub(crate) struct SessionLimits {
     /// Time allowed for the Hello.
     pub handshake_timeout: Duration,
     /// An open session that sends no message for this long is closed.

@@ -18,7 +18,7 @@ use crate::stats::Stats;
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a login needs: who is online, the failed-login throttle, and the persistence thread.
-pub struct Logins {
+pub(crate) struct Logins {
     online: OnlineNames,
     throttle: LoginThrottle,
     persistence: PersistenceHandle,
@@ -26,7 +26,7 @@ pub struct Logins {
 }
 
 /// A logged-in player: its name, the claim on it, and its saved state.
-pub struct LoggedIn {
+pub(crate) struct LoggedIn {
     /// The player's name, as it logged in.
     pub name: String,
     /// One login per name: held until the player's final record is saved.
@@ -37,7 +37,11 @@ pub struct LoggedIn {
 
 impl Logins {
     /// Logins answered by `persistence`, throttled by `throttle`.
-    pub fn new(throttle: LoginThrottle, persistence: PersistenceHandle, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(
+        throttle: LoginThrottle,
+        persistence: PersistenceHandle,
+        stats: Arc<Stats>,
+    ) -> Self {
         Self {
             online: OnlineNames::default(),
             throttle,
@@ -51,7 +55,7 @@ impl Logins {
     /// name and asks the store. A name that is online is answered `AlreadyOnline` only to
     /// the right secret (anyone else gets `BadCredentials`, and learns nothing about who is
     /// online).
-    pub async fn log_in(&self, hello: Hello, address: IpAddr) -> Result<LoggedIn, Refusal> {
+    pub(crate) async fn log_in(&self, hello: Hello, address: IpAddr) -> Result<LoggedIn, Refusal> {
         if let Err(throttled) = self.throttle.check(&hello.name, address, Instant::now()) {
             let whose = match throttled {
                 Throttled::Name => "for this name",

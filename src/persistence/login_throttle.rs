@@ -33,7 +33,7 @@ pub(crate) const KNOWN_ADDRESSES: usize = 4;
 
 /// Why a login may not be tried now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Throttled {
+pub(crate) enum Throttled {
     /// Too many failures for this name.
     Name,
     /// Too many failures from this address.
@@ -85,14 +85,14 @@ struct Inner {
 }
 
 /// The throttle shared by every connection task.
-pub struct LoginThrottle {
+pub(crate) struct LoginThrottle {
     policy: BucketPolicy,
     inner: Mutex<Inner>,
 }
 
 impl LoginThrottle {
     /// `burst` failures at once per name and per address, then one per `refill`.
-    pub fn new(burst: u32, refill: Duration) -> Self {
+    pub(crate) fn new(burst: u32, refill: Duration) -> Self {
         Self {
             policy: BucketPolicy {
                 burst: f64::from(burst.max(1)),
@@ -111,7 +111,7 @@ impl LoginThrottle {
     }
 
     /// Whether a login of `name` from `address` may be tried now.
-    pub fn check(&self, name: &str, address: IpAddr, now: Instant) -> Result<(), Throttled> {
+    pub(crate) fn check(&self, name: &str, address: IpAddr, now: Instant) -> Result<(), Throttled> {
         let name = &crate::protocol::name_key(name);
         let inner = self.lock();
         if inner.addresses.tokens(&address, now, &self.policy) < 1.0 {
@@ -128,7 +128,7 @@ impl LoginThrottle {
     }
 
     /// A wrong secret for `name` from `address`.
-    pub fn failed(&self, name: &str, address: IpAddr, now: Instant) {
+    pub(crate) fn failed(&self, name: &str, address: IpAddr, now: Instant) {
         let name = &crate::protocol::name_key(name);
         let mut inner = self.lock();
         inner.addresses.spend(address, now, &self.policy);
@@ -136,7 +136,7 @@ impl LoginThrottle {
     }
 
     /// A successful login: both buckets refill and `address` becomes known for `name`.
-    pub fn succeeded(&self, name: &str, address: IpAddr) {
+    pub(crate) fn succeeded(&self, name: &str, address: IpAddr) {
         let name = &crate::protocol::name_key(name);
         let mut inner = self.lock();
         inner.addresses.forget(&address);

@@ -22,7 +22,7 @@ pub(crate) struct OnlineNames {
 }
 
 /// Holds a name online until dropped.
-pub struct NameGuard {
+pub(crate) struct NameGuard {
     name: Option<String>,
     release: Sender<String>,
 }

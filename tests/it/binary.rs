@@ -68,7 +68,14 @@ fn a_log_to_a_pipe_has_no_colour_codes() {
     use std::process::{Command, Stdio};
     let data_dir = fresh_data_dir("log-pipe");
     let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
-        .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--web",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(data_dir.path())
         .env("RUST_LOG", "info")

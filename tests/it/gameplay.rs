@@ -206,6 +206,7 @@ fn start_with_badges(section: Option<&str>) -> Result<TestServer, String> {
     let config = ConfigLayer {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         metrics: Some(throng::config::Endpoint::Off),
+        web: Some(throng::config::Endpoint::Off),
         stats_interval_s: Some(0.0),
         data_dir: Some(data_dir.path().to_owned()),
         game: Some(game),

@@ -34,3 +34,4 @@ mod session;
 mod system_panic;
 #[cfg(feature = "tracy")]
 mod tracy;
+mod websocket;

@@ -36,6 +36,7 @@ fn server_with(data_dir: &Path, game: impl FnOnce(&mut bevy_app::App)) -> Server
         listen: Some("127.0.0.1:0".parse().unwrap()),
         tick_hz: Some(50),
         metrics: Some(Endpoint::Off),
+        web: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
         stats_interval_s: Some(0.0),
         world_size: Some(500.0),
         data_dir: Some(data_dir.to_owned()),
@@ -249,7 +250,15 @@ async fn positions_and_persistent_components_survive_a_graceful_restart() {
 /// Starts the binary on `dir`, expects it to exit 1 at once; returns what it printed.
 fn failed_start(dir: &Path) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_throng"))
-        .args(["--listen", "127.0.0.1:0", "--metrics", "off", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "off",
+            "--web",
+            "off",
+            "--data-dir",
+        ])
         .arg(dir)
         .output()
         .unwrap();

@@ -50,6 +50,7 @@ async fn a_panicking_system_is_named_in_the_log_and_stops_the_server() {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         tick_hz: Some(50),
         metrics: Some(throng::config::Endpoint::Off),
+        web: Some(throng::config::Endpoint::Off),
         stats_interval_s: Some(0.0),
         data_dir: Some(data_dir.path().to_owned()),
         ..Default::default()

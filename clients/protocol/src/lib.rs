@@ -16,6 +16,7 @@
 
 pub mod framing;
 pub mod visit;
+pub mod websocket;
 
 use serde::{Deserialize, Serialize};
 

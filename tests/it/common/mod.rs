@@ -3,6 +3,7 @@
 
 pub mod bots;
 pub mod server_process;
+pub mod ws;
 #[allow(unused_imports)]
 pub use server_process::ServerProcess;
 
@@ -83,6 +84,7 @@ pub fn start_server_with(
         tick_hz: Some(50),
         stats_interval_s: Some(0.0),
         metrics: Some(Endpoint::Off),
+        web: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
         net_threads: Some(2),
         sim_threads: Some(2),
         // Generous slack so a test process starved by a busy CI machine is not treated as

@@ -197,7 +197,14 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
 
     let mut server = Server(
         Command::new(bin.join("throng"))
-            .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics",
+                "127.0.0.1:0",
+                "--web",
+                "127.0.0.1:0",
+            ])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--world-size", &world.to_string()])

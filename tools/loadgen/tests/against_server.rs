@@ -38,6 +38,8 @@ fn fifty_bots_join_verify_every_frame_and_get_their_inputs_acknowledged() {
                 "127.0.0.1:0",
                 "--metrics",
                 "127.0.0.1:0",
+                "--web",
+                "off",
                 "--world-size",
                 "283",
                 "--stats-interval-s",

@@ -1,0 +1,7 @@
+//! The web listener embeds the playable page and the compiled TypeScript client
+//! (`src/net/web.rs`, `include_dir!`): rebuild when they change.
+
+fn main() {
+    println!("cargo:rerun-if-changed=clients/web");
+    println!("cargo:rerun-if-changed=clients/typescript/dist");
+}
