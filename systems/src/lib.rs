@@ -20,6 +20,7 @@ pub struct GamePlugins;
 
 impl Plugin for GamePlugins {
     fn build(&self, app: &mut App) {
-        app.add_plugins((movement::MovementPlugin, snowball::SnowballPlugin));
+        // Snowball first: its `hit` event keeps kind 0 (the examples of docs/PROTOCOL.md).
+        app.add_plugins((snowball::SnowballPlugin, movement::MovementPlugin));
     }
 }

@@ -1,12 +1,15 @@
 //! Movement: every entity with a [`MoveIntent`] walks at a fixed speed in its direction and
 //! wraps around the world's edges (leaving at one edge re-enters at the opposite one).
-//! Players' intents come from their inputs; NPCs' from gameplay.
+//! Players' intents come from their inputs; NPCs' from gameplay. Each player is told its
+//! speed when it joins (the `movement` event), so a client can predict its own walking.
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::{
-    GameApp, MoveIntent, MovementSettings, Position, ServerTick, TickSet, WorldBounds,
+    GameApp, MoveIntent, MovementSettings, Player, Position, ServerEvents, ServerTick, TickSet,
+    WorldBounds,
 };
+use serde::{Deserialize, Serialize};
 
 /// Adds movement; tuned by `[game.movement]` (`speed_per_tick`, default 5).
 pub struct MovementPlugin;
@@ -16,11 +19,38 @@ pub struct MovementPlugin;
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MovementSet;
 
+/// The `movement` event, sent to each player in the tick it joins: how far it walks per
+/// tick along its normalised input direction (a client predicting its own movement needs
+/// exactly the server's rule).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct MovementInfo {
+    /// Units per tick.
+    pub speed_per_tick: f32,
+}
+
 impl Plugin for MovementPlugin {
     fn build(&self, app: &mut App) {
-        app.settings::<MovementSettings>("movement").add_systems(
-            ServerTick,
-            apply_movement.in_set(TickSet::Simulate).in_set(MovementSet),
+        app.settings::<MovementSettings>("movement")
+            .add_event::<MovementInfo>("movement")
+            .add_systems(
+                ServerTick,
+                (apply_movement.in_set(MovementSet), tell_joined_players).in_set(TickSet::Simulate),
+            );
+    }
+}
+
+/// Tells players who joined this tick how fast they walk.
+fn tell_joined_players(
+    joined: Query<Entity, Added<Player>>,
+    settings: Res<MovementSettings>,
+    mut events: ServerEvents<MovementInfo>,
+) {
+    for player in &joined {
+        events.to_player(
+            player,
+            MovementInfo {
+                speed_per_tick: settings.speed_per_tick,
+            },
         );
     }
 }

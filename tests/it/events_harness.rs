@@ -92,13 +92,25 @@ fn harness(outbound_buffers: usize) -> Harness {
 /// The frames queued for `connection`, applied to `mirror`; returns the ticks carried by
 /// the events, in order, and the frames' `reset` flags.
 fn drain(harness: &mut Harness, connection: u64, mirror: &mut Mirror) -> (Vec<u64>, Vec<bool>) {
+    // Only this test's `tick` events (the movement plugin also tells a joining player its
+    // speed).
+    let tick_kind = harness
+        .simulation
+        .world
+        .resource::<components::events::EventRegistry>()
+        .kinds
+        .iter()
+        .position(|kind| kind.name == "tick")
+        .expect("registered") as u16;
     let (mut ticks, mut resets) = (Vec::new(), Vec::new());
     for message in harness.messages(connection) {
         if let ServerMessage::Frame(frame) = message {
             resets.push(frame.reset);
             mirror.apply(&frame).unwrap();
             for event in mirror.take_events() {
-                ticks.push(postcard::from_bytes::<Tick>(&event.bytes).unwrap().0);
+                if event.kind == tick_kind {
+                    ticks.push(postcard::from_bytes::<Tick>(&event.bytes).unwrap().0);
+                }
             }
         }
     }

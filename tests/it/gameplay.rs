@@ -8,6 +8,7 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::{GameApp, NetId, Player, ServerTick, TickSet};
 use serde::{Deserialize, Serialize};
+use systems::movement::MovementInfo;
 use systems::snowball::{Hit, Score, Throw};
 use throng::ServerHandle;
 use throng::config::ConfigLayer;
@@ -56,7 +57,7 @@ async fn a_hit_reaches_thrower_target_and_bystander_in_view_in_the_frame_of_its_
     let mut far = connect(&server, "dan").await;
     let schema = thrower.schema().clone();
     assert_eq!(schema.actions, ["throw"]);
-    assert_eq!(schema.events, ["hit"]);
+    assert_eq!(schema.events, ["hit", "movement"]);
     assert_eq!(schema.components, ["npc", "snowball", "score"]);
     // Ann, Bob and Cat in one cell, Dan three cells away (out of every view of theirs).
     teleport(&server, thrower.player_id(), 330.0, 350.0);
@@ -123,6 +124,40 @@ async fn a_hit_reaches_thrower_target_and_bystander_in_view_in_the_frame_of_its_
         })
         .unwrap();
     assert_eq!(restored, Some(Score(1)), "the score survives a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_player_is_told_its_speed_in_its_first_frame() {
+    let server = start_server(ConfigLayer {
+        game: Some(
+            toml::from_str("[snowball]\nnpcs = 0\n[movement]\nspeed_per_tick = 3.5").unwrap(),
+        ),
+        ..Default::default()
+    });
+    let mut client = connect(&server, "walker").await;
+    let kind = client
+        .schema()
+        .event_kind("movement")
+        .expect("the movement event");
+    let mut mirror = Mirror::default();
+    mirror.apply(&next_frame(&mut client).await).unwrap();
+    let told: Vec<MovementInfo> = mirror
+        .take_events()
+        .into_iter()
+        .filter(|event| event.kind == kind)
+        .map(|event| postcard::from_bytes(&event.bytes).unwrap())
+        .collect();
+    assert_eq!(
+        told,
+        [MovementInfo {
+            speed_per_tick: 3.5
+        }]
+    );
+    // Once: later frames do not repeat it.
+    for _ in 0..3 {
+        mirror.apply(&next_frame(&mut client).await).unwrap();
+        assert!(mirror.take_events().iter().all(|event| event.kind != kind));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
