@@ -74,6 +74,10 @@ counters! {
     websocket_upgrades,
     /// WebSocket sessions currently alive (of `connections_live`).
     websocket_sessions_live,
+    /// Players joined over TCP whose connection task is still alive.
+    players_tcp,
+    /// Players joined over WebSocket whose connection task is still alive.
+    players_websocket,
     /// WebSocket upgrades refused: not an upgrade, or not version 13 (426).
     websocket_refused_not_upgrade,
     /// WebSocket upgrades refused: missing or invalid key (400).

@@ -92,6 +92,12 @@ pub(crate) fn render(readings: &Readings) -> String {
         ]
         .into_iter(),
     );
+    out.labelled_gauge(
+        "throng_players_by_transport",
+        "Players joined whose connection is still open, by transport (of throng_players_connected, counted by the network side).",
+        "transport",
+        [("tcp", s.players_tcp), ("websocket", s.players_websocket)].into_iter(),
+    );
     out.gauge(
         "throng_websocket_sessions",
         "Live connection tasks of WebSocket players (of throng_connection_tasks).",
@@ -335,6 +341,19 @@ impl Exposition {
         values: impl Iterator<Item = (&'a str, u64)>,
     ) {
         self.header(name, "counter", help);
+        for (value_label, value) in values {
+            let _ = writeln!(self.text, "{name}{{{label}=\"{value_label}\"}} {value}");
+        }
+    }
+
+    fn labelled_gauge<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: impl Iterator<Item = (&'a str, u64)>,
+    ) {
+        self.header(name, "gauge", help);
         for (value_label, value) in values {
             let _ = writeln!(self.text, "{name}{{{label}=\"{value_label}\"}} {value}");
         }

@@ -29,6 +29,26 @@ use crate::persistence::login::LoggedIn;
 use crate::protocol::{CloseReason, Hello, Refusal, ServerMessage, encode_frame_into, frame_bytes};
 use crate::stats::{ActionDrop, Stats};
 
+/// Counts a joined player by transport for as long as its session runs.
+struct Playing<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Playing<'a> {
+    fn new(stats: &'a Stats, transport: super::Transport) -> Self {
+        let counter = match transport {
+            super::Transport::Tcp => &stats.players_tcp,
+            super::Transport::WebSocket => &stats.players_websocket,
+        };
+        Stats::bump(counter);
+        Self(counter)
+    }
+}
+
+impl Drop for Playing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Counts a live connection task (and a WebSocket one by itself) for as long as it exists.
 struct LiveTask(Arc<NetContext>, super::Transport);
 
@@ -145,6 +165,7 @@ pub(crate) async fn serve(
     };
     let ending = if ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
         tracing::info!(connection = id, %name, transport = transport.as_str(), "player joined");
+        let _playing = Playing::new(&ctx.stats, transport);
         // Welcome is the first message of a session, always: nothing the client sent after
         // its Hello is read, let alone answered, before the Welcome has been written.
         match await_welcome(&egress, &ctx).await {

@@ -63,8 +63,14 @@ async fn websocket_and_tcp_players_share_one_world_and_see_each_other_exactly() 
         ws_mirror.ack_seq >= 1,
         "its inputs are acknowledged like a TCP player's"
     );
-    assert_eq!(server.stats().websocket_upgrades, 1);
-    assert_eq!(server.stats().players_connected, 2);
+    let stats = server.stats();
+    assert_eq!(stats.websocket_upgrades, 1);
+    assert_eq!(stats.players_connected, 2);
+    assert_eq!(
+        (stats.players_tcp, stats.players_websocket),
+        (1, 1),
+        "by transport"
+    );
     // Goodbye is answered with a normal close.
     ws.send(&ClientMessage::Goodbye).await;
     assert_eq!(ws.read_to_close().await, (Some(1000), None));
