@@ -8,6 +8,11 @@
 //! view can no longer be trusted) but keeps counting frames, events and acks. Frames are
 //! checked straight from their bytes (`visit_state_frame`) and actions written straight as
 //! bytes: no allocation per frame or per action.
+//!
+//! Over WebSocket (`--transport ws`) a bot first upgrades (`GET /ws`), then speaks the same
+//! protocol: every message it sends is the TCP frame it would send, turned in place into a
+//! masked binary frame (`ws::frame_in_place`), and every binary message it receives is
+//! checked exactly like a TCP frame body.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -19,14 +24,16 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use throng_protocol::framing::FrameReader;
 use throng_protocol::visit::{is_state_frame, visit_state_frame};
+use throng_protocol::websocket::{Opcode, WsFrame, WsReader};
 use throng_protocol::{
-    ClientMessage, Hello, Input, PROTOCOL_VERSION, ServerMessage, begin_frame,
+    ClientMessage, FRAME_HEADER_BYTES, Hello, Input, PROTOCOL_VERSION, ServerMessage, begin_frame,
     decode_server_message, encode_frame, finish_frame, put_varint,
 };
 
 use crate::arrival;
 use crate::tally::Tally;
 use crate::view::ViewSet;
+use crate::ws::{self, Transport};
 
 /// Largest server frame body a bot accepts (a full arena view of 1,000 players is ~10 KiB).
 const MAX_SERVER_FRAME: u32 = 1 << 20;
@@ -46,6 +53,8 @@ const ACTION_MESSAGE_INDEX: u64 = 4;
 pub enum Stage {
     /// TCP connect in progress.
     Connecting,
+    /// WebSocket upgrade request sent, waiting for the `101`.
+    Upgrading,
     /// Hello sent, waiting for Welcome.
     AwaitingWelcome,
     /// Welcomed; sending inputs and receiving frames.
@@ -82,7 +91,10 @@ pub struct Bot {
     /// Actions sent in any phase.
     pub actions_sent: u64,
     name: String,
-    reader: FrameReader,
+    link: Link,
+    /// The protocol's last message (`Close`/`Reject`) came over WebSocket; the close frame
+    /// that follows ends the session.
+    closing: Option<&'static str>,
     view: ViewSet,
     verifying: bool,
     walk: RandomWalk,
@@ -97,10 +109,13 @@ pub struct Bot {
 }
 
 impl Bot {
-    /// A bot whose connect is in progress on `stream`; `seed` and `index` fix its walk and
-    /// its throws, of which it sends `actions_per_input` per input on average.
+    /// A bot whose connect is in progress on `stream` (to `peer`) over `transport`; `seed`
+    /// and `index` fix its walk, its throws (of which it sends `actions_per_input` per input
+    /// on average) and its WebSocket key and masks.
     pub fn new(
         stream: TcpStream,
+        transport: Transport,
+        peer: std::net::SocketAddr,
         index: usize,
         seed: u64,
         actions_per_input: f64,
@@ -113,7 +128,8 @@ impl Bot {
             window_frames: 0,
             actions_sent: 0,
             name: format!("bot{index}"),
-            reader: FrameReader::new(MAX_SERVER_FRAME),
+            link: Link::new(transport, peer, seed, index as u64),
+            closing: None,
             view: ViewSet::default(),
             verifying: true,
             walk: RandomWalk::new(seed, index as u64),
@@ -122,7 +138,7 @@ impl Bot {
             next_seq: 1,
             unacked: VecDeque::with_capacity(MAX_UNACKED),
             pending_out: Vec::new(),
-            scratch: Vec::with_capacity(32),
+            scratch: Vec::with_capacity(64),
         }
     }
 
@@ -141,19 +157,30 @@ impl Bot {
                     }
                     Err(error) => return self.close_before_join(error),
                 }
-                self.stage = Stage::AwaitingWelcome;
-                let hello = ClientMessage::Hello(Hello {
-                    protocol_version: PROTOCOL_VERSION,
-                    name: self.name.clone(),
-                    // Deterministic per name, so a rerun against the same server's data
-                    // logs the same names back in.
-                    secret: format!("loadgen-secret-{}", self.name),
-                });
-                self.send(&hello)
+                if let Link::Ws(link) = &self.link {
+                    self.stage = Stage::Upgrading;
+                    let request = link.upgrade_request();
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(request.as_bytes());
+                    return self.send_scratch();
+                }
+                self.send_hello()
             }
-            Stage::AwaitingWelcome | Stage::Playing => self.flush(),
+            Stage::Upgrading | Stage::AwaitingWelcome | Stage::Playing => self.flush(),
             Stage::Closed => Change::None,
         }
+    }
+
+    fn send_hello(&mut self) -> Change {
+        self.stage = Stage::AwaitingWelcome;
+        let hello = ClientMessage::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: self.name.clone(),
+            // Deterministic per name, so a rerun against the same server's data
+            // logs the same names back in.
+            secret: format!("loadgen-secret-{}", self.name),
+        });
+        self.send(&hello)
     }
 
     /// The socket became readable: read everything available and apply every whole frame.
@@ -161,10 +188,22 @@ impl Bot {
     pub fn on_readable(&mut self, measuring: bool, tally: &mut Tally) -> Change {
         loop {
             let fd = self.stream.as_raw_fd();
-            let spare = self.reader.spare();
+            let upgrading = self.stage == Stage::Upgrading;
+            let spare = if upgrading {
+                self.link.response_spare()
+            } else {
+                self.link.spare()
+            };
             let room = spare.len();
             let (read, arrived) = match arrival::recv(fd, spare) {
-                Ok((0, _)) => return self.lost("server closed the connection"),
+                Ok((0, _)) => {
+                    return match self.closing {
+                        Some(reason) => {
+                            self.lost(&format!("server closed: {reason} (no ws close)"))
+                        }
+                        None => self.lost("server closed the connection"),
+                    };
+                }
                 Ok((n, Some(arrived))) => (n, arrived),
                 Ok((n, None)) => {
                     tally.unstamped_reads += u64::from(measuring);
@@ -174,9 +213,22 @@ impl Bot {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return self.lost(&error.to_string()),
             };
-            self.reader.filled(read);
             if measuring {
                 tally.bytes += read as u64;
+            }
+            if upgrading {
+                match self.link.response_filled(read) {
+                    Ok(false) => continue, // the head is not complete yet
+                    Ok(true) => {
+                        let change = self.send_hello();
+                        if change != Change::None || self.stage == Stage::Closed {
+                            return change;
+                        }
+                    }
+                    Err(why) => return self.close_before_join(io::Error::other(why)),
+                }
+            } else {
+                self.link.filled(read);
             }
             let change = self.take_frames(arrived, measuring, tally);
             if change != Change::None || self.stage == Stage::Closed {
@@ -216,6 +268,8 @@ impl Bot {
             let (dir_x, dir_y) = self.throws.direction();
             self.scratch.clear();
             encode_action(&mut self.scratch, seq, kind, &[dir_x as u8, dir_y as u8]);
+            self.link
+                .seal(&mut self.scratch, FRAME_HEADER_BYTES, Opcode::Binary);
             self.actions_sent += 1;
             let change = self.send_scratch();
             if change != Change::None || self.stage == Stage::Closed {
@@ -227,20 +281,38 @@ impl Bot {
 
     /// Whether inputs are due (welcomed and open).
     pub fn playing(&self) -> bool {
-        self.stage == Stage::Playing
+        self.stage == Stage::Playing && self.closing.is_none()
     }
 
     fn take_frames(&mut self, arrived: i64, measuring: bool, tally: &mut Tally) -> Change {
         let mut change = Change::None;
         loop {
-            let body = match self.reader.next_frame() {
-                Ok(Some(body)) => body,
+            let body = match self.link.next() {
+                Ok(Some(Inbound::Message(body))) => body,
+                Ok(Some(Inbound::Ping(payload))) => {
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(payload);
+                    self.link.seal(&mut self.scratch, 0, Opcode::Pong);
+                    let pong = self.send_scratch();
+                    if pong != Change::None || self.stage == Stage::Closed {
+                        return pong;
+                    }
+                    continue;
+                }
+                Ok(Some(Inbound::Pong)) => continue,
+                Ok(Some(Inbound::Close(code))) => {
+                    return self.lost(&ws::close_reason(self.closing, code));
+                }
                 Ok(None) => return change,
                 Err(error) => {
                     tally.protocol_errors += 1;
                     return self.lost(&format!("unreadable frame: {error}"));
                 }
             };
+            if self.closing.is_some() {
+                tally.protocol_errors += 1;
+                return self.lost("a message after the server's Close");
+            }
             if self.stage == Stage::Playing && is_state_frame(body) {
                 // The hot path: verify straight from the bytes, no allocation.
                 let events_before = self.view.events;
@@ -271,6 +343,12 @@ impl Bot {
                     change = Change::Joined;
                 }
                 ServerMessage::Pong { .. } => {}
+                ServerMessage::Reject(refusal) | ServerMessage::Close(refusal)
+                    if matches!(self.link, Link::Ws(_)) =>
+                {
+                    // Over WebSocket, a close frame follows: it ends the session.
+                    self.closing = Some(refusal.reason.as_str());
+                }
                 ServerMessage::Reject(refusal) | ServerMessage::Close(refusal) => {
                     let why = format!("server closed: {}", refusal.reason.as_str());
                     return if self.stage == Stage::Playing {
@@ -323,10 +401,12 @@ impl Bot {
     fn send(&mut self, message: &ClientMessage) -> Change {
         self.scratch.clear();
         encode_frame(message, &mut self.scratch);
+        self.link
+            .seal(&mut self.scratch, FRAME_HEADER_BYTES, Opcode::Binary);
         self.send_scratch()
     }
 
-    /// Sends the frame(s) written in `scratch`.
+    /// Sends the bytes written in `scratch` (whole frames of the transport).
     fn send_scratch(&mut self) -> Change {
         if !self.pending_out.is_empty() {
             self.pending_out.extend_from_slice(&self.scratch);
@@ -373,6 +453,154 @@ impl Bot {
     fn close_before_join(&mut self, error: io::Error) -> Change {
         self.stage = Stage::Closed;
         Change::ConnectFailed(error.to_string())
+    }
+}
+
+/// A bot's side of its transport: how received bytes become messages and how the messages
+/// it writes are framed.
+enum Link {
+    /// Length-prefixed frames.
+    Tcp(FrameReader),
+    /// WebSocket.
+    Ws(Box<WsLink>),
+}
+
+/// A WebSocket bot's state.
+struct WsLink {
+    reader: WsReader,
+    /// Masks and the upgrade key.
+    rng: SmallRng,
+    /// The upgrade in progress (dropped once it succeeds).
+    upgrade: Option<Upgrade>,
+}
+
+/// An upgrade in progress: the key sent, and the response head read so far.
+struct Upgrade {
+    host: std::net::SocketAddr,
+    key: String,
+    head: Box<[u8]>,
+    len: usize,
+}
+
+/// What a link took out of the received bytes.
+enum Inbound<'a> {
+    /// A protocol message's body.
+    Message(&'a [u8]),
+    /// A WebSocket ping, answered with a pong carrying its payload.
+    Ping(&'a [u8]),
+    /// A WebSocket pong (ignored).
+    Pong,
+    /// A WebSocket close frame, with its code if it had one.
+    Close(Option<u16>),
+}
+
+impl Link {
+    fn new(transport: Transport, peer: std::net::SocketAddr, seed: u64, index: u64) -> Link {
+        match transport {
+            Transport::Tcp => Link::Tcp(FrameReader::new(MAX_SERVER_FRAME)),
+            Transport::Ws => {
+                let mixed = seed ^ index.wrapping_add(1).wrapping_mul(0xA076_1D64_78BD_642F);
+                let mut rng = SmallRng::seed_from_u64(mixed ^ 0x7773_6d61_736b);
+                let key = ws::key_of(rng.random());
+                Link::Ws(Box::new(WsLink {
+                    reader: WsReader::server_frames(MAX_SERVER_FRAME),
+                    rng,
+                    upgrade: Some(Upgrade {
+                        host: peer,
+                        key,
+                        head: vec![0; ws::MAX_RESPONSE_HEAD].into_boxed_slice(),
+                        len: 0,
+                    }),
+                }))
+            }
+        }
+    }
+
+    /// Free space for received frames.
+    fn spare(&mut self) -> &mut [u8] {
+        match self {
+            Link::Tcp(reader) => reader.spare(),
+            Link::Ws(link) => link.reader.spare(),
+        }
+    }
+
+    /// Records `n` bytes received into [`Link::spare`].
+    fn filled(&mut self, n: usize) {
+        match self {
+            Link::Tcp(reader) => reader.filled(n),
+            Link::Ws(link) => link.reader.filled(n),
+        }
+    }
+
+    /// The next whole message or WebSocket control frame, if one is buffered.
+    fn next(&mut self) -> Result<Option<Inbound<'_>>, String> {
+        match self {
+            Link::Tcp(reader) => match reader.next_frame() {
+                Ok(body) => Ok(body.map(Inbound::Message)),
+                Err(error) => Err(error.to_string()),
+            },
+            Link::Ws(link) => match link.reader.next_frame() {
+                Ok(frame) => Ok(frame.map(|frame| match frame {
+                    WsFrame::Binary(body) => Inbound::Message(body),
+                    WsFrame::Ping(payload) => Inbound::Ping(payload),
+                    WsFrame::Pong => Inbound::Pong,
+                    WsFrame::Close(code) => Inbound::Close(code),
+                })),
+                Err(error) => Err(format!("websocket: {error}")),
+            },
+        }
+    }
+
+    /// Frames the message written at the end of `out` from `start` (its payload `room`
+    /// bytes further): as it is over TCP (a length-prefixed frame, `room` being the prefix),
+    /// in place as a masked WebSocket frame of `opcode` otherwise.
+    fn seal(&mut self, out: &mut Vec<u8>, room: usize, opcode: Opcode) {
+        if let Link::Ws(link) = self {
+            let mask = link.rng.random::<u32>().to_ne_bytes();
+            ws::frame_in_place(out, 0, room, opcode, mask);
+        }
+    }
+
+    /// Free space for the upgrade response (empty unless upgrading).
+    fn response_spare(&mut self) -> &mut [u8] {
+        match self {
+            Link::Ws(link) => match &mut link.upgrade {
+                Some(upgrade) => &mut upgrade.head[upgrade.len..],
+                None => &mut [],
+            },
+            Link::Tcp(_) => &mut [],
+        }
+    }
+
+    /// Records `n` bytes of the upgrade response; `Ok(true)` once it is a valid `101` (any
+    /// bytes after its head are moved to the frame reader).
+    fn response_filled(&mut self, n: usize) -> Result<bool, String> {
+        let Link::Ws(link) = self else {
+            return Err("not upgrading".into());
+        };
+        let Some(upgrade) = &mut link.upgrade else {
+            return Err("not upgrading".into());
+        };
+        upgrade.len += n;
+        let head = &upgrade.head[..upgrade.len];
+        let Some(used) = ws::check_upgrade_response(head, &upgrade.key)? else {
+            return Ok(false);
+        };
+        let rest = &head[used..];
+        link.reader.spare()[..rest.len()].copy_from_slice(rest);
+        link.reader.filled(rest.len());
+        link.upgrade = None;
+        Ok(true)
+    }
+}
+
+impl WsLink {
+    /// The upgrade request.
+    fn upgrade_request(&self) -> String {
+        self.upgrade
+            .as_ref()
+            .map(|upgrade| ws::upgrade_request(upgrade.host, &upgrade.key))
+            .unwrap_or_default()
     }
 }
 

@@ -15,6 +15,7 @@ mod report;
 mod tally;
 mod view;
 mod worker;
+mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,14 +31,21 @@ use crate::progress::Progress;
 use crate::report::Report;
 use crate::tally::Tally;
 use crate::worker::{Control, Phase, Plan};
+use crate::ws::Transport;
 
 /// Command line.
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", about = "Crowd-workload load generator for throng")]
 struct Args {
-    /// Server address; must be a loopback address.
+    /// Server address (its game listener, for --transport tcp); must be a loopback address.
     #[arg(long, default_value = "127.0.0.1:7000")]
     addr: SocketAddr,
+    /// How bots connect: TCP to --addr, or WebSocket to --web's /ws.
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    transport: Transport,
+    /// The server's web listener (for --transport ws); must be a loopback address.
+    #[arg(long, default_value = "127.0.0.1:7080")]
+    web: SocketAddr,
     /// Number of bots.
     #[arg(long)]
     bots: usize,
@@ -105,7 +113,8 @@ fn run(args: &Args) -> Result<Report, String> {
         .map(|w| {
             let first_bot = args.bots * w / threads;
             let plan = Plan {
-                addr: args.addr,
+                addr: target(args),
+                transport: args.transport,
                 first_bot,
                 bots: args.bots * (w + 1) / threads - first_bot,
                 seed: args.seed,
@@ -190,11 +199,19 @@ fn run(args: &Args) -> Result<Report, String> {
     Ok(report)
 }
 
+/// The address bots connect to.
+fn target(args: &Args) -> SocketAddr {
+    match args.transport {
+        Transport::Tcp => args.addr,
+        Transport::Ws => args.web,
+    }
+}
+
 fn validate(args: &Args) -> Result<(), String> {
-    if !args.addr.ip().is_loopback() {
+    if !target(args).ip().is_loopback() {
         return Err(format!(
             "{} is not a loopback address: load tests only target 127.0.0.0/8",
-            args.addr
+            target(args)
         ));
     }
     if args.bots == 0 || args.bots > 100_000 {
@@ -231,6 +248,7 @@ fn build_report(args: &Args, tally: &Tally, seconds: f64, window: &probe::Window
     let per_bot =
         |total: u64| (bots_in_window > 0.0).then(|| total as f64 / bots_in_window / seconds);
     Report {
+        transport: args.transport.name(),
         bots_requested: args.bots as u64,
         bots_connected: tally.connected,
         connect_failures: tally.connect_failures,

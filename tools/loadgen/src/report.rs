@@ -8,6 +8,8 @@ use serde::Serialize;
 /// Everything a run reports; `None` is written as `null` (not measured).
 #[derive(Serialize, Debug, Clone, Default)]
 pub struct Report {
+    /// How the bots connected: `tcp` or `ws`.
+    pub transport: &'static str,
     /// Bots asked for.
     pub bots_requested: u64,
     /// Bots that were welcomed.
@@ -65,8 +67,12 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "loadgen: {}/{} bots connected ({} failed), {:.1} s measured",
-            self.bots_connected, self.bots_requested, self.connect_failures, self.seconds
+            "loadgen: {}/{} bots connected over {} ({} failed), {:.1} s measured",
+            self.bots_connected,
+            self.bots_requested,
+            self.transport,
+            self.connect_failures,
+            self.seconds
         );
         let _ = writeln!(
             out,
@@ -132,6 +138,7 @@ mod tests {
             .collect();
         keys.sort_unstable();
         let mut expected = vec![
+            "transport",
             "bots_requested",
             "bots_connected",
             "connect_failures",

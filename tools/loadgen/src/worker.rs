@@ -18,6 +18,7 @@ use std::os::fd::AsRawFd;
 use crate::arrival;
 use crate::bot::{Bot, Change, Stage};
 use crate::tally::Tally;
+use crate::ws::Transport;
 
 /// Input slots per input period.
 const SLOTS: usize = 10;
@@ -89,8 +90,10 @@ impl Control {
 /// A worker's share of the run.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// Server address.
+    /// Server address: its game listener over TCP, its web listener over WebSocket.
     pub addr: SocketAddr,
+    /// How bots reach it.
+    pub transport: Transport,
     /// Global index of this worker's first bot.
     pub first_bot: usize,
     /// Bots this worker runs.
@@ -148,6 +151,8 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
                     )?;
                     bots.push(Some(Bot::new(
                         stream,
+                        plan.transport,
+                        plan.addr,
                         plan.first_bot + index,
                         plan.seed,
                         plan.actions_per_s / plan.input_hz,
