@@ -31,6 +31,17 @@ fn server_binary() -> PathBuf {
 
 #[test]
 fn fifty_bots_join_verify_every_frame_and_get_their_inputs_acknowledged() {
+    fifty_bots_over("tcp");
+}
+
+#[test]
+fn fifty_bots_over_websocket_do_the_same() {
+    fifty_bots_over("ws");
+}
+
+/// Starts the server, runs 50 bots over `transport` for a few seconds and checks the report.
+fn fifty_bots_over(transport: &str) {
+    let ws = transport == "ws";
     let mut server = Server(
         Command::new(server_binary())
             .args([
@@ -39,14 +50,17 @@ fn fifty_bots_join_verify_every_frame_and_get_their_inputs_acknowledged() {
                 "--metrics",
                 "127.0.0.1:0",
                 "--web",
-                "off",
+                if ws { "127.0.0.1:0" } else { "off" },
                 "--world-size",
                 "283",
                 "--stats-interval-s",
                 "0",
             ])
             .arg("--data-dir")
-            .arg(std::env::temp_dir().join(format!("loadgen-test-data-{}", std::process::id())))
+            .arg(std::env::temp_dir().join(format!(
+                "loadgen-test-data-{}-{transport}",
+                std::process::id()
+            )))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -59,12 +73,25 @@ fn fifty_bots_join_verify_every_frame_and_get_their_inputs_acknowledged() {
     };
     let addr = next_address();
     let metrics = next_address();
-    let report_path = std::env::temp_dir().join(format!("loadgen-{}.json", std::process::id()));
+    // `throng web on http://ADDR/`, after the metrics line.
+    let web = if ws {
+        let url = next_address();
+        let web = url.trim_start_matches("http://").trim_end_matches('/');
+        web.to_owned()
+    } else {
+        "127.0.0.1:1".to_owned()
+    };
+    let report_path =
+        std::env::temp_dir().join(format!("loadgen-{}-{transport}.json", std::process::id()));
 
     let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "--addr",
             &addr,
+            "--web",
+            &web,
+            "--transport",
+            transport,
             "--bots",
             "50",
             "--warmup",
@@ -93,6 +120,7 @@ fn fifty_bots_join_verify_every_frame_and_get_their_inputs_acknowledged() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     let _ = std::fs::remove_file(&report_path);
+    assert_eq!(report["transport"], transport, "{report}");
     let number = |key: &str| {
         report[key]
             .as_f64()
@@ -106,6 +134,7 @@ fn fifty_bots_join_verify_every_frame_and_get_their_inputs_acknowledged() {
         number("frames_per_s_per_bot_min") > 0.0,
         "every bot got frames"
     );
+    assert!(number("recv_bytes_per_s_per_bot") > 0.0);
     assert!(number("visible_entities_mean") > 1.0, "bots see each other");
     assert!(number("input_ack_ms_max") >= number("input_ack_ms_p50"));
     assert!(number("input_ack_ms_p50") > 0.0, "inputs were acknowledged");
