@@ -19,7 +19,7 @@
 export class Interpolator {
     constructor(options) {
         this.snapshots = [];
-        this.lastNow = 0;
+        this.lastNow = -Infinity;
         this.tickMs = 1000 / options.tickHz;
         this.worldSize = options.worldSize;
         this.delayMs = options.delayMs ?? 100;
@@ -79,9 +79,11 @@ export class Interpolator {
     render(nowMs) {
         if (this.offset === undefined)
             return new Map();
-        const target = nowMs - this.offset - this.delayMs;
-        const elapsed = Math.max(0, nowMs - this.lastNow);
-        this.lastNow = nowMs;
+        // A time before the last one (another clock's reading) is taken as the last one.
+        const now = Math.max(nowMs, this.lastNow);
+        const target = now - this.offset - this.delayMs;
+        const elapsed = now - this.lastNow;
+        this.lastNow = now;
         if (this.playTime === undefined || Math.abs(target - this.playTime) > this.snapMs) {
             this.playTime = target;
         }

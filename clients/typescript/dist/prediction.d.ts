@@ -51,6 +51,8 @@ export declare class Predictor<I> {
     private tickAt;
     private offset;
     private offsetAt;
+    /** The latest time given: earlier ones are taken as this one. */
+    private latest;
     constructor(options: PredictionOptions<I>);
     /** Whether a frame has given the starting position yet. */
     get started(): boolean;
@@ -76,6 +78,12 @@ export declare class Predictor<I> {
      * drawn partway toward the next step (so movement starts on the next rendered frame).
      */
     private curve;
+    /**
+     * Times from different clocks' readings (an animation frame's timestamp is its start,
+     * before the input handler that ran during it) may go back a little: taken as the latest,
+     * so that the drawn position never moves back in time.
+     */
+    private monotonic;
     private visualAt;
     private decay;
     /** Keeps the drawn position where it was (`before`) across a change of the prediction. */

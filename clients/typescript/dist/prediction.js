@@ -27,6 +27,8 @@ export class Predictor {
         this.tickAt = 0;
         this.offset = { x: 0, y: 0 };
         this.offsetAt = 0;
+        /** The latest time given: earlier ones are taken as this one. */
+        this.latest = -Infinity;
         this.step = options.step;
         this.tickMs = 1000 / options.tickHz;
         this.worldSize = options.worldSize;
@@ -48,6 +50,7 @@ export class Predictor {
     }
     /** The input numbered `seq` was sent at local time `nowMs`: predict it from now on. */
     setInput(seq, input, nowMs) {
+        nowMs = this.monotonic(nowMs);
         if (this.predictedAt === undefined) {
             // No position yet: nothing is drawn, so there is nothing to glide.
             this.runs.push({ seq, input, ticks: 0, ackedAt: undefined });
@@ -62,6 +65,7 @@ export class Predictor {
      * entity at `server` (world units), received at local time `nowMs`.
      */
     reconcile(tick, ackSeq, server, nowMs) {
+        nowMs = this.monotonic(nowMs);
         if (this.predictedAt === undefined) {
             // The first position: start the local tick clock here, nothing to glide from.
             this.predictedAt = { ...server };
@@ -91,17 +95,17 @@ export class Predictor {
     position(nowMs) {
         if (this.predictedAt === undefined)
             return undefined;
-        return this.visualAt(nowMs);
+        return this.visualAt(this.monotonic(nowMs));
     }
     /** The prediction at `nowMs` without the visual correction. */
     predicted(nowMs) {
         if (this.predictedAt === undefined)
             return undefined;
-        return this.curve(nowMs);
+        return this.curve(this.monotonic(nowMs));
     }
     /** Distance still being glided away (units) at `nowMs`: 0 when drawn where predicted. */
     correction(nowMs) {
-        const decay = this.decay(nowMs);
+        const decay = this.decay(this.monotonic(nowMs));
         return Math.hypot(this.offset.x * decay, this.offset.y * decay);
     }
     /**
@@ -123,6 +127,15 @@ export class Predictor {
             x: position.x + this.shortWay(next.x - position.x) * fraction,
             y: position.y + this.shortWay(next.y - position.y) * fraction,
         });
+    }
+    /**
+     * Times from different clocks' readings (an animation frame's timestamp is its start,
+     * before the input handler that ran during it) may go back a little: taken as the latest,
+     * so that the drawn position never moves back in time.
+     */
+    monotonic(nowMs) {
+        this.latest = Math.max(this.latest, nowMs);
+        return this.latest;
     }
     visualAt(nowMs) {
         if (this.predictedAt === undefined)

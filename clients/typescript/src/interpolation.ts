@@ -58,7 +58,7 @@ export class Interpolator {
   private offset: number | undefined;
   /** The playback clock: the server time being drawn. */
   private playTime: number | undefined;
-  private lastNow = 0;
+  private lastNow = -Infinity;
 
   constructor(options: InterpolationOptions) {
     this.tickMs = 1000 / options.tickHz;
@@ -121,9 +121,11 @@ export class Interpolator {
    */
   render(nowMs: number): Map<number, Point> {
     if (this.offset === undefined) return new Map();
-    const target = nowMs - this.offset - this.delayMs;
-    const elapsed = Math.max(0, nowMs - this.lastNow);
-    this.lastNow = nowMs;
+    // A time before the last one (another clock's reading) is taken as the last one.
+    const now = Math.max(nowMs, this.lastNow);
+    const target = now - this.offset - this.delayMs;
+    const elapsed = now - this.lastNow;
+    this.lastNow = now;
     if (this.playTime === undefined || Math.abs(target - this.playTime) > this.snapMs) {
       this.playTime = target;
     } else {

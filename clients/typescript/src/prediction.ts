@@ -64,6 +64,8 @@ export class Predictor<I> {
   private tickAt = 0;
   private offset: Point = { x: 0, y: 0 };
   private offsetAt = 0;
+  /** The latest time given: earlier ones are taken as this one. */
+  private latest = -Infinity;
 
   constructor(options: PredictionOptions<I>) {
     this.step = options.step;
@@ -91,6 +93,7 @@ export class Predictor<I> {
 
   /** The input numbered `seq` was sent at local time `nowMs`: predict it from now on. */
   setInput(seq: number, input: I, nowMs: number): void {
+    nowMs = this.monotonic(nowMs);
     if (this.predictedAt === undefined) {
       // No position yet: nothing is drawn, so there is nothing to glide.
       this.runs.push({ seq, input, ticks: 0, ackedAt: undefined });
@@ -106,6 +109,7 @@ export class Predictor<I> {
    * entity at `server` (world units), received at local time `nowMs`.
    */
   reconcile(tick: number, ackSeq: number, server: Point, nowMs: number): void {
+    nowMs = this.monotonic(nowMs);
     if (this.predictedAt === undefined) {
       // The first position: start the local tick clock here, nothing to glide from.
       this.predictedAt = { ...server };
@@ -132,18 +136,18 @@ export class Predictor<I> {
   /** The position to draw at local time `nowMs` (prediction plus the decaying correction). */
   position(nowMs: number): Point | undefined {
     if (this.predictedAt === undefined) return undefined;
-    return this.visualAt(nowMs);
+    return this.visualAt(this.monotonic(nowMs));
   }
 
   /** The prediction at `nowMs` without the visual correction. */
   predicted(nowMs: number): Point | undefined {
     if (this.predictedAt === undefined) return undefined;
-    return this.curve(nowMs);
+    return this.curve(this.monotonic(nowMs));
   }
 
   /** Distance still being glided away (units) at `nowMs`: 0 when drawn where predicted. */
   correction(nowMs: number): number {
-    const decay = this.decay(nowMs);
+    const decay = this.decay(this.monotonic(nowMs));
     return Math.hypot(this.offset.x * decay, this.offset.y * decay);
   }
 
@@ -166,6 +170,16 @@ export class Predictor<I> {
       x: position.x + this.shortWay(next.x - position.x) * fraction,
       y: position.y + this.shortWay(next.y - position.y) * fraction,
     });
+  }
+
+  /**
+   * Times from different clocks' readings (an animation frame's timestamp is its start,
+   * before the input handler that ran during it) may go back a little: taken as the latest,
+   * so that the drawn position never moves back in time.
+   */
+  private monotonic(nowMs: number): number {
+    this.latest = Math.max(this.latest, nowMs);
+    return this.latest;
   }
 
   private visualAt(nowMs: number): Point {

@@ -145,3 +145,19 @@ test("across the world's edge, prediction and correction take the short way", ()
   assert.ok(predictor.correction(50) <= 1 + 1e-9);
   assert.ok(distance(predictor.position(60), { x: 3, y: 10 }) < 2);
 });
+
+test("a time a little before the last (an animation frame's timestamp) never draws the player back", () => {
+  const predictor = new Predictor({ step: walk(SPEED), tickHz: 20, worldSize: WORLD, idle: [0, 0] });
+  predictor.reconcile(1, 0, { x: 100, y: 100 }, 0);
+  // The key is handled at 140 ms, in the middle of a local tick; the frame drawn next has
+  // the timestamp of its start, 130 ms.
+  predictor.setInput(1, [127, 0], 140);
+  const drawn = predictor.position(130);
+  assert.ok(drawn.x >= 100, `drawn at ${drawn.x}, behind where it stood`);
+  let last = drawn.x;
+  for (let time = 146; time < 400; time += 16) {
+    const x = predictor.position(time).x;
+    assert.ok(x >= last, `moved back at ${time}: ${last} → ${x}`);
+    last = x;
+  }
+});
