@@ -83,7 +83,11 @@ export declare class ThrongClient {
     private readonly now;
     /** The session parameters, with the game's schema. */
     readonly welcome: Welcome;
-    /** The entities in view, updated by every frame before listeners are told. */
+    /**
+     * The entities in view, updated by every frame before listeners are told. Frames are
+     * applied from the first timer turn after connect() resolved, so that listeners added
+     * right after it see every frame.
+     */
     readonly mirror: Mirror;
     /** Resolves once the session ended. */
     readonly closed: Promise<CloseInfo>;
@@ -98,6 +102,11 @@ export declare class ThrongClient {
     private refusal;
     private clientError;
     private leaving;
+    /**
+     * What arrived before the caller of connect() could subscribe (see the constructor),
+     * in order; undefined once handed over.
+     */
+    private backlog;
     private resolveClosed;
     private readonly keepAlive;
     /** @internal Use {@link connect}. */

@@ -106,12 +106,42 @@ export class ThrongClient {
             close: new Set(),
         };
         this.leaving = false;
+        /**
+         * What arrived before the caller of connect() could subscribe (see the constructor),
+         * in order; undefined once handed over.
+         */
+        this.backlog = [];
         this.welcome = welcome;
         this.mirror = new Mirror(welcome);
         this.lastSentAt = now();
         this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-        ws.onmessage = (event) => this.receive(bytesOf(event.data));
-        ws.onclose = (event) => this.finish(event.code, event.reason);
+        // The first frames often arrive with the Welcome, and some WebSocket implementations
+        // (Node's) dispatch them in the same task, before the code after `await connect()`
+        // runs. They are held until a timer's turn, which comes after every pending promise
+        // continuation: listeners added right after connect() resolved see every frame.
+        ws.onmessage = (event) => {
+            const body = bytesOf(event.data);
+            if (this.backlog === undefined)
+                this.receive(body, this.now());
+            else
+                this.backlog.push({ body, at: this.now() });
+        };
+        ws.onclose = (event) => {
+            if (this.backlog === undefined)
+                this.finish(event.code, event.reason);
+            else
+                this.backlog.push({ code: event.code, reason: event.reason });
+        };
+        setTimeout(() => {
+            const backlog = this.backlog ?? [];
+            this.backlog = undefined;
+            for (const item of backlog) {
+                if ("body" in item)
+                    this.receive(item.body, item.at);
+                else
+                    this.finish(item.code, item.reason);
+            }
+        }, 0);
         // An error is normally followed by a close (which says more); if none comes, the
         // session is over anyway.
         ws.onerror = () => {
@@ -227,10 +257,9 @@ export class ThrongClient {
         this.ws.send(encodeClientMessage(message));
         this.lastSentAt = this.now();
     }
-    receive(body) {
+    receive(body, receivedAt) {
         if (this.closeInfo !== undefined || this.clientError !== undefined)
             return;
-        const receivedAt = this.now();
         try {
             const message = decodeServerMessage(body);
             switch (message.type) {

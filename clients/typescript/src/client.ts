@@ -150,7 +150,11 @@ export function connect(url: string, name: string, secret: string, options: Conn
 export class ThrongClient {
   /** The session parameters, with the game's schema. */
   readonly welcome: Welcome;
-  /** The entities in view, updated by every frame before listeners are told. */
+  /**
+   * The entities in view, updated by every frame before listeners are told. Frames are
+   * applied from the first timer turn after connect() resolved, so that listeners added
+   * right after it see every frame.
+   */
   readonly mirror: Mirror;
   /** Resolves once the session ended. */
   readonly closed: Promise<CloseInfo>;
@@ -170,6 +174,11 @@ export class ThrongClient {
   private refusal: { reason: number; detail: string } | undefined;
   private clientError: string | undefined;
   private leaving = false;
+  /**
+   * What arrived before the caller of connect() could subscribe (see the constructor),
+   * in order; undefined once handed over.
+   */
+  private backlog: ({ body: Uint8Array; at: number } | { code: number; reason: string })[] | undefined = [];
   private resolveClosed!: (info: CloseInfo) => void;
   private readonly keepAlive: ReturnType<typeof setInterval> | undefined;
 
@@ -184,8 +193,27 @@ export class ThrongClient {
     this.mirror = new Mirror(welcome);
     this.lastSentAt = now();
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    ws.onmessage = (event) => this.receive(bytesOf(event.data));
-    ws.onclose = (event) => this.finish(event.code, event.reason);
+    // The first frames often arrive with the Welcome, and some WebSocket implementations
+    // (Node's) dispatch them in the same task, before the code after `await connect()`
+    // runs. They are held until a timer's turn, which comes after every pending promise
+    // continuation: listeners added right after connect() resolved see every frame.
+    ws.onmessage = (event) => {
+      const body = bytesOf(event.data);
+      if (this.backlog === undefined) this.receive(body, this.now());
+      else this.backlog.push({ body, at: this.now() });
+    };
+    ws.onclose = (event) => {
+      if (this.backlog === undefined) this.finish(event.code, event.reason);
+      else this.backlog.push({ code: event.code, reason: event.reason });
+    };
+    setTimeout(() => {
+      const backlog = this.backlog ?? [];
+      this.backlog = undefined;
+      for (const item of backlog) {
+        if ("body" in item) this.receive(item.body, item.at);
+        else this.finish(item.code, item.reason);
+      }
+    }, 0);
     // An error is normally followed by a close (which says more); if none comes, the
     // session is over anyway.
     ws.onerror = () => {
@@ -307,9 +335,8 @@ export class ThrongClient {
     this.lastSentAt = this.now();
   }
 
-  private receive(body: Uint8Array): void {
+  private receive(body: Uint8Array, receivedAt: number): void {
     if (this.closeInfo !== undefined || this.clientError !== undefined) return;
-    const receivedAt = this.now();
     try {
       const message = decodeServerMessage(body);
       switch (message.type) {

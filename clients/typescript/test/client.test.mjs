@@ -50,8 +50,12 @@ async function session(extra = {}) {
   const socket = FakeSocket.last;
   socket.open();
   socket.receive({ type: "welcome", welcome });
-  return { client: await pending, socket };
+  const client = await pending;
+  await nextTurn(); // frames are applied from the first timer turn on
+  return { client, socket };
 }
+
+const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 const frame = (fields) => ({
   type: "frame",
@@ -101,6 +105,26 @@ test("frames reach the mirror, then the frame and event listeners and the async 
   assert.equal((await frames.next()).value.tick, 8);
   socket.serverClose(4009, "shutdown");
   assert.equal((await frames.next()).done, true);
+});
+
+test("frames that came with the Welcome reach listeners added after await connect()", async () => {
+  const pending = connect("ws://test/ws", "ann", "s3cret-token", options);
+  const socket = FakeSocket.last;
+  socket.open();
+  // One read holding the Welcome, the first frame (with an event) and the close, all
+  // dispatched in one go, as Node's WebSocket does.
+  socket.receive({ type: "welcome", welcome });
+  socket.receive(frame({ tick: 1, reset: true, events: [{ kind: 0, bytes: Uint8Array.of(3, 9) }], spawned: [{ id: 3, x: 8, y: 8, components: [] }] }));
+  socket.serverClose(4009, "shutdown");
+  const client = await Promise.resolve(pending).then((client) => client); // a few promise hops late
+  const seen = [];
+  client.on("frame", (update) => seen.push(`frame ${update.tick}`));
+  client.on("event", (event) => seen.push(`event ${event.name}`));
+  client.on("close", (info) => seen.push(`close ${info.reasonName}`));
+  assert.deepEqual(seen, [], "nothing applied yet");
+  await client.closed;
+  assert.deepEqual(seen, ["frame 1", "event hit", "close shutdown"]);
+  assert.equal(client.mirror.entities.size, 1);
 });
 
 test("a ping resolves with its round trip when its pong comes", async () => {
