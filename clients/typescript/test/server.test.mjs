@@ -5,9 +5,7 @@
 //
 // The server: env THRONG_BIN (default ../../target/debug/throng), started on free ports
 // with a fresh data directory. Skipped when the binary is missing or prints no
-// `throng web on http://ADDR/` line (a server without a web listener). Until the server
-// has one, the same scenario runs through a test-only WebSocket-to-TCP bridge
-// (test/ws-bridge.mjs), so the client is checked against the real game either way.
+// `throng web on http://ADDR/` line (a server without a web listener).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -18,7 +16,6 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
 import { ConnectError, Reader, Writer, connect } from "../dist/index.js";
-import { startBridge } from "./ws-bridge.mjs";
 
 const BIN = process.env.THRONG_BIN ?? fileURLToPath(new URL("../../../target/debug/throng", import.meta.url));
 // A small world (everyone sees everyone: 2 x 2 cells of the interest radius) keeps the two
@@ -26,11 +23,12 @@ const BIN = process.env.THRONG_BIN ?? fileURLToPath(new URL("../../../target/deb
 const WORLD_ARGS = ["--world-size", "200"];
 
 /**
- * Starts the server with `args` and reads its stdout until `wanted` lines are seen (or it
- * exits, or `graceMs` passed after the listening line). Returns the addresses found and
- * a stop function that kills it and removes its data directory.
+ * Starts the server with `args` and reads its stdout until its listening and web lines
+ * are seen (or it exits, or 2 s passed after the listening line without a web line).
+ * Returns the addresses found and a stop function that kills it and removes its data
+ * directory.
  */
-async function startServer(args, { wantWeb }) {
+async function startServer(args) {
   const dataDir = mkdtempSync(join(tmpdir(), "throng-ts-e2e-"));
   const child = spawn(BIN, [...args, "--data-dir", dataDir], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
@@ -51,7 +49,7 @@ async function startServer(args, { wantWeb }) {
       const tcp = /^throng listening on (\S+)$/.exec(line);
       if (web) found.web = web[1];
       if (tcp) found.tcp = tcp[1];
-      if ((found.web || !wantWeb) && found.tcp) done();
+      if (found.web && found.tcp) done();
       // The web line, if any, comes right after the listening line.
       else if (found.tcp && grace === undefined) grace = setTimeout(done, 2000);
     });
@@ -123,10 +121,22 @@ async function play(url) {
   const [annName, bobName] = [guest("ann"), guest("bob")];
   const [annSecret, bobSecret] = [secret(), secret()];
   const ann = await connect(url, annName, annSecret);
+  // Subscribed before anything else is awaited: the movement event comes in the first frames.
+  const annEvents = [];
+  ann.on("event", (event) => annEvents.push(event));
   const bob = await connect(url, bobName, bobSecret);
   try {
-    assert.deepEqual(ann.welcome.schema, { components: ["npc", "snowball", "score"], actions: ["throw"], events: ["hit"] });
+    const { schema } = ann.welcome;
+    assert.deepEqual([schema.components, schema.actions], [["npc", "snowball", "score"], ["throw"]]);
+    assert.ok(schema.events.includes("hit"), `events: ${schema.events}`);
     assert.equal(ann.welcome.worldSize, WORLD);
+    if (schema.events.includes("movement")) {
+      // The walking speed, for prediction: f32, 5 units per tick by default.
+      await waitFor(ann, () => annEvents.some((event) => event.name === "movement"), "the movement event");
+      const movement = new Reader(annEvents.find((event) => event.name === "movement").bytes);
+      assert.equal(movement.f32(), 5);
+      movement.end();
+    }
     await waitFor(ann, () => ann.mirror.entities.has(bob.playerId), "ann to see bob");
     await waitFor(bob, () => bob.mirror.entities.has(ann.playerId), "bob to see ann");
     assert.ok((await ann.ping()) >= 0, "a ping is answered");
@@ -209,40 +219,18 @@ async function play(url) {
 }
 
 const haveWebSocket = typeof WebSocket === "function";
-let webListener = false;
 
 test("end to end over the server's WebSocket listener", async (t) => {
   if (!haveWebSocket) return t.skip("no global WebSocket (Node 22+, or 20 with --experimental-websocket)");
   if (!existsSync(BIN)) return t.skip(`no server binary at ${BIN} (build it, or set THRONG_BIN)`);
-  const server = await startServer(
-    ["--listen", "127.0.0.1:0", "--metrics", "off", "--web", "127.0.0.1:0", ...WORLD_ARGS],
-    { wantWeb: true },
-  );
+  const server = await startServer(["--listen", "127.0.0.1:0", "--metrics", "off", "--web", "127.0.0.1:0", ...WORLD_ARGS]);
   try {
     if (server.web === undefined) {
-      return t.skip(`${BIN} printed no "throng web on" line (no web listener yet)`);
+      const said = server.stderr().trim().split("\n").pop() ?? "";
+      return t.skip(`${BIN} printed no "throng web on" line (no web listener yet)${said ? `: ${said}` : ""}`);
     }
-    webListener = true;
     await play(`ws://${server.web}/ws`);
   } finally {
-    await server.stop();
-  }
-});
-
-test("end to end through a test-only WebSocket-to-TCP bridge (until the server speaks WebSocket)", async (t) => {
-  if (!haveWebSocket) return t.skip("no global WebSocket (Node 22+, or 20 with --experimental-websocket)");
-  if (!existsSync(BIN)) return t.skip(`no server binary at ${BIN}`);
-  if (webListener) return t.skip("the server has its own WebSocket listener (tested above)");
-  const server = await startServer(["--listen", "127.0.0.1:0", "--metrics", "off", ...WORLD_ARGS], { wantWeb: false });
-  if (server.tcp === undefined) {
-    await server.stop();
-    assert.fail(`the server did not start: ${server.stderr()}`);
-  }
-  const bridge = await startBridge(server.tcp);
-  try {
-    await play(bridge.url);
-  } finally {
-    await bridge.close();
     await server.stop();
   }
 });
