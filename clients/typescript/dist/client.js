@@ -82,11 +82,15 @@ export function connect(url, name, secret, options = {}) {
         // Browsers follow an error with a close; some WebSocket implementations (Node 20's, when
         // the upgrade response is refused) report only the error.
         ws.onerror = (event) => {
-            if (refusal !== undefined)
-                return; // the close that follows carries the reason
-            const message = event.message;
-            const detail = typeof message === "string" ? message : "WebSocket error";
-            fail({ reason: undefined, reasonName: "connection_failed", detail, code: 1006, rejected: true });
+            if (refusal !== undefined) {
+                fail({ ...closeInfo(1006, "", refusal), rejected: true });
+            }
+            else {
+                const message = event.message;
+                const detail = typeof message === "string" ? message : "WebSocket error";
+                fail({ reason: undefined, reasonName: "connection_failed", detail, code: 1006, rejected: true });
+            }
+            ws.close();
         };
     });
 }

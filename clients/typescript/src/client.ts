@@ -138,10 +138,14 @@ export function connect(url: string, name: string, secret: string, options: Conn
     // Browsers follow an error with a close; some WebSocket implementations (Node 20's, when
     // the upgrade response is refused) report only the error.
     ws.onerror = (event) => {
-      if (refusal !== undefined) return; // the close that follows carries the reason
-      const message = (event as { message?: unknown }).message;
-      const detail = typeof message === "string" ? message : "WebSocket error";
-      fail({ reason: undefined, reasonName: "connection_failed", detail, code: 1006, rejected: true });
+      if (refusal !== undefined) {
+        fail({ ...closeInfo(1006, "", refusal), rejected: true });
+      } else {
+        const message = (event as { message?: unknown }).message;
+        const detail = typeof message === "string" ? message : "WebSocket error";
+        fail({ reason: undefined, reasonName: "connection_failed", detail, code: 1006, rejected: true });
+      }
+      ws.close();
     };
   });
 }
