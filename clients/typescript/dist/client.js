@@ -82,6 +82,8 @@ export function connect(url, name, secret, options = {}) {
         // Browsers follow an error with a close; some WebSocket implementations (Node 20's, when
         // the upgrade response is refused) report only the error.
         ws.onerror = (event) => {
+            if (settled)
+                return; // (closing a failed socket may report another error)
             if (refusal !== undefined) {
                 fail({ ...closeInfo(1006, "", refusal), rejected: true });
             }

@@ -138,6 +138,7 @@ export function connect(url: string, name: string, secret: string, options: Conn
     // Browsers follow an error with a close; some WebSocket implementations (Node 20's, when
     // the upgrade response is refused) report only the error.
     ws.onerror = (event) => {
+      if (settled) return; // (closing a failed socket may report another error)
       if (refusal !== undefined) {
         fail({ ...closeInfo(1006, "", refusal), rejected: true });
       } else {

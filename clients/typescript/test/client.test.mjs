@@ -171,6 +171,20 @@ test("a Reject fails the connect with its reason; the close code alone says it t
   await assert.rejects(nobody, (error) => error.close.reasonName === "connection_failed");
 });
 
+test("a failed upgrade reported only as an error (Node's WebSocket) fails the connect at once", async () => {
+  const failing = connect("ws://test/ws", "ann", "s3cret-token", options);
+  const socket = FakeSocket.last;
+  // Closing the failed socket reports another error, synchronously.
+  socket.close = () => socket.onerror?.({ message: "closed again" });
+  socket.onerror({ message: "Server did not set Connection header" });
+  await assert.rejects(failing, (error) => {
+    assert.deepEqual(error.close, {
+      reason: undefined, reasonName: "connection_failed", detail: "Server did not set Connection header", code: 1006, rejected: true,
+    });
+    return true;
+  });
+});
+
 test("the session's end: the server's Close, a WebSocket-level fault, or our Goodbye", async () => {
   let { client, socket } = await session();
   socket.receive({ type: "close", reason: 11, detail: "idle for 10 s" });
