@@ -2,7 +2,7 @@
 //! TypeScript client library it runs (`clients/typescript/dist/`) at `/lib/`, and WebSocket
 //! players at `/ws`.
 //!
-//! HTTP is axum's routing on hyper's HTTP/1.1, one request per connection. A WebSocket
+//! HTTP is axum's routing on hyper's HTTP/1.1. A WebSocket
 //! upgrade is checked here ([`check_upgrade`], sans I/O), answered `101`, and the socket is
 //! then taken back from hyper (`Upgraded::downcast`) and served by the same connection task
 //! as a TCP player (`super::handler::serve`) with WebSocket framing: one session type, one
@@ -79,8 +79,10 @@ pub(crate) async fn serve_web(
         .route("/{*path}", get(page_file))
         .with_state(connection.clone());
     let service = hyper_util::service::TowerToHyperService::new(router);
+    // Keep-alive stays on: without it hyper adds `close` to the 101's `Connection` header,
+    // which strict clients (Node's WebSocket) refuse. The connection's whole HTTP life is
+    // bounded by the timeout below either way.
     let http = hyper::server::conn::http1::Builder::new()
-        .keep_alive(false)
         .max_buf_size(MAX_REQUEST_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
