@@ -60,6 +60,24 @@ impl Variant {
     }
 }
 
+/// How the bots reach the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Transport {
+    /// Length-prefixed frames on the game listener.
+    Tcp,
+    /// WebSocket on the web listener's `/ws` (the same messages, one per binary message).
+    Ws,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+        }
+    }
+}
+
 /// Command line.
 #[derive(Parser, Debug)]
 #[command(
@@ -80,6 +98,9 @@ struct Args {
     /// Seconds measured.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
+    /// How the bots connect (passed to loadgen); `ws` runs are labelled `...-ws`.
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    transport: Transport,
     /// Bot seed (also the server's spawn seed).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -185,7 +206,11 @@ impl Drop for Server {
 
 fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
     let (world, radius) = args.variant.world(bots);
-    let label = format!("crowd-{}-{bots}", args.variant.name());
+    // TCP keeps the historical names; other transports are suffixed.
+    let label = match args.transport {
+        Transport::Tcp => format!("crowd-{}-{bots}", args.variant.name()),
+        transport => format!("crowd-{}-{bots}-{}", args.variant.name(), transport.name()),
+    };
     let out_dir = bin.parent().ok_or("no target directory")?.join("bench");
     std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
     let json = out_dir.join(format!("{label}.json"));
@@ -229,6 +254,16 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
         Ok(line.rsplit(' ').next().unwrap_or_default().to_owned())
     };
     let (addr, metrics) = (address()?, address()?);
+    // `throng web on http://ADDR/` comes after the metrics line (only read when needed: with
+    // `--server-arg=--web=off` there is no such line).
+    let web = match args.transport {
+        Transport::Tcp => None,
+        Transport::Ws => {
+            let url = address()?;
+            let web = url.trim_start_matches("http://").trim_end_matches('/');
+            Some(web.to_owned())
+        }
+    };
 
     let status = Command::new(bin.join("loadgen"))
         .args(["--addr", &addr, "--bots", &bots.to_string()])
@@ -238,6 +273,8 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
         .args(["--server-pid", &server.0.id().to_string()])
         .args(["--metrics", &metrics])
         .args(["--actions-per-s", &args.variant.actions_per_s().to_string()])
+        .args(["--transport", args.transport.name()])
+        .args(web.iter().flat_map(|web| ["--web", web]))
         .args(&args.loadgen_args)
         .arg("--json")
         .arg(&json)
@@ -251,7 +288,14 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
-    Ok(summarise(&label, bots, &report, &json, args.seconds))
+    Ok(summarise(
+        &label,
+        args.transport,
+        bots,
+        &report,
+        &json,
+        args.seconds,
+    ))
 }
 
 /// SIGTERM, then a bounded wait for the graceful exit, then SIGKILL.
@@ -268,7 +312,17 @@ fn stop(server: &mut Child) {
     let _ = server.kill();
 }
 
-fn summarise(label: &str, bots: usize, report: &Value, json: &Path, seconds: f64) -> Run {
+/// The summary line. Bytes are what the bots received, framing included (a 4-byte prefix
+/// per TCP frame, a 2- to 4-byte header per WebSocket message), so bytes per entity-tick
+/// compare across transports.
+fn summarise(
+    label: &str,
+    transport: Transport,
+    bots: usize,
+    report: &Value,
+    json: &Path,
+    seconds: f64,
+) -> Run {
     let num = |key: &str| report[key].as_f64();
     let show =
         |key: &str, digits: usize| num(key).map_or("n/a".to_owned(), |v| format!("{v:.digits$}"));
@@ -284,10 +338,11 @@ fn summarise(label: &str, bots: usize, report: &Value, json: &Path, seconds: f64
         .map(|(bytes, visible)| bytes / 20.0 / visible);
     let rss_per_player = num("server_rss_mb").map(|mb| mb * 1024.0 / bots as f64);
     let line = format!(
-        "{label}: {} | fps mean {} min {} | {} B/s/bot, {} in view, {} B/entity-tick | ack p50 {} p99 {} ms | \
+        "{label}: {} over {} | fps mean {} min {} | {} B/s/bot, {} in view, {} B/entity-tick | ack p50 {} p99 {} ms | \
          tick p50 {} p99 {} ms, overruns {} | server {} cores = {} us/player-tick, {} MiB = {} KiB/player | \
          loadgen {} cores | machine {} busy | events {}/s/bot | errors {} | {seconds} s | {}",
         if held { "held" } else { "NOT held" },
+        report["transport"].as_str().unwrap_or(transport.name()),
         show("frames_per_s_per_bot_mean", 2),
         show("frames_per_s_per_bot_min", 2),
         show("recv_bytes_per_s_per_bot", 0),
