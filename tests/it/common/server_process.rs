@@ -88,7 +88,17 @@ impl ServerProcess {
             }
         }
         let mut child = command.spawn().expect("the server binary starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout = child.stdout.take().unwrap();
+        // Owned by a ServerProcess from here on, so a panic below (an unexpected line)
+        // still kills the server instead of leaving it running after the test.
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut process = ServerProcess {
+            child,
+            addr: unknown,
+            metrics: unknown,
+            data_dir: None,
+        };
+        let mut lines = BufReader::new(stdout).lines();
         let mut address = |prefix: &str| -> SocketAddr {
             let line = lines.next().expect("a line").expect("utf-8");
             assert!(line.starts_with(prefix), "unexpected line {line:?}");
@@ -98,14 +108,9 @@ impl ServerProcess {
                 .parse()
                 .expect("an address")
         };
-        let addr = address("throng listening on");
-        let metrics = address("throng metrics on");
-        ServerProcess {
-            child,
-            addr,
-            metrics,
-            data_dir: None,
-        }
+        process.addr = address("throng listening on");
+        process.metrics = address("throng metrics on");
+        process
     }
 
     /// The process id.
