@@ -117,12 +117,15 @@ async fn upgrade(State(web): State<Arc<WebConnection>>, mut request: Request) ->
             return;
         };
         Stats::bump(&web.ctx.stats.websocket_upgrades);
+        let hyper::upgrade::Parts { io, read_buf, .. } = parts;
         let connection = Connection::websocket(
-            parts.io.into_inner(),
-            &parts.read_buf,
+            io.into_inner(),
+            &read_buf,
             web.ctx.max_inbound_frame_bytes,
             web.ctx.stats.clone(),
         );
+        // hyper's read buffer (its bytes were copied): not held for the session's life.
+        drop(read_buf);
         handler::serve(connection, web.peer, web.id, pending, web.ctx.clone()).await;
     });
     Response::builder()
