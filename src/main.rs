@@ -48,17 +48,25 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Scripts and tests read the bound address from this line.
-    println!("throng listening on {}", server.local_addr());
+    // Scripts and tests read the bound addresses from these lines, in this order.
+    announce(format_args!("throng listening on {}", server.local_addr()));
     if let Some(metrics) = server.metrics_addr() {
-        println!("throng metrics on http://{metrics}/metrics");
+        announce(format_args!("throng metrics on http://{metrics}/metrics"));
     }
-    // After the metrics line: scripts read the lines in this order.
     if let Some(web) = server.web_addr() {
-        println!("throng web on http://{web}/");
+        announce(format_args!("throng web on http://{web}/"));
     }
     match server.run_until_signal() {
         StopCause::Requested => ExitCode::SUCCESS,
         StopCause::TickDied => ExitCode::from(70),
     }
+}
+
+/// Prints one line to stdout. A reader that went away (a script that read the lines it
+/// wanted and closed the pipe) is not the server's failure: `println!` would panic on the
+/// broken pipe and take the server down with it.
+fn announce(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }

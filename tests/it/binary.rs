@@ -108,3 +108,46 @@ fn a_log_to_a_pipe_has_no_colour_codes() {
         "no ANSI escape codes in a piped log: {log:?}"
     );
 }
+
+/// A script that closes the server's stdout (it read what it wanted, or never wanted it)
+/// must not take the server down: its address lines go to a closed pipe, and the server
+/// keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    use std::process::{Command, Stdio};
+    let data_dir = fresh_data_dir("closed-stdout");
+    // The address is chosen here because the server cannot tell it (its stdout is closed).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
+        .args(["--listen", &addr.to_string()])
+        .args(["--metrics", "127.0.0.1:0", "--web", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server binary starts");
+    // The pipe's read end closes before the server has written a line.
+    drop(child.stdout.take());
+    let started = std::time::Instant::now();
+    let mut client = loop {
+        assert!(started.elapsed() < HANG_GUARD, "never listened");
+        match Client::connect(addr, "after", &secret_of("after")).await {
+            Ok(client) => break client,
+            Err(_) => {
+                assert!(child.try_wait().unwrap().is_none(), "the server died");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    for _ in 0..20 {
+        client.recv().await.expect("frames keep coming");
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let _ = child.kill();
+    let _ = child.wait();
+}

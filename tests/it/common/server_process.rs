@@ -18,6 +18,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// Where `/metrics` is served.
     pub metrics: SocketAddr,
+    /// The web listener (the page, WebSocket players).
+    pub web: SocketAddr,
     /// Dropped after `Drop::drop` has killed and reaped the child.
     data_dir: Option<TempDir>,
 }
@@ -96,6 +98,7 @@ impl ServerProcess {
             child,
             addr: unknown,
             metrics: unknown,
+            web: unknown,
             data_dir: None,
         };
         let mut lines = BufReader::new(stdout).lines();
@@ -105,11 +108,15 @@ impl ServerProcess {
             let last = line.rsplit(' ').next().unwrap();
             last.trim_start_matches("http://")
                 .trim_end_matches("/metrics")
+                .trim_end_matches('/')
                 .parse()
                 .expect("an address")
         };
         process.addr = address("throng listening on");
         process.metrics = address("throng metrics on");
+        // All three lines are read: a server must not depend on it, but a reader that stops
+        // early closes the pipe under the server's last line.
+        process.web = address("throng web on");
         process
     }
 
