@@ -71,9 +71,6 @@ export declare class Interpolator {
     /** The positions at server time `time` (ms), without moving the playback clock. */
     sample(time: number): Map<number, Point>;
     private lerp;
-    /** A difference of coordinates taken the short way around the wrapping world. */
-    private shortWay;
-    private wrap;
     /** Drops snapshots no longer needed: all before the last one at or before `time`. */
     private prune;
 }

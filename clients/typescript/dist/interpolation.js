@@ -15,6 +15,7 @@
  * (a walker leaving at one edge re-enters at the other), so interpolation takes the short
  * way around.
  */
+import { shortWay, wrapCoordinate } from "./torus.js";
 /** Buffers snapshots and renders positions between them. */
 export class Interpolator {
     constructor(options) {
@@ -128,29 +129,14 @@ export class Interpolator {
         return out;
     }
     lerp(from, to, t) {
-        const dx = this.shortWay(to.x - from.x);
-        const dy = this.shortWay(to.y - from.y);
+        const dx = shortWay(to.x - from.x, this.worldSize);
+        const dy = shortWay(to.y - from.y, this.worldSize);
         if (Math.hypot(dx, dy) > this.teleportDistance)
             return { ...from };
-        return { x: this.wrap(from.x + dx * t), y: this.wrap(from.y + dy * t) };
-    }
-    /** A difference of coordinates taken the short way around the wrapping world. */
-    shortWay(delta) {
-        const size = this.worldSize;
-        if (size <= 0)
-            return delta;
-        if (delta > size / 2)
-            return delta - size;
-        if (delta < -size / 2)
-            return delta + size;
-        return delta;
-    }
-    wrap(coordinate) {
-        const size = this.worldSize;
-        if (size <= 0)
-            return coordinate;
-        const wrapped = coordinate - Math.floor(coordinate / size) * size;
-        return wrapped >= size ? 0 : wrapped;
+        return {
+            x: wrapCoordinate(from.x + dx * t, this.worldSize),
+            y: wrapCoordinate(from.y + dy * t, this.worldSize),
+        };
     }
     /** Drops snapshots no longer needed: all before the last one at or before `time`. */
     prune(time) {

@@ -88,6 +88,5 @@ export declare class Predictor<I> {
     private decay;
     /** Keeps the drawn position where it was (`before`) across a change of the prediction. */
     private absorbJump;
-    private shortWay;
     private wrapPoint;
 }

@@ -20,6 +20,7 @@
  * as a visual offset that decays exponentially (`correctionMs`), so the drawn player glides
  * to where it should be and the prediction itself always converges to the server's.
  */
+import { shortWay, wrapCoordinate } from "./torus.js";
 /** Predicts one entity (the player's own) from its inputs and the server's frames. */
 export class Predictor {
     constructor(options) {
@@ -124,8 +125,8 @@ export class Predictor {
         const fraction = Math.max(0, (nowMs - this.tickAt) / this.tickMs);
         const next = this.step(position, run.input);
         return this.wrapPoint({
-            x: position.x + this.shortWay(next.x - position.x) * fraction,
-            y: position.y + this.shortWay(next.y - position.y) * fraction,
+            x: position.x + shortWay(next.x - position.x, this.worldSize) * fraction,
+            y: position.y + shortWay(next.y - position.y, this.worldSize) * fraction,
         });
     }
     /**
@@ -150,7 +151,7 @@ export class Predictor {
     /** Keeps the drawn position where it was (`before`) across a change of the prediction. */
     absorbJump(before, nowMs) {
         const after = this.curve(nowMs);
-        const offset = { x: this.shortWay(before.x - after.x), y: this.shortWay(before.y - after.y) };
+        const offset = { x: shortWay(before.x - after.x, this.worldSize), y: shortWay(before.y - after.y, this.worldSize) };
         const size = Math.hypot(offset.x, offset.y);
         // Beyond snapDistance: a teleport, shown at once. Below a 1/1024 unit (the wire's
         // precision is 1/8): done gliding, so that a player at rest is drawn exactly where the
@@ -158,24 +159,10 @@ export class Predictor {
         this.offset = size > this.snapDistance || size < 1 / 1024 ? { x: 0, y: 0 } : offset;
         this.offsetAt = nowMs;
     }
-    shortWay(delta) {
-        const size = this.worldSize;
-        if (size <= 0)
-            return delta;
-        if (delta > size / 2)
-            return delta - size;
-        if (delta < -size / 2)
-            return delta + size;
-        return delta;
-    }
     wrapPoint(point) {
-        const size = this.worldSize;
-        if (size <= 0)
-            return point;
-        const wrap = (c) => {
-            const wrapped = c - Math.floor(c / size) * size;
-            return wrapped >= size ? 0 : wrapped;
+        return {
+            x: wrapCoordinate(point.x, this.worldSize),
+            y: wrapCoordinate(point.y, this.worldSize),
         };
-        return { x: wrap(point.x), y: wrap(point.y) };
     }
 }

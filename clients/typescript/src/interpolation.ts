@@ -17,6 +17,7 @@
  */
 
 import type { Mirror } from "./mirror.js";
+import { shortWay, wrapCoordinate } from "./torus.js";
 
 /** A position in world units. */
 export interface Point {
@@ -167,27 +168,15 @@ export class Interpolator {
   }
 
   private lerp(from: Point, to: Point, t: number): Point {
-    const dx = this.shortWay(to.x - from.x);
-    const dy = this.shortWay(to.y - from.y);
+    const dx = shortWay(to.x - from.x, this.worldSize);
+    const dy = shortWay(to.y - from.y, this.worldSize);
     if (Math.hypot(dx, dy) > this.teleportDistance) return { ...from };
-    return { x: this.wrap(from.x + dx * t), y: this.wrap(from.y + dy * t) };
+    return {
+      x: wrapCoordinate(from.x + dx * t, this.worldSize),
+      y: wrapCoordinate(from.y + dy * t, this.worldSize),
+    };
   }
 
-  /** A difference of coordinates taken the short way around the wrapping world. */
-  private shortWay(delta: number): number {
-    const size = this.worldSize;
-    if (size <= 0) return delta;
-    if (delta > size / 2) return delta - size;
-    if (delta < -size / 2) return delta + size;
-    return delta;
-  }
-
-  private wrap(coordinate: number): number {
-    const size = this.worldSize;
-    if (size <= 0) return coordinate;
-    const wrapped = coordinate - Math.floor(coordinate / size) * size;
-    return wrapped >= size ? 0 : wrapped;
-  }
 
   /** Drops snapshots no longer needed: all before the last one at or before `time`. */
   private prune(time: number): void {

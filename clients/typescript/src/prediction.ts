@@ -22,6 +22,7 @@
  */
 
 import type { Point } from "./interpolation.js";
+import { shortWay, wrapCoordinate } from "./torus.js";
 
 /** The game's movement rule: where one tick of `input` takes a player at `position`. */
 export type Step<I> = (position: Point, input: I) => Point;
@@ -167,8 +168,8 @@ export class Predictor<I> {
     const fraction = Math.max(0, (nowMs - this.tickAt) / this.tickMs);
     const next = this.step(position, run.input);
     return this.wrapPoint({
-      x: position.x + this.shortWay(next.x - position.x) * fraction,
-      y: position.y + this.shortWay(next.y - position.y) * fraction,
+      x: position.x + shortWay(next.x - position.x, this.worldSize) * fraction,
+      y: position.y + shortWay(next.y - position.y, this.worldSize) * fraction,
     });
   }
 
@@ -196,7 +197,7 @@ export class Predictor<I> {
   /** Keeps the drawn position where it was (`before`) across a change of the prediction. */
   private absorbJump(before: Point, nowMs: number): void {
     const after = this.curve(nowMs);
-    const offset = { x: this.shortWay(before.x - after.x), y: this.shortWay(before.y - after.y) };
+    const offset = { x: shortWay(before.x - after.x, this.worldSize), y: shortWay(before.y - after.y, this.worldSize) };
     const size = Math.hypot(offset.x, offset.y);
     // Beyond snapDistance: a teleport, shown at once. Below a 1/1024 unit (the wire's
     // precision is 1/8): done gliding, so that a player at rest is drawn exactly where the
@@ -205,21 +206,10 @@ export class Predictor<I> {
     this.offsetAt = nowMs;
   }
 
-  private shortWay(delta: number): number {
-    const size = this.worldSize;
-    if (size <= 0) return delta;
-    if (delta > size / 2) return delta - size;
-    if (delta < -size / 2) return delta + size;
-    return delta;
-  }
-
   private wrapPoint(point: Point): Point {
-    const size = this.worldSize;
-    if (size <= 0) return point;
-    const wrap = (c: number) => {
-      const wrapped = c - Math.floor(c / size) * size;
-      return wrapped >= size ? 0 : wrapped;
+    return {
+      x: wrapCoordinate(point.x, this.worldSize),
+      y: wrapCoordinate(point.y, this.worldSize),
     };
-    return { x: wrap(point.x), y: wrap(point.y) };
   }
 }
