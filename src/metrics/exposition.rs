@@ -445,11 +445,13 @@ impl Out<'_> {
     }
 
     fn histogram(&mut self, name: &str, help: &str, h: &HistogramSnapshot) -> fmt::Result {
-        let buckets: Vec<(f64, u64)> = TICK_BUCKETS_US
+        // Per-bucket counts (the encoder accumulates them), `+Inf` included: the OpenMetrics
+        // encoder writes only the buckets it is given.
+        let bounds = TICK_BUCKETS_US
             .iter()
-            .zip(&h.counts)
-            .map(|(&bound_us, &count)| (bound_us as f64 / 1e6, count))
-            .collect();
+            .map(|&bound_us| bound_us as f64 / 1e6)
+            .chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(h.counts).collect();
         self.descriptor(name, help, MetricType::Histogram)?
             .encode_histogram::<NoLabelSet>(h.sum_us as f64 / 1e6, h.count(), &buckets, None)
     }
@@ -534,6 +536,7 @@ mod tests {
         assert!(open_metrics.contains("# TYPE throng_ticks counter\n"));
         assert!(open_metrics.contains("throng_ticks_total 7\n"));
         assert!(open_metrics.ends_with("# EOF\n"));
+        assert!(open_metrics.contains("throng_tick_duration_seconds_bucket{le=\"+Inf\"} 0\n"));
     }
 
     #[test]
