@@ -1,18 +1,24 @@
-//! A minimal HTTP/1.1 server for scrapes and probes, on the network runtime: `/metrics`
-//! (Prometheus), `/healthz` (the tick loop is alive), `/readyz` (players are accepted). It
-//! answers one request per connection and closes it, and keeps serving through a graceful
-//! shutdown's drain (so orchestrators see `/readyz` turn 503) until the runtime stops.
+//! The scrape and probe endpoint, on the network runtime: `/metrics` (Prometheus),
+//! `/healthz` (the tick loop is alive), `/readyz` (players are accepted). HTTP/1.1 is hyper's,
+//! routing axum's (as on the web listener, `crate::net::web`): our own accept loop, then one
+//! hyper connection per socket, answering one request and closing it. It keeps serving
+//! through a graceful shutdown's drain (so orchestrators see `/readyz` turn 503) until the
+//! runtime stops.
 //!
 //! Probes must answer while strangers hold connections open (idle, or trickling a request):
 //! - at most [`MAX_CONNECTIONS`] connections are held, at most [`MAX_PER_PEER`] per peer
-//!   address (an IPv6 peer counts by its /64); a new connection beyond either cap closes the **oldest idle** one (no complete
-//!   request yet) of that peer, or of anyone when the total is reached, and is served. Only
-//!   when every held connection is being answered is the new one closed unanswered;
+//!   address (an IPv6 peer counts by its /64); a new connection beyond either cap closes the
+//!   **oldest idle** one (no complete request yet: a connection turns busy when hyper hands
+//!   its request to the router) of that peer, or of anyone when the total is reached, and is
+//!   served. Only when every held connection is being answered is the new one closed
+//!   unanswered;
 //! - `/healthz` and `/readyz` are answered at once on the connection's own task; only
 //!   `/metrics` renders (which read `/proc`, on a blocking thread) wait for one of
 //!   [`MAX_CONCURRENT_RENDERS`], so a probe never queues behind a render;
-//! - memory is bounded: a [`MAX_REQUEST_BYTES`] buffer per held connection, and every
-//!   request must arrive and be answered within [`REQUEST_TIMEOUT`].
+//! - memory is bounded: hyper's read buffer of at most [`MAX_REQUEST_BYTES`] per held
+//!   connection (a longer head is answered 431), and every request must arrive
+//!   (hyper's header read timeout) and be answered (a timeout around the whole connection)
+//!   within [`REQUEST_TIMEOUT`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,13 +26,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ahash::AHashMap;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::registry::Registry;
 use throng_host::proc_stats;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::AbortHandle;
+use tower::ServiceExt;
 
-use super::exposition::{Readings, render};
+use super::exposition::{Format, Readings, ReadingsCollector, registry, render};
 use crate::bridge::InboundSender;
 use crate::stats::Stats;
 
@@ -38,8 +53,9 @@ pub(crate) const MAX_PER_PEER: usize = 64;
 pub(crate) const MAX_CONCURRENT_RENDERS: usize = 2;
 /// A request must arrive and be answered within this time.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest request head accepted.
-pub(crate) const MAX_REQUEST_BYTES: usize = 4096;
+/// Largest request head accepted: hyper's read buffer limit, whose floor is 8 KiB (hyper
+/// panics below it; the hand-written server before it took 4 KiB).
+pub(crate) const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
 /// A tick loop that has not completed a tick for longer than this is reported unhealthy.
 pub(crate) const HEALTHY_TICK_AGE: Duration = Duration::from_secs(1);
@@ -73,15 +89,19 @@ impl MetricsSource {
     }
 }
 
-/// An HTTP answer.
+/// A probe's answer (plain text).
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Response {
-    /// Status line after the version, e.g. `200 OK`.
-    pub status: &'static str,
-    /// Content type of the body.
-    pub content_type: &'static str,
+pub(crate) struct Probe {
+    /// Its status.
+    pub status: StatusCode,
     /// The body.
     pub body: String,
+}
+
+impl IntoResponse for Probe {
+    fn into_response(self) -> Response {
+        plain(self.status, self.body)
+    }
 }
 
 /// One held connection.
@@ -152,7 +172,9 @@ impl Connections {
 struct Server {
     source: Arc<MetricsSource>,
     connections: Mutex<Connections>,
-    renders: Arc<Semaphore>,
+    renders: Semaphore,
+    /// Holds only the collector of [`Readings`], taken anew on each scrape.
+    registry: Registry,
 }
 
 impl Server {
@@ -175,11 +197,8 @@ impl Drop for HeldGuard {
 
 /// Serves requests until the runtime stops.
 pub(crate) async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
-    let server = Arc::new(Server {
-        source,
-        connections: Mutex::default(),
-        renders: Arc::new(Semaphore::new(MAX_CONCURRENT_RENDERS)),
-    });
+    let server = Arc::new(Server::new(source));
+    let router = router(server.clone());
     let mut next_id = 0u64;
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -206,8 +225,9 @@ pub(crate) async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
             server: server.clone(),
             id,
         };
+        let router = router.clone();
         let task = tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &guard)).await;
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, router, &guard)).await;
         });
         if let Some(held) = connections.held.get_mut(&id) {
             held.task = Some(task.abort_handle());
@@ -215,114 +235,123 @@ pub(crate) async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
     }
 }
 
-async fn answer(mut stream: TcpStream, held: &HeldGuard) -> std::io::Result<()> {
-    let mut head = [0u8; MAX_REQUEST_BYTES];
-    let mut len = 0;
-    let response = loop {
-        let n = stream.read(&mut head[len..]).await?;
-        if n == 0 {
-            return Ok(());
+impl Server {
+    fn new(source: Arc<MetricsSource>) -> Server {
+        let collected = source.clone();
+        Server {
+            source,
+            connections: Mutex::default(),
+            renders: Semaphore::new(MAX_CONCURRENT_RENDERS),
+            registry: registry(ReadingsCollector(move || collected.readings())),
         }
-        len += n;
-        if head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-            // No longer idle: this connection is not evicted from now on.
-            if let Some(entry) = held.server.connections().held.get_mut(&held.id) {
-                entry.answering = true;
-            }
-            break route(&head[..len], &held.server).await;
-        }
-        if len == head.len() {
-            break plain(
-                "431 Request Header Fields Too Large",
-                "request head too large\n",
-            );
-        }
-    };
-    let header = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        response.status,
-        response.content_type,
-        response.body.len()
-    );
-    stream.write_all(header.as_bytes()).await?;
-    stream.write_all(response.body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-async fn route(head: &[u8], server: &Server) -> Response {
-    let source = &server.source;
-    match request_target(head) {
-        Some(("GET", "/metrics")) => {
-            // Renders wait for each other, never the probes below.
-            let Ok(_render) = server.renders.clone().acquire_owned().await else {
-                return plain("503 Service Unavailable", "shutting down\n");
-            };
-            let source = source.clone();
-            match tokio::task::spawn_blocking(move || render(&source.readings())).await {
-                Ok(body) => Response {
-                    status: "200 OK",
-                    content_type: "text/plain; version=0.0.4; charset=utf-8",
-                    body,
-                },
-                Err(_) => plain("500 Internal Server Error", "rendering failed\n"),
-            }
-        }
-        Some(("GET", "/healthz")) => health(source.stats.tick_heartbeat.since_last()),
-        Some(("GET", "/readyz")) => {
-            readiness(*source.shutdown.borrow(), source.slots.available_permits())
-        }
-        Some(("GET", _)) => plain(
-            "404 Not Found",
-            "not found; try /metrics, /healthz or /readyz\n",
-        ),
-        Some(_) => plain("405 Method Not Allowed", "only GET\n"),
-        None => plain("400 Bad Request", "malformed request line\n"),
     }
 }
 
+/// The routes; anything else is 404 (405 if not a GET).
+fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics).fallback(only_get))
+        .route("/healthz", get(healthz).fallback(only_get))
+        .route("/readyz", get(readyz).fallback(only_get))
+        .fallback(not_found)
+        .with_state(server)
+}
+
+/// Serves one request on `stream` with hyper, then closes it.
+async fn answer<S>(stream: S, router: Router, held: &HeldGuard)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (server, id) = (held.server.clone(), held.id);
+    let service = tower::service_fn(move |request: Request<hyper::body::Incoming>| {
+        // The request head is complete: this connection is never evicted from now on.
+        if let Some(entry) = server.connections().held.get_mut(&id) {
+            entry.answering = true;
+        }
+        router.clone().oneshot(request)
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_BYTES)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+        .await;
+}
+
+async fn metrics(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    // Renders wait for each other, never the probes.
+    let Ok(_render) = server.renders.acquire().await else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = Format::from_accept(accept);
+    let rendering = server.clone();
+    match tokio::task::spawn_blocking(move || render(&rendering.registry, format)).await {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed\n"),
+    }
+}
+
+async fn healthz(State(server): State<Arc<Server>>) -> Probe {
+    health(server.source.stats.tick_heartbeat.since_last())
+}
+
+async fn readyz(State(server): State<Arc<Server>>) -> Probe {
+    let source = &server.source;
+    readiness(*source.shutdown.borrow(), source.slots.available_permits())
+}
+
+async fn only_get() -> Response {
+    plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n")
+}
+
+async fn not_found(request: Request) -> Response {
+    if request.method() != axum::http::Method::GET {
+        return only_get().await;
+    }
+    plain(
+        StatusCode::NOT_FOUND,
+        "not found; try /metrics, /healthz or /readyz\n",
+    )
+}
+
 /// `/healthz`: 200 while the tick loop completed a tick within [`HEALTHY_TICK_AGE`].
-pub(crate) fn health(since_last_tick: Duration) -> Response {
+pub(crate) fn health(since_last_tick: Duration) -> Probe {
     if since_last_tick <= HEALTHY_TICK_AGE {
-        plain("200 OK", "ok\n")
+        probe(StatusCode::OK, "ok\n")
     } else {
         let detail = format!(
             "tick loop stalled: no tick for {:.1} s\n",
             since_last_tick.as_secs_f64()
         );
-        plain("503 Service Unavailable", &detail)
+        probe(StatusCode::SERVICE_UNAVAILABLE, detail)
     }
 }
 
 /// `/readyz`: 200 while new players are accepted; 503 while draining or full.
-pub(crate) fn readiness(draining: bool, free_slots: usize) -> Response {
+pub(crate) fn readiness(draining: bool, free_slots: usize) -> Probe {
     if draining {
-        plain("503 Service Unavailable", "draining for shutdown\n")
+        probe(StatusCode::SERVICE_UNAVAILABLE, "draining for shutdown\n")
     } else if free_slots == 0 {
-        plain("503 Service Unavailable", "full\n")
+        probe(StatusCode::SERVICE_UNAVAILABLE, "full\n")
     } else {
-        plain("200 OK", "ready\n")
+        probe(StatusCode::OK, "ready\n")
     }
 }
 
-/// Method and path of a request head, without the query string.
-pub(crate) fn request_target(head: &[u8]) -> Option<(&str, &str)> {
-    let line = head.split(|&b| b == b'\r').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
-        return None;
-    }
-    let path = target.split('?').next()?;
-    Some((method, path))
-}
-
-fn plain(status: &'static str, body: &str) -> Response {
-    Response {
+fn probe(status: StatusCode, body: impl Into<String>) -> Probe {
+    Probe {
         status,
-        content_type: "text/plain; charset=utf-8",
-        body: body.to_owned(),
+        body: body.into(),
     }
+}
+
+fn plain(status: StatusCode, body: impl Into<String>) -> Response {
+    let content_type = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    (status, content_type, body.into()).into_response()
 }
 
 #[cfg(test)]
@@ -331,23 +360,66 @@ mod tests {
 
     #[test]
     fn probes_answer_by_tick_age_drain_and_free_slots() {
-        assert_eq!(health(Duration::from_millis(40)).status, "200 OK");
+        assert_eq!(health(Duration::from_millis(40)).status, StatusCode::OK);
         let stalled = health(Duration::from_millis(1500));
-        assert_eq!(stalled.status, "503 Service Unavailable");
+        assert_eq!(stalled.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(stalled.body.contains("1.5 s"));
-        assert_eq!(readiness(false, 3).status, "200 OK");
+        assert_eq!(readiness(false, 3).status, StatusCode::OK);
         assert_eq!(readiness(false, 0).body, "full\n");
         assert_eq!(readiness(true, 3).body, "draining for shutdown\n");
     }
 
-    #[test]
-    fn request_lines_are_parsed_strictly() {
-        assert_eq!(
-            request_target(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
-            Some(("GET", "/metrics"))
+    /// What the endpoint writes back to `request`, sent on a fresh connection.
+    async fn exchange(request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (inbound, _queues) = crate::bridge::inbound_queues(1, 1);
+        let (_draining, shutdown) = watch::channel(false);
+        let server = Arc::new(Server::new(Arc::new(MetricsSource {
+            stats: Arc::default(),
+            inbound,
+            slots: Arc::new(Semaphore::new(1)),
+            shutdown,
+            action_names: Arc::default(),
+        })));
+        server.connections().insert(0, IpAddr::from([127, 0, 0, 1]));
+        let held = HeldGuard {
+            server: server.clone(),
+            id: 0,
+        };
+        let (mut client, stream) = tokio::io::duplex(64 * 1024);
+        client.write_all(request).await.unwrap();
+        let mut reply = Vec::new();
+        let ((), read) = tokio::join!(
+            answer(stream, router(server.clone()), &held),
+            client.read_to_end(&mut reply)
         );
-        assert_eq!(request_target(b"GET /metrics\r\n\r\n"), None);
-        assert_eq!(request_target(b"GET / SPDY/3\r\n\r\n"), None);
-        assert_eq!(request_target(b"\xff\xfe / HTTP/1.1\r\n\r\n"), None);
+        read.unwrap();
+        String::from_utf8(reply).unwrap()
+    }
+
+    #[tokio::test]
+    async fn request_lines_are_parsed_strictly() {
+        let ready = exchange(b"GET /readyz?x=1 HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        assert!(ready.starts_with("HTTP/1.1 200 OK\r\n"), "{ready}");
+        assert!(ready.ends_with("\r\n\r\nready\n"), "{ready}");
+        for malformed in [
+            &b"GET /metrics\r\n\r\n"[..],
+            b"GET / SPDY/3\r\n\r\n",
+            b"\xff\xfe / HTTP/1.1\r\n\r\n",
+        ] {
+            let reply = exchange(malformed).await;
+            assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+        }
+        let post = exchange(b"POST /readyz HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        assert!(post.ends_with("only GET\n"), "{post}");
+        let unknown = exchange(b"GET /nope HTTP/1.1\r\n\r\n").await;
+        assert!(unknown.starts_with("HTTP/1.1 404 "), "{unknown}");
+        let huge = format!(
+            "GET /readyz HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_REQUEST_BYTES)
+        );
+        let too_large = exchange(huge.as_bytes()).await;
+        assert!(too_large.starts_with("HTTP/1.1 431 "), "{too_large}");
     }
 }

@@ -2,8 +2,10 @@
 //! memory and file descriptors come from `throng_host::proc_stats`).
 //!
 //! - [`histogram`]: lock-free fixed-bucket duration histogram (tick time).
-//! - [`exposition`]: the Prometheus text format.
-//! - [`http`]: the minimal HTTP server that answers scrapes on the network runtime.
+//! - [`exposition`]: the collector that encodes every metric with prometheus-client (Prometheus
+//!   text 0.0.4, or OpenMetrics when asked).
+//! - [`http`]: the endpoint's routes (axum on hyper) and the connection limits that keep
+//!   probes answering, on the network runtime.
 
 pub(crate) mod exposition;
 pub(crate) mod histogram;

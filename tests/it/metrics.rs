@@ -150,6 +150,64 @@ async fn the_exposition_follows_prometheus_conventions() {
     assert!(unknown.to_string().contains("404"), "{unknown}");
 }
 
+/// A scraper that asks for OpenMetrics (as Prometheus does) gets it, with the same samples
+/// under the same names; everyone else gets the Prometheus text format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openmetrics_is_served_to_a_scraper_that_asks_for_it() {
+    let server = server_with_metrics();
+    let addr = server.metrics_addr().unwrap();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+              Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(HANG_GUARD, stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"));
+    assert!(body.contains("# TYPE throng_ticks counter\n"));
+    let open_metrics = Scrape::parse(body);
+    let prometheus = scrape_now(&server).await;
+    // The same series; OpenMetrics writes a histogram's sum and count before its buckets,
+    // and bounds as canonical floats (`le="1.0"` for `le="1"`), which parse the same.
+    let series = |scrape: &Scrape| {
+        let mut series: Vec<String> = scrape
+            .samples
+            .iter()
+            .map(|sample| {
+                let labels: Vec<String> = sample
+                    .labels
+                    .iter()
+                    .map(|(key, value)| match value.parse::<f64>() {
+                        Ok(bound) if key == "le" => format!("{key}={bound}"),
+                        _ => format!("{key}={value}"),
+                    })
+                    .collect();
+                format!("{}{{{}}}", sample.name, labels.join(","))
+            })
+            .collect();
+        series.sort();
+        series
+    };
+    assert_eq!(series(&open_metrics), series(&prometheus));
+    assert_eq!(
+        open_metrics.buckets("throng_tick_duration_seconds").len(),
+        prometheus.buckets("throng_tick_duration_seconds").len()
+    );
+}
+
 /// Polls `path` until it answers `status`; panics if the hang guard passes first.
 fn wait_for_status(addr: std::net::SocketAddr, path: &str, status: u16) -> String {
     let started = std::time::Instant::now();

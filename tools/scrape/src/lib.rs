@@ -63,7 +63,9 @@ pub fn scrape(addr: SocketAddr, timeout: Duration) -> io::Result<Scrape> {
 }
 
 impl Scrape {
-    /// Parses exposition text; comment lines and lines that do not parse are skipped.
+    /// Parses exposition text, Prometheus 0.0.4 or OpenMetrics 1.0 (the server sends the
+    /// latter to a scraper whose `Accept` names it); comment lines (`# HELP`, `# TYPE`,
+    /// `# UNIT`, `# EOF`) and lines that do not parse are skipped.
     pub fn parse(text: &str) -> Scrape {
         Scrape {
             samples: text
@@ -231,5 +233,25 @@ mod tests {
         assert!((p50 - 0.015).abs() < 1e-9);
         assert_eq!(max_between(&before, &after), Some(0.02));
         assert_eq!(quantile_between(&after, &after, 0.5), None);
+    }
+
+    #[test]
+    fn parses_openmetrics_text() {
+        let text = "# HELP throng_ticks Ticks completed.\n# TYPE throng_ticks counter\n\
+            # UNIT t_seconds seconds\nthrong_ticks_total 7\n\
+            t_seconds_bucket{le=\"0.01\"} 10\nt_seconds_bucket{le=\"+Inf\"} 12\n\
+            t_seconds_sum 0.5\nt_seconds_count 12\nlag_seconds 1.5e-3\n# EOF\n";
+        let scrape = Scrape::parse(text);
+        assert_eq!(scrape.value("throng_ticks_total"), Some(7.0));
+        assert_eq!(
+            scrape.buckets("t_seconds"),
+            vec![(0.01, 10.0), (f64::INFINITY, 12.0)]
+        );
+        assert_eq!(scrape.value("lag_seconds"), Some(0.0015));
+        assert_eq!(
+            scrape.samples.len(),
+            6,
+            "the comment and EOF lines are skipped"
+        );
     }
 }
