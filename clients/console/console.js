@@ -145,13 +145,13 @@ function showNumbers(s) {
   $("tick").textContent = s.tick;
   $("players").textContent = s.players;
   $("entities").textContent = s.entities;
-  $("joins").textContent = s.joins_per_s;
-  $("leaves").textContent = s.leaves_per_s;
+  $("joins").textContent = round(s.joins_per_s);
+  $("leaves").textContent = round(s.leaves_per_s);
   $("input-queue").textContent = s.input_queue;
   $("inbound").textContent = `${bytes(s.inbound_bytes_per_s)}/s`;
   $("outbound").textContent = `${bytes(s.outbound_bytes_per_s)}/s`;
-  $("persistence-lag").textContent = `${s.persistence_lag_ms} ms`;
-  $("cpu-cores").textContent = s.cpu_cores;
+  $("persistence-lag").textContent = `${round(s.persistence_lag_ms)} ms`;
+  $("cpu-cores").textContent = s.cpu_cores.toFixed(2);
   $("rss").textContent = bytes(s.rss_bytes);
   const t = s.tick_ms;
   $("tick-ms").textContent = `${t.p50.toFixed(2)} / ${t.p99.toFixed(2)} / ${t.max.toFixed(2)} ms`;
@@ -175,6 +175,9 @@ function row(label, value, className) {
   for (const text of [label, value]) tr.appendChild(document.createElement("td")).textContent = text;
   return tr;
 }
+
+/** Rates and lags arrive as floats: two decimals at most, none when whole. */
+const round = (n) => String(Math.round(n * 100) / 100);
 
 function bytes(n) {
   const units = ["B", "KiB", "MiB", "GiB"];
