@@ -199,6 +199,7 @@ pub(crate) fn despawn_leavers(
         world.despawn(entity);
         let stats = &world.resource::<SharedStats>().0;
         stats.players_connected.fetch_sub(1, Ordering::Relaxed);
+        Stats::bump(&stats.leaves);
     }
 }
 

@@ -47,4 +47,5 @@ pub use throng_protocol as protocol;
 pub use bridge::queues::{ConnectionId, InputOutcome};
 pub use config::Config;
 pub use game::Simulation;
+pub use metrics::console::PositionCopy;
 pub use server::ServerHandle;

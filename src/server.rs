@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::bridge::inbound_queues;
 use crate::config::{Config, Endpoint};
 use crate::game::EngineLinks;
+use crate::metrics::console::{self, Console};
 use crate::metrics::http::{self, MetricsSource};
 use crate::net::admission::PerAddress;
 use crate::net::flush::{FlushRegistry, FlushTask, tick_signal};
@@ -138,6 +139,7 @@ impl ServerHandle {
         let actions = Arc::new(simulation.world.resource::<ActionRegistry>().clone());
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (world_tasks, world_tasks_rx) = crossbeam_channel::unbounded();
         let ctx = Arc::new(NetContext {
             next_connection_id: 1.into(),
             inbound: inbound_tx,
@@ -175,10 +177,9 @@ impl ServerHandle {
             web_addr,
             handle: net,
             thread: net_thread,
-        } = spawn_network(&config, ctx, flush_tasks)?;
+        } = spawn_network(&config, ctx, flush_tasks, world_tasks.clone())?;
 
         let stop_tick = Arc::new(AtomicBool::new(false));
-        let (world_tasks, world_tasks_rx) = crossbeam_channel::unbounded();
         let period = Duration::from_secs_f64(1.0 / f64::from(config.tick_hz));
         let tick_thread = {
             let (stop, stats) = (stop_tick.clone(), stats.clone());
@@ -369,6 +370,7 @@ fn spawn_network(
     config: &Config,
     ctx: Arc<NetContext>,
     flush_tasks: Vec<FlushTask>,
+    world_tasks: crossbeam_channel::Sender<WorldTask>,
 ) -> Result<Network, StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.net_threads)
@@ -394,6 +396,12 @@ fn spawn_network(
     let handle = runtime.handle().clone();
     let stats_every = config.stats_interval_s;
     let action_names = Arc::new(ctx.actions.names());
+    let console = Arc::new(Console::new(
+        world_tasks,
+        config.tick_hz,
+        config.world_size,
+        config.cell_size,
+    ));
     let thread = std::thread::Builder::new()
         .name("throng-net-main".into())
         .spawn(move || {
@@ -409,7 +417,14 @@ fn spawn_network(
                         slots: slots.clone(),
                         shutdown: shutdown.clone(),
                         action_names: action_names.clone(),
+                        console: console.clone(),
                     });
+                    // One snapshot a second for every console viewer (none while nobody watches).
+                    tokio::spawn(console::run_snapshots(
+                        console,
+                        stats.clone(),
+                        ctx.inbound.clone(),
+                    ));
                     tokio::spawn(http::serve(metrics_listener, source));
                 }
                 if let Some(web_listener) = web_listener {

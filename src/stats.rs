@@ -122,6 +122,8 @@ counters! {
     tick_last_us,
     /// Longest tick since the last stat line, microseconds.
     tick_max_us,
+    /// Longest tick since the console's last snapshot, microseconds (swapped to 0 by it).
+    console_tick_max_us,
     /// Accept calls that failed (e.g. out of file descriptors).
     accept_errors,
     /// HTTP (metrics and probes) connections accepted.
@@ -144,6 +146,8 @@ counters! {
     persist_lag_us,
     /// Logins answered by the store.
     logins,
+    /// Players removed from the world (left, kicked or timed out).
+    leaves,
     /// Actions of a kind the game did not register (dropped).
     actions_dropped_unknown_kind,
     /// Server events put into frames (one per event per receiving frame).

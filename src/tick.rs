@@ -82,6 +82,9 @@ fn record_tick(stats: &Stats, started: Instant, finished: Instant, deadline: Ins
     Stats::bump(&stats.ticks);
     stats.tick_last_us.store(micros, Ordering::Relaxed);
     stats.tick_max_us.fetch_max(micros, Ordering::Relaxed);
+    stats
+        .console_tick_max_us
+        .fetch_max(micros, Ordering::Relaxed);
     stats.tick_duration.record(took);
     stats.tick_heartbeat.beat(finished);
     if finished > deadline {

@@ -1,5 +1,7 @@
 //! The scrape and probe endpoint, on the network runtime: `/metrics` (Prometheus),
-//! `/healthz` (the tick loop is alive), `/readyz` (players are accepted). HTTP/1.1 is hyper's,
+//! `/healthz` (the tick loop is alive), `/readyz` (players are accepted), and the live
+//! operator console (`/`, its files, `/console/stream`, `/console/player`: see
+//! [`super::console`]). HTTP/1.1 is hyper's,
 //! routing axum's (as on the web listener, `crate::net::web`): our own accept loop, then one
 //! hyper connection per socket, answering one request and closing it. It keeps serving
 //! through a graceful shutdown's drain (so orchestrators see `/readyz` turn 503) until the
@@ -18,7 +20,8 @@
 //! - memory is bounded: hyper's read buffer of at most [`MAX_REQUEST_BYTES`] per held
 //!   connection (a longer head is answered 431), and every request must arrive
 //!   (hyper's header read timeout) and be answered (a timeout around the whole connection)
-//!   within [`REQUEST_TIMEOUT`].
+//!   within [`REQUEST_TIMEOUT`]; only a console stream (Server-Sent Events) outlives it, and
+//!   at most [`MAX_CONSOLE_STREAMS`] are open at once.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,13 +29,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ahash::AHashMap;
-use axum::Router;
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use include_dir::{Dir, include_dir};
 use prometheus_client::registry::Registry;
 use throng_host::proc_stats;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -41,6 +48,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::AbortHandle;
 use tower::ServiceExt;
 
+use super::console::Console;
 use super::exposition::{Format, Readings, ReadingsCollector, registry, render};
 use crate::bridge::InboundSender;
 use crate::stats::Stats;
@@ -56,6 +64,11 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head accepted: hyper's read buffer limit, whose floor is 8 KiB (hyper
 /// panics below it; the hand-written server before it took 4 KiB).
 pub(crate) const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// Console streams open at once; more are answered 503.
+pub(crate) const MAX_CONSOLE_STREAMS: usize = 16;
+
+/// The console page (`GET /`) and its files.
+static CONSOLE_PAGE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/clients/console");
 
 /// A tick loop that has not completed a tick for longer than this is reported unhealthy.
 pub(crate) const HEALTHY_TICK_AGE: Duration = Duration::from_secs(1);
@@ -72,6 +85,8 @@ pub(crate) struct MetricsSource {
     pub shutdown: watch::Receiver<bool>,
     /// The game's action kinds' names, by wire number.
     pub action_names: Arc<Vec<String>>,
+    /// The live console's snapshots and world access.
+    pub console: Arc<Console>,
 }
 
 impl MetricsSource {
@@ -109,6 +124,8 @@ struct Held {
     peer: IpAddr,
     /// Its request head is complete: it is being answered (never evicted).
     answering: bool,
+    /// It answers with a console stream: [`REQUEST_TIMEOUT`] does not end it.
+    streaming: bool,
     task: Option<AbortHandle>,
 }
 
@@ -150,6 +167,7 @@ impl Connections {
             Held {
                 peer,
                 answering: false,
+                streaming: false,
                 task: None,
             },
         );
@@ -173,6 +191,7 @@ struct Server {
     source: Arc<MetricsSource>,
     connections: Mutex<Connections>,
     renders: Semaphore,
+    streams: Arc<Semaphore>,
     /// Holds only the collector of [`Readings`], taken anew on each scrape.
     registry: Registry,
 }
@@ -227,7 +246,18 @@ pub(crate) async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
         };
         let router = router.clone();
         let task = tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, router, &guard)).await;
+            let answering = answer(stream, router, &guard);
+            tokio::pin!(answering);
+            // Every request must be answered in time, unless its answer is a console stream.
+            while tokio::time::timeout(REQUEST_TIMEOUT, &mut answering)
+                .await
+                .is_err()
+            {
+                let held = guard.server.connections();
+                if !held.held.get(&guard.id).is_some_and(|held| held.streaming) {
+                    break;
+                }
+            }
         });
         if let Some(held) = connections.held.get_mut(&id) {
             held.task = Some(task.abort_handle());
@@ -242,6 +272,7 @@ impl Server {
             source,
             connections: Mutex::default(),
             renders: Semaphore::new(MAX_CONCURRENT_RENDERS),
+            streams: Arc::new(Semaphore::new(MAX_CONSOLE_STREAMS)),
             registry: registry(ReadingsCollector(move || collected.readings())),
         }
     }
@@ -253,6 +284,10 @@ fn router(server: Arc<Server>) -> Router {
         .route("/metrics", get(metrics).fallback(only_get))
         .route("/healthz", get(healthz).fallback(only_get))
         .route("/readyz", get(readyz).fallback(only_get))
+        .route("/", get(console_index).fallback(only_get))
+        .route("/{file}", get(console_file).fallback(only_get))
+        .route("/console/stream", get(console_stream).fallback(only_get))
+        .route("/console/player", get(console_player).fallback(only_get))
         .fallback(not_found)
         .with_state(server)
 }
@@ -263,11 +298,12 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (server, id) = (held.server.clone(), held.id);
-    let service = tower::service_fn(move |request: Request<hyper::body::Incoming>| {
+    let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
         // The request head is complete: this connection is never evicted from now on.
         if let Some(entry) = server.connections().held.get_mut(&id) {
             entry.answering = true;
         }
+        request.extensions_mut().insert(HeldId(id));
         router.clone().oneshot(request)
     });
     let _ = hyper::server::conn::http1::Builder::new()
@@ -314,8 +350,92 @@ async fn not_found(request: Request) -> Response {
     }
     plain(
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /healthz or /readyz\n",
+        "not found; try /, /metrics, /healthz or /readyz\n",
     )
+}
+
+/// The held connection a request arrived on.
+#[derive(Clone, Copy)]
+struct HeldId(u64);
+
+/// `GET /`: the console page.
+async fn console_index() -> Response {
+    embedded(&CONSOLE_PAGE, "index.html")
+}
+
+/// `GET /FILE`: the console page's other files.
+async fn console_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    embedded(&CONSOLE_PAGE, &file)
+}
+
+/// `GET /console/stream`: a `snapshot` event each second (the latest at once, if any).
+async fn console_stream(
+    State(server): State<Arc<Server>>,
+    held: Option<Extension<HeldId>>,
+) -> Response {
+    let Ok(permit) = server.streams.clone().try_acquire_owned() else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many console streams\n",
+        );
+    };
+    if let Some(Extension(HeldId(id))) = held
+        && let Some(entry) = server.connections().held.get_mut(&id)
+    {
+        entry.streaming = true;
+    }
+    let mut snapshots = server.source.console.snapshots.subscribe();
+    let latest = snapshots.borrow_and_update().clone();
+    let state = (snapshots, Some(latest), permit);
+    let events =
+        futures_util::stream::unfold(state, |(mut snapshots, latest, permit)| async move {
+            let mut json = latest.filter(|json| !json.is_empty());
+            while json.is_none() {
+                snapshots.changed().await.ok()?;
+                json = Some(snapshots.borrow_and_update().clone()).filter(|json| !json.is_empty());
+            }
+            let event = Event::default().event("snapshot").data(json?.as_str());
+            Some((Ok::<_, Infallible>(event), (snapshots, None, permit)))
+        });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// `/console/player`'s query.
+#[derive(serde::Deserialize)]
+struct PlayerQuery {
+    name: String,
+}
+
+/// `GET /console/player?name=NAME`: where that player is (any case), or 404.
+async fn console_player(
+    State(server): State<Arc<Server>>,
+    Query(query): Query<PlayerQuery>,
+) -> Response {
+    match server.source.console.find_player(&query.name).await {
+        Some(found) => {
+            let json = serde_json::to_string(&found).expect("a player serialises");
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        None => plain(StatusCode::NOT_FOUND, "no such player\n"),
+    }
+}
+
+/// An embedded file, or 404.
+fn embedded(dir: &'static Dir<'static>, path: &str) -> Response {
+    let Some(file) = dir.get_file(path) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let content_type = match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("map") | Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    };
+    ([(header::CONTENT_TYPE, content_type)], file.contents()).into_response()
 }
 
 /// `/healthz`: 200 while the tick loop completed a tick within [`HEALTHY_TICK_AGE`].
@@ -380,6 +500,7 @@ mod tests {
             slots: Arc::new(Semaphore::new(1)),
             shutdown,
             action_names: Arc::default(),
+            console: Arc::new(Console::new(crossbeam_channel::unbounded().0, 20, 1.0, 1.0)),
         })));
         server.connections().insert(0, IpAddr::from([127, 0, 0, 1]));
         let held = HeldGuard {

@@ -20,6 +20,7 @@ mod common;
 mod admission;
 mod bad_input;
 mod binary;
+mod console;
 mod events_harness;
 mod fuzz_corpus;
 mod gameplay;
