@@ -23,11 +23,13 @@
 //!   the `throng-host` crate, tools/host).
 //! - [`persistence`]: identity, and write-behind of players' state to SQLite.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
+//! - `embedded`: files built into the binary (page, client library, console), served over HTTP.
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
 #![warn(missing_docs, unreachable_pub)]
 
 mod bridge;
 pub mod config;
+pub(crate) mod embedded;
 mod game;
 pub mod harness;
 mod ingest;

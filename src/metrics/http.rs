@@ -360,12 +360,12 @@ struct HeldId(u64);
 
 /// `GET /`: the console page.
 async fn console_index() -> Response {
-    embedded(&CONSOLE_PAGE, "index.html")
+    crate::embedded::serve_file(&CONSOLE_PAGE, "index.html")
 }
 
 /// `GET /FILE`: the console page's other files.
 async fn console_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
-    embedded(&CONSOLE_PAGE, &file)
+    crate::embedded::serve_file(&CONSOLE_PAGE, &file)
 }
 
 /// `GET /console/stream`: a `snapshot` event each second (the latest at once, if any).
@@ -420,22 +420,6 @@ async fn console_player(
         }
         None => plain(StatusCode::NOT_FOUND, "no such player\n"),
     }
-}
-
-/// An embedded file, or 404.
-fn embedded(dir: &'static Dir<'static>, path: &str) -> Response {
-    let Some(file) = dir.get_file(path) else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
-    };
-    let content_type = match path.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("map") | Some("json") => "application/json",
-        Some("svg") => "image/svg+xml",
-        _ => "application/octet-stream",
-    };
-    ([(header::CONTENT_TYPE, content_type)], file.contents()).into_response()
 }
 
 /// `/healthz`: 200 while the tick loop completed a tick within [`HEALTHY_TICK_AGE`].

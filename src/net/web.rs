@@ -230,33 +230,17 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
 
 /// `GET /`: the page.
 async fn index() -> Response {
-    embedded(&PAGE, "index.html")
+    crate::embedded::serve_file(&PAGE, "index.html")
 }
 
 /// `GET /lib/PATH`: the client library.
 async fn library_file(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
-    embedded(&LIBRARY, &path)
+    crate::embedded::serve_file(&LIBRARY, &path)
 }
 
 /// `GET /PATH`: the page's other files.
 async fn page_file(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
-    embedded(&PAGE, &path)
-}
-
-/// An embedded file, or 404.
-fn embedded(dir: &'static Dir<'static>, path: &str) -> Response {
-    let Some(file) = dir.get_file(path) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let content_type = match path.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("map") | Some("json") => "application/json",
-        Some("svg") => "image/svg+xml",
-        _ => "application/octet-stream",
-    };
-    ([(header::CONTENT_TYPE, content_type)], file.contents()).into_response()
+    crate::embedded::serve_file(&PAGE, &path)
 }
 
 #[cfg(test)]
