@@ -7,8 +7,13 @@
 //! without it: the library appends it), durations in seconds, sizes in bytes.
 //!
 //! Hand-written still: the tick-duration histogram ([`super::histogram`]). prometheus-client's
-//! `Histogram` takes a lock per observation, which the tick would pay; ours is one relaxed
-//! atomic add, and the collector hands its buckets to the library's histogram encoder.
+//! `Histogram` keeps its buckets behind a mutex that its encoder also takes, so the tick's
+//! observation could wait behind a scrape on the network side (the tick never waits on a
+//! lock the network side holds). Ours is one relaxed atomic add; a scrape only loads
+//! atomics. Measured (`cargo bench --bench histogram`, 2-core VM, a build running beside):
+//! 5.5-7.5 ns per observation for ours vs 9.5-12.6 ns for the library's, and 9.8-11.4 vs
+//! 11.8-16.7 ns while a scrape encodes in a loop: the mean per tick is negligible either way;
+//! the lock is the reason. The collector hands our buckets to the library's encoder.
 
 use std::fmt;
 use std::sync::Arc;
