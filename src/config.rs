@@ -133,6 +133,12 @@ settings! {
     web: Endpoint = Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 7080))), "127.0.0.1:7080";
     /// Where the Prometheus metrics endpoint and probes listen: IP:PORT, or "off".
     metrics: Endpoint = Endpoint::At(SocketAddr::from(([127, 0, 0, 1], 9100))), "127.0.0.1:9100";
+    /// Bearer token a console kick from a non-loopback peer must present
+    /// (`Authorization: Bearer TOKEN`); empty: such kicks are refused.
+    admin_token: String = String::new(), "empty";
+    /// Whether the metrics address serves the operator console (page, stream, player
+    /// lookup, kick); false answers them 404.
+    console: bool = true, "true";
     /// Directory of the player database (created on first run).
     data_dir: PathBuf = PathBuf::from("data"), "./data";
     /// Seconds between hand-offs of changed players to the persistence thread: at most this

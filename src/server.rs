@@ -402,6 +402,7 @@ fn spawn_network(
         config.world_size,
         config.cell_size,
     ));
+    let (console_enabled, admin_token) = (config.console, config.admin_token.clone());
     let thread = std::thread::Builder::new()
         .name("throng-net-main".into())
         .spawn(move || {
@@ -418,6 +419,8 @@ fn spawn_network(
                         shutdown: shutdown.clone(),
                         action_names: action_names.clone(),
                         console: console.clone(),
+                        console_enabled,
+                        admin_token,
                     });
                     // One snapshot a second for every console viewer (none while nobody watches).
                     tokio::spawn(console::run_snapshots(

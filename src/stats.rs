@@ -132,6 +132,8 @@ counters! {
     http_idle_evicted,
     /// HTTP connections closed unanswered at once: every held one was being answered.
     http_refused_full,
+    /// Console kicks refused: not from loopback and no (or a wrong) admin token.
+    console_kicks_refused,
     /// Batches the tick handed to the persistence thread (merged ones included).
     persist_batches,
     /// Transactions the persistence thread committed.

@@ -228,3 +228,30 @@ async function lookUp() {
     if (wanted !== null && wanted !== name) void lookUp();
   }
 }
+
+// Kicks the player of the find box (POST /console/kick) and shows the server's answer.
+$("kick").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = $("find-name").value.trim();
+  const result = $("kick-result");
+  if (name === "") {
+    result.textContent = "find a player first";
+    return;
+  }
+  const reason = $("kick-reason").value;
+  try {
+    const response = await fetch("/console/kick", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name, reason }),
+    });
+    if (response.ok) {
+      const { kicked } = await response.json();
+      result.textContent = `kicked ${kicked}`;
+    } else {
+      result.textContent = `kick failed: ${response.status} ${(await response.text()).trim()}`;
+    }
+  } catch (error) {
+    result.textContent = `kick failed: ${error.message}`;
+  }
+});

@@ -21,8 +21,8 @@
 //! [`super::flush`]), so the tick never takes tokio's scheduler lock.
 
 use std::cell::UnsafeCell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -36,6 +36,9 @@ struct Shared {
     /// Slots released by the reader so far (written only by the reader).
     released: AtomicUsize,
     close: AtomicU8,
+    /// The close's detail text, when the requester gave one (an operator's kick reason: a
+    /// rare path, so a mutex; set before `close` is stored).
+    close_detail: Mutex<Option<String>>,
     wake: Notify,
     slots: Box<[UnsafeCell<FrameSlot>]>,
 }
@@ -85,6 +88,18 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    fn request_close_with_detail(&self, reason: CloseReason, detail: String) {
+        *self.close_detail.lock().unwrap_or_else(|e| e.into_inner()) = Some(detail);
+        self.request_close(reason);
+    }
+
+    fn close_detail(&self) -> Option<String> {
+        self.close_detail
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn requested_close(&self) -> Option<CloseReason> {
         CloseReason::ALL
             .get(self.close.load(Ordering::Acquire) as usize)
@@ -122,6 +137,7 @@ pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
         published: AtomicUsize::new(0),
         released: AtomicUsize::new(0),
         close: AtomicU8::new(NO_CLOSE),
+        close_detail: Mutex::new(None),
         wake: Notify::new(),
         slots,
     });
@@ -151,6 +167,11 @@ impl OutboxWaker {
     /// Asks the task to close with `reason`, for when the tick cannot (it died).
     pub(crate) fn request_close(&self, reason: CloseReason) {
         self.0.request_close(reason);
+    }
+
+    /// The detail text given with the requested close, if any.
+    pub(crate) fn close_detail(&self) -> Option<String> {
+        self.0.close_detail()
     }
 }
 
@@ -197,6 +218,11 @@ impl OutboxWriter {
     /// Asks the task to send a close with `reason` after the queued frames.
     pub(crate) fn request_close(&self, reason: CloseReason) {
         self.0.request_close(reason);
+    }
+
+    /// As [`OutboxWriter::request_close`], with the Close's detail text (the client sees it).
+    pub(crate) fn request_close_with_detail(&self, reason: CloseReason, detail: String) {
+        self.0.request_close_with_detail(reason, detail);
     }
 }
 
@@ -333,5 +359,9 @@ mod tests {
         assert_eq!(reader.requested_close(), None);
         writer.request_close(CloseReason::ViewTooLarge);
         assert_eq!(reader.requested_close(), Some(CloseReason::ViewTooLarge));
+        assert_eq!(reader.waker().close_detail(), None);
+        writer.request_close_with_detail(CloseReason::Kicked, "bye".into());
+        assert_eq!(reader.requested_close(), Some(CloseReason::Kicked));
+        assert_eq!(reader.waker().close_detail().as_deref(), Some("bye"));
     }
 }

@@ -106,6 +106,16 @@ impl Console {
         .await
         .flatten()
     }
+
+    /// Closes the session of the player named `name` (case-insensitive) with
+    /// [`CloseReason::Kicked`] and `reason` as the Close's detail; its registered name, or
+    /// `None` if no such player is connected (or the tick thread does not answer).
+    pub(crate) async fn kick(&self, name: &str, reason: String) -> Option<String> {
+        let key = name_key(name);
+        self.with_world(move |world| crate::replication::welcome::kick_client(world, &key, reason))
+            .await
+            .flatten()
+    }
 }
 
 /// `/console/player`'s answer.

@@ -176,6 +176,11 @@ fn encode_readings(readings: &Readings, encoder: DescriptorEncoder<'_>) -> fmt::
         ]
         .into_iter(),
     )?;
+    out.counter(
+        "throng_console_kicks_refused_total",
+        "Console kicks refused (from a non-loopback peer without the right admin token).",
+        s.console_kicks_refused,
+    )?;
     out.labelled_gauge(
         "throng_players_by_transport",
         "Players joined whose connection is still open, by transport (of throng_players_connected, counted by the network side).",

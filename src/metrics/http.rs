@@ -35,7 +35,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -87,6 +87,10 @@ pub(crate) struct MetricsSource {
     pub action_names: Arc<Vec<String>>,
     /// The live console's snapshots and world access.
     pub console: Arc<Console>,
+    /// Whether the console (page, stream, lookup, kick) is served; 404 when not.
+    pub console_enabled: bool,
+    /// The token a kick from a non-loopback peer must present (empty: none may kick).
+    pub admin_token: String,
 }
 
 impl MetricsSource {
@@ -245,8 +249,9 @@ pub(crate) async fn serve(listener: TcpListener, source: Arc<MetricsSource>) {
             id,
         };
         let router = router.clone();
+        let peer_ip = stream.peer_addr().map_or(peer, |addr| addr.ip());
         let task = tokio::spawn(async move {
-            let answering = answer(stream, router, &guard);
+            let answering = answer(stream, router, &guard, peer_ip);
             tokio::pin!(answering);
             // Every request must be answered in time, unless its answer is a console stream.
             while tokio::time::timeout(REQUEST_TIMEOUT, &mut answering)
@@ -288,12 +293,13 @@ fn router(server: Arc<Server>) -> Router {
         .route("/{file}", get(console_file).fallback(only_get))
         .route("/console/stream", get(console_stream).fallback(only_get))
         .route("/console/player", get(console_player).fallback(only_get))
+        .route("/console/kick", post(console_kick).fallback(only_post))
         .fallback(not_found)
         .with_state(server)
 }
 
 /// Serves one request on `stream` with hyper, then closes it.
-async fn answer<S>(stream: S, router: Router, held: &HeldGuard)
+async fn answer<S>(stream: S, router: Router, held: &HeldGuard, peer: IpAddr)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -304,6 +310,7 @@ where
             entry.answering = true;
         }
         request.extensions_mut().insert(HeldId(id));
+        request.extensions_mut().insert(PeerIp(peer));
         router.clone().oneshot(request)
     });
     let _ = hyper::server::conn::http1::Builder::new()
@@ -354,17 +361,39 @@ async fn not_found(request: Request) -> Response {
     )
 }
 
+async fn only_post() -> Response {
+    plain(StatusCode::METHOD_NOT_ALLOWED, "only POST\n")
+}
+
 /// The held connection a request arrived on.
 #[derive(Clone, Copy)]
 struct HeldId(u64);
 
+/// The address of the peer a request came from.
+#[derive(Clone, Copy)]
+struct PeerIp(IpAddr);
+
+/// What a disabled console answers.
+fn console_off() -> Response {
+    plain(StatusCode::NOT_FOUND, "the console is turned off\n")
+}
+
 /// `GET /`: the console page.
-async fn console_index() -> Response {
+async fn console_index(State(server): State<Arc<Server>>) -> Response {
+    if !server.source.console_enabled {
+        return console_off();
+    }
     crate::embedded::serve_file(&CONSOLE_PAGE, "index.html")
 }
 
 /// `GET /FILE`: the console page's other files.
-async fn console_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+async fn console_file(
+    State(server): State<Arc<Server>>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Response {
+    if !server.source.console_enabled {
+        return console_off();
+    }
     crate::embedded::serve_file(&CONSOLE_PAGE, &file)
 }
 
@@ -373,6 +402,9 @@ async fn console_stream(
     State(server): State<Arc<Server>>,
     held: Option<Extension<HeldId>>,
 ) -> Response {
+    if !server.source.console_enabled {
+        return console_off();
+    }
     let Ok(permit) = server.streams.clone().try_acquire_owned() else {
         return plain(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -413,6 +445,9 @@ async fn console_player(
     State(server): State<Arc<Server>>,
     Query(query): Query<PlayerQuery>,
 ) -> Response {
+    if !server.source.console_enabled {
+        return console_off();
+    }
     match server.source.console.find_player(&query.name).await {
         Some(found) => {
             let json = serde_json::to_string(&found).expect("a player serialises");
@@ -420,6 +455,94 @@ async fn console_player(
         }
         None => plain(StatusCode::NOT_FOUND, "no such player\n"),
     }
+}
+
+/// Longest kick reason accepted, bytes.
+pub(crate) const MAX_KICK_REASON_BYTES: usize = 200;
+/// Largest kick request body accepted, bytes.
+const MAX_KICK_BODY_BYTES: usize = 4096;
+
+/// `/console/kick`'s body.
+#[derive(serde::Deserialize)]
+struct KickRequest {
+    name: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /console/kick` `{"name": ..., "reason": ...}`: closes that player's session
+/// (any case) with `Close{Kicked, detail: reason}`. Allowed from loopback, or with the admin
+/// token (see [`kick_allowed`]); 403 otherwise, 404 for an unknown player, 400 for a bad body.
+async fn console_kick(
+    State(server): State<Arc<Server>>,
+    peer: Option<Extension<PeerIp>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let source = &server.source;
+    if !source.console_enabled {
+        return console_off();
+    }
+    let loopback = peer.is_some_and(|Extension(PeerIp(ip))| ip.to_canonical().is_loopback());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if !kick_allowed(loopback, &source.admin_token, authorization) {
+        Stats::bump(&source.stats.console_kicks_refused);
+        return plain(StatusCode::FORBIDDEN, "kicking needs the admin token\n");
+    }
+    if body.len() > MAX_KICK_BODY_BYTES {
+        return plain(StatusCode::BAD_REQUEST, "body too large\n");
+    }
+    let Ok(request) = serde_json::from_slice::<KickRequest>(&body) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "expected {\"name\": NAME, \"reason\": TEXT}\n",
+        );
+    };
+    if request.reason.len() > MAX_KICK_REASON_BYTES {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!("the reason is over {MAX_KICK_REASON_BYTES} bytes\n"),
+        );
+    }
+    match source.console.kick(&request.name, request.reason).await {
+        Some(name) => {
+            let json = serde_json::json!({ "kicked": name }).to_string();
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        None => plain(StatusCode::NOT_FOUND, "no such player\n"),
+    }
+}
+
+/// Whether a kick may go ahead: always from a loopback peer; from any other only with
+/// `Authorization: Bearer TOKEN` matching a non-empty `token` setting.
+pub(crate) fn kick_allowed(
+    peer_is_loopback: bool,
+    token: &str,
+    authorization: Option<&str>,
+) -> bool {
+    if peer_is_loopback {
+        return true;
+    }
+    if token.is_empty() {
+        return false;
+    }
+    let Some(presented) = authorization.and_then(|value| value.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    constant_time_eq(presented.trim().as_bytes(), token.as_bytes())
+}
+
+/// `a == b` in time that depends only on the lengths, not on where they differ (so a
+/// remote guesser learns nothing from timing but the token's length): every byte is
+/// compared, the differences OR-ed together, and the result read once at the end.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
 }
 
 /// `/healthz`: 200 while the tick loop completed a tick within [`HEALTHY_TICK_AGE`].
@@ -473,6 +596,34 @@ mod tests {
         assert_eq!(readiness(true, 3).body, "draining for shutdown\n");
     }
 
+    #[test]
+    fn kicks_need_loopback_or_the_right_token() {
+        // Loopback: always, token or not.
+        assert!(kick_allowed(true, "", None));
+        assert!(kick_allowed(true, "secret", Some("Bearer wrong")));
+        // Remote, no token set: refused whatever is presented.
+        assert!(!kick_allowed(false, "", None));
+        assert!(!kick_allowed(false, "", Some("Bearer ")));
+        assert!(!kick_allowed(false, "", Some("Bearer anything")));
+        // Remote, token set: only the right bearer token.
+        assert!(!kick_allowed(false, "secret", None));
+        assert!(!kick_allowed(false, "secret", Some("Bearer wrong!")));
+        assert!(!kick_allowed(false, "secret", Some("Bearer secre")));
+        assert!(!kick_allowed(false, "secret", Some("secret")));
+        assert!(!kick_allowed(false, "secret", Some("Basic secret")));
+        assert!(kick_allowed(false, "secret", Some("Bearer secret")));
+    }
+
+    #[test]
+    fn the_constant_time_compare_is_equality() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"token", b"token"));
+        assert!(!constant_time_eq(b"token", b"tokeN"));
+        assert!(!constant_time_eq(b"Token", b"token"));
+        assert!(!constant_time_eq(b"token", b"token2"));
+        assert!(!constant_time_eq(b"tok", b"token"));
+    }
+
     /// What the endpoint writes back to `request`, sent on a fresh connection.
     async fn exchange(request: &[u8]) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -485,6 +636,8 @@ mod tests {
             shutdown,
             action_names: Arc::default(),
             console: Arc::new(Console::new(crossbeam_channel::unbounded().0, 20, 1.0, 1.0)),
+            console_enabled: true,
+            admin_token: String::new(),
         })));
         server.connections().insert(0, IpAddr::from([127, 0, 0, 1]));
         let held = HeldGuard {
@@ -495,7 +648,12 @@ mod tests {
         client.write_all(request).await.unwrap();
         let mut reply = Vec::new();
         let ((), read) = tokio::join!(
-            answer(stream, router(server.clone()), &held),
+            answer(
+                stream,
+                router(server.clone()),
+                &held,
+                IpAddr::from([127, 0, 0, 1])
+            ),
             client.read_to_end(&mut reply)
         );
         read.unwrap();

@@ -289,13 +289,13 @@ async fn await_welcome(egress: &Egress, ctx: &NetContext) -> Result<(), Ending> 
         if !blocked && let Some(reason) = egress.waker().requested_close() {
             // Closed before the tick published a Welcome (the tick died, or a stuck tick
             // was bypassed at shutdown): the session never opened.
-            return Err(Ending::close(
-                reason,
+            let detail = egress.waker().close_detail().unwrap_or_else(|| {
                 format!(
                     "closed by the server before the Welcome: {}",
                     reason.as_str()
-                ),
-            ));
+                )
+            });
+            return Err(Ending::close(reason, detail));
         }
         tokio::select! {
             _ = egress.waker().woken() => {}
@@ -396,7 +396,10 @@ fn closed_by_server(egress: &Egress) -> Result<(), Ending> {
     match egress.waker().requested_close() {
         Some(reason) => Err(Ending::close(
             reason,
-            format!("closed by the server: {}", reason.as_str()),
+            egress
+                .waker()
+                .close_detail()
+                .unwrap_or_else(|| format!("closed by the server: {}", reason.as_str())),
         )),
         None => Ok(()),
     }

@@ -53,3 +53,20 @@ pub(crate) fn close_all_clients(world: &mut World, reason: CloseReason) {
         viewer.closing = true;
     }
 }
+
+/// Asks the connected player named `key` (a [`crate::protocol::name_key`]) to close with
+/// [`CloseReason::Kicked`] and `detail` (the operator's reason), and stops sending it
+/// frames. The player's name as registered, or `None` if no such player is connected.
+pub(crate) fn kick_client(world: &mut World, key: &str, detail: String) -> Option<String> {
+    let mut clients = world.query::<(&components::PlayerName, &Connected, &mut Viewer)>();
+    for (name, client, mut viewer) in clients.iter_mut(world) {
+        if crate::protocol::name_key(&name.0) == key {
+            client
+                .outbox
+                .request_close_with_detail(CloseReason::Kicked, detail);
+            viewer.closing = true;
+            return Some(name.0.clone());
+        }
+    }
+    None
+}

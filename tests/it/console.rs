@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::common::bots::{records, walking_bots};
 use crate::common::*;
 use throng::config::{ConfigLayer, Endpoint};
+use throng::protocol::{CloseReason, ServerMessage};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -156,4 +157,131 @@ async fn a_console_viewer_that_never_reads_costs_nothing() {
         assert!(record.frames >= 60, "{record:?}");
     }
     drop(stuck);
+}
+
+/// Sends `POST /console/kick` with `body` and returns the status code and the whole body.
+async fn post_kick(addr: SocketAddr, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /console/kick HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(HANG_GUARD, stream.read_to_end(&mut reply))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_kicks_a_player_by_name_with_a_reason() {
+    let server = start_server(ConfigLayer {
+        metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
+        ..Default::default()
+    });
+    let metrics = server.metrics_addr().expect("metrics on");
+    let mut victim = connect(&server, "Victim").await;
+    let _bystander = connect(&server, "Bystander").await;
+    let (status, body) = post_kick(metrics, r#"{"name": "vICTIM", "reason": "be nice"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["kicked"], "Victim");
+    let refusal = loop {
+        let message = tokio::time::timeout(HANG_GUARD, victim.recv())
+            .await
+            .expect("the close in time")
+            .expect("recv");
+        if let ServerMessage::Close(refusal) = message {
+            break refusal;
+        }
+    };
+    assert_eq!(refusal.reason, CloseReason::Kicked);
+    assert_eq!(refusal.detail, "be nice");
+
+    let (status, _) = post_kick(metrics, r#"{"name": "nobody", "reason": "x"}"#).await;
+    assert_eq!(status, 404);
+    let (status, _) = post_kick(metrics, r#"{"name": "Bystander""#).await;
+    assert_eq!(status, 400);
+    let long = format!(
+        r#"{{"name": "Bystander", "reason": "{}"}}"#,
+        "a".repeat(201)
+    );
+    let (status, _) = post_kick(metrics, &long).await;
+    assert_eq!(status, 400);
+    let (status, _) = get(metrics, "/console/kick").await;
+    assert_eq!(status, 405);
+    let (_, scrape) = get(metrics, "/metrics").await;
+    assert!(
+        scrape.contains("throng_kicks_total{reason=\"kicked\"} 1\n"),
+        "{scrape}"
+    );
+    assert!(scrape.contains("throng_console_kicks_refused_total 0\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_turned_off_is_not_found() {
+    let server = start_server(ConfigLayer {
+        metrics: Some(Endpoint::At("127.0.0.1:0".parse().unwrap())),
+        console: Some(false),
+        ..Default::default()
+    });
+    let metrics = server.metrics_addr().expect("metrics on");
+    for path in [
+        "/",
+        "/console/stream",
+        "/console.js",
+        "/console/player?name=a",
+    ] {
+        assert_eq!(get(metrics, path).await.0, 404, "{path}");
+    }
+    assert_eq!(post_kick(metrics, r#"{"name": "a"}"#).await.0, 404);
+    assert_eq!(get(metrics, "/healthz").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_and_non_http_requests_cost_the_players_nothing() {
+    let server = ServerProcess::start(&[]);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let bots = walking_bots(server.addr, "bystander", 3, &stop).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for request in [
+        format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(1 << 20)).into_bytes(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n".to_vec(),
+    ] {
+        let mut stream = TcpStream::connect(server.metrics).await.unwrap();
+        // The server may answer and close before the whole request is written.
+        let _ = stream.write_all(&request).await;
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(HANG_GUARD, stream.read_to_end(&mut reply))
+            .await
+            .expect("answered or closed in time");
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(
+            reply.is_empty()
+                || reply.starts_with("HTTP/1.1 431 ")
+                || reply.starts_with("HTTP/1.1 400 "),
+            "{reply}"
+        );
+    }
+    assert_eq!(get(server.metrics, "/healthz").await.0, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_tx.send(true).unwrap();
+    for record in records(bots).await {
+        assert_eq!(record.ended, None, "{record:?}");
+        assert_eq!(record.skipped_ticks, 0, "{record:?}");
+        assert!(record.frames >= 30, "{record:?}");
+    }
 }

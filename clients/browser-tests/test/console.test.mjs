@@ -137,3 +137,15 @@ test("find player shows a bot, and 'not found' for nobody; no page errors", { ti
   assert.equal(await page.textContent("#status"), "live");
   assert.deepEqual(pageErrors, []);
 });
+
+test("kick a bot from the page: the answer is shown and the players count drops", { timeout: TEST_TIMEOUT }, async () => {
+  const before = (await stats()).players;
+  await page.fill("#find-name", "bot3");
+  await page.click("#find button");
+  await waitUntil(async () => /^bot3 /.test(await page.textContent("#found")), "bot3's position");
+  await page.fill("#kick-reason", "testing the kick");
+  await page.click("#kick button");
+  await waitUntil(async () => (await page.textContent("#kick-result")) === "kicked bot3", "'kicked bot3'");
+  await waitUntil(async () => (await stats()).players === before - 1, `consoleStats.players to be ${before - 1}`, 10_000, 200);
+  assert.deepEqual(pageErrors, []);
+});

@@ -244,11 +244,14 @@ pub enum CloseReason {
     HandshakesFull,
     /// The client's source address holds its maximum of pending handshakes or of players.
     AddressLimit,
+    /// An operator closed the session (the console's kick); the detail is the operator's
+    /// reason.
+    Kicked,
 }
 
 impl CloseReason {
     /// Every reason, in wire order (for per-reason counters).
-    pub const ALL: [CloseReason; 22] = [
+    pub const ALL: [CloseReason; 23] = [
         CloseReason::ServerFull,
         CloseReason::VersionMismatch,
         CloseReason::ExpectedHello,
@@ -271,6 +274,7 @@ impl CloseReason {
         CloseReason::TooManyFailedLogins,
         CloseReason::HandshakesFull,
         CloseReason::AddressLimit,
+        CloseReason::Kicked,
     ];
 
     /// Position in [`CloseReason::ALL`], which is also the wire index.
@@ -303,6 +307,7 @@ impl CloseReason {
             CloseReason::TooManyFailedLogins => "too_many_failed_logins",
             CloseReason::HandshakesFull => "handshakes_full",
             CloseReason::AddressLimit => "address_limit",
+            CloseReason::Kicked => "kicked",
         }
     }
 }

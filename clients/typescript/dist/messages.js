@@ -35,6 +35,7 @@ export const CLOSE_REASONS = [
     "too_many_failed_logins",
     "handshakes_full",
     "address_limit",
+    "kicked",
 ];
 /** The name of close reason `index`, or `unknown_N` for one newer than this client. */
 export function closeReasonName(index) {

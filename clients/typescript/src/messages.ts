@@ -196,6 +196,7 @@ export const CLOSE_REASONS = [
   "too_many_failed_logins",
   "handshakes_full",
   "address_limit",
+  "kicked",
 ] as const;
 
 /** A close reason this client knows by name. */
