@@ -248,6 +248,12 @@ $("kick").addEventListener("submit", async (event) => {
     if (response.ok) {
       const { kicked } = await response.json();
       result.textContent = `kicked ${kicked}`;
+      // The kicked player is gone: stop following it (a lookup would only find nobody).
+      if (wanted !== null && wanted.toLowerCase() === kicked.toLowerCase()) {
+        wanted = found = null;
+        $("found").textContent = `${kicked}: kicked`;
+        draw();
+      }
     } else {
       result.textContent = `kick failed: ${response.status} ${(await response.text()).trim()}`;
     }
