@@ -209,11 +209,18 @@ impl Simulation {
         self.world.resource::<Inbound>().0.inputs.len()
     }
 
-    /// Entities in the world (a sum over archetypes: cheap enough for every tick).
+    /// The game's entities: those with a wire id (players, NPCs, game objects), which is
+    /// what an operator counts. bevy keeps entities of its own too (observers, resources),
+    /// so a count of every entity would not match what clients and the console see. A sum
+    /// over the archetypes that hold a `NetId`: cheap enough for every tick.
     pub fn entity_count(&self) -> u64 {
+        let Some(net_id) = self.world.component_id::<components::NetId>() else {
+            return 0;
+        };
         self.world
             .archetypes()
             .iter()
+            .filter(|archetype| archetype.contains(net_id))
             .map(|archetype| u64::from(archetype.len()))
             .sum()
     }

@@ -88,7 +88,7 @@ counters! {
     players_connected,
     /// Connections accepted that have not logged in yet (the pending-handshake pool in use).
     handshakes_pending,
-    /// Entities in the world after the last tick.
+    /// Game entities (those with a wire id) after the last tick.
     entities,
     /// Frames received from clients.
     inbound_frames,

@@ -146,7 +146,7 @@ fn encode_readings(readings: &Readings, encoder: DescriptorEncoder<'_>) -> fmt::
     )?;
     out.gauge(
         "throng_entities",
-        "Entities in the world after the last tick.",
+        "Game entities (replicated: players, NPCs, game objects) after the last tick.",
         s.entities,
     )?;
     out.counter(
