@@ -14,8 +14,16 @@ use tokio::net::{TcpSocket, TcpStream};
 
 /// Sends `GET path` and returns the status code and the whole body (the server closes).
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: console\r\n\r\n"),
+    )
+    .await
+}
+
+/// Sends `request` and returns the answer's status code and whole body (the server closes).
+async fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: console\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut reply = Vec::new();
     tokio::time::timeout(HANG_GUARD, stream.read_to_end(&mut reply))
@@ -98,6 +106,9 @@ async fn the_console_streams_snapshots_and_finds_players() {
         let positions = snapshot["positions"].as_array().unwrap();
         let of_players = positions.iter().filter(|p| p[2] == 0).count();
         assert!(of_players >= 5, "{snapshot}");
+        // The count an operator reads is the game's entities, the dots on the minimap (the
+        // test world has no NPCs and nobody moves between ticks here).
+        assert_eq!(snapshot["entities"], positions.len(), "{snapshot}");
         for field in ["p50", "p99", "max"] {
             assert!(snapshot["tick_ms"][field].as_f64().unwrap() >= 0.0);
         }
@@ -161,29 +172,12 @@ async fn a_console_viewer_that_never_reads_costs_nothing() {
 
 /// Sends `POST /console/kick` with `body` and returns the status code and the whole body.
 async fn post_kick(addr: SocketAddr, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!(
         "POST /console/kick HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut reply = Vec::new();
-    tokio::time::timeout(HANG_GUARD, stream.read_to_end(&mut reply))
-        .await
-        .expect("answered in time")
-        .unwrap();
-    let reply = String::from_utf8_lossy(&reply).into_owned();
-    let status = reply
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = reply
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
+    exchange(addr, &request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
