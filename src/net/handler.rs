@@ -289,13 +289,11 @@ async fn await_welcome(egress: &Egress, ctx: &NetContext) -> Result<(), Ending> 
         if !blocked && let Some(reason) = egress.waker().requested_close() {
             // Closed before the tick published a Welcome (the tick died, or a stuck tick
             // was bypassed at shutdown): the session never opened.
-            let detail = egress.waker().close_detail().unwrap_or_else(|| {
-                format!(
-                    "closed by the server before the Welcome: {}",
-                    reason.as_str()
-                )
-            });
-            return Err(Ending::close(reason, detail));
+            return Err(server_close(
+                egress,
+                reason,
+                "closed by the server before the Welcome",
+            ));
         }
         tokio::select! {
             _ = egress.waker().woken() => {}
@@ -394,15 +392,19 @@ fn next_deadline(session: &Session) -> Instant {
 /// `Err` if the tick asked this session to close.
 fn closed_by_server(egress: &Egress) -> Result<(), Ending> {
     match egress.waker().requested_close() {
-        Some(reason) => Err(Ending::close(
-            reason,
-            egress
-                .waker()
-                .close_detail()
-                .unwrap_or_else(|| format!("closed by the server: {}", reason.as_str())),
-        )),
+        Some(reason) => Err(server_close(egress, reason, "closed by the server")),
         None => Ok(()),
     }
+}
+
+/// The ending of a close the server asked for: the detail given with it (an operator's
+/// kick reason), else `what` and the reason.
+fn server_close(egress: &Egress, reason: CloseReason, what: &str) -> Ending {
+    let detail = egress
+        .waker()
+        .close_detail()
+        .unwrap_or_else(|| format!("{what}: {}", reason.as_str()));
+    Ending::close(reason, detail)
 }
 
 /// Answers a Ping, between frames, never inside one. A client that pings without reading
