@@ -41,6 +41,9 @@ pub(crate) struct Connection {
     /// Until the session opens; then the [`Egress`] owns it.
     write: Option<OwnedWriteHalf>,
     frames: Framing,
+    /// Bytes that arrived before this connection had its socket (read by the HTTP server
+    /// past a WebSocket upgrade), taken before the socket is read; empty otherwise.
+    early: Vec<u8>,
     stats: Arc<Stats>,
 }
 
@@ -92,15 +95,16 @@ impl Connection {
         max_frame_bytes: u32,
         stats: Arc<Stats>,
     ) -> Self {
-        let mut reader = WsReader::client_frames(max_frame_bytes);
-        // The HTTP server reads at most its buffer's worth past the request; whatever does
-        // not fit one maximal frame is a frame too large anyway, and is cut here (the reader
-        // then refuses it from its header).
-        let spare = reader.spare();
-        let n = early.len().min(spare.len());
-        spare[..n].copy_from_slice(&early[..n]);
-        reader.filled(n);
-        Self::new(stream, Framing::WebSocket(reader), stats)
+        let mut connection = Self::new(
+            stream,
+            Framing::WebSocket(WsReader::client_frames(max_frame_bytes)),
+            stats,
+        );
+        // The HTTP server may have read several pipelined frames past the request (up to its
+        // 8 KiB buffer), more than the reader holds at once: they are handed to the reader
+        // before the socket is read again, never cut.
+        connection.early = early.to_vec();
+        connection
     }
 
     fn new(stream: TcpStream, frames: Framing, stats: Arc<Stats>) -> Self {
@@ -109,6 +113,7 @@ impl Connection {
             read,
             write: Some(write),
             frames,
+            early: Vec::new(),
             stats,
         }
     }
@@ -155,7 +160,15 @@ impl Connection {
             Framing::Tcp(frames) => frames.spare(),
             Framing::WebSocket(frames) => frames.spare(),
         };
-        match self.read.read(spare).await {
+        let read = if self.early.is_empty() {
+            self.read.read(spare).await
+        } else {
+            let n = self.early.len().min(spare.len());
+            spare[..n].copy_from_slice(&self.early[..n]);
+            self.early.drain(..n);
+            Ok(n)
+        };
+        match read {
             Ok(0) => Err(Ending::ClientLeft),
             Ok(n) => {
                 match &mut self.frames {

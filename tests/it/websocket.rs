@@ -312,3 +312,43 @@ async fn an_upgrade_never_finished_is_closed_at_the_handshake_timeout() {
         Some(4000 + CloseReason::HandshakeTimeout.index() as u16)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_pipelined_behind_the_upgrade_request_are_all_taken_in_order() {
+    // A burst allowance for all 100 inputs at once: this test is about bytes, not rates.
+    let server = start_server(ConfigLayer {
+        input_burst: Some(200),
+        ..shared_world()
+    });
+    // The Hello and 100 inputs in the upgrade request's own write: more bytes than one
+    // maximal message (what the reader holds at once), all read by the HTTP server first.
+    let body = |message: &ClientMessage| throng::protocol::frame_bytes(message)[4..].to_vec();
+    let mut behind = websocket::client_frame(
+        Opcode::Binary,
+        &body(&ClientMessage::Hello(throng::protocol::Hello {
+            protocol_version: throng::protocol::PROTOCOL_VERSION,
+            name: "eager".into(),
+            secret: secret_of("eager"),
+        })),
+        MASK,
+    );
+    for seq in 1..=100 {
+        let input = ClientMessage::Input(Input {
+            seq,
+            dir_x: 1,
+            dir_y: 0,
+        });
+        behind.extend(websocket::client_frame(Opcode::Binary, &body(&input), MASK));
+    }
+    assert!(behind.len() > 512 + websocket::MAX_HEADER_BYTES);
+    let mut ws = WsClient::upgrade_pipelining(web(&server), &behind).await;
+    let mut welcomed = false;
+    loop {
+        match ws.read().await {
+            WsRead::Message(ServerMessage::Welcome(_)) => welcomed = true,
+            WsRead::Message(ServerMessage::Frame(frame)) if frame.ack_seq == 100 => break,
+            WsRead::Message(ServerMessage::Frame(_)) => assert!(welcomed, "Welcome first"),
+            other => panic!("the session ended: {other:?}"),
+        }
+    }
+}

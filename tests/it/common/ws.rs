@@ -27,8 +27,13 @@ pub fn upgrade_request(addr: SocketAddr, path: &str, extra: &str) -> String {
 /// Sends `request` and reads the HTTP response head (up to the blank line) and what follows
 /// it; returns the status code, the head, and the socket.
 pub async fn http(addr: SocketAddr, request: &str) -> (u16, String, TcpStream) {
+    http_bytes(addr, request.as_bytes()).await
+}
+
+/// Like [`http`], with the request (and anything pipelined behind it) as bytes.
+pub async fn http_bytes(addr: SocketAddr, request: &[u8]) -> (u16, String, TcpStream) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("request");
+    stream.write_all(request).await.expect("request");
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -68,7 +73,14 @@ pub enum WsRead {
 impl WsClient {
     /// Upgrades a connection to `addr`'s `/ws`; panics unless answered 101.
     pub async fn upgrade(addr: SocketAddr) -> WsClient {
-        let (status, head, stream) = http(addr, &upgrade_request(addr, "/ws", "")).await;
+        Self::upgrade_pipelining(addr, &[]).await
+    }
+
+    /// Upgrades, with `behind` (frames) sent in the same write as the upgrade request,
+    /// before the answer; panics unless answered 101.
+    pub async fn upgrade_pipelining(addr: SocketAddr, behind: &[u8]) -> WsClient {
+        let request = [upgrade_request(addr, "/ws", "").as_bytes(), behind].concat();
+        let (status, head, stream) = http_bytes(addr, &request).await;
         assert_eq!(status, 101, "{head}");
         assert!(
             head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
