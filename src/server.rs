@@ -191,7 +191,14 @@ impl ServerHandle {
                     simulation.save_everyone();
                 })?
         };
-        tracing::info!(%local_addr, tick_hz = config.tick_hz, world_size = config.world_size, "throng listening");
+        tracing::info!(
+            %local_addr,
+            web = %shown(web_addr),
+            metrics = %shown(metrics_addr),
+            tick_hz = config.tick_hz,
+            world_size = config.world_size,
+            "throng listening"
+        );
         Ok(Self {
             local_addr,
             metrics_addr,
@@ -510,4 +517,9 @@ async fn log_stats(stats: Arc<Stats>, every: Duration) {
             "stats"
         );
     }
+}
+
+/// An optional listener's address for the log: the address, or `off`.
+fn shown(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "off".into(), |addr| addr.to_string())
 }
