@@ -12,13 +12,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Declares every setting once: `doc, key: type = default, "default as shown in --help"`.
 macro_rules! settings {
     ($( $(#[doc = $doc:literal])+ $key:ident : $type:ty = $default:expr, $shown:literal; )*) => {
         /// Every setting, resolved.
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(Clone, Debug, PartialEq, Serialize)]
         pub struct Config {
             $( $(#[doc = $doc])+ pub $key: $type, )*
             /// The `[game]` table of the file: one `[game.NAME]` section per gameplay plugin,
@@ -144,6 +144,14 @@ settings! {
     /// Seconds between hand-offs of changed players to the persistence thread: at most this
     /// much progress is lost if the process is killed.
     save_interval_s: f32 = 1.0, "1";
+    /// Directory to record every tick into, for `throng replay` (docs/RECORDING.md); empty:
+    /// no recording.
+    record: PathBuf = PathBuf::new(), "empty: not recording";
+    /// A recording starts a new segment file once the current one has this many MiB.
+    record_segment_mb: u32 = 64, "64";
+    /// A recording stores a digest of the replicated state every this many ticks (what a
+    /// replay checks; 1 finds a divergence at its exact tick).
+    record_digest_every: u32 = 20, "20";
 }
 
 fn available_cores() -> usize {
@@ -151,8 +159,8 @@ fn available_cores() -> usize {
 }
 
 /// An optional listening address: `off`, or `IP:PORT`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Endpoint {
     /// Not served.
     Off,
@@ -173,6 +181,15 @@ impl std::str::FromStr for Endpoint {
     }
 }
 
+impl From<Endpoint> for String {
+    fn from(endpoint: Endpoint) -> String {
+        match endpoint {
+            Endpoint::Off => "off".to_owned(),
+            Endpoint::At(address) => address.to_string(),
+        }
+    }
+}
+
 impl TryFrom<String> for Endpoint {
     type Error = String;
 
@@ -181,12 +198,13 @@ impl TryFrom<String> for Endpoint {
     }
 }
 
-/// The command line of the `throng` binary.
+/// The command line of the `throng` binary: run the server (the default), or a command.
 #[derive(Parser, Debug)]
 #[command(
     name = "throng",
     version,
-    about = "Authoritative fixed-tick game server for crowds"
+    about = "Authoritative fixed-tick game server for crowds",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// Optional TOML file with any of the keys below (snake_case); flags override it.
@@ -195,6 +213,17 @@ pub struct Cli {
     /// Settings.
     #[command(flatten)]
     pub settings: ConfigLayer,
+    /// Instead of serving: a command.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary can do besides serving.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Replay a recording (made with `--record DIR`) offline, checking every recorded state
+    /// digest; `--until TICK` stops there and prints the world as JSON.
+    Replay(crate::recording::ReplayArgs),
 }
 
 /// A configuration that cannot be used.
@@ -253,6 +282,13 @@ impl ConfigLayer {
 }
 
 impl Config {
+    /// The whole configuration as the TOML a config file would hold (what a recording keeps
+    /// so that a replay runs with the same settings).
+    pub fn to_toml(&self) -> String {
+        // Every value is a number, a string, a bool or the `[game]` table: always TOML.
+        toml::to_string(self).expect("a configuration is TOML")
+    }
+
     /// Resolves the command line: flags over the optional file over the defaults.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
@@ -324,6 +360,12 @@ impl Config {
         if self.failed_logins_burst == 0 || self.failed_logins_burst > 1000 {
             return invalid("failed_logins_burst", "must be 1 to 1000");
         }
+        if self.record_segment_mb == 0 || self.record_segment_mb > 4096 {
+            return invalid("record_segment_mb", "must be 1 to 4096");
+        }
+        if self.record_digest_every == 0 {
+            return invalid("record_digest_every", "must be at least 1");
+        }
         if self.net_threads == 0 || self.sim_threads == 0 {
             return invalid("net_threads/sim_threads", "must be at least 1");
         }
@@ -347,6 +389,17 @@ mod tests {
             config.cell_size, 100.0,
             "cell size defaults to the interest radius"
         );
+    }
+
+    #[test]
+    fn a_configuration_written_as_toml_reads_back_equal() {
+        let file: ConfigLayer = toml::from_str(
+            "tick_hz = 30\nweb = \"off\"\nrecord = \"rec\"\n[game.snowball]\nnpcs = 3",
+        )
+        .unwrap();
+        let config = file.resolve().unwrap();
+        let again: ConfigLayer = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(again.resolve().unwrap(), config);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::ingest::{self, Inbound, IngestPlugin};
 use crate::persistence::handoff::{self, PersistencePlugin};
 use crate::persistence::store::Store;
 use crate::protocol::Schema;
+use crate::recording::capture::{self, RecordingPlugin};
 use crate::replication::{self, ReplicationPlugin};
 use crate::stats::Stats;
 
@@ -69,7 +70,7 @@ pub(crate) fn build(
     let mut app = App::empty();
     app.main_mut().update_schedule = Some(ServerTick.intern());
     app.insert_resource(GameSettings::new(config.game.clone()));
-    app.insert_resource(replication::SharedStats(links.stats));
+    app.insert_resource(replication::SharedStats(links.stats.clone()));
     app.add_plugins((
         TickPlugin {
             tick_hz: config.tick_hz,
@@ -84,6 +85,9 @@ pub(crate) fn build(
             links.store,
         ),
     ));
+    if !config.record.as_os_str().is_empty() {
+        app.add_plugins(RecordingPlugin::new(config, links.stats));
+    }
     game(&mut app);
     app.finish();
     app.cleanup();
@@ -184,6 +188,7 @@ impl Simulation {
     pub fn tick(&mut self) {
         self.world.resource_mut::<TickClock>().tick += 1;
         self.world.run_schedule(ServerTick);
+        capture::end_tick(&mut self.world);
         self.world.clear_trackers();
     }
 

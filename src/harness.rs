@@ -11,8 +11,8 @@ use bevy_app::App;
 use crate::bridge::TickSignal;
 use crate::bridge::outbox::{OutboxReader, outbox};
 use crate::bridge::{
-    ConnectionId, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle, PlayerMessage,
-    inbound_queues,
+    ConnectionId, InboundReceiver, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle,
+    PlayerMessage, inbound_queues, unbounded_inbound_queues,
 };
 use crate::config::Config;
 use crate::game::{EngineLinks, Simulation};
@@ -45,8 +45,22 @@ impl Harness {
 
     /// A simulation whose gameplay is registered by `gameplay`.
     pub fn with_gameplay(config: &Config, gameplay: impl FnOnce(&mut App)) -> Self {
+        let queues = inbound_queues(config.max_players, config.input_queue_capacity);
+        Self::build(config, gameplay, queues)
+    }
+
+    /// Like [`Harness::with_gameplay`], with inbound queues that never refuse (a replay puts
+    /// a whole recorded tick in before running it).
+    pub(crate) fn unbounded(config: &Config, gameplay: impl FnOnce(&mut App)) -> Self {
+        Self::build(config, gameplay, unbounded_inbound_queues())
+    }
+
+    fn build(
+        config: &Config,
+        gameplay: impl FnOnce(&mut App),
+        (inbound, receiver): (InboundSender, InboundReceiver),
+    ) -> Self {
         let stats = Arc::new(Stats::default());
-        let (inbound, receiver) = inbound_queues(config.max_players, config.input_queue_capacity);
         let links = EngineLinks {
             inbound: receiver,
             tick_signal: TickSignal::default(),
@@ -68,26 +82,32 @@ impl Harness {
     /// Queues a join (it takes effect at the next tick) and returns the connection id.
     pub fn join(&mut self, name: &str) -> ConnectionId {
         let connection = self.next_connection;
-        self.next_connection += 1;
+        // No store here: every join is a new account (numbered like its connection).
+        let saved = SavedPlayer {
+            account: connection as i64,
+            position: None,
+            components: Vec::new(),
+        };
+        self.join_as(connection, name.to_owned(), saved);
+        connection
+    }
+
+    /// Queues the join of `connection` (an id not used before) with its saved state.
+    pub(crate) fn join_as(&mut self, connection: ConnectionId, name: String, saved: SavedPlayer) {
+        self.next_connection = self.next_connection.max(connection + 1);
         let (writer, reader) = outbox(self.outbound_buffers);
         self.outboxes.insert(connection, reader);
         let join = Join {
             connection,
-            name: name.to_owned(),
+            name,
             outbox: writer,
-            // No store here: every join is a new account (numbered like its connection).
-            saved: SavedPlayer {
-                account: connection as i64,
-                position: None,
-                components: Vec::new(),
-            },
+            saved,
             name_claim: None,
         };
         assert!(
             self.inbound.send_lifecycle(Lifecycle::Join(join)),
             "lifecycle queue accepts the join"
         );
-        connection
     }
 
     /// Queues a leave.
@@ -101,10 +121,10 @@ impl Harness {
 
     /// Queues an input.
     pub fn input(&self, connection: ConnectionId, seq: u32, dir_x: i8, dir_y: i8) -> InputOutcome {
-        self.inbound.send_input(InputEvent {
+        self.send(
             connection,
-            message: PlayerMessage::Input(Input { seq, dir_x, dir_y }),
-        })
+            PlayerMessage::Input(Input { seq, dir_x, dir_y }),
+        )
     }
 
     /// Queues an action of wire kind `kind` with the encoded value `bytes` (the network
@@ -116,9 +136,17 @@ impl Harness {
         kind: u16,
         bytes: Vec<u8>,
     ) -> InputOutcome {
+        self.send(
+            connection,
+            PlayerMessage::Action(Action { seq, kind, bytes }),
+        )
+    }
+
+    /// Queues an input or action.
+    pub(crate) fn send(&self, connection: ConnectionId, message: PlayerMessage) -> InputOutcome {
         self.inbound.send_input(InputEvent {
             connection,
-            message: PlayerMessage::Action(Action { seq, kind, bytes }),
+            message,
         })
     }
 
@@ -161,6 +189,22 @@ impl Harness {
         connection: ConnectionId,
     ) -> Option<crate::protocol::CloseReason> {
         self.outboxes[&connection].requested_close()
+    }
+
+    /// Takes every queued frame, in order per connection, as the bytes a client receives
+    /// (the frame's length prefix excluded).
+    pub(crate) fn drain_frames(&mut self, mut each: impl FnMut(ConnectionId, &[u8])) {
+        let mut frame = Vec::new();
+        for (&connection, outbox) in &mut self.outboxes {
+            while let Some(slot) = outbox.front() {
+                let (head, body) = slot.parts();
+                frame.clear();
+                frame.extend_from_slice(head);
+                frame.extend_from_slice(body);
+                each(connection, &frame[FRAME_HEADER_BYTES..]);
+                outbox.release();
+            }
+        }
     }
 
     /// Plays the part of every connection task: takes the queued frames and releases their

@@ -19,6 +19,7 @@ use components::{
 use crate::bridge::{ConnectionId, Held, InboundReceiver, Join, Leave, Lifecycle, PlayerMessage};
 use crate::config::Config;
 use crate::persistence::store::SavedPlayer;
+use crate::recording::capture::Capture;
 use crate::replication::SharedStats;
 use crate::replication::frames::{Connected, Viewer};
 use crate::stats::Stats;
@@ -125,19 +126,37 @@ pub(crate) struct SpawnRng(pub SplitMix64);
 /// Drains joins and leaves, then records the latest input of each player and delivers
 /// actions as messages, in arrival order.
 pub(crate) fn ingest(world: &mut World) {
+    let tick = world.resource::<TickClock>().tick;
+    // What is drained is recorded as it is taken, when the simulation is recorded.
+    let mut capture = world.remove_resource::<Capture>();
+    let mut recording = capture
+        .as_mut()
+        .and_then(|capture| capture.begin(tick).then_some(capture));
     world.resource_scope(|world, inbound: Mut<Inbound>| {
         for event in inbound.0.lifecycle.try_iter() {
             match event {
-                Lifecycle::Join(join) => spawn_player(world, join),
-                Lifecycle::Leave(leave) => mark_leaving(world, leave),
+                Lifecycle::Join(join) => {
+                    if let Some(recording) = recording.as_mut() {
+                        recording.join(&join);
+                    }
+                    spawn_player(world, join)
+                }
+                Lifecycle::Leave(leave) => {
+                    if let Some(recording) = recording.as_mut() {
+                        recording.leave(&leave);
+                    }
+                    mark_leaving(world, leave)
+                }
             }
         }
-        let tick = world.resource::<TickClock>().tick;
         let mut actions = std::mem::take(&mut world.resource_mut::<ActionInbox>().0);
         world.resource_scope(|world, mut latest: Mut<LatestInputs>| {
             let connections = &world.resource::<Connections>().0;
             let (mut applied, mut unknown) = (0, 0);
             for event in inbound.0.inputs.try_iter() {
+                if let Some(recording) = recording.as_mut() {
+                    recording.message(event.connection, &event.message);
+                }
                 let Some(&entity) = connections.get(&event.connection) else {
                     unknown += 1;
                     continue;
@@ -162,6 +181,9 @@ pub(crate) fn ingest(world: &mut World) {
         }
         world.resource_mut::<ActionInbox>().0 = actions;
     });
+    if let Some(capture) = capture {
+        world.insert_resource(capture);
+    }
 }
 
 /// Writes each action as its kind's message (the network side checked that it decodes).

@@ -23,6 +23,7 @@
 //!   the `throng-host` crate, tools/host).
 //! - [`persistence`]: identity, and write-behind of players' state to SQLite.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
+//! - [`recording`]: every tick recorded while serving (`--record`), replayed offline.
 //! - `embedded`: files built into the binary (page, client library, console), served over HTTP.
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
 #![warn(missing_docs, unreachable_pub)]
@@ -37,6 +38,7 @@ mod metrics;
 pub mod net;
 pub mod persistence;
 pub mod profiling;
+pub mod recording;
 mod replication;
 pub mod server;
 pub mod stats;

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use throng::config::{Cli, Config};
+use throng::config::{Cli, Command, Config};
 use throng::server::{ServerHandle, StopCause};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
@@ -25,7 +25,13 @@ fn main() -> ExitCode {
         )
         .with(throng::profiling::layer())
         .init();
-    let config = match Config::from_cli(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Some(Command::Replay(args)) = &cli.command {
+        return throng::recording::run_replay(args, |app| {
+            app.add_plugins(systems::GamePlugins);
+        });
+    }
+    let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("throng: {error}");

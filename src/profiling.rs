@@ -98,6 +98,15 @@ mod enabled {
         Some(tracing_tracy::TracyLayer::new(ZoneConfig::default()))
     }
 
+    /// Blocks until a Tracy profiler is connected (a replay waits so that its first tick
+    /// is captured). True: this build can be profiled.
+    pub fn wait_for_profiler() -> bool {
+        while !tracy_client::Client::is_connected() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    }
+
     /// Opens the `tick` zone; it closes when the guard drops.
     pub fn tick_zone() -> Option<tracy_client::Span> {
         tracy_client::Client::running()
@@ -155,6 +164,11 @@ mod enabled {
     /// Stands for a zone guard; never exists.
     pub struct NoZone;
 
+    /// No profiler can connect without the `tracy` feature: false at once.
+    pub fn wait_for_profiler() -> bool {
+        false
+    }
+
     /// No zone without the `tracy` feature.
     #[inline(always)]
     pub fn tick_zone() -> Option<NoZone> {
@@ -175,7 +189,7 @@ mod enabled {
     }
 }
 
-pub use enabled::{TickPlots, layer, tick_zone};
+pub use enabled::{TickPlots, layer, tick_zone, wait_for_profiler};
 #[cfg(feature = "tracy")]
 pub use enabled::{ZoneConfig, ZoneFields};
 

@@ -148,6 +148,12 @@ counters! {
     persist_lag_us,
     /// Logins answered by the store.
     logins,
+    /// 1 while a recording is being written, else 0.
+    recording_active,
+    /// Bytes written to recording files.
+    recording_bytes,
+    /// Recordings stopped by an error (a full disk, an unwritable directory, a stuck writer).
+    recording_failures,
     /// Players removed from the world (left, kicked or timed out).
     leaves,
     /// Actions of a kind the game did not register (dropped).

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use crate::actions::{ActionLimits, ActionRegistry, PlayerAction};
 use crate::events::{EventRegistry, OutgoingEvent};
 use crate::persistent::{PersistRegistry, collect_system};
-use crate::replicated::{MAX_REPLICATED_KINDS, ReplicationRegistry, capture_system};
+use crate::replicated::{MAX_REPLICATED_KINDS, ReplicationRegistry, capture_system, describe};
 use crate::settings::GameSettings;
 use crate::tick::ServerTick;
 
@@ -91,6 +91,7 @@ impl GameApp for App {
             "at most {MAX_REPLICATED_KINDS} replicated components"
         );
         registry.names.push(name.to_owned());
+        registry.describe.push(describe::<T>);
         let kind = (registry.names.len() - 1) as u16;
         self.add_systems(ServerTick, capture_system::<T>(kind))
     }

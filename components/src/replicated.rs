@@ -7,6 +7,7 @@
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::system::ScheduleSystem;
+use bevy_ecs::world::EntityRef;
 use serde::Serialize;
 
 /// An entity's id on the wire, as clients know it (small, dense, reused a tick after its
@@ -23,6 +24,14 @@ pub const MAX_REPLICATED_KINDS: usize = 64;
 pub struct ReplicationRegistry {
     /// By wire number.
     pub names: Vec<String>,
+    /// By wire number: the entity's value of the kind as JSON, if it has one (for people
+    /// reading a world: a replay's dump, not the wire).
+    pub describe: Vec<fn(&EntityRef) -> Option<serde_json::Value>>,
+}
+
+/// The entity's `T` as JSON.
+pub fn describe<T: Component + Serialize>(entity: &EntityRef) -> Option<serde_json::Value> {
+    serde_json::to_value(entity.get::<T>()?).ok()
 }
 
 /// One captured change of a replicated component.

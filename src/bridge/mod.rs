@@ -18,7 +18,7 @@ mod tick_signal;
 pub(crate) use outbox::{OutboxReader, outbox};
 pub(crate) use queues::{
     ConnectionId, InboundReceiver, InboundSender, InputEvent, InputOutcome, Join, Leave, Lifecycle,
-    PlayerMessage, inbound_queues,
+    PlayerMessage, inbound_queues, unbounded_inbound_queues,
 };
 pub(crate) use tick_signal::{TickSignal, tick_signals};
 

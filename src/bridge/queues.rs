@@ -93,13 +93,27 @@ pub(crate) fn inbound_queues(
     max_players: usize,
     input_capacity: usize,
 ) -> (InboundSender, InboundReceiver) {
-    let (lifecycle_tx, lifecycle_rx) = crossbeam_channel::bounded(2 * max_players.max(1));
-    let (inputs_tx, inputs_rx) = crossbeam_channel::bounded(input_capacity.max(1));
+    ends(
+        crossbeam_channel::bounded(2 * max_players.max(1)),
+        crossbeam_channel::bounded(input_capacity.max(1)),
+    )
+}
+
+/// Creates both queues without bounds: for a replay, which puts a whole recorded tick in
+/// before running it (the live server's queues are always bounded).
+pub(crate) fn unbounded_inbound_queues() -> (InboundSender, InboundReceiver) {
+    ends(
+        crossbeam_channel::unbounded(),
+        crossbeam_channel::unbounded(),
+    )
+}
+
+fn ends(
+    (lifecycle, lifecycle_rx): (Sender<Lifecycle>, Receiver<Lifecycle>),
+    (inputs, inputs_rx): (Sender<InputEvent>, Receiver<InputEvent>),
+) -> (InboundSender, InboundReceiver) {
     (
-        InboundSender {
-            lifecycle: lifecycle_tx,
-            inputs: inputs_tx,
-        },
+        InboundSender { lifecycle, inputs },
         InboundReceiver {
             lifecycle: lifecycle_rx,
             inputs: inputs_rx,

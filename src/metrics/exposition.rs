@@ -354,6 +354,21 @@ fn encode_readings(readings: &Readings, encoder: DescriptorEncoder<'_>) -> fmt::
         "Time each persistence transaction took.",
         &s.persist_commit_duration,
     )?;
+    out.gauge(
+        "throng_recording_active",
+        "1 while every tick is being recorded (--record), else 0.",
+        s.recording_active,
+    )?;
+    out.counter(
+        "throng_recording_bytes_total",
+        "Bytes written to recording files.",
+        s.recording_bytes,
+    )?;
+    out.counter(
+        "throng_recording_failures_total",
+        "Recordings stopped by an error (full disk, unwritable directory, stuck writer); the server kept serving.",
+        s.recording_failures,
+    )?;
     out.counter(
         "throng_logins_total",
         "Logins answered by the store (new names claimed and returning players).",

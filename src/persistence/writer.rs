@@ -158,7 +158,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("throng-persist".into())
         .spawn(move || {
-            yield_to_the_tick();
+            crate::tick::yield_to_the_tick();
             run(store, kinds, login_rx, batch_rx, spare_tx, stats)
         })?;
     Ok((
@@ -169,21 +169,6 @@ pub fn spawn(
         },
         thread,
     ))
-}
-
-/// Makes this thread a background one: `SCHED_BATCH` (when it wakes it does not preempt the
-/// running thread) at a lower priority (nice 10). Without it, the tick's hand-off (which then
-/// woke this thread) was often descheduled for milliseconds on a 2-core machine while this
-/// thread merged the batch.
-fn yield_to_the_tick() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscalls on the calling thread (pid 0 / who 0), with a valid param.
-    unsafe {
-        if libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) != 0 {
-            tracing::debug!("cannot make the persistence thread SCHED_BATCH");
-        }
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
 }
 
 /// How often the thread looks for batches when no login wakes it.

@@ -30,6 +30,7 @@ mod leaks;
 mod logins;
 mod metrics;
 mod persistence;
+mod recording;
 mod replication_harness;
 mod session;
 mod system_panic;

@@ -79,9 +79,16 @@ impl Wire {
     }
 
     async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+        self.next_frame(decode_server_message)
+            .await?
+            .map_err(Into::into)
+    }
+
+    /// Reads until a whole frame is in and gives its body to `read`.
+    async fn next_frame<T>(&mut self, read: impl FnOnce(&[u8]) -> T) -> Result<T, ClientError> {
         loop {
             if let Some(body) = self.reader.next_frame()? {
-                return Ok(decode_server_message(body)?);
+                return Ok(read(body));
             }
             let n = self.stream.read(self.reader.spare()).await?;
             if n == 0 {
@@ -103,6 +110,8 @@ pub struct Client {
     wire: Wire,
     /// The session parameters the server sent (with the game's schema).
     pub welcome: Welcome,
+    /// The Welcome as received (the frame's body, length prefix excluded).
+    welcome_bytes: Vec<u8>,
     last_seq: u32,
 }
 
@@ -137,10 +146,14 @@ impl Client {
             secret: secret.to_owned(),
         };
         wire.send(&ClientMessage::Hello(hello)).await?;
-        match wire.recv().await? {
+        let (answer, welcome_bytes) = wire
+            .next_frame(|body| (decode_server_message(body), body.to_vec()))
+            .await?;
+        match answer? {
             ServerMessage::Welcome(welcome) => Ok(Client {
                 wire,
                 welcome,
+                welcome_bytes,
                 last_seq: 0,
             }),
             ServerMessage::Reject(refusal) | ServerMessage::Close(refusal) => {
@@ -232,6 +245,17 @@ impl Client {
     /// Receives the next message.
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
         self.wire.recv().await
+    }
+
+    /// Receives the next message as its bytes (the frame's body, length prefix excluded):
+    /// what a test compares byte for byte with what a replay produced.
+    pub async fn recv_bytes(&mut self) -> Result<Vec<u8>, ClientError> {
+        self.wire.next_frame(<[u8]>::to_vec).await
+    }
+
+    /// The Welcome as received (the frame's body, length prefix excluded).
+    pub fn welcome_bytes(&self) -> &[u8] {
+        &self.welcome_bytes
     }
 
     /// Bytes received from the server so far (frame prefixes included).
