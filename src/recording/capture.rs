@@ -102,6 +102,7 @@ impl Plugin for RecordingPlugin {
                     stats: start.stats,
                     thread: Some(thread),
                     stopped: false,
+                    kicks: Vec::new(),
                 });
             }
             Err(error) => {
@@ -129,6 +130,8 @@ pub(crate) struct Capture {
     thread: Option<JoinHandle<()>>,
     /// Recording stopped (an error, or the backlog bound); nothing more is captured.
     stopped: bool,
+    /// Kicks since the last tick: (name key, detail), recorded at the start of the next.
+    kicks: Vec<(String, String)>,
 }
 
 impl Capture {
@@ -140,6 +143,15 @@ impl Capture {
         }
         self.open = true;
         push_entry(&mut self.buffer, &Entry::Tick(tick));
+        for (player, detail) in self.kicks.drain(..) {
+            push_entry(
+                &mut self.buffer,
+                &Entry::Kick {
+                    player: &player,
+                    detail: &detail,
+                },
+            );
+        }
         true
     }
 
@@ -249,6 +261,16 @@ impl Drop for Capture {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Records that the player named `key` was kicked with `detail` (between two ticks, by
+/// the console); nothing when the simulation is not recorded.
+pub(crate) fn record_kick(world: &mut World, key: &str, detail: &str) {
+    if let Some(mut capture) = world.get_resource_mut::<Capture>()
+        && !capture.stopped
+    {
+        capture.kicks.push((key.to_owned(), detail.to_owned()));
     }
 }
 

@@ -111,6 +111,14 @@ pub enum Entry<'a> {
     },
     /// The replicated state at the end of this tick (see `digest.rs`).
     Digest(&'a [u8]),
+    /// An operator kicked a player between the previous tick and this one (recorded because
+    /// the kick stops that player's frames at once).
+    Kick {
+        /// The player's name key (`protocol::name_key`).
+        player: &'a str,
+        /// The operator's reason, sent in the Close.
+        detail: &'a str,
+    },
 }
 
 /// Why bytes are not a readable recording, at a given offset.
@@ -377,6 +385,10 @@ mod tests {
                     bytes: &[1, 2],
                 },
                 Entry::Leave { connection: 7 },
+                Entry::Kick {
+                    player: "ada",
+                    detail: "spam",
+                },
                 Entry::Digest(&[0, 0, 1, 2, 3, 4]),
             ],
         ]

@@ -90,6 +90,8 @@ enum Lifecycle {
 /// One recorded tick, decoded.
 struct RecordedTick {
     tick: u64,
+    /// Console kicks between the previous tick and this one: (name key, detail).
+    kicks: Vec<(String, String)>,
     lifecycle: Vec<Lifecycle>,
     messages: Vec<(ConnectionId, PlayerMessage)>,
     digest: Option<Vec<u8>>,
@@ -228,6 +230,13 @@ impl Replay {
                     expected - 1
                 ),
             });
+        }
+        for (player, detail) in recorded.kicks {
+            crate::replication::welcome::kick_client(
+                &mut self.harness.simulation.world,
+                &player,
+                detail,
+            );
         }
         for event in recorded.lifecycle {
             match event {
@@ -407,6 +416,7 @@ fn decode_ticks(payload: &[u8]) -> Result<Vec<RecordedTick>, Damage> {
         if let Entry::Tick(tick) = entry {
             ticks.push(RecordedTick {
                 tick,
+                kicks: Vec::new(),
                 lifecycle: Vec::new(),
                 messages: Vec::new(),
                 digest: None,
@@ -460,6 +470,9 @@ fn decode_ticks(payload: &[u8]) -> Result<Vec<RecordedTick>, Damage> {
                 }),
             )),
             Entry::Digest(bytes) => current.digest = Some(bytes.to_vec()),
+            Entry::Kick { player, detail } => {
+                current.kicks.push((player.to_owned(), detail.to_owned()))
+            }
         }
     }
     Ok(ticks)
@@ -558,5 +571,62 @@ fn check_gameplay(path: &Path, header: &Header, world: &World) -> Result<(), Rep
             path: path.to_owned(),
             what: differences.join("; "),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigLayer;
+
+    #[test]
+    fn a_kick_between_two_ticks_is_replayed_between_the_same_two_ticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ConfigLayer {
+            record: Some(dir.path().to_owned()),
+            record_digest_every: Some(1),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let mut live = Harness::new(&config);
+        let victim = live.join("victim");
+        live.join("other");
+        let mut received = AHashMap::<ConnectionId, usize>::default();
+        for tick in 1..=20 {
+            live.tick();
+            live.drain_frames(|connection, _| *received.entry(connection).or_default() += 1);
+            if tick == 10 {
+                // What the console's kick does between ticks; the player stays joined (no
+                // leave comes), so only the kick stops its frames.
+                let world = &mut live.simulation.world;
+                assert!(
+                    crate::replication::welcome::kick_client(world, "victim", "x".into()).is_some()
+                );
+                super::super::capture::record_kick(world, "victim", "x");
+            }
+        }
+        drop(live);
+        let path = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut replay = Replay::open(&path, |app| {
+            app.add_plugins(systems::GamePlugins);
+        })
+        .unwrap();
+        let mut produced = AHashMap::<String, usize>::default();
+        while let Some(check) = replay.next_tick().unwrap() {
+            assert_eq!(check, DigestCheck::Matched);
+            replay.drain_frames(|_, name, _| *produced.entry(name.to_owned()).or_default() += 1);
+        }
+        assert_eq!(
+            received[&victim], 11,
+            "the Welcome and frames of ticks 1-10"
+        );
+        assert_eq!(produced["victim"], received[&victim]);
+        assert_eq!(produced["other"], 21);
     }
 }

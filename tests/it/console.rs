@@ -171,7 +171,7 @@ async fn a_console_viewer_that_never_reads_costs_nothing() {
 }
 
 /// Sends `POST /console/kick` with `body` and returns the status code and the whole body.
-async fn post_kick(addr: SocketAddr, body: &str) -> (u16, String) {
+pub(crate) async fn post_kick(addr: SocketAddr, body: &str) -> (u16, String) {
     let request = format!(
         "POST /console/kick HTTP/1.1\r\nHost: console\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{body}",

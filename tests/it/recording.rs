@@ -487,3 +487,56 @@ async fn an_unwritable_recording_directory_stops_recording_and_the_server_keeps_
     assert!(later > first, "frames keep coming");
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_with_a_console_kick_replays_with_the_frames_the_kicked_player_received() {
+    let recordings = TempDir::new().unwrap();
+    let server = start_server(ConfigLayer {
+        record: Some(recordings.path().to_owned()),
+        record_digest_every: Some(1),
+        metrics: Some(throng::config::Endpoint::At("127.0.0.1:0".parse().unwrap())),
+        ..Default::default()
+    });
+    let mut victim = connect(&server, "victim").await;
+    let _bystander = connect(&server, "bystander").await;
+    let mut live = vec![victim.welcome_bytes().to_vec()];
+    for _ in 0..10 {
+        live.push(victim.recv_bytes().await.unwrap());
+    }
+    let metrics = server.metrics_addr().unwrap();
+    let (status, body) =
+        crate::console::post_kick(metrics, r#"{"name": "victim", "reason": "replayed"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    loop {
+        let bytes = tokio::time::timeout(HANG_GUARD, victim.recv_bytes())
+            .await
+            .expect("the close in time")
+            .expect("recv");
+        match decode_server_message(&bytes).unwrap() {
+            ServerMessage::Frame(_) => live.push(bytes),
+            ServerMessage::Close(_) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    let now = server.with_world_after(0, |world| world.resource::<TickClock>().tick);
+    server.with_world_after(now.unwrap() + 5, |_| ());
+    server.shutdown();
+
+    let mut replay = Replay::open(&recording_in(recordings.path()), game).unwrap();
+    let mut produced = Vec::new();
+    while let Some(check) = replay.next_tick().unwrap() {
+        assert_eq!(check, DigestCheck::Matched, "tick {}", replay.tick());
+        replay.drain_frames(|_, name, frame| {
+            if name == "victim" {
+                produced.push(frame.to_vec());
+            }
+        });
+    }
+    assert!(live.len() > 11);
+    assert!(
+        live == produced,
+        "the victim received {} messages, the replay produced {}",
+        live.len(),
+        produced.len()
+    );
+}
