@@ -4,6 +4,8 @@
 //! the inputs and taking the frames out of the outboxes (the network tasks' work) happen
 //! outside the timed region. Prints ns per player-tick (the goal: <= 250 ns at N = 10,000),
 //! bytes per client per tick, and heap allocations per tick (a counting allocator).
+//! `THRONG_BENCH_RECORD=DIR` runs it with every tick recorded into DIR (an A/B of the
+//! recording's cost on the tick).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +55,9 @@ impl Crowd {
                 .ok()
                 .and_then(|v| v.parse().ok()),
             max_players: Some(players),
+            // THRONG_BENCH_RECORD=DIR records every tick into DIR (the tick's side of
+            // recording is then in the timed region; the recording thread runs beside it).
+            record: std::env::var_os("THRONG_BENCH_RECORD").map(Into::into),
             ..Default::default()
         }
         .resolve()

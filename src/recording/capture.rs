@@ -15,7 +15,7 @@ use components::TickClock;
 use components::persistent::PersistRegistry;
 
 use super::digest::DigestState;
-use super::format::{Entry, FORMAT_VERSION, Header, push_entry};
+use super::format::{Entry, FORMAT_VERSION, Header, push_entry, push_input};
 use super::writer::{self, Link, Segments};
 use crate::bridge::{ConnectionId, Join, Leave, PlayerMessage};
 use crate::config::Config;
@@ -187,21 +187,24 @@ impl Capture {
 
     /// Records an input or action, in the order the tick takes them.
     pub(crate) fn message(&mut self, connection: ConnectionId, message: &PlayerMessage) {
-        let entry = match message {
-            PlayerMessage::Input(input) => Entry::Input {
+        match message {
+            PlayerMessage::Input(input) => push_input(
+                &mut self.buffer,
                 connection,
-                seq: input.seq,
-                dir_x: input.dir_x,
-                dir_y: input.dir_y,
-            },
-            PlayerMessage::Action(action) => Entry::Action {
-                connection,
-                seq: action.seq,
-                kind: action.kind,
-                bytes: &action.bytes,
-            },
-        };
-        push_entry(&mut self.buffer, &entry);
+                input.seq,
+                input.dir_x,
+                input.dir_y,
+            ),
+            PlayerMessage::Action(action) => push_entry(
+                &mut self.buffer,
+                &Entry::Action {
+                    connection,
+                    seq: action.seq,
+                    kind: action.kind,
+                    bytes: &action.bytes,
+                },
+            ),
+        }
     }
 
     fn end(&mut self, world: &mut World) {

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::Schema;
+use crate::protocol::{Schema, put_varint};
 
 /// The first bytes of every segment file.
 pub const MAGIC: &[u8; 8] = b"THRONGRC";
@@ -195,6 +195,19 @@ pub fn push_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
     // Serializing into a Vec cannot fail.
     *out = postcard::to_extend(entry, buffer).expect("encode a recording entry");
 }
+
+/// Appends an [`Entry::Input`], byte for byte what [`push_entry`] writes, without serde:
+/// it is the one entry written for every player every tick (measured: the serde path cost
+/// the tick about 25 ns per input at 10,000 players).
+pub fn push_input(out: &mut Vec<u8>, connection: u64, seq: u32, dir_x: i8, dir_y: i8) {
+    out.push(ENTRY_INPUT);
+    put_varint(out, connection);
+    put_varint(out, u64::from(seq));
+    out.extend_from_slice(&[dir_x as u8, dir_y as u8]);
+}
+
+/// Postcard's variant index of [`Entry::Input`].
+const ENTRY_INPUT: u8 = 3;
 
 /// The first tick of a tick buffer (it starts with [`Entry::Tick`]).
 pub fn first_tick(ticks: &[u8]) -> Option<u64> {
@@ -414,6 +427,26 @@ mod tests {
         match entry {
             Entry::Tick(tick) => *tick,
             _ => panic!("a tick opens each chunk"),
+        }
+    }
+
+    #[test]
+    fn an_input_written_by_hand_is_what_serde_writes() {
+        for (connection, seq, dir_x, dir_y) in [
+            (1, 0, 0, 0),
+            (300, 70_000, -127, 127),
+            (u64::MAX, u32::MAX, -1, 5),
+        ] {
+            let (mut by_hand, mut by_serde) = (vec![9], vec![9]);
+            push_input(&mut by_hand, connection, seq, dir_x, dir_y);
+            let entry = Entry::Input {
+                connection,
+                seq,
+                dir_x,
+                dir_y,
+            };
+            push_entry(&mut by_serde, &entry);
+            assert_eq!(by_hand, by_serde);
         }
     }
 

@@ -204,6 +204,23 @@ impl Replay {
         1.0 / f64::from(clock.seconds_per_tick)
     }
 
+    /// Players in the replayed world after the last tick.
+    pub fn players(&self) -> u64 {
+        self.harness
+            .stats
+            .players_connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes of the recording's segment files.
+    pub fn recorded_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|metadata| metadata.len())
+            .sum()
+    }
+
     /// The last tick run (0 before the first).
     pub fn tick(&self) -> u64 {
         self.harness.simulation.current_tick()

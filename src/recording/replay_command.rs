@@ -70,12 +70,14 @@ pub fn run(args: &ReplayArgs, game: impl FnOnce(&mut App)) -> ExitCode {
     let period = Duration::from_secs_f64(1.0 / tick_hz);
     let started = Instant::now();
     let mut digests = 0u64;
+    let mut player_ticks = 0u64;
     let status = loop {
         if args.until.is_some_and(|until| replay.tick() >= until) {
             break MATCHED;
         }
         let check = replay.next_tick();
         replay.discard_frames();
+        player_ticks += replay.players();
         match check {
             Ok(Some(DigestCheck::NotRecorded)) => {}
             Ok(Some(DigestCheck::Matched)) => digests += 1,
@@ -115,6 +117,15 @@ pub fn run(args: &ReplayArgs, game: impl FnOnce(&mut App)) -> ExitCode {
         ticks,
         rate / tick_hz,
     );
+    if player_ticks > 0 {
+        let bytes = replay.recorded_bytes();
+        let per_player_tick = bytes as f64 / player_ticks as f64;
+        eprintln!(
+            "throng replay: {bytes} bytes for {player_ticks} player-ticks: {per_player_tick:.1} \
+             bytes per player-tick, {:.0} KiB per player-hour at {tick_hz:.0} Hz",
+            per_player_tick * tick_hz * 3600.0 / 1024.0
+        );
+    }
     if status == MATCHED {
         match args.until {
             Some(until) => {

@@ -331,7 +331,7 @@ fn a_recording_cut_by_kill_9_replays_every_whole_tick() {
 }
 
 /// A short recording made without sockets: 3 players walking for 40 ticks.
-fn small_recording(dir: &Path) -> PathBuf {
+pub(crate) fn small_recording(dir: &Path) -> PathBuf {
     let config: Config = ConfigLayer {
         record: Some(dir.to_owned()),
         record_digest_every: Some(1),

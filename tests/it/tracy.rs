@@ -75,3 +75,34 @@ async fn the_instrumented_server_ticks_serves_and_waits_for_a_profiler_on_localh
     let exit = tokio::task::block_in_place(|| server.wait());
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn the_instrumented_binary_replays_a_recording_as_tracy_frames_on_localhost() {
+    let dir = TempDir::new().unwrap();
+    let path = crate::recording::small_recording(dir.path());
+    // At the recorded rate (40 ticks at 20 Hz), so it is still running when looked at.
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_throng"))
+        .arg("replay")
+        .arg(&path)
+        .arg("--realtime")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let tracy = loop {
+        let sockets = listening(replay.id());
+        if !sockets.is_empty() {
+            break sockets;
+        }
+        assert!(started.elapsed() < HANG_GUARD, "Tracy never listened");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(
+        tracy.iter().all(|s| s.starts_with("0100007F:")),
+        "on 127.0.0.1 only: {tracy:?}"
+    );
+    let output = replay.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("matched the recording"), "{said}");
+}
