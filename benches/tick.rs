@@ -108,7 +108,15 @@ fn whole_tick(c: &mut Criterion) {
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(8));
-    for players in [1_000usize, 10_000, 50_000] {
+    // THRONG_BENCH_PLAYERS=N runs one size only.
+    let sizes = match std::env::var("THRONG_BENCH_PLAYERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        Some(players) => vec![players],
+        None => vec![1_000usize, 10_000, 50_000],
+    };
+    for players in sizes {
         let mut crowd = Crowd::new(players);
         let ticks = 100;
         let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Schema, put_varint};
+use crate::protocol::Schema;
 
 /// The first bytes of every segment file.
 pub const MAGIC: &[u8; 8] = b"THRONGRC";
@@ -197,13 +197,32 @@ pub fn push_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
 }
 
 /// Appends an [`Entry::Input`], byte for byte what [`push_entry`] writes, without serde:
-/// it is the one entry written for every player every tick (measured: the serde path cost
-/// the tick about 25 ns per input at 10,000 players).
+/// it is the one entry written for every player every tick.
 pub fn push_input(out: &mut Vec<u8>, connection: u64, seq: u32, dir_x: i8, dir_y: i8) {
-    out.push(ENTRY_INPUT);
-    put_varint(out, connection);
-    put_varint(out, u64::from(seq));
-    out.extend_from_slice(&[dir_x as u8, dir_y as u8]);
+    // Assembled on the stack and appended with one copy (one capacity check, not six).
+    let mut entry = [0u8; 1 + MAX_VARINT_BYTES + MAX_VARINT_BYTES + 2];
+    entry[0] = ENTRY_INPUT;
+    let mut length = 1;
+    length += varint_into(&mut entry[length..], connection);
+    length += varint_into(&mut entry[length..], u64::from(seq));
+    entry[length] = dir_x as u8;
+    entry[length + 1] = dir_y as u8;
+    out.extend_from_slice(&entry[..length + 2]);
+}
+
+/// Longest LEB128 varint of a u64.
+const MAX_VARINT_BYTES: usize = 10;
+
+/// Writes `value` as a LEB128 varint at the start of `out`; returns its length.
+fn varint_into(out: &mut [u8], mut value: u64) -> usize {
+    let mut length = 0;
+    while value >= 0x80 {
+        out[length] = (value as u8) | 0x80;
+        value >>= 7;
+        length += 1;
+    }
+    out[length] = value as u8;
+    length + 1
 }
 
 /// Postcard's variant index of [`Entry::Input`].
