@@ -5,7 +5,8 @@
 //! outside the timed region. Prints ns per player-tick (the goal: <= 250 ns at N = 10,000),
 //! bytes per client per tick, and heap allocations per tick (a counting allocator).
 //! `THRONG_BENCH_RECORD=DIR` runs it with every tick recorded into DIR (an A/B of the
-//! recording's cost on the tick).
+//! recording's cost on the tick); `THRONG_BENCH_EXECUTOR=multi` with bevy's multi-threaded
+//! executor; `THRONG_BENCH_PLAYERS=N` at one size only.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +59,10 @@ impl Crowd {
             // THRONG_BENCH_RECORD=DIR records every tick into DIR (the tick's side of
             // recording is then in the timed region; the recording thread runs beside it).
             record: std::env::var_os("THRONG_BENCH_RECORD").map(Into::into),
+            // THRONG_BENCH_EXECUTOR=multi compares bevy's multi-threaded executor.
+            executor: std::env::var("THRONG_BENCH_EXECUTOR")
+                .ok()
+                .map(|e| e.parse().expect("single or multi")),
             ..Default::default()
         }
         .resolve()

@@ -122,8 +122,12 @@ settings! {
     slow_reader_kick_s: f32 = 10.0, "10";
     /// Tokio worker threads for sockets.
     net_threads: usize = available_cores(), "number of cores";
-    /// Threads of the ECS compute pool (parallel systems).
+    /// Threads of the ECS compute pool (the parallel loops over players inside systems).
     sim_threads: usize = available_cores(), "number of cores";
+    /// How the tick's systems are scheduled: "single" runs them one after another on the
+    /// tick thread (their parallel loops still spread over sim_threads), "multi" also runs
+    /// independent systems at once (bevy's multi-threaded executor).
+    executor: Executor = Executor::Single, "single";
     /// Seed of the spawn-position generator.
     spawn_seed: u64 = 1, "1";
     /// Seconds between stat lines in the log, 0 for none.
@@ -156,6 +160,33 @@ settings! {
 
 fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// How the tick's systems are scheduled (see the `executor` setting). Single is the default:
+/// at 1,000 to 10,000 players it ran the whole tick 1.5-2x (1,000) to 1.05-1.1x (10,000)
+/// faster than bevy's multi-threaded executor here, with fewer allocations
+/// (docs/BENCHMARKS.md): the systems are short, and starting each as a task costs more than
+/// running them side by side saves. A game with several heavy independent systems may
+/// measure otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    /// One system after another on the tick thread.
+    Single,
+    /// Independent systems at once, on the compute pool.
+    Multi,
+}
+
+impl std::str::FromStr for Executor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "single" => Ok(Executor::Single),
+            "multi" => Ok(Executor::Multi),
+            _ => Err(format!("expected \"single\" or \"multi\", got {text:?}")),
+        }
+    }
 }
 
 /// An optional listening address: `off`, or `IP:PORT`.

@@ -21,7 +21,7 @@ use components::settings::GameSettings;
 use components::{ServerTick, TickClock, TickSet, WorldBounds};
 
 use crate::bridge::TickSignal;
-use crate::config::Config;
+use crate::config::{Config, Executor};
 use crate::ingest::{self, Inbound, IngestPlugin};
 use crate::persistence::handoff::{self, PersistencePlugin};
 use crate::persistence::store::Store;
@@ -76,6 +76,7 @@ pub(crate) fn build(
             tick_hz: config.tick_hz,
             world_size: config.world_size,
             sim_threads: config.sim_threads,
+            executor: config.executor,
         },
         IngestPlugin::new(config, links.inbound),
         ReplicationPlugin::new(config, links.tick_signal),
@@ -128,6 +129,7 @@ struct TickPlugin {
     tick_hz: u16,
     world_size: f32,
     sim_threads: usize,
+    executor: Executor,
 }
 
 impl Plugin for TickPlugin {
@@ -141,7 +143,7 @@ impl Plugin for TickPlugin {
                 .build()
         });
         let mut schedule = Schedule::new(ServerTick);
-        if self.sim_threads == 1 {
+        if self.executor == Executor::Single || self.sim_threads == 1 {
             schedule.set_executor(SingleThreadedExecutor::default());
         }
         schedule.set_build_settings(ScheduleBuildSettings {

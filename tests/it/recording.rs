@@ -125,9 +125,11 @@ async fn a_live_session_replays_bit_exact_and_every_client_got_the_frames_the_re
     let server = start_server(ConfigLayer {
         record: Some(recordings.path().to_owned()),
         record_digest_every: Some(1),
-        // Dense enough that throws hit and views overlap; the multi-threaded executor.
+        // Dense enough that throws hit and views overlap; bevy's multi-threaded executor
+        // (independent systems at once) on 2 threads: the order-sensitive case.
         world_size: Some(400.0),
         sim_threads: Some(2),
+        executor: Some(throng::config::Executor::Multi),
         game: Some(toml::from_str("[snowball]\nnpcs = 20").unwrap()),
         ..Default::default()
     });

@@ -13,6 +13,8 @@ fn config(world_size: f32, radius: f32) -> Config {
         world_size: Some(world_size),
         interest_radius: Some(radius),
         sim_threads: Some(2),
+        // Systems at once too (the default runs them in order): the ordering-sensitive case.
+        executor: Some(throng::config::Executor::Multi),
         ..Default::default()
     }
     .resolve()
@@ -233,6 +235,8 @@ fn a_client_that_takes_no_frame_for_the_kick_time_is_closed_as_a_slow_reader() {
         tick_hz: Some(20),
         slow_reader_kick_s: Some(1.0),
         sim_threads: Some(2),
+        // Systems at once too (the default runs them in order): the ordering-sensitive case.
+        executor: Some(throng::config::Executor::Multi),
         ..Default::default()
     }
     .resolve()
