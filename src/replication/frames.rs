@@ -27,7 +27,7 @@ use crate::protocol::{
 };
 use crate::stats::Stats;
 
-use super::cells::{CellGrid, encode_requested_sections};
+use super::cells::{Cell, CellGrid, encode_requested_sections};
 use super::events::{EventRouting, EventSection};
 use super::grid::{CellIndex, CellRect};
 use super::records::Section;
@@ -382,54 +382,70 @@ fn write_header(out: &mut Vec<u8>, header: &Header, reset: bool) -> usize {
 }
 
 /// Writes the removed, spawned and updated records for a view going from `previous` to
-/// `next`.
+/// `next`. Explicit loops over the rectangles rather than iterator chains: this runs for every
+/// cell's shared body and every client whose view changed, and the chained adapters were
+/// half of its instructions (callgrind, 10,000 players).
 fn write_body(out: &mut Vec<u8>, grid: &CellGrid, previous: Option<CellRect>, next: CellRect) {
-    let geometry = &grid.geometry;
-    let cell = |cx, cy| &grid.cells[geometry.index(cx, cy) as usize];
-    let in_previous = |cx, cy| previous.is_some_and(|p: CellRect| p.contains(cx, cy));
-    // The sections each part of the frame is made of, in order.
-    let removed_sections = || {
-        let lost = previous
-            .into_iter()
-            .flat_map(|p| p.cells())
-            .filter(move |&(cx, cy)| !next.contains(cx, cy))
-            .map(move |(cx, cy)| &cell(cx, cy).previous);
-        let kept = next
-            .cells()
-            .filter(move |&(cx, cy)| in_previous(cx, cy))
-            .map(move |(cx, cy)| &cell(cx, cy).left);
-        lost.chain(kept)
-    };
-    let spawned_sections = || {
-        next.cells().map(move |(cx, cy)| {
-            let c = cell(cx, cy);
-            if in_previous(cx, cy) {
-                &c.entered
-            } else {
-                &c.snapshot
+    let seen = |cx: u32, cy: u32| previous.is_some_and(|p| p.contains(cx, cy));
+    // Removed: the `previous` section of every cell that left the view, then the `left`
+    // section of every cell still in it.
+    append_sections(out, |section| {
+        if let Some(previous) = previous {
+            each_cell(grid, previous, |cx, cy, cell| {
+                if !next.contains(cx, cy) {
+                    section(&cell.previous);
+                }
+            });
+        }
+        each_cell(grid, next, |cx, cy, cell| {
+            if seen(cx, cy) {
+                section(&cell.left);
             }
-        })
-    };
-    let updated_sections = || {
-        next.cells()
-            .filter(move |&(cx, cy)| in_previous(cx, cy))
-            .map(move |(cx, cy)| &cell(cx, cy).updated)
-    };
-    append_sections(out, removed_sections);
-    append_sections(out, spawned_sections);
-    append_sections(out, updated_sections);
+        });
+    });
+    // Spawned: what entered a cell the client saw; everything in a cell new to it.
+    append_sections(out, |section| {
+        each_cell(grid, next, |cx, cy, cell| {
+            section(if seen(cx, cy) {
+                &cell.entered
+            } else {
+                &cell.snapshot
+            })
+        });
+    });
+    // Updated: changes in the cells the client saw.
+    append_sections(out, |section| {
+        each_cell(grid, next, |cx, cy, cell| {
+            if seen(cx, cy) {
+                section(&cell.updated);
+            }
+        });
+    });
 }
 
-/// Writes a postcard `Vec` made of the records of several sections: total count, then bytes.
-fn append_sections<'a, I: Iterator<Item = &'a Section>>(
-    out: &mut Vec<u8>,
-    sections: impl Fn() -> I,
-) {
-    let count: u64 = sections().map(|s| u64::from(s.count)).sum();
+/// Calls `visit` with every cell of `rect`, row by row.
+#[inline]
+fn each_cell<'g>(grid: &'g CellGrid, rect: CellRect, mut visit: impl FnMut(u32, u32, &'g Cell)) {
+    let columns = grid.geometry.columns;
+    for cy in rect.y0..=rect.y1 {
+        let row = (cy * columns) as usize;
+        for cx in rect.x0..=rect.x1 {
+            visit(cx, cy, &grid.cells[row + cx as usize]);
+        }
+    }
+}
+
+/// Writes a postcard `Vec` made of the records of the sections `sections` visits (twice: to
+/// count, then to copy): total count, then bytes.
+fn append_sections(out: &mut Vec<u8>, sections: impl Fn(&mut dyn FnMut(&Section))) {
+    let mut count = 0u64;
+    sections(&mut |section| count += u64::from(section.count));
     put_varint(out, count);
     if count > 0 {
-        for section in sections() {
-            out.extend_from_slice(&section.bytes);
-        }
+        sections(&mut |section| {
+            if !section.bytes.is_empty() {
+                out.extend_from_slice(&section.bytes);
+            }
+        });
     }
 }
