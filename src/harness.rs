@@ -142,6 +142,14 @@ impl Harness {
         )
     }
 
+    /// Makes the next frame the tick publishes for `connection` find its outbox full, as a
+    /// slow reader's would.
+    pub(crate) fn refuse_next_frame(&self, connection: ConnectionId) {
+        if let Some(outbox) = self.outboxes.get(&connection) {
+            outbox.refuse_next_frame();
+        }
+    }
+
     /// Queues an input or action.
     pub(crate) fn send(&self, connection: ConnectionId, message: PlayerMessage) -> InputOutcome {
         self.inbound.send_input(InputEvent {

@@ -319,6 +319,7 @@ fn spawn_player(world: &mut World, join: Join) {
             Viewer::default(),
             Connected {
                 outbox: join.outbox,
+                connection: join.connection,
             },
             Joined {
                 saved: join.saved,

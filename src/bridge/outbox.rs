@@ -21,7 +21,7 @@
 //! [`super::flush`]), so the tick never takes tokio's scheduler lock.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -39,6 +39,9 @@ struct Shared {
     /// The close's detail text, when the requester gave one (an operator's kick reason: a
     /// rare path, so a mutex; set before `close` is stored).
     close_detail: Mutex<Option<String>>,
+    /// The next publish finds the outbox full (a replay reproducing a frame the live server
+    /// dropped for a slow reader; never set on a live server).
+    refuse_next: AtomicBool,
     wake: Notify,
     slots: Box<[UnsafeCell<FrameSlot>]>,
 }
@@ -137,6 +140,7 @@ pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
         published: AtomicUsize::new(0),
         released: AtomicUsize::new(0),
         close: AtomicU8::new(NO_CLOSE),
+        refuse_next: AtomicBool::new(false),
         close_detail: Mutex::new(None),
         wake: Notify::new(),
         slots,
@@ -194,7 +198,10 @@ impl OutboxWriter {
         let shared = &*self.0;
         let published = shared.published.load(Ordering::Relaxed);
         let released = shared.released.load(Ordering::Acquire);
-        if published - released == shared.slots.len() {
+        if published - released == shared.slots.len()
+            || (shared.refuse_next.load(Ordering::Relaxed)
+                && shared.refuse_next.swap(false, Ordering::Relaxed))
+        {
             return Publish::Full;
         }
         // SAFETY: the slot at `published` is free (see `Shared`), and only this unique
@@ -254,6 +261,12 @@ impl OutboxReader {
     /// The close the tick asked for, if any.
     pub(crate) fn requested_close(&self) -> Option<CloseReason> {
         self.0.requested_close()
+    }
+
+    /// Makes the next publish find the outbox full, as a slow reader's would (a replay
+    /// drops the frames the live server dropped).
+    pub(crate) fn refuse_next_frame(&self) {
+        self.0.refuse_next.store(true, Ordering::Relaxed);
     }
 
     /// The connection task's doorbell for this outbox.

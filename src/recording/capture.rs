@@ -20,6 +20,7 @@ use super::writer::{self, Link, Segments};
 use crate::bridge::{ConnectionId, Join, Leave, PlayerMessage};
 use crate::config::Config;
 use crate::protocol::Schema;
+use crate::replication::frames::FramesDropped;
 use crate::stats::Stats;
 
 /// Bytes of ticks the tick side keeps while the recording thread cannot take them; beyond
@@ -220,6 +221,12 @@ impl Capture {
             self.digest_bytes.clear();
             digest.write(world, &mut self.digest_bytes);
             push_entry(&mut self.buffer, &Entry::Digest(&self.digest_bytes));
+        }
+        let mut dropped = world.resource_mut::<FramesDropped>();
+        // In connection order: the frames loop runs in parallel, its order is not the data.
+        dropped.0.sort_unstable();
+        for &connection in &dropped.0 {
+            push_entry(&mut self.buffer, &Entry::FrameDropped { connection });
         }
         self.hand_off(tick);
     }

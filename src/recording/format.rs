@@ -119,6 +119,12 @@ pub enum Entry<'a> {
         /// The operator's reason, sent in the Close.
         detail: &'a str,
     },
+    /// This tick's frame to this connection was dropped: its outbox was full (a slow
+    /// reader). Recorded because a ring's fullness is the network's state, not the world's.
+    FrameDropped {
+        /// The connection.
+        connection: u64,
+    },
 }
 
 /// Why bytes are not a readable recording, at a given offset.
@@ -421,6 +427,7 @@ mod tests {
                     player: "ada",
                     detail: "spam",
                 },
+                Entry::FrameDropped { connection: 7 },
                 Entry::Digest(&[0, 0, 1, 2, 3, 4]),
             ],
         ]

@@ -92,6 +92,8 @@ struct RecordedTick {
     tick: u64,
     /// Console kicks between the previous tick and this one: (name key, detail).
     kicks: Vec<(String, String)>,
+    /// Connections whose frame the live tick dropped (full outbox).
+    dropped: Vec<ConnectionId>,
     lifecycle: Vec<Lifecycle>,
     messages: Vec<(ConnectionId, PlayerMessage)>,
     digest: Option<Vec<u8>>,
@@ -271,6 +273,9 @@ impl Replay {
         for (connection, message) in recorded.messages {
             self.harness.send(connection, message);
         }
+        for connection in recorded.dropped {
+            self.harness.refuse_next_frame(connection);
+        }
         {
             // The same frame and zones as a live tick, so a replay profiles like the server.
             let started = std::time::Instant::now();
@@ -434,6 +439,7 @@ fn decode_ticks(payload: &[u8]) -> Result<Vec<RecordedTick>, Damage> {
             ticks.push(RecordedTick {
                 tick,
                 kicks: Vec::new(),
+                dropped: Vec::new(),
                 lifecycle: Vec::new(),
                 messages: Vec::new(),
                 digest: None,
@@ -490,6 +496,7 @@ fn decode_ticks(payload: &[u8]) -> Result<Vec<RecordedTick>, Damage> {
             Entry::Kick { player, detail } => {
                 current.kicks.push((player.to_owned(), detail.to_owned()))
             }
+            Entry::FrameDropped { connection } => current.dropped.push(connection),
         }
     }
     Ok(ticks)

@@ -20,8 +20,8 @@ use components::TickClock;
 
 use std::sync::Arc;
 
-use crate::bridge::TickSignal;
 use crate::bridge::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody};
+use crate::bridge::{ConnectionId, TickSignal};
 use crate::protocol::{
     CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, finish_frame_followed_by, put_varint,
 };
@@ -40,7 +40,15 @@ use super::{OutboundLimits, SharedStats};
 pub(crate) struct Connected {
     /// Its frame queue.
     pub outbox: OutboxWriter,
+    /// The connection (what a recording names it by).
+    pub connection: ConnectionId,
 }
+
+/// The connections whose frame this tick was dropped because their outbox was full (slow
+/// readers), in no particular order. Whether a client's ring is full is the network's state,
+/// not the world's: a recording keeps this so that a replay drops the same frames.
+#[derive(Resource, Default)]
+pub(crate) struct FramesDropped(pub Vec<ConnectionId>);
 
 /// What a client sees and has been told.
 #[derive(Component, Default, Debug)]
@@ -220,6 +228,8 @@ pub(crate) struct FrameTally {
     bytes: u64,
     resyncs: u64,
     dropped: u64,
+    /// The connections whose frame was dropped.
+    dropped_for: Vec<ConnectionId>,
     events: u64,
     /// Reused for merging a client's events in order.
     event_scratch: Vec<(u32, EventSource, u32)>,
@@ -235,6 +245,7 @@ pub(crate) fn assemble_frames(
     limits: Res<OutboundLimits>,
     stats: Res<SharedStats>,
     mut tallies: Local<Parallel<FrameTally>>,
+    mut dropped: ResMut<FramesDropped>,
     signal: Res<TickSignal>,
     routing: Res<EventRouting>,
 ) {
@@ -308,6 +319,7 @@ pub(crate) fn assemble_frames(
                     // Slow reader: every slot is in flight. Drop this frame; resync later, unless
                     // the client has not taken a single frame for too long.
                     tally.dropped += 1;
+                    tally.dropped_for.push(client.connection);
                     viewer.needs_reset = true;
                     let since = *viewer.starved_since.get_or_insert(clock.tick);
                     if clock.tick - since >= kick_after {
@@ -322,7 +334,9 @@ pub(crate) fn assemble_frames(
             });
         });
     let stats: &Stats = &stats.0;
+    dropped.0.clear();
     for tally in tallies.iter_mut() {
+        dropped.0.append(&mut tally.dropped_for);
         Stats::add(&stats.frames_submitted, std::mem::take(&mut tally.frames));
         Stats::add(&stats.bytes_submitted, std::mem::take(&mut tally.bytes));
         Stats::add(&stats.resyncs, std::mem::take(&mut tally.resyncs));

@@ -92,7 +92,8 @@ impl Plugin for ReplicationPlugin {
             .insert_resource(self.limits)
             .insert_resource(signal)
             .insert_resource(welcome::WelcomeTemplate(self.welcome.clone()))
-            .init_resource::<events::EventRouting>();
+            .init_resource::<events::EventRouting>()
+            .init_resource::<frames::FramesDropped>();
         app.edit_schedule(ServerTick, add_systems);
     }
 }

@@ -542,3 +542,77 @@ async fn a_session_with_a_console_kick_replays_with_the_frames_the_kicked_player
         produced.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_dropped_for_a_slow_reader_are_dropped_in_the_replay_too() {
+    let recordings = TempDir::new().unwrap();
+    let server = start_server(ConfigLayer {
+        record: Some(recordings.path().to_owned()),
+        record_digest_every: Some(1),
+        // Small buffers everywhere, so a client that stops reading soon has its frames
+        // dropped (two frame slots; the kernel's send buffer at its minimum).
+        outbound_buffers: Some(2),
+        send_buffer_bytes: Some(4096),
+        world_size: Some(300.0),
+        game: Some(toml::from_str("[snowball]\nnpcs = 30").unwrap()),
+        ..Default::default()
+    });
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = socket.connect(server.local_addr()).await.unwrap();
+    let mut sloth = Client::handshake(stream, "sloth", &crate::common::secret_of("sloth"))
+        .await
+        .expect("welcomed");
+    let mut live = vec![sloth.welcome_bytes().to_vec()];
+    for _ in 0..10 {
+        live.push(sloth.recv_bytes().await.unwrap());
+    }
+    // Stop reading until the server has dropped some of its frames.
+    eventually("frames dropped for the slow reader", || {
+        server.stats().frames_dropped_slow_reader >= 5
+    })
+    .await;
+    // Read again: what the kernel held, then the resynchronised frames.
+    let mut resets = 0;
+    loop {
+        let bytes = tokio::time::timeout(HANG_GUARD, sloth.recv_bytes())
+            .await
+            .expect("a frame in time")
+            .unwrap();
+        let ServerMessage::Frame(frame) = decode_server_message(&bytes).unwrap() else {
+            panic!("frames only");
+        };
+        resets += usize::from(frame.reset);
+        live.push(bytes);
+        if resets > 0 && live.len() > 200 {
+            break;
+        }
+    }
+    sloth.goodbye().await.unwrap();
+    let dropped = server.stats().frames_dropped_slow_reader;
+    server.shutdown();
+
+    let mut replay = Replay::open(&recording_in(recordings.path()), game).unwrap();
+    let mut produced = Vec::new();
+    while let Some(check) = replay.next_tick().unwrap() {
+        assert_eq!(check, DigestCheck::Matched, "tick {}", replay.tick());
+        replay.drain_frames(|_, name, frame| {
+            if name == "sloth" {
+                produced.push(frame.to_vec());
+            }
+        });
+    }
+    assert!(dropped >= 5, "{dropped} frames dropped live");
+    assert!(
+        live.len() <= produced.len(),
+        "received {}, replayed {}",
+        live.len(),
+        produced.len()
+    );
+    for (index, (received, replayed)) in live.iter().zip(&produced).enumerate() {
+        assert!(
+            received == replayed,
+            "message {index} differs from the replay's"
+        );
+    }
+}
