@@ -21,6 +21,9 @@ use crate::harness::Harness;
 use crate::persistence::store::SavedPlayer;
 use crate::protocol::{Action, Input};
 
+/// Where a segment's header chunk starts (after the magic and the version).
+const HEADER_OFFSET: usize = super::format::PREAMBLE_BYTES;
+
 /// Why a replay cannot start or cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -43,7 +46,7 @@ pub enum ReplayError {
         damage: Damage,
     },
     /// The recording was made with other gameplay (other registered names) than this build.
-    #[error("{}: recorded with different gameplay: {what}", path.display())]
+    #[error("{} at byte {HEADER_OFFSET} (its header): recorded with different gameplay: {what}", path.display())]
     Gameplay {
         /// The file.
         path: PathBuf,
@@ -51,7 +54,7 @@ pub enum ReplayError {
         what: String,
     },
     /// The recorded configuration does not resolve in this build.
-    #[error("{}: the recorded configuration is not valid here: {why}", path.display())]
+    #[error("{} at byte {HEADER_OFFSET} (its header): the recorded configuration is not valid here: {why}", path.display())]
     Config {
         /// The file.
         path: PathBuf,
