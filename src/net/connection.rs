@@ -35,6 +35,11 @@ use crate::stats::Stats;
 /// anyway.
 pub(crate) const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A TCP connection's inbound buffer to start with: room for a few inputs (a frame is 4 +
+/// about 8 bytes). It grows up to `max_inbound_frame_bytes` only for a frame that needs it,
+/// so thousands of players sending inputs keep 128 bytes each, not a maximal frame each.
+const INITIAL_READ_BYTES: usize = 128;
+
 /// One client's socket and its inbound buffer.
 pub(crate) struct Connection {
     read: OwnedReadHalf,
@@ -81,7 +86,7 @@ impl Connection {
     pub(crate) fn tcp(stream: TcpStream, max_frame_bytes: u32, stats: Arc<Stats>) -> Self {
         Self::new(
             stream,
-            Framing::Tcp(FrameReader::new(max_frame_bytes)),
+            Framing::Tcp(FrameReader::growing(INITIAL_READ_BYTES, max_frame_bytes)),
             stats,
         )
     }

@@ -17,23 +17,33 @@ pub enum FrameError {
     },
 }
 
-/// Reassembles length-prefixed frames from a byte stream into a fixed-capacity buffer.
+/// Reassembles length-prefixed frames from a byte stream into a bounded buffer.
 ///
 /// The buffer never grows beyond one maximal frame plus its header, so a connection's
-/// inbound memory is bounded whatever the peer sends.
+/// inbound memory is bounded whatever the peer sends. It may start smaller
+/// ([`FrameReader::growing`]) and grow, once, when a frame needs it.
 pub struct FrameReader {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     max_body: u32,
 }
 
 impl FrameReader {
-    /// A reader accepting bodies of at most `max_body` bytes.
+    /// A reader accepting bodies of at most `max_body` bytes, with room for one from the
+    /// start.
     pub fn new(max_body: u32) -> Self {
+        Self::growing(FRAME_HEADER_BYTES + max_body as usize, max_body)
+    }
+
+    /// A reader accepting bodies of at most `max_body` bytes whose buffer starts at
+    /// `initial` bytes and grows (up to one maximal frame) only when a frame does not fit: a
+    /// server holding thousands of connections that send small frames keeps little per
+    /// connection.
+    pub fn growing(initial: usize, max_body: u32) -> Self {
         let capacity = FRAME_HEADER_BYTES + max_body as usize;
         Self {
-            buf: vec![0; capacity.max(64)].into_boxed_slice(),
+            buf: vec![0; initial.clamp(FRAME_HEADER_BYTES, capacity)],
             start: 0,
             end: 0,
             max_body,
@@ -74,7 +84,12 @@ impl FrameReader {
         }
         let total = FRAME_HEADER_BYTES + announced as usize;
         if available < total {
-            if self.buf.len() - self.start < total {
+            if self.buf.len() < total {
+                // Within the limit (checked above): room for this frame, and some to spare.
+                let limit = FRAME_HEADER_BYTES + self.max_body as usize;
+                self.compact();
+                self.buf.resize(total.max(2 * self.buf.len()).min(limit), 0);
+            } else if self.buf.len() - self.start < total {
                 self.compact();
             }
             return Ok(None);
@@ -132,6 +147,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_growing_reader_grows_to_a_frame_that_does_not_fit_and_never_past_the_limit() {
+        let mut reader = FrameReader::growing(8, 300);
+        let body = [7u8; 300];
+        let mut stream = (body.len() as u32).to_le_bytes().to_vec();
+        stream.extend_from_slice(&body);
+        assert_eq!(feed(&mut reader, &stream), vec![body.to_vec()]);
+        assert!(reader.buf.len() <= FRAME_HEADER_BYTES + 300);
+        assert!(reader.buf.len() >= FRAME_HEADER_BYTES + 300);
+        let mut small = FrameReader::growing(8, 300);
+        let too_big = 301u32.to_le_bytes();
+        small.spare()[..4].copy_from_slice(&too_big);
+        small.filled(4);
+        assert!(small.next_frame().is_err());
+        assert_eq!(small.buf.len(), 8, "refused before growing");
+    }
+
     proptest! {
         #[test]
         fn frames_survive_any_split(seqs in proptest::collection::vec(any::<u32>(), 1..40), chunk in 1usize..50) {
@@ -142,13 +174,14 @@ mod tests {
                 expected.push(frame[FRAME_HEADER_BYTES..].to_vec());
                 stream.extend_from_slice(&frame);
             }
-            let mut reader = FrameReader::new(64);
-            let mut got = Vec::new();
-            for piece in stream.chunks(chunk) {
-                got.extend(feed(&mut reader, piece));
+            for mut reader in [FrameReader::new(64), FrameReader::growing(1, 64)] {
+                let mut got = Vec::new();
+                for piece in stream.chunks(chunk) {
+                    got.extend(feed(&mut reader, piece));
+                }
+                prop_assert_eq!(&got, &expected);
+                prop_assert_eq!(reader.buffered(), 0);
             }
-            prop_assert_eq!(got, expected);
-            prop_assert_eq!(reader.buffered(), 0);
         }
     }
 }
