@@ -26,7 +26,7 @@ use crate::ingest::{self, Inbound, IngestPlugin};
 use crate::persistence::handoff::{self, PersistencePlugin};
 use crate::persistence::store::Store;
 use crate::protocol::Schema;
-use crate::recording::capture::{self, RecordingPlugin};
+use crate::recording::capture;
 use crate::replication::{self, ReplicationPlugin};
 use crate::stats::Stats;
 
@@ -86,9 +86,6 @@ pub(crate) fn build(
             links.store,
         ),
     ));
-    if !config.record.as_os_str().is_empty() {
-        app.add_plugins(RecordingPlugin::new(config, links.stats));
-    }
     game(&mut app);
     app.finish();
     app.cleanup();
@@ -107,6 +104,9 @@ pub(crate) fn build(
         .map_err(BuildError::Schedule)?;
     for startup in [PreStartup.intern(), Startup.intern(), PostStartup.intern()] {
         let _ = world.try_run_schedule(startup);
+    }
+    if !config.record.as_os_str().is_empty() {
+        capture::start(world, config, links.stats);
     }
     Ok(Simulation {
         world: std::mem::take(world),

@@ -15,7 +15,7 @@ use crate::bridge::{
     PlayerMessage, inbound_queues, unbounded_inbound_queues,
 };
 use crate::config::Config;
-use crate::game::{EngineLinks, Simulation};
+use crate::game::{BuildError, EngineLinks, Simulation};
 use crate::ingest::Connections;
 use crate::persistence::store::SavedPlayer;
 use crate::protocol::{Action, FRAME_HEADER_BYTES, Input, ServerMessage, decode_server_message};
@@ -46,12 +46,16 @@ impl Harness {
     /// A simulation whose gameplay is registered by `gameplay`.
     pub fn with_gameplay(config: &Config, gameplay: impl FnOnce(&mut App)) -> Self {
         let queues = inbound_queues(config.max_players, config.input_queue_capacity);
-        Self::build(config, gameplay, queues)
+        Self::build(config, gameplay, queues).expect("the simulation builds")
     }
 
     /// Like [`Harness::with_gameplay`], with inbound queues that never refuse (a replay puts
-    /// a whole recorded tick in before running it).
-    pub(crate) fn unbounded(config: &Config, gameplay: impl FnOnce(&mut App)) -> Self {
+    /// a whole recorded tick in before running it), and the build's error returned (a
+    /// recording's configuration may not suit this build's gameplay).
+    pub(crate) fn unbounded(
+        config: &Config,
+        gameplay: impl FnOnce(&mut App),
+    ) -> Result<Self, BuildError> {
         Self::build(config, gameplay, unbounded_inbound_queues())
     }
 
@@ -59,7 +63,7 @@ impl Harness {
         config: &Config,
         gameplay: impl FnOnce(&mut App),
         (inbound, receiver): (InboundSender, InboundReceiver),
-    ) -> Self {
+    ) -> Result<Self, BuildError> {
         let stats = Arc::new(Stats::default());
         let links = EngineLinks {
             inbound: receiver,
@@ -67,16 +71,15 @@ impl Harness {
             stats: stats.clone(),
             store: None,
         };
-        let simulation =
-            crate::game::build(config, links, gameplay).expect("the simulation builds");
-        Self {
+        let simulation = crate::game::build(config, links, gameplay)?;
+        Ok(Self {
             simulation,
             stats,
             inbound,
             outboxes: AHashMap::default(),
             next_connection: 1,
             outbound_buffers: config.outbound_buffers,
-        }
+        })
     }
 
     /// Queues a join (it takes effect at the next tick) and returns the connection id.
@@ -94,7 +97,7 @@ impl Harness {
 
     /// Queues the join of `connection` (an id not used before) with its saved state.
     pub(crate) fn join_as(&mut self, connection: ConnectionId, name: String, saved: SavedPlayer) {
-        self.next_connection = self.next_connection.max(connection + 1);
+        self.next_connection = self.next_connection.max(connection.saturating_add(1));
         let (writer, reader) = outbox(self.outbound_buffers);
         self.outboxes.insert(connection, reader);
         let join = Join {

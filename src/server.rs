@@ -336,7 +336,9 @@ impl ServerHandle {
             // Open sessions learn of the shutdown through their outboxes. A tick thread that
             // is alive but stuck does not hold the shutdown up for longer than the drain.
             let closed = self.run_on_tick_thread(0, Some(DRAIN_TIMEOUT), |world| {
-                close_all_clients(world, CloseReason::Shutdown)
+                close_all_clients(world, CloseReason::Shutdown);
+                // A replay stops the frames at the same tick.
+                crate::recording::capture::record_close_all(world, CloseReason::Shutdown);
             });
             if closed.is_none() {
                 tracing::warn!("the tick thread did not answer; closing connections directly");

@@ -5,11 +5,10 @@
 //! waits, or wakes a thread: a tick the thread cannot take yet stays in the buffer (the next
 //! tick is appended to it), up to [`MAX_BACKLOG_BYTES`]; beyond that the recording stops.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::TickClock;
 use components::persistent::PersistRegistry;
@@ -19,7 +18,7 @@ use super::format::{Entry, FORMAT_VERSION, Header, push_entry, push_input};
 use super::writer::{self, Link, Segments};
 use crate::bridge::{ConnectionId, Join, Leave, PlayerMessage};
 use crate::config::Config;
-use crate::protocol::Schema;
+use crate::protocol::CloseReason;
 use crate::replication::frames::FramesDropped;
 use crate::stats::Stats;
 
@@ -30,86 +29,54 @@ pub(crate) const MAX_BACKLOG_BYTES: usize = 64 << 20;
 /// Tick buffers in flight between the tick and the thread (about 25 s at 20 Hz).
 const QUEUE_TICKS: usize = 512;
 
-/// Records every tick of the simulation into `config.record` (added by `game::build` when
-/// that is set).
-pub(crate) struct RecordingPlugin {
-    start: Mutex<Option<Start>>,
-}
-
-struct Start {
-    segments: Segments,
-    digest_every: u64,
-    stats: Arc<Stats>,
-}
-
-impl RecordingPlugin {
-    /// Records as `config` says (its whole text goes into every segment's header).
-    pub(crate) fn new(config: &Config, stats: Arc<Stats>) -> Self {
-        let session = format!(
-            "throng-{}-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            std::process::id()
-        );
-        let header = Header {
-            throng_version: env!("CARGO_PKG_VERSION").to_owned(),
-            session,
-            segment: 0,
-            first_tick: 1,
-            digest_every: config.record_digest_every,
-            config: config.to_toml(),
-            // Filled in `finish`, once every plugin has registered its names.
-            schema: Schema::default(),
-            persisted: Vec::new(),
-        };
-        Self {
-            start: Mutex::new(Some(Start {
-                segments: Segments {
-                    dir: config.record.clone(),
-                    max_bytes: u64::from(config.record_segment_mb) << 20,
-                    header,
-                },
+/// Starts recording every tick of the built simulation `world` into `config.record` (called
+/// by `game::build` when that is set, once the build has succeeded: every name is registered
+/// and nothing is written for a simulation that does not start).
+pub(crate) fn start(world: &mut World, config: &Config, stats: Arc<Stats>) {
+    let session = format!(
+        "throng-{}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        std::process::id()
+    );
+    let header = Header {
+        throng_version: env!("CARGO_PKG_VERSION").to_owned(),
+        session,
+        segment: 0,
+        first_tick: 1,
+        digest_every: config.record_digest_every,
+        config: config.to_toml(),
+        schema: crate::game::schema(world),
+        persisted: world.resource::<PersistRegistry>().names(),
+    };
+    let segments = Segments {
+        dir: config.record.clone(),
+        max_bytes: u64::from(config.record_segment_mb) << 20,
+        header,
+    };
+    let link = Arc::new(Link::new(QUEUE_TICKS));
+    match writer::spawn(segments, link.clone(), stats.clone()) {
+        Ok(thread) => {
+            tracing::info!(dir = %config.record.display(), format = FORMAT_VERSION, "recording every tick");
+            world.insert_resource(Capture {
+                buffer: Vec::new(),
+                open: false,
+                last_tick: 0,
                 digest_every: u64::from(config.record_digest_every.max(1)),
+                digest: None,
+                digest_bytes: Vec::new(),
+                link,
                 stats,
-            })),
+                thread: Some(thread),
+                stopped: false,
+                kicks: Vec::new(),
+                close_all: None,
+            });
         }
-    }
-}
-
-impl Plugin for RecordingPlugin {
-    fn build(&self, _app: &mut App) {}
-
-    fn finish(&self, app: &mut App) {
-        let Some(mut start) = self.start.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return;
-        };
-        let world = app.world();
-        start.segments.header.schema = crate::game::schema(world);
-        start.segments.header.persisted = world.resource::<PersistRegistry>().names();
-        let dir = start.segments.dir.clone();
-        let link = Arc::new(Link::new(QUEUE_TICKS));
-        match writer::spawn(start.segments, link.clone(), start.stats.clone()) {
-            Ok(thread) => {
-                tracing::info!(dir = %dir.display(), format = FORMAT_VERSION, "recording every tick");
-                app.insert_resource(Capture {
-                    buffer: Vec::new(),
-                    open: false,
-                    last_tick: 0,
-                    digest_every: start.digest_every,
-                    digest: None,
-                    digest_bytes: Vec::new(),
-                    link,
-                    stats: start.stats,
-                    thread: Some(thread),
-                    stopped: false,
-                    kicks: Vec::new(),
-                });
-            }
-            Err(error) => {
-                Stats::bump(&start.stats.recording_failures);
-                tracing::error!(%error, "cannot start the recording thread; not recording");
-            }
+        Err(error) => {
+            Stats::bump(&stats.recording_failures);
+            tracing::error!(%error, "cannot start the recording thread; not recording");
         }
     }
 }
@@ -133,6 +100,8 @@ pub(crate) struct Capture {
     stopped: bool,
     /// Kicks since the last tick: (name key, detail), recorded at the start of the next.
     kicks: Vec<(String, String)>,
+    /// A close of every client since the last tick (its reason's index), recorded likewise.
+    close_all: Option<u8>,
 }
 
 impl Capture {
@@ -144,6 +113,9 @@ impl Capture {
         }
         self.open = true;
         push_entry(&mut self.buffer, &Entry::Tick(tick));
+        if let Some(reason) = self.close_all.take() {
+            push_entry(&mut self.buffer, &Entry::CloseAll { reason });
+        }
         for (player, detail) in self.kicks.drain(..) {
             push_entry(
                 &mut self.buffer,
@@ -261,12 +233,26 @@ impl Capture {
     fn stop(&mut self) {
         self.stopped = true;
         self.buffer = Vec::new();
+        // The thread writes what it was given, then idles; the recording is over.
+        self.stats.recording_active.store(0, Ordering::Relaxed);
     }
 }
 
 impl Drop for Capture {
     /// The simulation is gone: the thread writes what it was given, syncs and ends.
     fn drop(&mut self) {
+        // Ticks the thread could not take yet (the queue was full) go too: the tick is over,
+        // so waiting for room here holds up nothing but the shutdown.
+        let mut pending = std::mem::take(&mut self.buffer);
+        while !self.stopped && !pending.is_empty() && !self.link.failed.load(Ordering::Acquire) {
+            match self.link.full.push(pending) {
+                Ok(()) => break,
+                Err(back) => {
+                    pending = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
         self.link.done.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -281,6 +267,16 @@ pub(crate) fn record_kick(world: &mut World, key: &str, detail: &str) {
         && !capture.stopped
     {
         capture.kicks.push((key.to_owned(), detail.to_owned()));
+    }
+}
+
+/// Records that every client was asked to close with `reason` (between two ticks, at
+/// shutdown); nothing when the simulation is not recorded.
+pub(crate) fn record_close_all(world: &mut World, reason: CloseReason) {
+    if let Some(mut capture) = world.get_resource_mut::<Capture>()
+        && !capture.stopped
+    {
+        capture.close_all = Some(reason.index() as u8);
     }
 }
 

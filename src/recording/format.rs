@@ -67,7 +67,7 @@ pub struct Header {
 /// bytes when read.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum Entry<'a> {
-    /// Opens tick `0`: what follows until the next `Tick` belongs to it.
+    /// Opens the tick numbered by its field: what follows until the next `Tick` belongs to it.
     Tick(u64),
     /// A connection completed its handshake; the player spawns with its saved state.
     Join {
@@ -119,6 +119,12 @@ pub enum Entry<'a> {
         /// The operator's reason, sent in the Close.
         detail: &'a str,
     },
+    /// The server asked every client to close (its shutdown) between the previous tick and
+    /// this one: from then on no client gets frames and new joiners are closed.
+    CloseAll {
+        /// The close reason's wire index.
+        reason: u8,
+    },
     /// This tick's frame to this connection was dropped: its outbox was full (a slow
     /// reader). Recorded because a ring's fullness is the network's state, not the world's.
     FrameDropped {
@@ -140,7 +146,7 @@ pub enum Damage {
         found: u16,
     },
     /// The file ends inside a chunk (the server was killed while writing it).
-    #[error("truncated chunk: {needed} bytes announced, {available} present")]
+    #[error("truncated chunk: {needed} bytes needed (prefix included), {available} present")]
     Truncated {
         /// Bytes the chunk needs from its start.
         needed: usize,
@@ -427,6 +433,7 @@ mod tests {
                     player: "ada",
                     detail: "spam",
                 },
+                Entry::CloseAll { reason: 3 },
                 Entry::FrameDropped { connection: 7 },
                 Entry::Digest(&[0, 0, 1, 2, 3, 4]),
             ],

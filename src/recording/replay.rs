@@ -19,7 +19,7 @@ use crate::bridge::{ConnectionId, PlayerMessage};
 use crate::config::{Config, ConfigLayer};
 use crate::harness::Harness;
 use crate::persistence::store::SavedPlayer;
-use crate::protocol::{Action, Input};
+use crate::protocol::{Action, CloseReason, Input};
 
 /// Where a segment's header chunk starts (after the magic and the version).
 const HEADER_OFFSET: usize = super::format::PREAMBLE_BYTES;
@@ -72,14 +72,6 @@ pub enum ReplayError {
     },
 }
 
-impl ReplayError {
-    /// Whether this stopped a replay inside the data (a damaged or cut chunk, a missing
-    /// later segment), after the ticks before it replayed, rather than before it started.
-    pub fn is_damage(&self) -> bool {
-        matches!(self, Self::Damaged { .. } | Self::Sequence { .. })
-    }
-}
-
 /// A join or a leave, as recorded.
 enum Lifecycle {
     Join {
@@ -97,6 +89,8 @@ struct RecordedTick {
     kicks: Vec<(String, String)>,
     /// Connections whose frame the live tick dropped (full outbox).
     dropped: Vec<ConnectionId>,
+    /// The server asked every client to close before this tick (its reason's index).
+    close_all: Option<u8>,
     lifecycle: Vec<Lifecycle>,
     messages: Vec<(ConnectionId, PlayerMessage)>,
     digest: Option<Vec<u8>>,
@@ -140,6 +134,8 @@ pub struct Replay {
     harness: Harness,
     header: Header,
     segments: Vec<PathBuf>,
+    /// The first segment missing before later ones of the session (the replay stops there).
+    missing: Option<u32>,
     /// Index into `segments` of the one being read, its bytes and the next chunk's offset.
     segment: usize,
     bytes: Vec<u8>,
@@ -156,7 +152,7 @@ impl Replay {
     /// Opens the recording `path` belongs to (from its first segment, whichever segment
     /// `path` is) and builds its simulation with the gameplay `game` registers.
     pub fn open(path: &Path, game: impl FnOnce(&mut App)) -> Result<Replay, ReplayError> {
-        let segments = session_segments(path)?;
+        let (segments, missing) = session_segments(path)?;
         let first = &segments[0];
         let bytes = read(first)?;
         let (header, reader) = SegmentReader::open(&bytes).map_err(|at| damaged(first, at))?;
@@ -171,13 +167,18 @@ impl Replay {
         }
         let offset = reader.offset();
         let config = recorded_config(first, &header)?;
-        let mut harness = Harness::unbounded(&config, game);
+        let mut harness =
+            Harness::unbounded(&config, game).map_err(|error| ReplayError::Config {
+                path: first.clone(),
+                why: error.to_string(),
+            })?;
         check_gameplay(first, &header, &harness.simulation.world)?;
         let digest = DigestState::new(&mut harness.simulation.world);
         Ok(Replay {
             harness,
             header,
             segments,
+            missing,
             segment: 0,
             bytes,
             offset,
@@ -237,7 +238,9 @@ impl Replay {
     }
 
     /// Runs the next recorded tick and checks its digest if one was recorded; `None` at the
-    /// clean end of the recording.
+    /// clean end of the recording. Take the tick's frames after each call
+    /// ([`Replay::drain_frames`] or [`Replay::discard_frames`]), as the network does: frames
+    /// left in an outbox fill it, and the replay would then drop frames the server sent.
     pub fn next_tick(&mut self) -> Result<Option<DigestCheck>, ReplayError> {
         let Some(recorded) = self.next_recorded()? else {
             return Ok(None);
@@ -252,6 +255,16 @@ impl Replay {
                     expected - 1
                 ),
             });
+        }
+        if let Some(reason) = recorded.close_all {
+            let reason = CloseReason::ALL
+                .get(usize::from(reason))
+                .copied()
+                .unwrap_or(CloseReason::Shutdown);
+            crate::replication::welcome::close_all_clients(
+                &mut self.harness.simulation.world,
+                reason,
+            );
         }
         for (player, detail) in recorded.kicks {
             crate::replication::welcome::kick_client(
@@ -400,7 +413,22 @@ impl Replay {
                 }
                 Some(Err(at)) => return Err(damaged(path, at)),
                 None if self.segment + 1 < self.segments.len() => self.open_next_segment()?,
-                None => return Ok(None),
+                None => {
+                    return match self.missing {
+                        None => Ok(None),
+                        Some(index) => Err(ReplayError::Sequence {
+                            path: super::writer::segment_path(
+                                self.segments[0].parent().unwrap_or(Path::new(".")),
+                                &self.header.session,
+                                index,
+                            ),
+                            why: format!(
+                                "segment {index} is missing, and later segments of the session \
+                                 exist"
+                            ),
+                        }),
+                    };
+                }
             }
         }
     }
@@ -443,6 +471,7 @@ fn decode_ticks(payload: &[u8]) -> Result<Vec<RecordedTick>, Damage> {
                 tick,
                 kicks: Vec::new(),
                 dropped: Vec::new(),
+                close_all: None,
                 lifecycle: Vec::new(),
                 messages: Vec::new(),
                 digest: None,
@@ -500,6 +529,7 @@ fn decode_ticks(payload: &[u8]) -> Result<Vec<RecordedTick>, Damage> {
                 current.kicks.push((player.to_owned(), detail.to_owned()))
             }
             Entry::FrameDropped { connection } => current.dropped.push(connection),
+            Entry::CloseAll { reason } => current.close_all = Some(reason),
         }
     }
     Ok(ticks)
@@ -522,14 +552,10 @@ fn damaged(path: &Path, at: DamageAt) -> ReplayError {
 
 /// The segment files of the session `path` belongs to, from segment 0, contiguous. A file
 /// not named like a segment is taken as a whole recording by itself.
-fn session_segments(path: &Path) -> Result<Vec<PathBuf>, ReplayError> {
+fn session_segments(path: &Path) -> Result<(Vec<PathBuf>, Option<u32>), ReplayError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let Some((session, _)) = name
-        .strip_suffix(".rec")
-        .and_then(|stem| stem.rsplit_once('-'))
-        .filter(|(_, index)| index.len() == 4 && index.bytes().all(|b| b.is_ascii_digit()))
-    else {
-        return Ok(vec![path.to_owned()]);
+    let Some((session, _)) = segment_name(name) else {
+        return Ok((vec![path.to_owned()], None));
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut segments = Vec::new();
@@ -561,7 +587,29 @@ fn session_segments(path: &Path) -> Result<Vec<PathBuf>, ReplayError> {
             ),
         });
     }
-    Ok(segments)
+    // A later segment beyond a missing one: the replay stops where the gap is.
+    let contiguous = segments.len() as u32;
+    let beyond_a_gap = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.filter_map(Result::ok).any(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(segment_name)
+                    .is_some_and(|(s, index)| s == session && index > contiguous)
+            })
+        })
+        .unwrap_or(false);
+    Ok((segments, beyond_a_gap.then_some(contiguous)))
+}
+
+/// A segment file's session and index (`SESSION-NNNN.rec`).
+fn segment_name(name: &str) -> Option<(&str, u32)> {
+    let (session, index) = name.strip_suffix(".rec")?.rsplit_once('-')?;
+    if index.len() != 4 || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((session, index.parse().ok()?))
 }
 
 /// The configuration the recording was made with, not recording itself.

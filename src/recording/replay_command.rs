@@ -89,16 +89,14 @@ pub fn run(args: &ReplayArgs, game: impl FnOnce(&mut App)) -> ExitCode {
                 break DIVERGED;
             }
             Ok(None) => break MATCHED,
-            Err(error) if error.is_damage() => {
+            // Whatever stops a replay that has started (a cut or damaged chunk, a missing or
+            // unreadable later segment) comes after the whole ticks before it.
+            Err(error) => {
                 eprintln!(
                     "throng replay: stopped after tick {}: {error}",
                     replay.tick()
                 );
                 break STOPPED;
-            }
-            Err(error) => {
-                eprintln!("throng replay: {error}");
-                break UNREADABLE;
             }
         }
         if args.realtime {

@@ -436,6 +436,20 @@ fn damaged_and_foreign_recordings_get_a_clear_error_naming_file_offset_and_reaso
         "{said}"
     );
 
+    // A session whose segment 0001 is missing while 0002 exists: segment 0000 replays, then
+    // the replay stops at the gap.
+    let gapped = dir.path().join("gap");
+    std::fs::create_dir(&gapped).unwrap();
+    std::fs::write(gapped.join("throng-5-6-0000.rec"), &bytes).unwrap();
+    std::fs::write(gapped.join("throng-5-6-0002.rec"), &bytes).unwrap();
+    let (status, said) = replay_binary(&gapped.join("throng-5-6-0000.rec"));
+    assert_eq!(status, Some(3), "{said}");
+    assert!(said.contains("stopped after tick 40: "), "{said}");
+    assert!(
+        said.contains("segment 1 is missing, and later segments"),
+        "{said}"
+    );
+
     // A later segment without its first: a replay needs the session from its start.
     let later = dir.path().join("throng-1-2-0001.rec");
     std::fs::write(&later, &bytes).unwrap();
@@ -470,6 +484,29 @@ fn a_recording_of_other_gameplay_is_refused_with_the_names_that_differ() {
         ),
         "{said}"
     );
+}
+
+#[test]
+fn a_recording_whose_settings_this_gameplay_does_not_read_is_refused_not_a_panic() {
+    let dir = TempDir::new().unwrap();
+    let config: Config = ConfigLayer {
+        record: Some(dir.path().to_owned()),
+        game: Some(toml::from_str("[snowball]\nnpcs = 2").unwrap()),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut live = Harness::new(&config);
+    live.tick();
+    drop(live);
+    let path = recording_in(dir.path());
+    let error = Replay::open(&path, |app| {
+        app.add_plugins(systems::movement::MovementPlugin);
+    })
+    .err()
+    .expect("refused");
+    assert!(matches!(error, ReplayError::Config { .. }), "{error}");
+    assert!(error.to_string().contains("snowball"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
