@@ -218,6 +218,22 @@ async fn a_live_session_replays_bit_exact_and_every_client_got_the_frames_the_re
     assert!(compared > CLIENTS * 200, "{compared} messages compared");
 }
 
+/// Replays the one recording in `dir`, checking that every tick's digest matches, and
+/// returns the messages it produced for the player named `player`.
+fn replayed_frames_of(dir: &Path, player: &str) -> Vec<Vec<u8>> {
+    let mut replay = Replay::open(&recording_in(dir), game).unwrap();
+    let mut produced = Vec::new();
+    while let Some(check) = replay.next_tick().unwrap() {
+        assert_eq!(check, DigestCheck::Matched, "tick {}", replay.tick());
+        replay.drain_frames(|_, name, frame| {
+            if name == player {
+                produced.push(frame.to_vec());
+            }
+        });
+    }
+    produced
+}
+
 /// Set while the live server runs: the nudge below reads it, which no replay can reproduce.
 static LIVE: AtomicBool = AtomicBool::new(false);
 
@@ -564,16 +580,7 @@ async fn a_session_with_a_console_kick_replays_with_the_frames_the_kicked_player
     server.with_world_after(now.unwrap() + 5, |_| ());
     server.shutdown();
 
-    let mut replay = Replay::open(&recording_in(recordings.path()), game).unwrap();
-    let mut produced = Vec::new();
-    while let Some(check) = replay.next_tick().unwrap() {
-        assert_eq!(check, DigestCheck::Matched, "tick {}", replay.tick());
-        replay.drain_frames(|_, name, frame| {
-            if name == "victim" {
-                produced.push(frame.to_vec());
-            }
-        });
-    }
+    let produced = replayed_frames_of(recordings.path(), "victim");
     assert!(live.len() > 11);
     assert!(
         live == produced,
@@ -632,16 +639,7 @@ async fn frames_dropped_for_a_slow_reader_are_dropped_in_the_replay_too() {
     let dropped = server.stats().frames_dropped_slow_reader;
     server.shutdown();
 
-    let mut replay = Replay::open(&recording_in(recordings.path()), game).unwrap();
-    let mut produced = Vec::new();
-    while let Some(check) = replay.next_tick().unwrap() {
-        assert_eq!(check, DigestCheck::Matched, "tick {}", replay.tick());
-        replay.drain_frames(|_, name, frame| {
-            if name == "sloth" {
-                produced.push(frame.to_vec());
-            }
-        });
-    }
+    let produced = replayed_frames_of(recordings.path(), "sloth");
     assert!(dropped >= 5, "{dropped} frames dropped live");
     assert!(
         live.len() <= produced.len(),
