@@ -28,7 +28,7 @@ use crate::persistence::sqlite::SqliteStore;
 use crate::persistence::store::StoreError;
 use crate::persistence::writer::PersistenceHandle;
 use crate::protocol::CloseReason;
-use crate::replication::welcome::close_all_clients;
+use crate::recording::capture::close_all_clients;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tick::{WorldTask, run_tick_loop};
 use bevy_app::App;
@@ -336,9 +336,7 @@ impl ServerHandle {
             // Open sessions learn of the shutdown through their outboxes. A tick thread that
             // is alive but stuck does not hold the shutdown up for longer than the drain.
             let closed = self.run_on_tick_thread(0, Some(DRAIN_TIMEOUT), |world| {
-                close_all_clients(world, CloseReason::Shutdown);
-                // A replay stops the frames at the same tick.
-                crate::recording::capture::record_close_all(world, CloseReason::Shutdown);
+                close_all_clients(world, CloseReason::Shutdown)
             });
             if closed.is_none() {
                 tracing::warn!("the tick thread did not answer; closing connections directly");

@@ -148,3 +148,17 @@ export async function waitUntil(check, what, timeoutMs = 15_000, everyMs = 50) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs every cleanup step in order, each guarded: a failure (logged) never skips the steps
+ * after it, so a failed test leaves no process behind.
+ */
+export async function cleanUp(steps) {
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      console.error(`cleanup: ${error.message}`);
+    }
+  }
+}

@@ -112,16 +112,9 @@ impl Console {
     /// `None` if no such player is connected (or the tick thread does not answer).
     pub(crate) async fn kick(&self, name: &str, reason: String) -> Option<String> {
         let key = name_key(name);
-        self.with_world(move |world| {
-            let kicked = crate::replication::welcome::kick_client(world, &key, reason.clone());
-            if kicked.is_some() {
-                // A replay must stop this player's frames at the same tick.
-                crate::recording::capture::record_kick(world, &key, &reason);
-            }
-            kicked
-        })
-        .await
-        .flatten()
+        self.with_world(move |world| crate::recording::capture::kick(world, &key, reason))
+            .await
+            .flatten()
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn start(world: &mut World, config: &Config, stats: Arc<Stats>) {
     );
     let header = Header {
         throng_version: env!("CARGO_PKG_VERSION").to_owned(),
-        session,
+        session: session.clone(),
         segment: 0,
         first_tick: 1,
         digest_every: config.record_digest_every,
@@ -58,7 +58,11 @@ pub(crate) fn start(world: &mut World, config: &Config, stats: Arc<Stats>) {
     let link = Arc::new(Link::new(QUEUE_TICKS));
     match writer::spawn(segments, link.clone(), stats.clone()) {
         Ok(thread) => {
-            tracing::info!(dir = %config.record.display(), format = FORMAT_VERSION, "recording every tick");
+            tracing::info!(
+                first_segment = %writer::segment_path(&config.record, &session, 0).display(),
+                format = FORMAT_VERSION,
+                "recording every tick"
+            );
             world.insert_resource(Capture {
                 buffer: Vec::new(),
                 open: false,
@@ -260,19 +264,25 @@ impl Drop for Capture {
     }
 }
 
-/// Records that the player named `key` was kicked with `detail` (between two ticks, by
-/// the console); nothing when the simulation is not recorded.
-pub(crate) fn record_kick(world: &mut World, key: &str, detail: &str) {
+/// Between two ticks (a world task): asks the player named `key` to close as kicked with
+/// `detail` (see `replication::welcome::kick_client`) and, when the simulation is recorded,
+/// records it for the next tick, since the kick stops that player's frames at once. Its
+/// registered name, or `None` if no such player is connected.
+pub(crate) fn kick(world: &mut World, key: &str, detail: String) -> Option<String> {
+    let kicked = crate::replication::welcome::kick_client(world, key, detail.clone())?;
     if let Some(mut capture) = world.get_resource_mut::<Capture>()
         && !capture.stopped
     {
-        capture.kicks.push((key.to_owned(), detail.to_owned()));
+        capture.kicks.push((key.to_owned(), detail));
     }
+    Some(kicked)
 }
 
-/// Records that every client was asked to close with `reason` (between two ticks, at
-/// shutdown); nothing when the simulation is not recorded.
-pub(crate) fn record_close_all(world: &mut World, reason: CloseReason) {
+/// Between two ticks (the shutdown): asks every client to close with `reason` (see
+/// `replication::welcome::close_all_clients`) and, when the simulation is recorded, records
+/// it for the next tick, since it stops every frame at once.
+pub(crate) fn close_all_clients(world: &mut World, reason: CloseReason) {
+    crate::replication::welcome::close_all_clients(world, reason);
     if let Some(mut capture) = world.get_resource_mut::<Capture>()
         && !capture.stopped
     {

@@ -675,10 +675,7 @@ mod tests {
                 // What the console's kick does between ticks; the player stays joined (no
                 // leave comes), so only the kick stops its frames.
                 let world = &mut live.simulation.world;
-                assert!(
-                    crate::replication::welcome::kick_client(world, "victim", "x".into()).is_some()
-                );
-                super::super::capture::record_kick(world, "victim", "x");
+                assert!(super::super::capture::kick(world, "victim", "x".into()).is_some());
             }
         }
         drop(live);

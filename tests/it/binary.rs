@@ -67,17 +67,7 @@ fn a_log_to_a_pipe_has_no_colour_codes() {
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
     let data_dir = fresh_data_dir("log-pipe");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-            "--web",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir.path())
+    let mut child = crate::common::server_process::throng_command(data_dir.path())
         .env("RUST_LOG", "info")
         .env_remove("NO_COLOR")
         .stdout(Stdio::piped())

@@ -14,7 +14,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { REPO, launchBrowser, requirePrograms, startLoadgen, startServer, waitUntil } from "../harness.mjs";
+import { REPO, launchBrowser, requirePrograms, startLoadgen, startServer, waitUntil, cleanUp } from "../harness.mjs";
 import { decodePng } from "../png.mjs";
 
 const BOTS = 50;
@@ -74,7 +74,7 @@ before(async () => {
 
 after(async () => {
   // Every step guarded: a failure above must not leave a process behind.
-  const steps = [
+  await cleanUp([
     async () => {
       if (page === undefined) return;
       mkdirSync(join(REPO, "target", "browser"), { recursive: true });
@@ -83,14 +83,7 @@ after(async () => {
     async () => browser?.close(),
     async () => loadgen?.stop(),
     async () => server?.stop(),
-  ];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (error) {
-      console.error(`cleanup: ${error.message}`);
-    }
-  }
+  ]);
 });
 
 test("the console goes live and counts the 50 bots", { timeout: TEST_TIMEOUT }, async () => {

@@ -16,7 +16,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { connect, Reader } from "../../typescript/dist/index.js";
-import { REPO, launchBrowser, requirePrograms, sleep, startLoadgen, startServer, waitUntil } from "../harness.mjs";
+import { REPO, launchBrowser, requirePrograms, sleep, startLoadgen, startServer, waitUntil, cleanUp } from "../harness.mjs";
 import { decodePng, differingPixels } from "../png.mjs";
 
 const BOTS = 20;
@@ -69,7 +69,7 @@ before(async () => {
 
 after(async () => {
   // Every step guarded: a failure above must not leave a process behind.
-  const steps = [
+  await cleanUp([
     async () => {
       if (page === undefined) return;
       mkdirSync(join(REPO, "target", "browser"), { recursive: true });
@@ -79,14 +79,7 @@ after(async () => {
     async () => browser?.close(),
     async () => loadgen?.stop(),
     async () => server?.stop(),
-  ];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (error) {
-      console.error(`cleanup: ${error.message}`);
-    }
-  }
+  ]);
 });
 
 test("the page joins and the server shows its player to others", { timeout: TEST_TIMEOUT }, async () => {

@@ -10,6 +10,24 @@ use throng_scrape::{Scrape, scrape};
 
 use super::TempDir;
 
+/// The `throng` binary on ephemeral loopback ports (players, metrics, web) with its data in
+/// `data_dir`: what every test that runs the real process starts from.
+pub fn throng_command(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_throng"));
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--web",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir);
+    command
+}
+
 /// A running server process; killed if the test ends before it exits, and then its
 /// temporary data directory (if it owns one) removed.
 pub struct ServerProcess {
@@ -48,19 +66,8 @@ impl ServerProcess {
 
     fn spawn(data_dir: &std::path::Path, args: &[&str], max_fds: Option<u64>) -> ServerProcess {
         use std::os::unix::process::CommandExt;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_throng"));
-        command
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics",
-                "127.0.0.1:0",
-                "--web",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--stats-interval-s", "0"]);
+        let mut command = throng_command(data_dir);
+        command.args(["--stats-interval-s", "0"]);
         // Every test client connects from 127.0.0.1: no per-address caps unless a test
         // sets them.
         for flag in ["--max-players-per-addr", "--max-handshakes-per-addr"] {
