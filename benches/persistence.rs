@@ -1,5 +1,6 @@
-//! Persistence costs: SQLite rows per second written one transaction per record vs one
-//! transaction per batch (the seed's "2,000 vs 18,000 ops/s" question, on this machine), and
+//! Persistence costs: rows per second written one transaction per record vs one transaction
+//! per batch (the seed's "2,000 vs 18,000 ops/s" question, on this machine), on SQLite and on
+//! PostgreSQL (a throwaway local cluster, fsync on, started by `throng-testdb`), and
 //! the tick's cost of a hand-off (collecting the players whose position changed, with bevy
 //! change detection, and handing the batch to the persistence thread) with 10,000 players
 //! all moving. Prints medians; run with `cargo bench --bench persistence`.
@@ -11,8 +12,9 @@ use bevy_ecs::schedule::{Schedule, SingleThreadedExecutor};
 use throng::config::ConfigLayer;
 use throng::harness::Harness;
 use throng::persistence::handoff::{self, PendingSaves};
+use throng::persistence::postgres::PostgresStore;
 use throng::persistence::sqlite::SqliteStore;
-use throng::persistence::store::{PlayerRecord, Store};
+use throng::persistence::store::{PlayerRecord, Store, StoreError};
 use throng::persistence::writer;
 use throng::stats::Stats;
 
@@ -31,7 +33,13 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn players(tag: &str, count: usize) -> (SqliteStore, Vec<PlayerRecord>, std::path::PathBuf) {
     let dir = temp_dir(tag);
     let mut store = SqliteStore::open(&dir).expect("store");
-    let records = (0..count)
+    let records = claim(&mut store, count);
+    (store, records, dir)
+}
+
+/// Claims `count` players in `store`; returns their records.
+fn claim(store: &mut impl Store, count: usize) -> Vec<PlayerRecord> {
+    (0..count)
         .map(|i| {
             let saved = store
                 .login(&format!("p{i}"), "bench-secret-token")
@@ -42,13 +50,18 @@ fn players(tag: &str, count: usize) -> (SqliteStore, Vec<PlayerRecord>, std::pat
                 components: Vec::new(),
             }
         })
-        .collect();
-    (store, records, dir)
+        .collect()
 }
 
-fn rows_per_second() {
+/// Rows per second on `store` (holding the players of `records`), one transaction per row
+/// (`one_by_one_save`) vs one per batch of 10,000.
+fn rows_per_second<S: Store>(
+    label: &str,
+    store: &mut S,
+    mut records: Vec<PlayerRecord>,
+    one_by_one_save: impl Fn(&mut S, &[PlayerRecord], &[String]) -> Result<(), StoreError>,
+) {
     let kinds: Vec<String> = Vec::new();
-    let (mut store, mut records, dir) = players("rows", 10_000);
     let mut one_by_one = Vec::new();
     let mut batched = Vec::new();
     for round in 0..5 {
@@ -56,7 +69,7 @@ fn rows_per_second() {
             record.position = Some([round as f32, record.position.unwrap()[1]]);
         }
         let started = Instant::now();
-        store.save_one_by_one(&records[..2_000], &kinds).unwrap();
+        one_by_one_save(store, &records[..2_000], &kinds).unwrap();
         one_by_one.push(started.elapsed() / 2_000);
         let started = Instant::now();
         store.save(&records, &kinds).unwrap();
@@ -64,7 +77,7 @@ fn rows_per_second() {
     }
     let (one, batch) = (median(one_by_one), median(batched));
     println!(
-        "sqlite, position rows: one transaction per row {:.0} rows/s ({:?} each), \
+        "{label}, position rows: one transaction per row {:.0} rows/s ({:?} each), \
          one transaction per 10,000 rows {:.0} rows/s ({:?} each): {:.0}x",
         1.0 / one.as_secs_f64(),
         one,
@@ -72,7 +85,25 @@ fn rows_per_second() {
         batch,
         one.as_secs_f64() / batch.as_secs_f64()
     );
+}
+
+fn rows_per_second_sqlite() {
+    let (mut store, records, dir) = players("rows", 10_000);
+    rows_per_second("sqlite", &mut store, records, SqliteStore::save_one_by_one);
+    drop(store);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn rows_per_second_postgres() {
+    let url = throng_testdb::TestPostgres::shared().fresh_database();
+    let mut store = PostgresStore::connect(&url, "default").expect("store");
+    let records = claim(&mut store, 10_000);
+    rows_per_second(
+        "postgres",
+        &mut store,
+        records,
+        PostgresStore::save_one_by_one,
+    );
 }
 
 fn hand_off_cost() {
@@ -147,6 +178,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    rows_per_second();
+    rows_per_second_sqlite();
+    rows_per_second_postgres();
     hand_off_cost();
 }

@@ -143,8 +143,25 @@ settings! {
     /// Whether the metrics address serves the operator console (page, stream, player
     /// lookup, kick); false answers them 404.
     console: bool = true, "true";
+    /// Whether to report to the Agones SDK sidecar (localhost:AGONES_SDK_GRPC_PORT): Ready, a
+    /// health ping each second while the tick advances, the player count, Shutdown on drain
+    /// (docs/AGONES.md). Needs a build with `--features agones`.
+    agones: bool = false, "false";
     /// Directory of the player database (created on first run).
     data_dir: PathBuf = PathBuf::from("data"), "./data";
+    /// Where players are kept: empty for the embedded SQLite file in data_dir, or a
+    /// PostgreSQL URL (`postgres://user:password@host:port/database`), which several servers
+    /// (zones) may share.
+    store: String = String::new(), "empty: SQLite in data_dir";
+    /// This server's zone: its name in the `zones` file. Empty: the whole world, no zones.
+    zone: String = String::new(), "empty: no zones";
+    /// The zones file shared by every zone server of one world (docs/SCALING.md).
+    zones: PathBuf = PathBuf::new(), "empty: no zones";
+    /// The secret every zone server of one world shares to sign handoff tickets (at least
+    /// 16 bytes; better given as the THRONG_ZONE_SECRET environment variable).
+    zone_secret: String = String::new(), "empty";
+    /// The NATS server zone servers exchange their border strips through (nats://host:port).
+    nats: String = String::new(), "empty: no NATS";
     /// Seconds between hand-offs of changed players to the persistence thread: at most this
     /// much progress is lost if the process is killed.
     save_interval_s: f32 = 1.0, "1";
@@ -313,8 +330,20 @@ impl ConfigLayer {
 }
 
 impl Config {
-    /// The whole configuration as the TOML a config file would hold (what a recording keeps
-    /// so that a replay runs with the same settings).
+    /// This configuration with its secrets blanked (the zone secret, the admin token, the
+    /// store URL, which may hold a password): what a recording may keep. A replay needs
+    /// none of them.
+    pub fn without_secrets(&self) -> Config {
+        Config {
+            zone_secret: String::new(),
+            admin_token: String::new(),
+            store: String::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The whole configuration as the TOML a config file would hold (what a recording keeps,
+    /// [`Config::without_secrets`], so that a replay runs with the same settings).
     pub fn to_toml(&self) -> String {
         // Every value is a number, a string, a bool or the `[game]` table: always TOML.
         toml::to_string(self).expect("a configuration is TOML")
@@ -400,6 +429,10 @@ impl Config {
         if self.net_threads == 0 || self.sim_threads == 0 {
             return invalid("net_threads/sim_threads", "must be at least 1");
         }
+        let url = self.store.starts_with("postgres://") || self.store.starts_with("postgresql://");
+        if !(self.store.is_empty() || url) {
+            return invalid("store", "must be empty (SQLite) or a postgres:// URL");
+        }
         Ok(())
     }
 }
@@ -431,6 +464,19 @@ mod tests {
         let config = file.resolve().unwrap();
         let again: ConfigLayer = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(again.resolve().unwrap(), config);
+    }
+
+    #[test]
+    fn what_a_recording_keeps_of_the_configuration_holds_no_secret() {
+        let file: ConfigLayer = toml::from_str(
+            "zone_secret = \"s3cret-s3cret-s3cret\"\nadmin_token = \"t0ken\"\nstore = \"postgres://u:pa55@db/w\"\ntick_hz = 30",
+        )
+        .unwrap();
+        let kept = file.resolve().unwrap().without_secrets().to_toml();
+        for secret in ["s3cret", "t0ken", "pa55"] {
+            assert!(!kept.contains(secret), "{secret} in {kept}");
+        }
+        assert!(kept.contains("tick_hz = 30"));
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub(crate) struct EngineLinks {
     pub stats: Arc<Stats>,
     /// Where players are saved (`None`: nowhere, for simulations in tests and benches).
     pub store: Option<Box<dyn Store>>,
+    /// This server's zone of a world split between servers (`None`: the whole world).
+    pub zone: Option<crate::zones::ZoneSetup>,
+    /// The tick's ends of the border-strip link to the neighbour zones (zones with NATS).
+    pub ghosts: Option<crate::zones::ghosts::GhostLink>,
 }
 
 /// Why a simulation could not be built.
@@ -86,6 +90,14 @@ pub(crate) fn build(
             links.store,
         ),
     ));
+    if let Some(zone) = links.zone {
+        app.add_plugins(crate::zones::border::ZonePlugin(zone));
+        if let Some(link) = links.ghosts {
+            // A client sees up to its view's reach past the cell it is in.
+            let strip = config.interest_radius + config.cell_size;
+            app.add_plugins(crate::zones::ghosts::GhostPlugin::new(link, strip));
+        }
+    }
     game(&mut app);
     app.finish();
     app.cleanup();
@@ -248,6 +260,8 @@ mod tests {
             tick_signal: TickSignal::default(),
             stats: Arc::new(Stats::default()),
             store: None,
+            zone: None,
+            ghosts: None,
         };
         build(&config, links, game)
     }

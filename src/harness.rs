@@ -70,6 +70,8 @@ impl Harness {
             tick_signal: TickSignal::default(),
             stats: stats.clone(),
             store: None,
+            zone: None,
+            ghosts: None,
         };
         let simulation = crate::game::build(config, links, gameplay)?;
         Ok(Self {
@@ -91,12 +93,19 @@ impl Harness {
             position: None,
             components: Vec::new(),
         };
-        self.join_as(connection, name.to_owned(), saved);
+        self.join_as(connection, name.to_owned(), saved, 0);
         connection
     }
 
-    /// Queues the join of `connection` (an id not used before) with its saved state.
-    pub(crate) fn join_as(&mut self, connection: ConnectionId, name: String, saved: SavedPlayer) {
+    /// Queues the join of `connection` (an id not used before) with its saved state,
+    /// acknowledging `ack_seq` until its first input.
+    pub(crate) fn join_as(
+        &mut self,
+        connection: ConnectionId,
+        name: String,
+        saved: SavedPlayer,
+        ack_seq: u32,
+    ) {
         self.next_connection = self.next_connection.max(connection.saturating_add(1));
         let (writer, reader) = outbox(self.outbound_buffers);
         self.outboxes.insert(connection, reader);
@@ -106,6 +115,7 @@ impl Harness {
             outbox: writer,
             saved,
             name_claim: None,
+            ack_seq,
         };
         assert!(
             self.inbound.send_lifecycle(Lifecycle::Join(join)),

@@ -316,7 +316,10 @@ fn spawn_player(world: &mut World, join: Join) {
             PlayerName(join.name),
             position,
             MoveIntent::default(),
-            Viewer::default(),
+            Viewer {
+                ack_seq: join.ack_seq,
+                ..Viewer::default()
+            },
             Connected {
                 outbox: join.outbox,
                 connection: join.connection,

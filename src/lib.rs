@@ -24,10 +24,14 @@
 //! - [`persistence`]: identity, and write-behind of players' state to SQLite.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
 //! - [`recording`]: every tick recorded while serving (`--record`), replayed offline.
+//! - [`zones`]: one world served by several servers (zone map, handoff tickets, borders).
 //! - `embedded`: files built into the binary (page, client library, console), served over HTTP.
 //! - [`harness`]: a socket-free driver for benchmarks and tests.
+//! - `agones`: Ready, health pings, player counts and Shutdown to Agones (`agones` feature).
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(feature = "agones")]
+pub mod agones;
 mod bridge;
 pub mod config;
 pub(crate) mod embedded;
@@ -45,6 +49,7 @@ pub mod stats;
 mod system_failure;
 mod tick;
 mod token_bucket;
+pub mod zones;
 
 pub use throng_protocol as protocol;
 

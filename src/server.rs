@@ -24,13 +24,15 @@ use crate::net::{NetContext, Transport, listener};
 use crate::persistence::handoff::PersistenceThread;
 use crate::persistence::login::Logins;
 use crate::persistence::login_throttle::LoginThrottle;
+use crate::persistence::postgres::PostgresStore;
 use crate::persistence::sqlite::SqliteStore;
-use crate::persistence::store::StoreError;
+use crate::persistence::store::{Store, StoreError};
 use crate::persistence::writer::PersistenceHandle;
 use crate::protocol::CloseReason;
 use crate::recording::capture::close_all_clients;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tick::{WorldTask, run_tick_loop};
+use crate::zones::ZoneSetup;
 use bevy_app::App;
 use components::actions::ActionRegistry;
 
@@ -68,6 +70,9 @@ pub enum StartError {
     /// The player database cannot be used.
     #[error("cannot open the player database: {0}")]
     Store(#[from] StoreError),
+    /// The zone settings cannot be used (zones file, zone name, secret, store).
+    #[error("zones: {0}")]
+    Zones(String),
 }
 
 /// A listener that could not be bound (address in use, no permission...).
@@ -106,6 +111,26 @@ pub struct ServerHandle {
     net_thread: Option<JoinHandle<()>>,
     persistence: PersistenceHandle,
     persistence_thread: Option<JoinHandle<()>>,
+    /// Reports to Agones (`agones = true`): told when the drain begins, waited for at its end.
+    #[cfg(feature = "agones")]
+    agones: Option<crate::agones::Agones>,
+}
+
+/// The store `config` names: PostgreSQL for a `postgres://` URL (shared by the zone servers
+/// of a world; this server holds players online under its zone's name), else the embedded
+/// SQLite file in the data directory (when `store` is empty; `Config::validate` refuses
+/// anything else).
+fn open_store(config: &Config) -> Result<Box<dyn Store>, StoreError> {
+    let url = config.store.starts_with("postgres://") || config.store.starts_with("postgresql://");
+    if !url {
+        return Ok(Box::new(SqliteStore::open(&config.data_dir)?));
+    }
+    let owner = if config.zone.is_empty() {
+        "default"
+    } else {
+        &config.zone
+    };
+    Ok(Box::new(PostgresStore::connect(&config.store, owner)?))
 }
 
 impl ServerHandle {
@@ -119,16 +144,41 @@ impl ServerHandle {
     /// Starts a server whose game is added to the app by `game` (usually
     /// `app.add_plugins(MyGamePlugins)`).
     pub fn start_with(config: Config, game: impl FnOnce(&mut App)) -> Result<Self, StartError> {
+        #[cfg(not(feature = "agones"))]
+        if config.agones {
+            let why = "agones = true needs a build with --features agones";
+            return Err(StartError::Io(std::io::Error::other(why)));
+        }
         let stats = Arc::new(Stats::default());
         let (inbound_tx, inbound_rx) =
             inbound_queues(config.max_players, config.input_queue_capacity);
         let flushes = Arc::new(FlushRegistry::new(config.net_threads));
         let (tick_signal, flush_tasks) = tick_signal(flushes.clone(), stats.clone());
+        let zone = ZoneSetup::from_config(&config).map_err(StartError::Zones)?;
+        let zone_admission = zone
+            .as_ref()
+            .map(|setup| (setup.zone().name.clone(), setup.key.clone()));
+        // Zones with NATS exchange border strips (ghosts); the network side starts below.
+        let (ghosts, ghost_net) = match &zone {
+            Some(setup) if !config.nats.is_empty() => {
+                let (link, net) = crate::zones::ghosts::ghost_link(stats.clone());
+                let strips = (
+                    config.nats.clone(),
+                    setup.zone().name.clone(),
+                    setup.me as u16,
+                    net,
+                );
+                (Some(link), Some(strips))
+            }
+            _ => (None, None),
+        };
         let links = EngineLinks {
             inbound: inbound_rx,
             tick_signal,
             stats: stats.clone(),
-            store: Some(Box::new(SqliteStore::open(&config.data_dir)?)),
+            store: Some(open_store(&config)?),
+            zone,
+            ghosts,
         };
         let mut simulation = crate::game::build(&config, links, game)?;
         let PersistenceThread(started) = simulation
@@ -163,7 +213,8 @@ impl ServerHandle {
                 ),
                 persistence.clone(),
                 stats.clone(),
-            ),
+            )
+            .for_zone_if(zone_admission),
             actions: actions.clone(),
             slots: Arc::new(Semaphore::new(config.max_players)),
             max_players: config.max_players,
@@ -178,6 +229,15 @@ impl ServerHandle {
             handle: net,
             thread: net_thread,
         } = spawn_network(&config, ctx, flush_tasks, world_tasks.clone())?;
+        if let Some((url, zone, index, strips)) = ghost_net {
+            net.spawn(crate::zones::nats::run(
+                url,
+                zone,
+                index,
+                strips,
+                stats.clone(),
+            ));
+        }
 
         let stop_tick = Arc::new(AtomicBool::new(false));
         let period = Duration::from_secs_f64(1.0 / f64::from(config.tick_hz));
@@ -191,6 +251,9 @@ impl ServerHandle {
                     simulation.save_everyone();
                 })?
         };
+        // Listening and ticking: now Agones may be told Ready.
+        #[cfg(feature = "agones")]
+        let agones = crate::agones::Agones::for_server(&config, &stats);
         tracing::info!(
             %local_addr,
             web = %shown(web_addr),
@@ -213,6 +276,8 @@ impl ServerHandle {
             net_thread: Some(net_thread),
             persistence,
             persistence_thread: Some(persistence_thread),
+            #[cfg(feature = "agones")]
+            agones,
         })
     }
 
@@ -332,6 +397,10 @@ impl ServerHandle {
 
     fn stop(&mut self) {
         let _ = self.shutdown.send(true);
+        #[cfg(feature = "agones")]
+        if let Some(agones) = &self.agones {
+            agones.begin_shutdown();
+        }
         if self.is_ticking() {
             // Open sessions learn of the shutdown through their outboxes. A tick thread that
             // is alive but stuck does not hold the shutdown up for longer than the drain.
@@ -358,6 +427,9 @@ impl ServerHandle {
                 tracing::error!("the player database did not finish writing in time");
             }
         }
+        // Waits (boundedly) for the Shutdown call begun above.
+        #[cfg(feature = "agones")]
+        drop(self.agones.take());
     }
 }
 

@@ -154,6 +154,26 @@ counters! {
     recording_bytes,
     /// Recordings stopped by an error (a full disk, an unwritable directory, a stuck writer).
     recording_failures,
+    /// Players handed off to another zone (their Transfer was sent).
+    handoffs_out,
+    /// Players admitted with a handoff ticket from another zone.
+    handoffs_in,
+    /// Handoffs whose final record could not be saved (the client got a Close instead).
+    handoff_failures,
+    /// Border strips published to the neighbour zones.
+    ghost_strips_sent,
+    /// Border strips not published: the link to NATS was this far behind.
+    ghost_strips_dropped,
+    /// Neighbours' border strips applied as ghosts.
+    ghost_strips_applied,
+    /// Neighbours' border strips dropped: undecodable, or the tick was behind taking them.
+    ghost_strips_refused,
+    /// Ghosts (copies of the neighbours' border entities) in the world now.
+    ghosts,
+    /// Milliseconds from a neighbour's publish to this tick's use of its last strip.
+    ghost_age_ms,
+    /// 1 while the NATS connection is up (zone servers with `nats` set), else 0.
+    nats_connected,
     /// Players removed from the world (left, kicked or timed out).
     leaves,
     /// Actions of a kind the game did not register (dropped).
@@ -162,6 +182,8 @@ counters! {
     events_sent,
     /// Events whose target was gone or never replicated (a player who just left: harmless).
     events_unroutable,
+    /// Agones SDK calls that failed or timed out (the server kept serving; `agones` feature).
+    agones_errors,
 }
 
 /// Action kinds counted one by one in [`Stats`]; a game registering more shares the last

@@ -36,14 +36,31 @@ struct Shared {
     /// Slots released by the reader so far (written only by the reader).
     released: AtomicUsize,
     close: AtomicU8,
-    /// The close's detail text, when the requester gave one (an operator's kick reason: a
-    /// rare path, so a mutex; set before `close` is stored).
-    close_detail: Mutex<Option<String>>,
+    /// What comes with a close: its detail text (an operator's kick reason; set before
+    /// `close` is stored), or a handoff to another zone. A rare path, so a mutex.
+    close_note: Mutex<Option<CloseNote>>,
     /// The next publish finds the outbox full (a replay reproducing a frame the live server
     /// dropped for a slow reader; never set on a live server).
     refuse_next: AtomicBool,
     wake: Notify,
     slots: Box<[UnsafeCell<FrameSlot>]>,
+}
+
+/// What comes with a close (see `Shared::close_note`).
+enum CloseNote {
+    /// The Close's detail text.
+    Detail(String),
+    /// The session ends with a Transfer to another zone instead of a Close.
+    Transfer(PendingTransfer),
+}
+
+/// A handoff waiting for its player's final record to be saved: the connection sends
+/// `message` (a whole `Transfer` frame) only once `committed` says `true`.
+pub(crate) struct PendingTransfer {
+    /// The Transfer message, framed.
+    pub message: Vec<u8>,
+    /// Whether the player's final record (with the ticket's nonce) was committed.
+    pub committed: tokio::sync::oneshot::Receiver<bool>,
 }
 
 /// A frame body shared by several clients' frames.
@@ -92,15 +109,33 @@ impl Shared {
     }
 
     fn request_close_with_detail(&self, reason: CloseReason, detail: String) {
-        *self.close_detail.lock().unwrap_or_else(|e| e.into_inner()) = Some(detail);
+        *self.close_note.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(CloseNote::Detail(detail));
         self.request_close(reason);
     }
 
     fn close_detail(&self) -> Option<String> {
-        self.close_detail
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        match &*self.close_note.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(CloseNote::Detail(detail)) => Some(detail.clone()),
+            _ => None,
+        }
+    }
+
+    fn request_transfer(&self, transfer: PendingTransfer) {
+        *self.close_note.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(CloseNote::Transfer(transfer));
+        self.wake.notify_one();
+    }
+
+    fn take_transfer(&self) -> Option<PendingTransfer> {
+        let mut note = self.close_note.lock().unwrap_or_else(|e| e.into_inner());
+        match note.take() {
+            Some(CloseNote::Transfer(transfer)) => Some(transfer),
+            other => {
+                *note = other;
+                None
+            }
+        }
     }
 
     fn requested_close(&self) -> Option<CloseReason> {
@@ -141,7 +176,7 @@ pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
         released: AtomicUsize::new(0),
         close: AtomicU8::new(NO_CLOSE),
         refuse_next: AtomicBool::new(false),
-        close_detail: Mutex::new(None),
+        close_note: Mutex::new(None),
         wake: Notify::new(),
         slots,
     });
@@ -176,6 +211,19 @@ impl OutboxWaker {
     /// The detail text given with the requested close, if any.
     pub(crate) fn close_detail(&self) -> Option<String> {
         self.0.close_detail()
+    }
+
+    /// Whether the tick handed the player off (see [`OutboxWaker::take_transfer`]).
+    pub(crate) fn has_transfer(&self) -> bool {
+        matches!(
+            *self.0.close_note.lock().unwrap_or_else(|e| e.into_inner()),
+            Some(CloseNote::Transfer(_))
+        )
+    }
+
+    /// The handoff the tick asked for, if any (taken: the caller sends it).
+    pub(crate) fn take_transfer(&self) -> Option<PendingTransfer> {
+        self.0.take_transfer()
     }
 }
 
@@ -230,6 +278,12 @@ impl OutboxWriter {
     /// As [`OutboxWriter::request_close`], with the Close's detail text (the client sees it).
     pub(crate) fn request_close_with_detail(&self, reason: CloseReason, detail: String) {
         self.0.request_close_with_detail(reason, detail);
+    }
+
+    /// Ends the session with a Transfer to another zone (after the queued frames), sent once
+    /// the player's final record is committed.
+    pub(crate) fn request_transfer(&self, transfer: PendingTransfer) {
+        self.0.request_transfer(transfer);
     }
 }
 

@@ -34,6 +34,9 @@ pub(crate) struct Join {
     /// The claim on the player's name: held for as long as the player is, and until its
     /// final record is saved (it rides on the player's entity; `None` without a store).
     pub name_claim: Option<Held>,
+    /// The seq its frames acknowledge until its first input (a handed-off player's last
+    /// seq on its previous zone; 0 for a login).
+    pub ack_seq: u32,
 }
 
 /// A connection ended (for any reason). Dropping it releases the connection's slot.

@@ -369,6 +369,62 @@ fn encode_readings(readings: &Readings, encoder: DescriptorEncoder<'_>) -> fmt::
         "Recordings stopped by an error (full disk, unwritable directory, stuck writer); the server kept serving.",
         s.recording_failures,
     )?;
+    #[cfg(feature = "agones")]
+    out.counter(
+        "throng_agones_errors_total",
+        "Agones SDK calls that failed or timed out (sidecar unreachable, a call refused); the server kept serving.",
+        s.agones_errors,
+    )?;
+    out.counter(
+        "throng_handoffs_out_total",
+        "Players handed off to another zone (saved, then sent a Transfer with their ticket).",
+        s.handoffs_out,
+    )?;
+    out.counter(
+        "throng_handoffs_in_total",
+        "Players admitted with a handoff ticket from another zone.",
+        s.handoffs_in,
+    )?;
+    out.counter(
+        "throng_handoff_failures_total",
+        "Handoffs whose final record could not be saved (the client was closed instead).",
+        s.handoff_failures,
+    )?;
+    out.counter(
+        "throng_ghost_strips_sent_total",
+        "Border strips this zone published to its neighbours over NATS.",
+        s.ghost_strips_sent,
+    )?;
+    out.counter(
+        "throng_ghost_strips_dropped_total",
+        "Border strips not published (the NATS link was behind, or publishing failed).",
+        s.ghost_strips_dropped,
+    )?;
+    out.counter(
+        "throng_ghost_strips_applied_total",
+        "Neighbours' border strips applied as ghosts.",
+        s.ghost_strips_applied,
+    )?;
+    out.counter(
+        "throng_ghost_strips_refused_total",
+        "Neighbours' border strips dropped: undecodable, or the tick had not taken the earlier ones.",
+        s.ghost_strips_refused,
+    )?;
+    out.gauge(
+        "throng_ghosts",
+        "Ghosts (read-only copies of the neighbour zones' border entities) in the world.",
+        s.ghosts,
+    )?;
+    out.gauge_f64(
+        "throng_ghost_age_seconds",
+        "From a neighbour's publish of its border strip to this tick's use of it (the last one).",
+        s.ghost_age_ms as f64 / 1e3,
+    )?;
+    out.gauge(
+        "throng_nats_connected",
+        "1 while the zone's NATS connection is up, else 0.",
+        s.nats_connected,
+    )?;
     out.counter(
         "throng_logins_total",
         "Logins answered by the store (new names claimed and returning players).",

@@ -21,12 +21,12 @@ use super::NetContext;
 use super::admission::{HandshakePlace, PlayerSlot, source};
 use super::connection::{CLOSE_WRITE_TIMEOUT, Connection, Received, WS_CLOSE_NORMAL, ws_close_for};
 use super::egress::{Egress, Flushed};
-use super::session::{Ending, Last, Session, Step};
+use super::session::{Credentials, Ending, Last, Session, Step};
 use crate::bridge::{
     ConnectionId, Held, InputEvent, InputOutcome, Join, Leave, Lifecycle, PlayerMessage, outbox,
 };
 use crate::persistence::login::LoggedIn;
-use crate::protocol::{CloseReason, Hello, Refusal, ServerMessage, encode_frame_into, frame_bytes};
+use crate::protocol::{CloseReason, Refusal, ServerMessage, encode_frame_into, frame_bytes};
 use crate::stats::{ActionDrop, Stats};
 
 /// Counts a joined player by transport for as long as its session runs.
@@ -143,7 +143,10 @@ pub(crate) async fn serve(
             tracing::debug!(reason = reason.as_str(), code, %detail, "websocket refused");
             return connection.write_last(None, (code, "")).await;
         }
-        Err(Ending::ClientLeft) => return connection.write_last(None, WS_CLOSE_NORMAL).await,
+        // A session that never opened has no player to hand off.
+        Err(Ending::ClientLeft | Ending::Transfer) => {
+            return connection.write_last(None, WS_CLOSE_NORMAL).await;
+        }
         Err(Ending::Broken) => return,
     };
 
@@ -159,6 +162,7 @@ pub(crate) async fn serve(
         outbox: writer,
         saved: player.saved,
         name_claim: Some(Held::new(player.name_claim)),
+        ack_seq: player.ack_seq,
     };
     let ending = if ctx.inbound.send_lifecycle(Lifecycle::Join(join)) {
         tracing::info!(connection = id, %name, transport = transport.as_str(), "player joined");
@@ -194,6 +198,7 @@ pub(crate) async fn serve(
             count_last(&ctx.stats, last, reason);
             close_open(&egress, &ctx.stats, &[], (code, "")).await;
         }
+        Ending::Transfer => hand_off(&egress, &ctx.stats, id, &name).await,
         Ending::ClientLeft => {
             tracing::info!(connection = id, %name, "player left");
             if transport == super::Transport::WebSocket {
@@ -225,8 +230,11 @@ async fn admit(
     log_in(hello, source(peer.ip()), ctx).await
 }
 
-/// Reads until the session has its Hello, or its handshake time is up.
-async fn handshake(connection: &mut Connection, session: &mut Session) -> Result<Hello, Ending> {
+/// Reads until the session has its Hello (or Resume), or its handshake time is up.
+async fn handshake(
+    connection: &mut Connection,
+    session: &mut Session,
+) -> Result<Credentials, Ending> {
     loop {
         let deadline = session
             .deadline()
@@ -247,18 +255,18 @@ async fn handshake(connection: &mut Connection, session: &mut Session) -> Result
     }
 }
 
-/// A player slot for the connection, then its login.
+/// A player slot for the connection, then its login (or its handoff ticket's redemption).
 async fn log_in(
-    hello: Hello,
+    credentials: Credentials,
     from: IpAddr,
     ctx: &NetContext,
 ) -> Result<(LoggedIn, PlayerSlot), Ending> {
     let slot = player_slot(from, ctx)?;
-    let player = ctx
-        .logins
-        .log_in(hello, from)
-        .await
-        .map_err(|refused| Ending::Close(refused.reason, refused.detail))?;
+    let player = match credentials {
+        Credentials::Hello(hello) => ctx.logins.log_in(hello, from).await,
+        Credentials::Ticket(ticket) => ctx.logins.resume(&ticket).await,
+    }
+    .map_err(|refused| Ending::Close(refused.reason, refused.detail))?;
     Ok((player, slot))
 }
 
@@ -299,6 +307,10 @@ async fn await_welcome(egress: &Egress, ctx: &NetContext) -> Result<(), Ending> 
         let blocked = flush_now(egress, &ctx.stats)?;
         if egress.welcomed() {
             return Ok(());
+        }
+        if !blocked && egress.waker().has_transfer() {
+            // Handed off to another zone in the tick it joined (its saved position is there).
+            return Err(Ending::Transfer);
         }
         if !blocked && let Some(reason) = egress.waker().requested_close() {
             // Closed before the tick published a Welcome (the tick died, or a stuck tick
@@ -403,8 +415,11 @@ fn next_deadline(session: &Session) -> Instant {
     )
 }
 
-/// `Err` if the tick asked this session to close.
+/// `Err` if the tick asked this session to close (or handed the player off).
 fn closed_by_server(egress: &Egress) -> Result<(), Ending> {
+    if egress.waker().has_transfer() {
+        return Err(Ending::Transfer);
+    }
     match egress.waker().requested_close() {
         Some(reason) => Err(server_close(egress, reason, "closed by the server")),
         None => Ok(()),
@@ -494,6 +509,35 @@ fn count_last(stats: &Stats, last: Last, reason: CloseReason) {
         Last::Reject => stats.count_reject(reason),
         Last::Close => stats.count_kick(reason),
     }
+}
+
+/// How long a handed-off player's connection waits for its final record to be committed
+/// before it gives up and closes (the store is down or far behind).
+const HANDOFF_SAVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The player walked into another zone: once its final record (with the ticket's nonce) is
+/// committed, the client gets the Transfer and the socket closes. Sending the ticket before
+/// the commit would let the destination look for a nonce that is not in the store yet.
+async fn hand_off(egress: &Egress, stats: &Stats, id: ConnectionId, name: &str) {
+    let Some(transfer) = egress.waker().take_transfer() else {
+        return;
+    };
+    let committed = tokio::time::timeout(HANDOFF_SAVE_TIMEOUT, transfer.committed).await;
+    if matches!(committed, Ok(Ok(true))) {
+        tracing::info!(connection = id, %name, "player handed off");
+        Stats::bump(&stats.handoffs_out);
+        close_open(egress, stats, &transfer.message, WS_CLOSE_NORMAL).await;
+        return;
+    }
+    Stats::bump(&stats.handoff_failures);
+    tracing::error!(connection = id, %name, "a handed-off player's state was not saved; closing it");
+    let reason = CloseReason::InternalError;
+    stats.count_kick(reason);
+    let message = frame_bytes(&ServerMessage::Close(Refusal {
+        reason,
+        detail: "your move to another zone could not be saved; log in again".into(),
+    }));
+    close_open(egress, stats, &message, ws_close_for(reason)).await;
 }
 
 /// Sends the last message of a connection whose output goes through its egress (`last`, a

@@ -33,6 +33,9 @@ pub(crate) enum Ending {
     Close(CloseReason, String),
     /// The client said Goodbye or closed its socket.
     ClientLeft,
+    /// The player walked into another zone: the client gets a Transfer (once the player's
+    /// state is saved) instead of a Close.
+    Transfer,
     /// The socket failed.
     Broken,
     /// A WebSocket-level fault (a text or fragmented message, an unmasked frame...): the
@@ -72,13 +75,22 @@ pub(crate) enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
     /// The handshake is complete: take a player slot and log this player in.
-    LogIn(Hello),
+    LogIn(Credentials),
     /// Queue this for the next tick.
     ToTick(PlayerMessage),
     /// Answer with a Pong carrying this nonce.
     Pong(u64),
     /// Nothing: the message was dropped (and counted).
     Nothing,
+}
+
+/// What a client opened its session with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Credentials {
+    /// A name and its secret.
+    Hello(Hello),
+    /// A handoff ticket from another zone (its bytes, unchecked yet).
+    Ticket(Vec<u8>),
 }
 
 /// The last message a connection gets.
@@ -103,6 +115,17 @@ pub(crate) struct SessionLimits {
     pub input_burst: u32,
     /// Sustained rate-limited sending for this long is closed (`InputFlood`).
     pub flood_kick: Duration,
+}
+
+/// `Err(VersionMismatch)` unless the client speaks our protocol.
+fn check_version(version: u16) -> Result<(), Ending> {
+    if version == PROTOCOL_VERSION {
+        return Ok(());
+    }
+    Err(Ending::close(
+        CloseReason::VersionMismatch,
+        format!("server speaks protocol {PROTOCOL_VERSION}, client {version}"),
+    ))
 }
 
 /// Invalid actions a client may send at once before it is closed.
@@ -211,28 +234,28 @@ impl Session {
     }
 
     /// The handshake: the first message must be a Hello of our protocol with a valid name
-    /// and secret.
-    fn hello(&mut self, message: ClientMessage) -> Result<Hello, Ending> {
-        let ClientMessage::Hello(hello) = message else {
-            return Err(Ending::close(
-                CloseReason::ExpectedHello,
-                "the first message must be Hello",
-            ));
+    /// and secret, or a Resume with a ticket.
+    fn hello(&mut self, message: ClientMessage) -> Result<Credentials, Ending> {
+        let hello = match message {
+            ClientMessage::Hello(hello) => hello,
+            ClientMessage::Resume(resume) => {
+                check_version(resume.protocol_version)?;
+                self.phase = Phase::LoggingIn;
+                return Ok(Credentials::Ticket(resume.ticket));
+            }
+            _ => {
+                return Err(Ending::close(
+                    CloseReason::ExpectedHello,
+                    "the first message must be Hello",
+                ));
+            }
         };
-        if hello.protocol_version != PROTOCOL_VERSION {
-            return Err(Ending::close(
-                CloseReason::VersionMismatch,
-                format!(
-                    "server speaks protocol {PROTOCOL_VERSION}, client {}",
-                    hello.protocol_version
-                ),
-            ));
-        }
+        check_version(hello.protocol_version)?;
         validate_name(&hello.name).map_err(|why| Ending::close(CloseReason::InvalidName, why))?;
         validate_secret(&hello.secret)
             .map_err(|why| Ending::close(CloseReason::BadCredentials, why))?;
         self.phase = Phase::LoggingIn;
-        Ok(hello)
+        Ok(Credentials::Hello(hello))
     }
 
     /// A message of an open session: rate-limited (inputs, actions and pings share one
@@ -270,7 +293,7 @@ impl Session {
                 })),
             ClientMessage::Ping { nonce } => Ok(Step::Pong(nonce)),
             ClientMessage::Goodbye => Err(Ending::ClientLeft),
-            ClientMessage::Hello(_) => Err(Ending::close(
+            ClientMessage::Hello(_) | ClientMessage::Resume(_) => Err(Ending::close(
                 CloseReason::DuplicateHello,
                 "Hello on an open session",
             )),
@@ -411,7 +434,7 @@ mod tests {
         let (mut session, stats) = new_session(now);
         assert_eq!(
             session.receive(ClientMessage::Hello(hello("ada")), now),
-            Ok(Step::LogIn(hello("ada")))
+            Ok(Step::LogIn(Credentials::Hello(hello("ada"))))
         );
         session.opened(now);
         assert_eq!(session.phase(), Phase::Open);
@@ -447,7 +470,7 @@ mod tests {
         let (mut session, _) = new_session(now);
         assert_eq!(session.phase(), Phase::Handshake);
         let step = session.receive(ClientMessage::Hello(hello("ada")), now);
-        assert_eq!(step, Ok(Step::LogIn(hello("ada"))));
+        assert_eq!(step, Ok(Step::LogIn(Credentials::Hello(hello("ada")))));
         assert_eq!(session.phase(), Phase::LoggingIn);
         assert_eq!(session.deadline(), None, "the login has its own bound");
     }

@@ -19,7 +19,7 @@ use crate::ingest::IngestStep;
 use crate::ingest::{Joined, Leaving};
 
 use super::store::Store;
-use super::store::{AccountId, PlayerRecord};
+use super::store::{AccountId, PlayerRecord, Release};
 use super::writer::{self, Batch, ComponentUpdate, HandOff, PersistenceHandle, PositionUpdate};
 use crate::stats::Stats;
 
@@ -159,6 +159,7 @@ impl PendingSaves {
             && pending.components.is_empty()
             && pending.records.is_empty()
             && pending.released.is_empty()
+            && pending.releases.is_empty()
         {
             return;
         }
@@ -168,6 +169,8 @@ impl PendingSaves {
             pending.component_bytes.clear();
             pending.records.clear();
             pending.released.clear();
+            pending.releases.clear();
+            pending.committed.clear(); // dropped: a handoff waiting on it is told it failed
             return;
         };
         // The batch leaves with its buffers; the next one fills buffers the thread gave
@@ -194,10 +197,23 @@ impl PendingSaves {
         self.finals
     }
 
-    /// Queues a leaving player's final record; their name is released after it commits.
-    pub fn push_final(&mut self, record: PlayerRecord, name: Option<Held>) {
+    /// Queues a leaving player's final record; their name is released after it commits,
+    /// and the store stops holding them online (with their handoff nonce, if handed off) in
+    /// the same transaction. `committed` is told whether it was.
+    pub fn push_final(
+        &mut self,
+        record: PlayerRecord,
+        name: Option<Held>,
+        handoff: Option<u64>,
+        committed: Option<tokio::sync::oneshot::Sender<bool>>,
+    ) {
+        self.batch.releases.push(Release {
+            account: record.account,
+            handoff,
+        });
         self.batch.records.push(record);
         self.batch.released.extend(name);
+        self.batch.committed.extend(committed);
         self.finals = true;
     }
 }
@@ -360,13 +376,29 @@ pub fn save_leavers(
         let name = world
             .get_mut::<OnlineName>(entity)
             .and_then(|mut online| online.0.take());
+        let (handoff, committed) = world
+            .get_mut::<SaveThenTransfer>(entity)
+            .map_or((None, None), |mut transfer| {
+                (Some(transfer.nonce), transfer.committed.take())
+            });
         if let Some(record) = record {
             world
                 .resource_mut::<PendingSaves>()
-                .push_final(record, name);
+                .push_final(record, name, handoff, committed);
         }
     }
     world.resource_mut::<PendingSaves>().hand_off();
+}
+
+/// On a leaving player who is handed off to another zone (see `zones::border`): its final
+/// record carries the ticket's `nonce` to the store, and `committed` tells its connection
+/// when the record is saved (only then does the client get its ticket).
+#[derive(Component)]
+pub struct SaveThenTransfer {
+    /// The ticket's single-use nonce.
+    pub nonce: u64,
+    /// Told whether the final record was committed.
+    pub committed: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
 /// At shutdown, after the last tick: every player still in the world, whole, handed off.
@@ -380,6 +412,14 @@ pub fn save_everyone(world: &mut World) {
         .filter_map(|entity| full_record(world, entity))
         .collect();
     let mut saves = world.resource_mut::<PendingSaves>();
+    // A store shared with other servers stops holding them online here.
+    saves
+        .batch
+        .releases
+        .extend(records.iter().map(|record| Release {
+            account: record.account,
+            handoff: None,
+        }));
     saves.batch.records.extend(records);
     let batch = std::mem::take(&mut saves.batch);
     if let Some(handle) = &saves.handle

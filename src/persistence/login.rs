@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use super::login_throttle::{LoginThrottle, Throttled};
 use super::online::{NameGuard, OnlineNames};
-use super::store::{LoginError, SavedPlayer};
+use super::store::{LoginError, RedeemError, SavedPlayer};
 use super::writer::{LoginKind, LoginRequest, PersistenceHandle};
 use crate::protocol::{CloseReason, Hello, Refusal};
 use crate::stats::Stats;
+use crate::zones::ticket::{TicketKey, TicketRefusal, now_ms};
 
 /// How long a login may wait for the store.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +24,9 @@ pub(crate) struct Logins {
     throttle: LoginThrottle,
     persistence: PersistenceHandle,
     stats: Arc<Stats>,
+    /// This zone's name and the world's ticket key, on a zone server (tickets are refused
+    /// otherwise).
+    zone: Option<(String, TicketKey)>,
 }
 
 /// A logged-in player: its name, the claim on it, and its saved state.
@@ -33,6 +37,9 @@ pub(crate) struct LoggedIn {
     pub name_claim: NameGuard,
     /// What the store had for the player.
     pub saved: SavedPlayer,
+    /// The seq the player's frames acknowledge until its first input here (a handed-off
+    /// player's last seq on its previous zone; 0 for a login).
+    pub ack_seq: u32,
 }
 
 impl Logins {
@@ -47,7 +54,86 @@ impl Logins {
             throttle,
             persistence,
             stats,
+            zone: None,
         }
+    }
+
+    /// Admits players handed off to the zone named with tickets signed by its key (`None`:
+    /// not a zone server; tickets are refused).
+    pub(crate) fn for_zone_if(mut self, zone: Option<(String, TicketKey)>) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// Admits a player handed off by another zone with `ticket`: its signature, zone and
+    /// expiry are checked here; the store consumes its nonce (single use) and holds the
+    /// player online here, in one conditional update. Each refusal has its own reason.
+    pub(crate) async fn resume(&self, ticket: &[u8]) -> Result<LoggedIn, Refusal> {
+        let Some((zone, key)) = &self.zone else {
+            return Err(refusal(
+                CloseReason::TicketWrongZone,
+                "this server is not a zone server".into(),
+            ));
+        };
+        let ticket = key
+            .check(ticket, zone, now_ms())
+            .map_err(|why| refusal(why.close_reason(), why.to_string()))?;
+        let Some(name_claim) = self.online.claim(&ticket.name) else {
+            return Err(refusal(
+                CloseReason::AlreadyOnline,
+                format!("{} is logged in here already", ticket.name),
+            ));
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = LoginRequest {
+            name: ticket.name.clone(),
+            secret: String::new(),
+            kind: LoginKind::Redeem {
+                account: ticket.account,
+                nonce: ticket.nonce,
+                reply,
+            },
+        };
+        if !self.persistence.login(request) {
+            return Err(refusal(
+                CloseReason::InternalError,
+                "the store is not taking logins".into(),
+            ));
+        }
+        let saved = match tokio::time::timeout(LOGIN_TIMEOUT, answer).await {
+            Ok(Ok(Ok(saved))) => saved,
+            Ok(Ok(Err(RedeemError::Used))) => {
+                return Err(refusal(
+                    CloseReason::TicketUsed,
+                    TicketRefusal::Used.to_string(),
+                ));
+            }
+            Ok(Ok(Err(RedeemError::OnlineElsewhere(zone)))) => {
+                return Err(refusal(
+                    CloseReason::AlreadyOnline,
+                    format!("{} is online on {zone}", ticket.name),
+                ));
+            }
+            Ok(Ok(Err(error))) => {
+                return Err(refusal(
+                    CloseReason::InternalError,
+                    format!("the store failed: {error}"),
+                ));
+            }
+            _ => {
+                return Err(refusal(
+                    CloseReason::InternalError,
+                    format!("the store did not answer within {LOGIN_TIMEOUT:?}"),
+                ));
+            }
+        };
+        Stats::bump(&self.stats.handoffs_in);
+        Ok(LoggedIn {
+            name: ticket.name,
+            name_claim,
+            saved,
+            ack_seq: ticket.ack_seq,
+        })
     }
 
     /// Logs `hello`'s player in from `address`: refused at once if its name or address
@@ -96,6 +182,7 @@ impl Logins {
                     name: hello.name,
                     name_claim,
                     saved,
+                    ack_seq: 0,
                 })
             }
             Err(refused) => {
@@ -128,6 +215,10 @@ impl Logins {
         match tokio::time::timeout(LOGIN_TIMEOUT, answer).await {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(LoginError::BadCredentials))) => Err(bad_credentials()),
+            Ok(Ok(Err(LoginError::OnlineElsewhere(zone)))) => Err(refusal(
+                CloseReason::AlreadyOnline,
+                format!("{} is online on {zone}", hello.name),
+            )),
             Ok(Ok(Err(LoginError::Store(error)))) => Err(refusal(
                 CloseReason::InternalError,
                 format!("the store failed: {error}"),

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`store`]: the `Store` trait (login, save a batch) and its records.
 //! - [`sqlite`]: the embedded SQLite store (WAL, migrations, exclusive lock).
+//! - [`postgres`]: the PostgreSQL store several zone servers share (`--store postgres://`):
+//!   batched saves, online holds per zone, handoff tickets.
 //! - [`credentials`]: salted hashes of secrets, constant-time checks.
 //! - [`online`]: one login per name at a time.
 //! - [`login`]: logging a player in for the network side (throttle, name claim, the store).
@@ -24,6 +26,7 @@ pub mod handoff;
 pub(crate) mod login;
 pub(crate) mod login_throttle;
 pub(crate) mod online;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 pub mod writer;

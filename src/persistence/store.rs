@@ -21,9 +21,41 @@ pub enum LoginError {
     /// The name is claimed with another secret.
     #[error("wrong secret for this name")]
     BadCredentials,
+    /// Another server sharing the store holds the player online (`zone` names it).
+    #[error("online on {0}")]
+    OnlineElsewhere(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a handed-off player could not be admitted with its ticket's nonce.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    /// The store holds no pending handoff with this nonce for the account: the ticket was
+    /// used already, or the player has logged in since (which cancels the handoff).
+    #[error("no pending handoff with this ticket (used already, or cancelled)")]
+    Used,
+    /// Another server holds the player online.
+    #[error("online on {0}")]
+    OnlineElsewhere(String),
+    /// The store is not shared between servers (SQLite): there is nothing to redeem.
+    #[error("this server's store is not shared with other zones")]
+    NotShared,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A player this server stops holding online, written in the same transaction as its final
+/// record (see [`Store::save_releasing`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    /// The account.
+    pub account: AccountId,
+    /// Set when the player is handed off to another zone rather than leaving: the single-use
+    /// nonce of its ticket, which that zone redeems with [`Store::redeem`].
+    pub handoff: Option<u64>,
 }
 
 /// What the store knows about a player who logs in.
@@ -75,6 +107,27 @@ pub trait Store: Send + 'static {
 
     /// Writes `records` in one transaction; component kinds are indices into `kinds`.
     fn save(&mut self, records: &[PlayerRecord], kinds: &[String]) -> Result<(), StoreError>;
+
+    /// [`Store::save`], and in the same transaction stops holding `releases` online (and
+    /// records their handoff nonces). A store used by one server only (SQLite) has no
+    /// online holds to release: the server's own `OnlineNames` is the whole truth there.
+    fn save_releasing(
+        &mut self,
+        records: &[PlayerRecord],
+        kinds: &[String],
+        releases: &[Release],
+    ) -> Result<(), StoreError> {
+        let _ = releases;
+        self.save(records, kinds)
+    }
+
+    /// Admits a player handed off to this server: consumes the pending handoff `nonce` of
+    /// `account` (once: a second redeem fails with [`RedeemError::Used`]), holds the player
+    /// online here, and loads it. Only a store shared by several servers can do this.
+    fn redeem(&mut self, account: AccountId, nonce: u64) -> Result<SavedPlayer, RedeemError> {
+        let _ = (account, nonce);
+        Err(RedeemError::NotShared)
+    }
 }
 
 /// Checks `secret` against a stored credential, or makes one for a new name.

@@ -17,7 +17,7 @@ use ahash::AHashMap;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use crossbeam_queue::ArrayQueue;
 
-use super::store::{AccountId, LoginError, PlayerRecord, SavedPlayer, Store};
+use super::store::{AccountId, LoginError, PlayerRecord, RedeemError, Release, SavedPlayer, Store};
 use crate::bridge::Held;
 use crate::stats::Stats;
 use std::sync::Arc;
@@ -41,6 +41,16 @@ pub enum LoginKind {
     LogIn(tokio::sync::oneshot::Sender<Result<SavedPlayer, LoginError>>),
     /// Only check the secret (for a name that is online: its state must not be loaded).
     Verify(tokio::sync::oneshot::Sender<Result<bool, LoginError>>),
+    /// Admit a player handed off by another zone: redeem its ticket's nonce (the request's
+    /// secret is unused; the ticket's signature was checked already).
+    Redeem {
+        /// The player's account.
+        account: AccountId,
+        /// The ticket's single-use nonce.
+        nonce: u64,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<Result<SavedPlayer, RedeemError>>,
+    },
 }
 
 /// A player's new position (most of what the tick hands off: kept compact).
@@ -63,6 +73,12 @@ pub struct Batch {
     pub records: Vec<PlayerRecord>,
     /// Names to release once these records are committed (players who left).
     pub released: Vec<Held>,
+    /// Players this server stops holding online (left, handed off, or at shutdown), written
+    /// with these records.
+    pub releases: Vec<Release>,
+    /// Told whether these records were committed (`true`) or failed (`false`): a player
+    /// handed off to another zone is given its ticket only once its state is saved.
+    pub committed: Vec<tokio::sync::oneshot::Sender<bool>>,
     /// When the tick handed this off (for the lag metric).
     pub handed_off: Option<Instant>,
 }
@@ -174,6 +190,9 @@ pub fn spawn(
 /// How often the thread looks for batches when no login wakes it.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long after a failed transaction the next one is tried (meanwhile batches merge).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 fn run(
     mut store: Box<dyn Store>,
     kinds: Vec<String>,
@@ -183,6 +202,10 @@ fn run(
     stats: Arc<Stats>,
 ) {
     let mut logins_open = true;
+    // Records of a transaction that failed: the next one writes them (with anything newer),
+    // no sooner than RETRY_AFTER later.
+    let mut unsaved = Merged::default();
+    let mut failed_at: Option<Instant> = None;
     loop {
         if logins_open {
             match logins.recv_timeout(POLL) {
@@ -194,6 +217,13 @@ fn run(
                         let answer = store.verify(&request.name, &request.secret);
                         let _ = reply.send(answer.map_err(LoginError::from));
                     }
+                    LoginKind::Redeem {
+                        account,
+                        nonce,
+                        reply,
+                    } => {
+                        let _ = reply.send(store.redeem(account, nonce));
+                    }
                 },
                 Err(RecvTimeoutError::Timeout) => {}
                 // The network side is gone (shutdown): batches only, until Finish.
@@ -203,7 +233,7 @@ fn run(
             std::thread::sleep(POLL);
         }
         // Everything waiting joins one transaction.
-        let mut merged = Merged::default();
+        let mut merged = std::mem::take(&mut unsaved);
         let mut finish = None;
         while finish.is_none() {
             match batches.pop() {
@@ -212,9 +242,16 @@ fn run(
                 None => break,
             }
         }
-        for buffer in merged.commit(store.as_mut(), &kinds, &stats) {
+        if finish.is_none() && failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
+            unsaved = merged; // the store failed just now: merge, and try again later
+            continue;
+        }
+        let (buffers, failed) = merged.commit(store.as_mut(), &kinds, &stats);
+        for buffer in buffers {
             let _ = spare.try_send(buffer);
         }
+        failed_at = failed.is_pending().then(Instant::now);
+        unsaved = failed;
         if let Some(done) = finish {
             let _ = done.send(());
             return;
@@ -228,6 +265,8 @@ struct Merged {
     batches: u64,
     records: AHashMap<AccountId, PlayerRecord>,
     released: Vec<Held>,
+    releases: Vec<Release>,
+    committed: Vec<tokio::sync::oneshot::Sender<bool>>,
     oldest: Option<Instant>,
     /// The emptied batches, to give back with their buffers.
     buffers: Vec<Batch>,
@@ -266,6 +305,8 @@ impl Merged {
             }
         }
         self.released.append(&mut batch.released);
+        self.releases.append(&mut batch.releases);
+        self.committed.append(&mut batch.committed);
         self.oldest = match (self.oldest, batch.handed_off.take()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -273,14 +314,31 @@ impl Merged {
         self.buffers.push(batch);
     }
 
-    /// Writes the merged records; returns the emptied batches.
-    fn commit(self, store: &mut dyn Store, kinds: &[String], stats: &Stats) -> Vec<Batch> {
-        if self.records.is_empty() && self.released.is_empty() {
-            return self.buffers;
+    /// Whether anything is waiting to be written.
+    fn is_pending(&self) -> bool {
+        !(self.records.is_empty() && self.released.is_empty() && self.releases.is_empty())
+    }
+
+    /// Writes the merged records; returns the emptied batches, and what is still to write
+    /// if the store failed (empty if it did not): the next transaction writes it, so a
+    /// store that is down for a while (PostgreSQL restarting) loses nothing, and the names
+    /// of players who left stay claimed until their final state is saved.
+    fn commit(
+        self,
+        store: &mut dyn Store,
+        kinds: &[String],
+        stats: &Stats,
+    ) -> (Vec<Batch>, Merged) {
+        if !self.is_pending() {
+            return (self.buffers, Merged::default());
         }
         let records: Vec<PlayerRecord> = self.records.into_values().collect();
         let started = Instant::now();
-        match store.save(&records, kinds) {
+        let saved = store.save_releasing(&records, kinds, &self.releases);
+        for committed in self.committed {
+            let _ = committed.send(saved.is_ok());
+        }
+        match saved {
             Ok(()) => {
                 Stats::add(&stats.persist_batches, self.batches);
                 Stats::bump(&stats.persist_transactions);
@@ -295,11 +353,127 @@ impl Merged {
             }
             Err(error) => {
                 Stats::bump(&stats.persist_failures);
-                tracing::error!(%error, rows = records.len(), "cannot save players; their progress since the last save is lost");
+                tracing::error!(%error, rows = records.len(), "cannot save players; retrying with the next transaction");
+                let unsaved = Merged {
+                    records: records
+                        .into_iter()
+                        .map(|record| (record.account, record))
+                        .collect(),
+                    released: self.released,
+                    releases: self.releases,
+                    oldest: self.oldest,
+                    ..Merged::default()
+                };
+                return (self.buffers, unsaved);
             }
         }
         // Now (and only now) the names of players who left may log in again.
         drop(self.released);
-        self.buffers
+        (self.buffers, Merged::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A store whose first `failures` saves fail; keeps what it saved.
+    struct FlakyStore {
+        failures: usize,
+        saved: Arc<Mutex<Vec<(Vec<PlayerRecord>, Vec<Release>)>>>,
+    }
+
+    impl Store for FlakyStore {
+        fn login(&mut self, _: &str, _: &str) -> Result<SavedPlayer, LoginError> {
+            unreachable!("no logins here")
+        }
+        fn verify(&mut self, _: &str, _: &str) -> Result<bool, super::super::store::StoreError> {
+            unreachable!("no logins here")
+        }
+        fn save(
+            &mut self,
+            records: &[PlayerRecord],
+            kinds: &[String],
+        ) -> Result<(), super::super::store::StoreError> {
+            self.save_releasing(records, kinds, &[])
+        }
+        fn save_releasing(
+            &mut self,
+            records: &[PlayerRecord],
+            _: &[String],
+            releases: &[Release],
+        ) -> Result<(), super::super::store::StoreError> {
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(super::super::store::StoreError::Database("down".into()));
+            }
+            self.saved
+                .lock()
+                .unwrap()
+                .push((records.to_vec(), releases.to_vec()));
+            Ok(())
+        }
+    }
+
+    /// Set when dropped (a name claim released).
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_failed_transaction_is_written_by_a_later_one_and_names_stay_claimed_until_then() {
+        let saved = Arc::new(Mutex::new(Vec::new()));
+        let store = FlakyStore {
+            failures: 1,
+            saved: saved.clone(),
+        };
+        let stats = Arc::new(Stats::default());
+        let (handle, thread) = spawn(Box::new(store), Vec::new(), 4, stats.clone()).unwrap();
+        let released = Arc::new(AtomicBool::new(false));
+        let (told, committed) = tokio::sync::oneshot::channel();
+        let batch = Batch {
+            records: vec![PlayerRecord {
+                account: 7,
+                position: Some([1.0, 2.0]),
+                components: Vec::new(),
+            }],
+            released: vec![Held::new(Flag(released.clone()))],
+            releases: vec![Release {
+                account: 7,
+                handoff: Some(99),
+            }],
+            committed: vec![told],
+            ..Batch::default()
+        };
+        assert!(matches!(handle.hand_off(batch), HandOff::Sent));
+        // The first attempt fails: the waiting handoff hears so at once, the name stays.
+        assert_eq!(committed.blocking_recv(), Ok(false));
+        assert!(!released.load(Ordering::SeqCst), "claimed until saved");
+        // A newer position of the same player joins the retry.
+        let newer = Batch {
+            positions: vec![(7, [3.0, 4.0])],
+            ..Batch::default()
+        };
+        assert!(matches!(handle.hand_off(newer), HandOff::Sent));
+        assert!(handle.finish(Duration::from_secs(30)), "finished");
+        thread.join().unwrap();
+        let saved = saved.lock().unwrap();
+        assert_eq!(saved.len(), 1, "written once, when the store came back");
+        assert_eq!(
+            saved[0].0[0].position,
+            Some([3.0, 4.0]),
+            "with the newer position"
+        );
+        assert_eq!(saved[0].1[0].handoff, Some(99), "and the release");
+        assert!(
+            released.load(Ordering::SeqCst),
+            "the name is free once saved"
+        );
+        assert_eq!(stats.persist_failures.load(Ordering::Relaxed), 1);
     }
 }

@@ -46,7 +46,7 @@ pub(crate) fn start(world: &mut World, config: &Config, stats: Arc<Stats>) {
         segment: 0,
         first_tick: 1,
         digest_every: config.record_digest_every,
-        config: config.to_toml(),
+        config: config.without_secrets().to_toml(),
         schema: crate::game::schema(world),
         persisted: world.resource::<PersistRegistry>().names(),
     };
@@ -148,6 +148,7 @@ impl Capture {
                 account: join.saved.account,
                 position: join.saved.position,
                 components,
+                ack_seq: join.ack_seq,
             },
         );
     }

@@ -22,7 +22,7 @@ use crate::protocol::Schema;
 pub const MAGIC: &[u8; 8] = b"THRONGRC";
 
 /// The format this build writes and reads. Raised whenever [`Header`] or [`Entry`] change.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// Bytes before the first chunk: magic and version.
 pub const PREAMBLE_BYTES: usize = MAGIC.len() + 2;
@@ -81,6 +81,9 @@ pub enum Entry<'a> {
         position: Option<[f32; 2]>,
         /// Its saved persistent components: (registered name, postcard bytes).
         components: Vec<(&'a str, &'a [u8])>,
+        /// The seq its frames acknowledge until its first input (handed off from another
+        /// zone: its last seq there; else 0).
+        ack_seq: u32,
     },
     /// A connection ended.
     Leave {
@@ -413,6 +416,7 @@ mod tests {
                     account: 3,
                     position: Some([1.5, 2.5]),
                     components: vec![("score", &[4])],
+                    ack_seq: 0,
                 },
                 Entry::Input {
                     connection: 7,

@@ -78,6 +78,7 @@ enum Lifecycle {
         connection: ConnectionId,
         name: String,
         saved: SavedPlayer,
+        ack_seq: u32,
     },
     Leave(ConnectionId),
 }
@@ -279,9 +280,10 @@ impl Replay {
                     connection,
                     name,
                     saved,
+                    ack_seq,
                 } => {
                     self.names.insert(connection, name.clone());
-                    self.harness.join_as(connection, name, saved);
+                    self.harness.join_as(connection, name, saved, ack_seq);
                 }
                 Lifecycle::Leave(connection) => self.harness.leave(connection),
             }
@@ -489,7 +491,9 @@ fn decode_ticks(payload: &[u8]) -> Result<Vec<RecordedTick>, Damage> {
                 account,
                 position,
                 components,
+                ack_seq,
             } => current.lifecycle.push(Lifecycle::Join {
+                ack_seq,
                 connection,
                 name: name.to_owned(),
                 saved: SavedPlayer {

@@ -18,6 +18,8 @@
 mod common;
 
 mod admission;
+#[cfg(feature = "agones")]
+mod agones;
 mod bad_input;
 mod binary;
 mod console;
@@ -37,3 +39,4 @@ mod system_panic;
 #[cfg(feature = "tracy")]
 mod tracy;
 mod websocket;
+mod zones;

@@ -1,6 +1,7 @@
 //! Persistence with real SQLite files: identity (claim, wrong secret, one login per name),
 //! positions and registered components restored after a graceful restart, clear startup
-//! errors for a database that cannot be used.
+//! errors for a database that cannot be used. The restart and the `kill -9` tests run
+//! against PostgreSQL too (`--store postgres://...`, a throwaway cluster per test process).
 
 use std::path::Path;
 
@@ -24,14 +25,83 @@ fn starting_coins(mut commands: Commands, new: Query<Entity, (Added<Account>, Wi
     }
 }
 
+/// The store a test runs against.
+#[derive(Clone, Copy, Debug)]
+enum StoreKind {
+    /// The embedded default: `throng.db` in the data directory.
+    Sqlite,
+    /// A fresh database in this test process's PostgreSQL cluster.
+    Postgres,
+}
+
+impl StoreKind {
+    /// The `store` setting: empty for SQLite, else the URL of a new, empty database.
+    fn setting(self) -> String {
+        match self {
+            StoreKind::Sqlite => String::new(),
+            StoreKind::Postgres => throng_testdb::TestPostgres::shared().fresh_database(),
+        }
+    }
+
+    /// Checks that the players `names` are kept where `setting` says (and not in the other
+    /// store): a test that passes on the wrong store proves nothing.
+    fn assert_keeps(self, setting: &str, data_dir: &Path, names: &[&str]) {
+        let sqlite_file = data_dir.join("throng.db").exists();
+        match self {
+            StoreKind::Sqlite => assert!(sqlite_file, "SQLite keeps the players"),
+            StoreKind::Postgres => {
+                assert!(!sqlite_file, "no SQLite file next to a PostgreSQL store");
+                let (url, listed) = (setting.to_owned(), names.join(","));
+                // The sync client cannot run on an async test's runtime thread.
+                let kept: i64 = std::thread::spawn(move || {
+                    postgres::Client::connect(&url, postgres::NoTls)
+                        .unwrap()
+                        .query_one(
+                            "SELECT count(*) FROM players \
+                             WHERE name = ANY(string_to_array($1, ','))",
+                            &[&listed],
+                        )
+                        .unwrap()
+                        .get(0)
+                })
+                .join()
+                .unwrap();
+                assert_eq!(kept as usize, names.len(), "PostgreSQL keeps the players");
+            }
+        }
+    }
+
+    /// The binary's flags for `setting`.
+    fn flags(setting: &str) -> Vec<&str> {
+        if setting.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--store", setting]
+        }
+    }
+}
+
 fn server_on(data_dir: &Path) -> ServerHandle {
-    server_with(data_dir, |app| {
+    server_on_store(data_dir, "")
+}
+
+/// [`server_on`] with the `store` setting `store` (empty: SQLite in `data_dir`).
+fn server_on_store(data_dir: &Path, store: &str) -> ServerHandle {
+    server_with_store(data_dir, store, |app| {
         app.add_systems(ServerTick, starting_coins.in_set(TickSet::Simulate))
             .persist::<Coins>("coins");
     })
 }
 
 fn server_with(data_dir: &Path, game: impl FnOnce(&mut bevy_app::App)) -> ServerHandle {
+    server_with_store(data_dir, "", game)
+}
+
+fn server_with_store(
+    data_dir: &Path,
+    store: &str,
+    game: impl FnOnce(&mut bevy_app::App),
+) -> ServerHandle {
     let config = ConfigLayer {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         tick_hz: Some(50),
@@ -40,6 +110,7 @@ fn server_with(data_dir: &Path, game: impl FnOnce(&mut bevy_app::App)) -> Server
         stats_interval_s: Some(0.0),
         world_size: Some(500.0),
         data_dir: Some(data_dir.to_owned()),
+        store: Some(store.to_owned()),
         save_interval_s: Some(0.2),
         game: Some(no_npcs()),
         ..Default::default()
@@ -162,11 +233,21 @@ async fn the_first_login_claims_a_name_and_only_its_secret_opens_it_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn positions_and_persistent_components_survive_a_graceful_restart() {
+    graceful_restart(StoreKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_and_persistent_components_survive_a_graceful_restart_on_postgres() {
+    graceful_restart(StoreKind::Postgres).await;
+}
+
+async fn graceful_restart(kind: StoreKind) {
     let dir = fresh_data_dir("restart");
+    let store = kind.setting();
     let names = ["walker0", "walker1", "walker2"];
     let mut last_seen = Vec::new();
     {
-        let server = server_on(dir.path());
+        let server = server_on_store(dir.path(), &store);
         for (i, name) in names.iter().enumerate() {
             let mut client = login(&server, name, &secret_of(name)).await.unwrap();
             let mut position = None;
@@ -220,7 +301,7 @@ async fn positions_and_persistent_components_survive_a_graceful_restart() {
         }
     }
 
-    let server = server_on(dir.path());
+    let server = server_on_store(dir.path(), &store);
     let mut online = Vec::new();
     for (name, (position, _)) in names.iter().zip(&last_seen) {
         let mut client = login(&server, name, &secret_of(name)).await.unwrap();
@@ -245,6 +326,7 @@ async fn positions_and_persistent_components_survive_a_graceful_restart() {
         .with_world(|world| world.query::<&Position>().iter(world).count())
         .unwrap();
     assert_eq!(positions, 3);
+    kind.assert_keeps(&store, dir.path(), &names);
 }
 
 /// Starts the binary on `dir`, expects it to exit 1 at once; returns what it printed.
@@ -291,10 +373,22 @@ const WIRE_STEP: i64 = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interval_earlier() {
+    after_kill_9(StoreKind::Sqlite).await;
+}
+
+/// The same on PostgreSQL: the players the killed server held online are released when it
+/// starts again (same owner name), so they log straight back in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_on_postgres_every_player_is_back_at_most_one_save_interval_earlier() {
+    after_kill_9(StoreKind::Postgres).await;
+}
+
+async fn after_kill_9(kind: StoreKind) {
     use rand::Rng;
     let dir = fresh_data_dir("kill9");
     let world_wire = 2000 * 8;
-    let args = [
+    let store = kind.setting();
+    let mut args = vec![
         "--tick-hz",
         "20",
         "--world-size",
@@ -302,6 +396,7 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interva
         "--save-interval-s",
         "1",
     ];
+    args.extend(StoreKind::flags(&store));
     let interval_ticks = 20;
     let mut server = ServerProcess::start_in(dir.path(), &args);
     let names: Vec<String> = (0..10).map(|i| format!("runner{i}")).collect();
@@ -315,8 +410,9 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interva
     }
     // A random moment, from a seed printed so that a failure can be replayed
     // (THRONG_TEST_SEED=... cargo test -p throng --test it after_kill).
-    let kill_after =
-        std::time::Duration::from_millis(seeded_rng("kill -9 test").random_range(1500..4000));
+    let kill_after = std::time::Duration::from_millis(
+        seeded_rng(&format!("kill -9 test, {kind:?}")).random_range(1500..4000),
+    );
     let started = std::time::Instant::now();
     // Every client reads up to the newest tick any of them has seen, so that the ones that
     // connected first (and have frames queued from while the others connected) keep up.
@@ -366,7 +462,10 @@ async fn after_kill_9_every_player_is_back_where_it_was_at_most_one_save_interva
              at most one save interval ({interval_ticks} ticks) plus one earlier"
         );
         eprintln!(
-            "{name}: restored at {ticks} ticks from the last seen (killed after {kill_after:?})"
+            "{name}: restored at {ticks} ticks from the last seen (killed after {kill_after:?}, \
+             {kind:?})"
         );
     }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    kind.assert_keeps(&store, dir.path(), &names);
 }

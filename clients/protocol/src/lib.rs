@@ -52,10 +52,22 @@ pub enum ClientMessage {
     Goodbye,
     /// A player action of a kind the game registered (throw, pick up, chat, ...).
     Action(Action),
+    /// Instead of [`Hello`], as the first message: opens a session on the zone server a
+    /// [`ServerMessage::Transfer`] named, with its single-use ticket.
+    Resume(Resume),
 }
 
 /// Number of [`ClientMessage`] variants: a first varint at or above this is an unknown type.
-pub const CLIENT_MESSAGE_KINDS: u32 = 5;
+pub const CLIENT_MESSAGE_KINDS: u32 = 6;
+
+/// Opens a session with a handoff ticket (see [`ServerMessage::Transfer`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// Must equal [`PROTOCOL_VERSION`].
+    pub protocol_version: u16,
+    /// The ticket exactly as the Transfer carried it (opaque to the client).
+    pub ticket: Vec<u8>,
+}
 
 /// A player action: one of the game's registered action kinds, with its value.
 ///
@@ -112,6 +124,23 @@ pub enum ServerMessage {
     },
     /// The server ends an open session; the socket closes after it.
     Close(Refusal),
+    /// The player walked into another zone's part of the world (zone servers only): connect
+    /// to `address` and send [`ClientMessage::Resume`] with `ticket` (single use, valid for
+    /// a few seconds). The player's state is saved; the socket closes after this message.
+    Transfer(Transfer),
+}
+
+/// Where a player continues (see [`ServerMessage::Transfer`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// The destination zone's name.
+    pub zone: String,
+    /// Its game listener, `HOST:PORT` (TCP).
+    pub address: String,
+    /// Its web listener's WebSocket URL (`ws://HOST:PORT/ws`), empty if it has none.
+    pub websocket: String,
+    /// The signed, single-use ticket to present there.
+    pub ticket: Vec<u8>,
 }
 
 /// Index of [`ServerMessage::Frame`] in the enum: the first byte of every state frame body.
@@ -247,11 +276,20 @@ pub enum CloseReason {
     /// An operator closed the session (the console's kick); the detail is the operator's
     /// reason.
     Kicked,
+    /// A [`Resume`] ticket that is not one a zone of this world signed (forged, damaged, or
+    /// signed with another world's secret).
+    TicketInvalid,
+    /// A [`Resume`] ticket past its expiry: log in again with [`Hello`].
+    TicketExpired,
+    /// A [`Resume`] ticket that was used already (or cancelled by a login since).
+    TicketUsed,
+    /// A [`Resume`] ticket for another zone than this server's.
+    TicketWrongZone,
 }
 
 impl CloseReason {
     /// Every reason, in wire order (for per-reason counters).
-    pub const ALL: [CloseReason; 23] = [
+    pub const ALL: [CloseReason; 27] = [
         CloseReason::ServerFull,
         CloseReason::VersionMismatch,
         CloseReason::ExpectedHello,
@@ -275,6 +313,10 @@ impl CloseReason {
         CloseReason::HandshakesFull,
         CloseReason::AddressLimit,
         CloseReason::Kicked,
+        CloseReason::TicketInvalid,
+        CloseReason::TicketExpired,
+        CloseReason::TicketUsed,
+        CloseReason::TicketWrongZone,
     ];
 
     /// Position in [`CloseReason::ALL`], which is also the wire index.
@@ -308,6 +350,10 @@ impl CloseReason {
             CloseReason::HandshakesFull => "handshakes_full",
             CloseReason::AddressLimit => "address_limit",
             CloseReason::Kicked => "kicked",
+            CloseReason::TicketInvalid => "ticket_invalid",
+            CloseReason::TicketExpired => "ticket_expired",
+            CloseReason::TicketUsed => "ticket_used",
+            CloseReason::TicketWrongZone => "ticket_wrong_zone",
         }
     }
 }
@@ -889,6 +935,12 @@ pub(crate) mod tests {
                     kind,
                     bytes
                 })),
+            (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..120)).prop_map(
+                |(protocol_version, ticket)| ClientMessage::Resume(Resume {
+                    protocol_version,
+                    ticket
+                })
+            ),
         ]
     }
 
@@ -983,6 +1035,20 @@ pub(crate) mod tests {
             any::<u64>().prop_map(|nonce| ServerMessage::Pong { nonce }),
             (reason(), ".{0,20}")
                 .prop_map(|(reason, detail)| ServerMessage::Close(Refusal { reason, detail })),
+            (
+                "[a-z]{1,8}",
+                "[0-9.:]{0,21}",
+                ".{0,30}",
+                proptest::collection::vec(any::<u8>(), 0..120)
+            )
+                .prop_map(|(zone, address, websocket, ticket)| {
+                    ServerMessage::Transfer(Transfer {
+                        zone,
+                        address,
+                        websocket,
+                        ticket,
+                    })
+                }),
         ]
     }
 

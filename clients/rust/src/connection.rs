@@ -1,14 +1,21 @@
 //! An async client over TCP.
+//!
+//! # Zones
+//! A world split across zone servers moves a player between them: the server it plays on
+//! sends [`ServerMessage::Transfer`] (an ordinary message of [`Client::recv`], not an error)
+//! and closes the socket. [`Client::follow`] opens the session on the destination with the
+//! Transfer's ticket ([`Client::resume`]) and keeps numbering inputs where the old session
+//! stopped, because the destination acknowledges the seqs the origin processed.
 
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, ToSocketAddrs};
 
 use throng_protocol::framing::{FrameError, FrameReader};
 use throng_protocol::{
-    Action, ClientMessage, DecodeError, Hello, Input, PROTOCOL_VERSION, Refusal, Schema,
-    ServerMessage, Welcome, decode_server_message, encode_frame,
+    Action, ClientMessage, DecodeError, Hello, Input, PROTOCOL_VERSION, Refusal, Resume, Schema,
+    ServerMessage, Transfer, Welcome, decode_server_message, encode_frame,
 };
 
 /// Largest frame a client accepts (the server announces its own limit in Welcome).
@@ -23,7 +30,8 @@ pub enum ClientError {
     /// The server closed the connection.
     #[error("server closed the connection")]
     Closed,
-    /// The server refused the session.
+    /// The server refused the session (for a [`Client::resume`], the ticket's refusal:
+    /// `TicketInvalid`, `TicketExpired`, `TicketUsed`, `TicketWrongZone`, `AlreadyOnline`).
     #[error("refused: {0:?}")]
     Refused(Refusal),
     /// The server sent bytes that do not decode.
@@ -32,8 +40,8 @@ pub enum ClientError {
     /// The server sent an oversize frame.
     #[error("bad frame from server: {0}")]
     Frame(#[from] FrameError),
-    /// The server answered Hello with something other than Welcome or Reject.
-    #[error("unexpected answer to Hello: {0:?}")]
+    /// The server answered Hello (or Resume) with something other than Welcome or Reject.
+    #[error("unexpected answer to Hello or Resume: {0:?}")]
     UnexpectedAnswer(Box<ServerMessage>),
     /// An action named by a name the server's schema does not have.
     #[error("the server has no action named {0:?}")]
@@ -134,18 +142,78 @@ impl Client {
         name: &str,
         secret: &str,
     ) -> Result<Client, ClientError> {
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: name.to_owned(),
+            secret: secret.to_owned(),
+        };
+        Self::open(stream, &ClientMessage::Hello(hello), 0).await
+    }
+
+    /// Connects to a zone server and opens the session a [`ServerMessage::Transfer`] handed
+    /// over: sends Resume with `ticket` (instead of Hello) and waits for Welcome, exactly as
+    /// [`Client::connect`] does. Inputs and actions continue from `next_seq`: the destination
+    /// acknowledges (`ack_seq`) the last seq the previous zone processed, so restarting at 1
+    /// would make it drop them as old. A refused ticket is [`ClientError::Refused`].
+    ///
+    /// `addr` is the Transfer's `HOST:PORT` (a name is resolved) or a socket address.
+    pub async fn resume(
+        addr: impl ToSocketAddrs,
+        ticket: &[u8],
+        next_seq: u32,
+    ) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Self::resume_on(stream, ticket, next_seq).await
+    }
+
+    /// Sends Resume with `ticket` on an already connected stream and waits for Welcome (see
+    /// [`Client::resume`]).
+    pub async fn resume_on(
+        stream: TcpStream,
+        ticket: &[u8],
+        next_seq: u32,
+    ) -> Result<Client, ClientError> {
+        let resume = Resume {
+            protocol_version: PROTOCOL_VERSION,
+            ticket: ticket.to_vec(),
+        };
+        Self::open(
+            stream,
+            &ClientMessage::Resume(resume),
+            next_seq.wrapping_sub(1),
+        )
+        .await
+    }
+
+    /// Follows a [`ServerMessage::Transfer`] this client received: closes this session (the
+    /// server closes it anyway right after a Transfer) and opens the one on the destination
+    /// ([`Client::resume`] to its `address`), continuing from this client's
+    /// [`Client::next_seq`].
+    ///
+    /// The new client has its own Welcome (a new [`Client::player_id`]) and its frames start
+    /// over at the destination's tick: a [`crate::Mirror`] kept for the old session must be
+    /// replaced by a fresh one. Its [`Client::bytes_received`] counts from zero.
+    pub async fn follow(self, transfer: &Transfer) -> Result<Client, ClientError> {
+        let next_seq = self.next_seq();
+        drop(self);
+        Self::resume(transfer.address.as_str(), &transfer.ticket, next_seq).await
+    }
+
+    /// Sends `first` (Hello or Resume) and waits for the Welcome; the session's last seq
+    /// starts at `last_seq`.
+    async fn open(
+        stream: TcpStream,
+        first: &ClientMessage,
+        last_seq: u32,
+    ) -> Result<Client, ClientError> {
         let mut wire = Wire {
             stream,
             reader: FrameReader::new(CLIENT_MAX_FRAME),
             out: Vec::new(),
             bytes_received: 0,
         };
-        let hello = Hello {
-            protocol_version: PROTOCOL_VERSION,
-            name: name.to_owned(),
-            secret: secret.to_owned(),
-        };
-        wire.send(&ClientMessage::Hello(hello)).await?;
+        wire.send(first).await?;
         let (answer, welcome_bytes) = wire
             .next_frame(|body| (decode_server_message(body), body.to_vec()))
             .await?;
@@ -154,7 +222,7 @@ impl Client {
                 wire,
                 welcome,
                 welcome_bytes,
-                last_seq: 0,
+                last_seq,
             }),
             ServerMessage::Reject(refusal) | ServerMessage::Close(refusal) => {
                 Err(ClientError::Refused(refusal))
@@ -242,7 +310,9 @@ impl Client {
         self.welcome.schema.component_kind(name)
     }
 
-    /// Receives the next message.
+    /// Receives the next message. A [`ServerMessage::Transfer`] is returned like any other
+    /// (the session then ends: the server closes the socket after it); pass it to
+    /// [`Client::follow`] to continue on the destination zone.
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
         self.wire.recv().await
     }
@@ -304,6 +374,19 @@ mod tests {
 
     /// Reads `count` client messages after answering Hello with [`welcome`].
     async fn fake_server(listener: TcpListener, count: usize) -> Vec<ClientMessage> {
+        let mut messages =
+            fake_zone(listener, vec![ServerMessage::Welcome(welcome())], count).await;
+        assert!(matches!(messages[0], ClientMessage::Hello(_)));
+        messages.split_off(1)
+    }
+
+    /// Answers the first client message with `answers`, then reads `count` more (fewer if
+    /// the client closes); returns them all, the first included.
+    async fn fake_zone(
+        listener: TcpListener,
+        answers: Vec<ServerMessage>,
+        count: usize,
+    ) -> Vec<ClientMessage> {
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut reader = FrameReader::new(512);
         let mut messages = Vec::new();
@@ -311,19 +394,21 @@ mod tests {
             while let Some(body) = reader.next_frame().unwrap() {
                 messages.push(decode_client_message(body).unwrap());
                 if messages.len() == 1 {
-                    let answer = frame_bytes(&ServerMessage::Welcome(welcome()));
-                    stream.write_all(&answer).await.unwrap();
+                    for answer in &answers {
+                        stream.write_all(&frame_bytes(answer)).await.unwrap();
+                    }
                 }
             }
             if messages.len() > count {
                 break;
             }
             let n = stream.read(reader.spare()).await.unwrap();
-            assert!(n > 0, "client closed early");
+            if n == 0 {
+                break;
+            }
             reader.filled(n);
         }
-        assert!(matches!(messages[0], ClientMessage::Hello(_)));
-        messages.split_off(1)
+        messages
     }
 
     #[tokio::test]
@@ -379,5 +464,90 @@ mod tests {
                 ClientMessage::Ping { nonce: 9 },
             ]
         );
+    }
+
+    fn transfer(address: String) -> Transfer {
+        Transfer {
+            zone: "east".into(),
+            address,
+            websocket: String::new(),
+            ticket: vec![7, 0, 255, 3],
+        }
+    }
+
+    /// A Transfer is an ordinary message; following it sends Resume with the ticket to the
+    /// destination and keeps the seq counter going.
+    #[tokio::test]
+    async fn following_a_transfer_resumes_with_the_ticket_and_keeps_the_seq() {
+        let destination = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let transfer = transfer(destination.local_addr().unwrap().to_string());
+        let east = tokio::spawn(fake_zone(
+            destination,
+            vec![ServerMessage::Welcome(Welcome {
+                player_id: 42,
+                ..welcome()
+            })],
+            1,
+        ));
+        let origin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin_addr = origin.local_addr().unwrap();
+        let west = tokio::spawn(fake_zone(
+            origin,
+            vec![
+                ServerMessage::Welcome(welcome()),
+                ServerMessage::Transfer(transfer.clone()),
+            ],
+            2,
+        ));
+
+        let mut client = Client::connect(origin_addr, "ann", "s3cret-token")
+            .await
+            .unwrap();
+        assert_eq!(client.send_next_input(127, 0).await.unwrap(), 1);
+        assert_eq!(client.send_next_input(127, 0).await.unwrap(), 2);
+        let message = client.recv().await.unwrap();
+        assert_eq!(message, ServerMessage::Transfer(transfer.clone()));
+        let mut client = client.follow(&transfer).await.unwrap();
+        assert_eq!(client.player_id(), 42);
+        assert_eq!(client.last_seq(), 2);
+        assert_eq!(client.send_next_input(0, 127).await.unwrap(), 3);
+
+        assert_eq!(west.await.unwrap().len(), 3, "Hello and two inputs");
+        let sent = east.await.unwrap();
+        assert_eq!(
+            sent,
+            [
+                ClientMessage::Resume(Resume {
+                    protocol_version: PROTOCOL_VERSION,
+                    ticket: vec![7, 0, 255, 3]
+                }),
+                ClientMessage::Input(Input {
+                    seq: 3,
+                    dir_x: 0,
+                    dir_y: 127
+                }),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_ticket_is_a_refusal() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refusal = Refusal {
+            reason: throng_protocol::CloseReason::TicketUsed,
+            detail: "used".into(),
+        };
+        let server = tokio::spawn(fake_zone(
+            listener,
+            vec![ServerMessage::Reject(refusal.clone())],
+            0,
+        ));
+        let result = Client::resume(addr, &[1, 2, 3], 1).await;
+        assert!(matches!(result, Err(ClientError::Refused(r)) if r == refusal));
+        assert!(matches!(
+            server.await.unwrap()[..],
+            [ClientMessage::Resume(Resume { ref ticket, .. })] if ticket == &[1, 2, 3]
+        ));
     }
 }

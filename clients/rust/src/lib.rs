@@ -2,7 +2,8 @@
 //! server. Depends on the protocol crate only (no bevy, no server code).
 //!
 //! # Layout
-//! - [`connection`]: an async TCP client (connect, Hello, inputs, actions, frames).
+//! - [`connection`]: an async TCP client (connect, Hello, inputs, actions, frames; Resume
+//!   on the next zone server after a `Transfer`).
 //! - [`mirror`]: a sans-IO copy of the entities a client sees, kept by applying frames.
 #![warn(missing_docs, unreachable_pub)]
 

@@ -156,7 +156,7 @@ export type ComponentChange = {
  * Why a session was refused or closed, by wire index (also the WebSocket close code minus
  * 4000). New reasons may be added at the end: an unknown index is a generic close.
  */
-export declare const CLOSE_REASONS: readonly ["server_full", "version_mismatch", "expected_hello", "duplicate_hello", "frame_too_large", "malformed", "unknown_message_type", "invalid_name", "handshake_timeout", "shutdown", "view_too_large", "idle_timeout", "input_flood", "slow_reader", "internal_error", "bad_credentials", "already_online", "event_backlog", "invalid_actions", "too_many_failed_logins", "handshakes_full", "address_limit", "kicked"];
+export declare const CLOSE_REASONS: readonly ["server_full", "version_mismatch", "expected_hello", "duplicate_hello", "frame_too_large", "malformed", "unknown_message_type", "invalid_name", "handshake_timeout", "shutdown", "view_too_large", "idle_timeout", "input_flood", "slow_reader", "internal_error", "bad_credentials", "already_online", "event_backlog", "invalid_actions", "too_many_failed_logins", "handshakes_full", "address_limit", "kicked", "ticket_invalid", "ticket_expired", "ticket_used", "ticket_wrong_zone"];
 /** A close reason this client knows by name. */
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 /** The name of close reason `index`, or `unknown_N` for one newer than this client. */

@@ -36,6 +36,10 @@ export const CLOSE_REASONS = [
     "handshakes_full",
     "address_limit",
     "kicked",
+    "ticket_invalid",
+    "ticket_expired",
+    "ticket_used",
+    "ticket_wrong_zone",
 ];
 /** The name of close reason `index`, or `unknown_N` for one newer than this client. */
 export function closeReasonName(index) {

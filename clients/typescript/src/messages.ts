@@ -197,6 +197,10 @@ export const CLOSE_REASONS = [
   "handshakes_full",
   "address_limit",
   "kicked",
+  "ticket_invalid",
+  "ticket_expired",
+  "ticket_used",
+  "ticket_wrong_zone",
 ] as const;
 
 /** A close reason this client knows by name. */

@@ -13,6 +13,12 @@
 //! protocol: every message it sends is the TCP frame it would send, turned in place into a
 //! masked binary frame (`ws::frame_in_place`), and every binary message it receives is
 //! checked exactly like a TCP frame body.
+//!
+//! Zones (see [`crate::handoff`]): a `Transfer` from the server moves the bot to
+//! [`Stage::Transferring`]; the worker opens a socket to the destination (the same connect
+//! path as the first one), and the bot sends `Resume` where it sent Hello, then plays on
+//! from its next seq with the new Welcome's player id. The handoff is complete, timed and
+//! checked for continuity when a frame of the destination shows the bot's own entity.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -26,11 +32,12 @@ use throng_protocol::framing::FrameReader;
 use throng_protocol::visit::{is_state_frame, visit_state_frame};
 use throng_protocol::websocket::{Opcode, WsFrame, WsReader};
 use throng_protocol::{
-    ClientMessage, FRAME_HEADER_BYTES, Hello, Input, PROTOCOL_VERSION, ServerMessage, begin_frame,
-    decode_server_message, encode_frame, finish_frame, put_varint,
+    ClientMessage, FRAME_HEADER_BYTES, Hello, Input, PROTOCOL_VERSION, ServerMessage, Transfer,
+    Welcome, begin_frame, decode_server_message, encode_frame, finish_frame, put_varint,
 };
 
 use crate::arrival;
+use crate::handoff::{self, Handoff, MAX_ATTEMPTS, RETRY_DELAY};
 use crate::tally::Tally;
 use crate::view::ViewSet;
 use crate::ws::{self, Transport};
@@ -47,6 +54,8 @@ const MAX_PENDING_OUT: usize = 4096;
 pub const THROW_ACTION: &str = "throw";
 /// Index of `ClientMessage::Action` on the wire.
 const ACTION_MESSAGE_INDEX: u64 = 4;
+/// Name of the event that tells a player its walking speed (bounds a handoff's jump).
+const MOVEMENT_EVENT: &str = "movement";
 
 /// Where a bot is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +64,41 @@ pub enum Stage {
     Connecting,
     /// WebSocket upgrade request sent, waiting for the `101`.
     Upgrading,
-    /// Hello sent, waiting for Welcome.
+    /// Hello (or Resume) sent, waiting for Welcome.
     AwaitingWelcome,
     /// Welcomed; sending inputs and receiving frames.
     Playing,
+    /// Between zones: the origin's socket is closed and the worker is to open one to the
+    /// destination (right after the Transfer, or between connect attempts).
+    Transferring,
     /// Closed (by the server, the network, or a failed connect).
     Closed,
+}
+
+/// What the worker is to do for a bot's handoff (see [`Bot::handoff_step`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum HandoffStep {
+    /// No handoff any more (complete or failed): forget the bot.
+    Idle,
+    /// Nothing yet.
+    Wait,
+    /// Open a socket to this address and give it to [`Bot::reconnect`].
+    Connect(std::net::SocketAddr),
+    /// The handoff failed (the change says why).
+    Fail(Change),
+}
+
+/// How every bot of a worker behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct BotSettings {
+    /// How bots reach servers.
+    pub transport: Transport,
+    /// Run seed.
+    pub seed: u64,
+    /// `throw` actions per input, on average.
+    pub actions_per_input: f64,
+    /// `--max-step`: the jump allowed across a border, units (else from the speed).
+    pub max_step: Option<f64>,
 }
 
 /// What happened to a bot while handling readiness.
@@ -76,6 +114,18 @@ pub enum Change {
     Disconnected(String),
     /// The run cannot go on (the server lacks what the workload needs); the bot closed.
     Fatal(String),
+    /// A handoff to another zone failed for `reason` (a refusal's reason name, or one of
+    /// loadgen's own: `timeout`, `connect_failed`, ...); the bot closed unless it was
+    /// playing on the destination already (`own_entity_not_seen`).
+    HandoffFailed {
+        /// Snake-case reason (a key of the report's `handoff_failures`).
+        reason: String,
+        /// For humans.
+        detail: String,
+    },
+    /// A connect to a handoff's destination failed before the Resume went out; another
+    /// attempt follows.
+    HandoffRetry(String),
 }
 
 /// One simulated player.
@@ -101,6 +151,20 @@ pub struct Bot {
     throws: Throws,
     /// Kind index of [`THROW_ACTION`] in the server's schema (known once welcomed).
     throw_kind: Option<u16>,
+    /// Seed, global index and transport: a new link per handoff needs its own key.
+    settings: BotSettings,
+    index: u64,
+    /// Welcomed after a Hello at some point (a join).
+    joined: bool,
+    /// The handoff in progress, if any.
+    handoff: Option<Handoff>,
+    /// The worker has this bot on its list of handoffs to drive.
+    handoff_listed: bool,
+    /// Handoffs started so far.
+    hops: u64,
+    /// Side of the world and wire scale, from the last Welcome.
+    world_size: f64,
+    position_scale: f64,
     next_seq: u32,
     /// Inputs not yet acknowledged: seq and send time (CLOCK_REALTIME ns).
     unacked: VecDeque<(u32, i64)>,
@@ -109,18 +173,22 @@ pub struct Bot {
 }
 
 impl Bot {
-    /// A bot whose connect is in progress on `stream` (to `peer`) over `transport`; `seed`
-    /// and `index` fix its walk, its throws (of which it sends `actions_per_input` per input
-    /// on average) and its WebSocket key and masks.
+    /// A bot whose connect is in progress on `stream` (to `peer`); the run's seed and the
+    /// bot's `index` fix its walk, its throws (of which it sends `actions_per_input` per
+    /// input on average) and its WebSocket key and masks.
     pub fn new(
         stream: TcpStream,
-        transport: Transport,
         peer: std::net::SocketAddr,
         index: usize,
-        seed: u64,
-        actions_per_input: f64,
+        settings: BotSettings,
         now: Instant,
     ) -> Bot {
+        let BotSettings {
+            transport,
+            seed,
+            actions_per_input,
+            ..
+        } = settings;
         Bot {
             stream,
             stage: Stage::Connecting,
@@ -128,13 +196,21 @@ impl Bot {
             window_frames: 0,
             actions_sent: 0,
             name: format!("bot{index}"),
-            link: Link::new(transport, peer, seed, index as u64),
+            link: Link::new(transport, &peer.to_string(), "/ws", seed, index as u64),
             closing: None,
             view: ViewSet::default(),
             verifying: true,
             walk: RandomWalk::new(seed, index as u64),
             throws: Throws::new(seed, index as u64, actions_per_input),
             throw_kind: None,
+            settings,
+            index: index as u64,
+            joined: false,
+            handoff: None,
+            handoff_listed: false,
+            hops: 0,
+            world_size: 0.0,
+            position_scale: 1.0,
             next_seq: 1,
             unacked: VecDeque::with_capacity(MAX_UNACKED),
             pending_out: Vec::new(),
@@ -164,11 +240,25 @@ impl Bot {
                     self.scratch.extend_from_slice(request.as_bytes());
                     return self.send_scratch();
                 }
-                self.send_hello()
+                self.send_opening()
             }
             Stage::Upgrading | Stage::AwaitingWelcome | Stage::Playing => self.flush(),
-            Stage::Closed => Change::None,
+            Stage::Transferring | Stage::Closed => Change::None,
         }
+    }
+
+    /// The session's first message: Resume during a handoff, Hello otherwise.
+    fn send_opening(&mut self) -> Change {
+        let Some(handoff) = &mut self.handoff else {
+            return self.send_hello();
+        };
+        self.stage = Stage::AwaitingWelcome;
+        handoff.resume_sent = true;
+        self.scratch.clear();
+        handoff::encode_resume(&mut self.scratch, &handoff.ticket);
+        self.link
+            .seal(&mut self.scratch, FRAME_HEADER_BYTES, Opcode::Binary);
+        self.send_scratch()
     }
 
     fn send_hello(&mut self) -> Change {
@@ -186,6 +276,9 @@ impl Bot {
     /// The socket became readable: read everything available and apply every whole frame.
     /// Acks are timed at the kernel's arrival time of the bytes (see [`arrival`]).
     pub fn on_readable(&mut self, measuring: bool, tally: &mut Tally) -> Change {
+        if matches!(self.stage, Stage::Closed | Stage::Transferring) {
+            return Change::None; // no socket of this bot is open
+        }
         loop {
             let fd = self.stream.as_raw_fd();
             let upgrading = self.stage == Stage::Upgrading;
@@ -220,7 +313,7 @@ impl Bot {
                 match self.link.response_filled(read) {
                     Ok(false) => continue, // the head is not complete yet
                     Ok(true) => {
-                        let change = self.send_hello();
+                        let change = self.send_opening();
                         if change != Change::None || self.stage == Stage::Closed {
                             return change;
                         }
@@ -231,7 +324,7 @@ impl Bot {
                 self.link.filled(read);
             }
             let change = self.take_frames(arrived, measuring, tally);
-            if change != Change::None || self.stage == Stage::Closed {
+            if change != Change::None || matches!(self.stage, Stage::Closed | Stage::Transferring) {
                 return change;
             }
             // A short read drained the socket; new data will raise a new edge.
@@ -284,6 +377,197 @@ impl Bot {
         self.stage == Stage::Playing && self.closing.is_none()
     }
 
+    /// Whether the bot was welcomed after its Hello (it joined, whatever came after).
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
+    /// Whether the bot joined and is not playing any more, other than between zones: the
+    /// server or the network ended it, or a handoff failed.
+    pub fn is_lost(&self) -> bool {
+        self.joined && (self.stage == Stage::Closed || self.closing.is_some())
+    }
+
+    /// Whether a handoff is under way (including one welcomed on the destination that has
+    /// not yet seen its own entity).
+    pub fn handing_off(&self) -> bool {
+        self.handoff.is_some() && self.stage != Stage::Closed
+    }
+
+    /// Whether a handoff began that the worker does not drive yet; the worker then lists the
+    /// bot (once) and calls [`Bot::handoff_step`] until it returns [`HandoffStep::Idle`].
+    pub fn take_new_handoff(&mut self) -> bool {
+        let new = self.handoff.is_some() && !self.handoff_listed;
+        self.handoff_listed |= new;
+        new
+    }
+
+    /// Drives the handoff's time: the next connect attempt when it is due, the failure when
+    /// the handoff is not complete `timeout` after its Transfer.
+    pub fn handoff_step(&mut self, now: Instant, timeout: Duration) -> HandoffStep {
+        let Some(handoff) = &mut self.handoff else {
+            self.handoff_listed = false;
+            return HandoffStep::Idle;
+        };
+        if now.saturating_duration_since(handoff.started) > timeout {
+            let (reason, detail) = if handoff.welcomed {
+                (
+                    "own_entity_not_seen",
+                    "no frame of the destination showed the bot",
+                )
+            } else {
+                ("timeout", "not welcomed by the destination in time")
+            };
+            self.handoff_listed = false;
+            return HandoffStep::Fail(self.fail_handoff(reason, detail.to_owned()));
+        }
+        match handoff.retry_at {
+            Some(at) if at <= now && self.stage == Stage::Transferring => {
+                let addr = match &handoff.target {
+                    Some(target) => target.addr,
+                    None => match handoff::target(
+                        self.settings.transport,
+                        &handoff.address,
+                        &handoff.websocket,
+                    ) {
+                        Ok(target) => {
+                            let addr = target.addr;
+                            handoff.target = Some(target);
+                            addr
+                        }
+                        Err(reason) => {
+                            let detail = format!(
+                                "destination {:?} / {:?}",
+                                handoff.address, handoff.websocket
+                            );
+                            self.handoff_listed = false;
+                            return HandoffStep::Fail(self.fail_handoff(reason, detail));
+                        }
+                    },
+                };
+                handoff.retry_at = None;
+                handoff.attempts += 1;
+                HandoffStep::Connect(addr)
+            }
+            _ => HandoffStep::Wait,
+        }
+    }
+
+    /// Takes the socket the worker opened to the handoff's destination (its connect in
+    /// progress, registered under this bot's token): a fresh link, Resume once connected.
+    pub fn reconnect(&mut self, stream: TcpStream) {
+        let Some(target) = self.handoff.as_ref().and_then(|h| h.target.as_ref()) else {
+            return;
+        };
+        let mixed = self.settings.seed ^ self.hops.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        self.link = Link::new(
+            self.settings.transport,
+            &target.host,
+            &target.path,
+            mixed,
+            self.index,
+        );
+        self.stream = stream; // the origin's socket closes here
+        self.stage = Stage::Connecting;
+        self.closing = None;
+        self.pending_out.clear();
+    }
+
+    /// The worker could not even start the connect to the handoff's destination.
+    pub fn connect_failed(&mut self, error: io::Error) -> Change {
+        self.close_before_join(error)
+    }
+
+    /// A Transfer while playing: remembers where the bot was, then waits for the worker to
+    /// connect it to the destination. A Transfer that comes before the previous handoff saw
+    /// the bot's own entity continues that handoff (its start and origin position), so
+    /// chained handoffs are timed and checked from the last position actually seen.
+    fn begin_handoff(&mut self, transfer: Transfer, arrived: i64) {
+        let prior = self.handoff.take();
+        let (started, started_ns) = prior
+            .as_ref()
+            .map_or((Instant::now(), arrived), |p| (p.started, p.started_ns));
+        let from = self.view.own_wire().or(prior.and_then(|p| p.from));
+        self.handoff = Some(Handoff::new(
+            transfer.address,
+            transfer.websocket,
+            transfer.ticket,
+            started,
+            started_ns,
+            from,
+        ));
+        self.hops += 1;
+        // Inputs the origin did not acknowledge are gone with it: timing them against the
+        // destination's acks would count the handoff as input latency.
+        self.unacked.clear();
+        self.stage = Stage::Transferring;
+    }
+
+    /// Ends the handoff as failed; the bot closes unless it plays on the destination.
+    fn fail_handoff(&mut self, reason: &str, detail: String) -> Change {
+        self.handoff = None;
+        if self.stage != Stage::Playing {
+            self.stage = Stage::Closed;
+        }
+        Change::HandoffFailed {
+            reason: reason.to_owned(),
+            detail,
+        }
+    }
+
+    /// A Welcome: a new session's view, with the bot's (possibly new) id.
+    fn welcomed(&mut self, welcome: &Welcome) {
+        self.world_size = f64::from(welcome.world_size);
+        self.position_scale = f64::from(welcome.position_scale);
+        let movement = welcome.schema.event_kind(MOVEMENT_EVENT);
+        self.view.restart(welcome.player_id, movement);
+        self.verifying = true;
+    }
+
+    /// After a frame of a resumed session: the destination's acks continue the origin's
+    /// seqs (never beyond what was sent), and once the bot's own entity is in view the
+    /// handoff is complete: timed, and its position checked against the origin's.
+    fn check_handoff(&mut self, arrived: i64, tally: &mut Tally) {
+        let Some(handoff) = &self.handoff else {
+            return;
+        };
+        if !handoff.welcomed {
+            return;
+        }
+        if self.view.ack_seq >= self.next_seq && self.verifying {
+            tally.protocol_errors += 1;
+            *tally
+                .reasons
+                .entry("protocol: the destination acknowledged a seq never sent".into())
+                .or_default() += 1;
+            self.verifying = false;
+        }
+        let Some(to) = self.view.own_wire() else {
+            return;
+        };
+        let from = handoff.from;
+        let started_ns = handoff.started_ns;
+        self.handoff = None;
+        tally.handoffs += 1;
+        let nanos = u64::try_from(arrived - started_ns).unwrap_or(0);
+        tally.handoff_latency.record(Duration::from_nanos(nanos));
+        let Some(from) = from else {
+            tally.continuity_unchecked += 1;
+            return;
+        };
+        let jump = handoff::wrapped_distance(from, to, self.world_size, self.position_scale);
+        tally.continuity_checked += 1;
+        tally.continuity_worst_jump =
+            Some(tally.continuity_worst_jump.map_or(jump, |w| w.max(jump)));
+        if jump > handoff::allowed_jump(self.settings.max_step, self.view.speed_per_tick) {
+            tally.continuity_violations += 1;
+            *tally
+                .reasons
+                .entry("handoff: the bot's position jumped more than a step".into())
+                .or_default() += 1;
+        }
+    }
+
     fn take_frames(&mut self, arrived: i64, measuring: bool, tally: &mut Tally) -> Change {
         let mut change = Change::None;
         loop {
@@ -319,6 +603,7 @@ impl Bot {
                 let consistent = visit_state_frame(body, &mut self.view).is_ok();
                 let events = self.view.events - events_before;
                 self.on_frame(consistent, events, arrived, measuring, tally);
+                self.check_handoff(arrived, tally);
                 continue;
             }
             let message = match decode_server_message(body) {
@@ -330,6 +615,7 @@ impl Bot {
             };
             match message {
                 ServerMessage::Welcome(welcome) if self.stage == Stage::AwaitingWelcome => {
+                    self.welcomed(&welcome);
                     self.throw_kind = welcome.schema.action_kind(THROW_ACTION);
                     if self.throws.per_input > 0.0 && self.throw_kind.is_none() {
                         self.stage = Stage::Closed;
@@ -340,7 +626,18 @@ impl Bot {
                         ));
                     }
                     self.stage = Stage::Playing;
-                    change = Change::Joined;
+                    match &mut self.handoff {
+                        Some(handoff) => handoff.welcomed = true,
+                        None => {
+                            self.joined = true;
+                            change = Change::Joined;
+                        }
+                    }
+                }
+                ServerMessage::Transfer(transfer) if self.stage == Stage::Playing => {
+                    // The origin closes the socket after it; what else is buffered is moot.
+                    self.begin_handoff(transfer, arrived);
+                    return change;
                 }
                 ServerMessage::Pong { .. } => {}
                 ServerMessage::Reject(refusal) | ServerMessage::Close(refusal)
@@ -348,6 +645,12 @@ impl Bot {
                 {
                     // Over WebSocket, a close frame follows: it ends the session.
                     self.closing = Some(refusal.reason.as_str());
+                }
+                ServerMessage::Reject(refusal) | ServerMessage::Close(refusal)
+                    if self.stage != Stage::Playing && self.handoff.is_some() =>
+                {
+                    // The destination refused the ticket: final (its reason is the key).
+                    return self.fail_handoff(refusal.reason.as_str(), refusal.detail);
                 }
                 ServerMessage::Reject(refusal) | ServerMessage::Close(refusal) => {
                     let why = format!("server closed: {}", refusal.reason.as_str());
@@ -447,10 +750,30 @@ impl Bot {
             return self.close_before_join(io::Error::other(why.to_owned()));
         }
         self.stage = Stage::Closed;
+        // A handoff waiting for the bot's own entity ends with the session: the disconnect
+        // is what is counted.
+        self.handoff = None;
         Change::Disconnected(why.to_owned())
     }
 
     fn close_before_join(&mut self, error: io::Error) -> Change {
+        if let Some(handoff) = &mut self.handoff {
+            if let Some(reason) = self.closing {
+                // Over WebSocket: the refusal came, then the close frame.
+                return self.fail_handoff(reason, error.to_string());
+            }
+            if !handoff.resume_sent && handoff.attempts < MAX_ATTEMPTS {
+                self.stage = Stage::Transferring;
+                handoff.retry_at = Some(Instant::now() + RETRY_DELAY);
+                return Change::HandoffRetry(error.to_string());
+            }
+            let reason = if handoff.resume_sent {
+                "closed_before_welcome"
+            } else {
+                "connect_failed"
+            };
+            return self.fail_handoff(reason, error.to_string());
+        }
         self.stage = Stage::Closed;
         Change::ConnectFailed(error.to_string())
     }
@@ -476,7 +799,8 @@ struct WsLink {
 
 /// An upgrade in progress: the key sent, and the response head read so far.
 struct Upgrade {
-    host: std::net::SocketAddr,
+    host: String,
+    path: String,
     key: String,
     head: Box<[u8]>,
     len: usize,
@@ -495,7 +819,8 @@ enum Inbound<'a> {
 }
 
 impl Link {
-    fn new(transport: Transport, peer: std::net::SocketAddr, seed: u64, index: u64) -> Link {
+    /// A link for a new connection; over WebSocket, its upgrade asks for `path` of `host`.
+    fn new(transport: Transport, host: &str, path: &str, seed: u64, index: u64) -> Link {
         match transport {
             Transport::Tcp => Link::Tcp(FrameReader::new(MAX_SERVER_FRAME)),
             Transport::Ws => {
@@ -506,7 +831,8 @@ impl Link {
                     reader: WsReader::server_frames(MAX_SERVER_FRAME),
                     rng,
                     upgrade: Some(Upgrade {
-                        host: peer,
+                        host: host.to_owned(),
+                        path: path.to_owned(),
                         key,
                         head: vec![0; ws::MAX_RESPONSE_HEAD].into_boxed_slice(),
                         len: 0,
@@ -599,7 +925,7 @@ impl WsLink {
     fn upgrade_request(&self) -> String {
         self.upgrade
             .as_ref()
-            .map(|upgrade| ws::upgrade_request(upgrade.host, &upgrade.key))
+            .map(|upgrade| ws::upgrade_request(&upgrade.host, &upgrade.path, &upgrade.key))
             .unwrap_or_default()
     }
 }

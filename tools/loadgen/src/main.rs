@@ -8,6 +8,7 @@
 
 mod arrival;
 mod bot;
+mod handoff;
 mod latency;
 mod probe;
 mod progress;
@@ -77,9 +78,15 @@ struct Args {
     /// Worker threads [default: one per 2,500 bots, 1 to 4].
     #[arg(long)]
     threads: Option<usize>,
-    /// Seconds a bot has to be welcomed.
+    /// Seconds a bot has to be welcomed; also the bound of a zone handoff (Transfer to the
+    /// destination's first frame showing the bot).
     #[arg(long, default_value_t = 10.0)]
     connect_timeout: f64,
+    /// Units a bot may move across a zone border (origin's last frame to destination's
+    /// first), before the 1/8-unit wire precision is added [default: 1.5 ticks of the speed
+    /// in the server's `movement` event, or 7.5 if it sends none].
+    #[arg(long)]
+    max_step: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +128,7 @@ fn run(args: &Args) -> Result<Report, String> {
                 input_hz: args.input_hz,
                 actions_per_s: args.actions_per_s,
                 connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+                max_step: args.max_step,
             };
             let control = control.clone();
             std::thread::Builder::new()
@@ -227,6 +235,12 @@ fn validate(args: &Args) -> Result<(), String> {
     if !(args.actions_per_s.is_finite() && args.actions_per_s >= 0.0) {
         return Err("--actions-per-s must be >= 0".into());
     }
+    if args
+        .max_step
+        .is_some_and(|step| !(step.is_finite() && step >= 0.0))
+    {
+        return Err("--max-step must be >= 0".into());
+    }
     Ok(())
 }
 
@@ -277,6 +291,18 @@ fn build_report(args: &Args, tally: &Tally, seconds: f64, window: &probe::Window
         loadgen_cpu_cores: window.loadgen_cpu_cores,
         machine_busy_cores: window.machine_busy_cores,
         protocol_errors: tally.protocol_errors,
+        handoffs: tally.handoffs,
+        handoff_failures: tally.handoff_failures.clone(),
+        handoff_latency_ms_p50: tally.handoff_latency.quantile_ms(0.5),
+        handoff_latency_ms_p99: tally.handoff_latency.quantile_ms(0.99),
+        handoff_latency_ms_max: (tally.handoff_latency.len() > 0)
+            .then(|| tally.handoff_latency.max_ms()),
+        continuity_checked: tally.continuity_checked,
+        continuity_unchecked: tally.continuity_unchecked,
+        continuity_violations: tally.continuity_violations,
+        continuity_worst_jump: tally.continuity_worst_jump,
+        bots_lost: tally.bots_lost,
+        handoffs_in_progress: tally.handoffs_in_progress,
     }
 }
 

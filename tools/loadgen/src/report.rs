@@ -1,6 +1,7 @@
 //! The run's figures: the JSON report (keys fixed by docs/BENCHMARKS.md and the shared
 //! workload definition) and the human summary.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -55,8 +56,39 @@ pub struct Report {
     pub loadgen_cpu_cores: Option<f64>,
     /// Busy cores of the whole machine over the window.
     pub machine_busy_cores: Option<f64>,
-    /// Frames that did not decode or referred to entities the bot never saw; must be 0.
+    /// Frames that did not decode or referred to entities the bot never saw, messages out
+    /// of order (a Transfer before the Welcome, anything after a Close), a destination
+    /// acknowledging a seq never sent; must be 0.
     pub protocol_errors: u64,
+    /// Zone handoffs complete (Transfer, Resume, Welcome, a frame showing the bot), over the
+    /// whole run (every phase, like `protocol_errors`).
+    pub handoffs: u64,
+    /// Failed handoffs by reason: a refusal's reason (`ticket_used`, `ticket_expired`,
+    /// `already_online`, ...) or loadgen's (`timeout`, `connect_failed`,
+    /// `closed_before_welcome`, `own_entity_not_seen`, `no_websocket_url`,
+    /// `unsupported_websocket_url`, `bad_destination`, `destination_not_loopback`).
+    pub handoff_failures: BTreeMap<String, u64>,
+    /// Transfer's arrival to the arrival of the destination's first frame showing the bot,
+    /// median.
+    pub handoff_latency_ms_p50: Option<f64>,
+    /// ... 99th percentile.
+    pub handoff_latency_ms_p99: Option<f64>,
+    /// ... maximum.
+    pub handoff_latency_ms_max: Option<f64>,
+    /// Complete handoffs whose position was checked against the origin's last frame.
+    pub continuity_checked: u64,
+    /// Complete handoffs with no position on the origin to check (Transfer before a frame).
+    pub continuity_unchecked: u64,
+    /// Checked handoffs where the bot's own entity moved more than the allowed step
+    /// (wrap-aware distance over `--max-step`, or 1.5 ticks of its speed, plus 1/8 unit).
+    pub continuity_violations: u64,
+    /// Largest such distance over the checked handoffs, units (violation or not).
+    pub continuity_worst_jump: Option<f64>,
+    /// Bots that joined and were not playing when the run stopped (closed by the server or
+    /// the network, or by a failed handoff); handoffs under way are not counted here.
+    pub bots_lost: u64,
+    /// Handoffs still under way when the run stopped.
+    pub handoffs_in_progress: u64,
 }
 
 impl Report {
@@ -113,9 +145,38 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  protocol errors {}, disconnects in window {}",
-            self.protocol_errors, self.disconnects
+            "  protocol errors {}, disconnects in window {}, bots lost {}",
+            self.protocol_errors, self.disconnects, self.bots_lost
         );
+        let failures: u64 = self.handoff_failures.values().sum();
+        if self.handoffs + failures + self.handoffs_in_progress > 0 {
+            let _ = writeln!(
+                out,
+                "  handoffs {} ({} failed, {} under way at the end): p50 {} ms, p99 {} ms, max {} ms",
+                self.handoffs,
+                failures,
+                self.handoffs_in_progress,
+                f(self.handoff_latency_ms_p50, 1),
+                f(self.handoff_latency_ms_p99, 1),
+                f(self.handoff_latency_ms_max, 1)
+            );
+            let by_reason: Vec<String> = self
+                .handoff_failures
+                .iter()
+                .map(|(reason, count)| format!("{reason} {count}"))
+                .collect();
+            if !by_reason.is_empty() {
+                let _ = writeln!(out, "  handoff failures: {}", by_reason.join(", "));
+            }
+            let _ = writeln!(
+                out,
+                "  continuity: {} violations in {} checked ({} unchecked), worst jump {} units",
+                self.continuity_violations,
+                self.continuity_checked,
+                self.continuity_unchecked,
+                f(self.continuity_worst_jump, 2)
+            );
+        }
         for (reason, count) in reasons {
             let _ = writeln!(out, "  {count} x {reason}");
         }
@@ -161,9 +222,45 @@ mod tests {
             "loadgen_cpu_cores",
             "machine_busy_cores",
             "protocol_errors",
+            "handoffs",
+            "handoff_failures",
+            "handoff_latency_ms_p50",
+            "handoff_latency_ms_p99",
+            "handoff_latency_ms_max",
+            "continuity_checked",
+            "continuity_unchecked",
+            "continuity_violations",
+            "continuity_worst_jump",
+            "bots_lost",
+            "handoffs_in_progress",
         ];
         expected.sort_unstable();
         assert_eq!(keys, expected);
         assert!(json["server_tick_ms_p50"].is_null());
+        assert!(json["handoff_failures"].as_object().unwrap().is_empty());
+    }
+
+    #[test]
+    fn handoffs_show_in_the_summary_only_when_there_were_any() {
+        let quiet = Report::default().summary(&[]);
+        assert!(!quiet.contains("handoff"));
+        let mut report = Report {
+            handoffs: 7,
+            handoff_latency_ms_p50: Some(12.0),
+            continuity_checked: 6,
+            continuity_unchecked: 1,
+            continuity_worst_jump: Some(5.25),
+            ..Report::default()
+        };
+        report.handoff_failures.insert("ticket_used".into(), 2);
+        let text = report.summary(&[]);
+        assert!(
+            text.contains("handoffs 7 (2 failed, 0 under way at the end)"),
+            "{text}"
+        );
+        assert!(text.contains("handoff failures: ticket_used 2"), "{text}");
+        assert!(text.contains("worst jump 5.25 units"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["handoff_failures"]["ticket_used"], 2);
     }
 }

@@ -39,6 +39,25 @@ pub struct Tally {
     pub unstamped_reads: u64,
     /// Input slots that came late because the worker was busy (skipped, not burst).
     pub late_input_slots: u64,
+    /// Zone handoffs complete (the destination showed the bot), in any phase.
+    pub handoffs: u64,
+    /// Failed handoffs by reason, in any phase.
+    pub handoff_failures: BTreeMap<String, u64>,
+    /// Transfer arrival to the destination's first frame showing the bot.
+    pub handoff_latency: Latencies,
+    /// Complete handoffs whose position was checked (the origin had shown the bot).
+    pub continuity_checked: u64,
+    /// Complete handoffs with no position on the origin to check against (a Transfer right
+    /// after the Welcome).
+    pub continuity_unchecked: u64,
+    /// Checked handoffs where the bot moved more than the allowed step.
+    pub continuity_violations: u64,
+    /// Largest position jump over checked handoffs, units.
+    pub continuity_worst_jump: Option<f64>,
+    /// Bots that joined and were not playing at the end (not counting handoffs under way).
+    pub bots_lost: u64,
+    /// Handoffs still under way when the run stopped.
+    pub handoffs_in_progress: u64,
 }
 
 impl Tally {
@@ -62,5 +81,20 @@ impl Tally {
         self.per_bot_frames.extend(other.per_bot_frames);
         self.late_input_slots += other.late_input_slots;
         self.unstamped_reads += other.unstamped_reads;
+        self.handoffs += other.handoffs;
+        for (reason, count) in other.handoff_failures {
+            *self.handoff_failures.entry(reason).or_default() += count;
+        }
+        self.handoff_latency.merge(&other.handoff_latency);
+        self.continuity_checked += other.continuity_checked;
+        self.continuity_unchecked += other.continuity_unchecked;
+        self.continuity_violations += other.continuity_violations;
+        self.continuity_worst_jump = match (self.continuity_worst_jump, other.continuity_worst_jump)
+        {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.bots_lost += other.bots_lost;
+        self.handoffs_in_progress += other.handoffs_in_progress;
     }
 }

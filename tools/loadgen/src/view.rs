@@ -8,6 +8,10 @@
 //! no spawn one it has, and ticks must increase. Server ids are dense slot numbers, so a
 //! bitset holds a whole view in a few cache lines (1,000 ids: 125 bytes); ids beyond
 //! [`DENSE_IDS`] fall back to a hash set so a server with sparse ids still verifies.
+//!
+//! One position is kept: the bot's own entity's (a compare per spawn and update), which a
+//! zone handoff checks for continuity; and the speed of the `movement` event, which bounds
+//! how far that entity may move between the origin's last frame and the destination's first.
 
 use std::collections::HashSet;
 
@@ -29,12 +33,43 @@ pub struct ViewSet {
     pub ack_seq: u32,
     /// Server events received (counted, not kept: a bot checks the frame, not the game).
     pub events: u64,
+    /// The bot's own entity (its Welcome's `player_id`), whose position is kept.
+    own_id: Option<u32>,
+    /// Its wire position, while it is in view.
+    own_wire: Option<[u32; 2]>,
+    /// Kind index of the `movement` event in the session's schema.
+    movement_kind: Option<u16>,
+    /// Units per tick, from the last `movement` event (kept across sessions).
+    pub speed_per_tick: Option<f32>,
 }
 
 impl ViewSet {
     /// Entities in view.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Starts a new session's view (after a Welcome): nothing in view, ticks and acks start
+    /// over (another zone server counts its own ticks); events counted and the movement
+    /// speed are kept.
+    pub fn restart(&mut self, own_id: u32, movement_kind: Option<u16>) {
+        self.clear();
+        self.tick = 0;
+        self.ack_seq = 0;
+        self.own_id = Some(own_id);
+        self.movement_kind = movement_kind;
+    }
+
+    /// The bot's own wire position, if its entity is in view.
+    pub fn own_wire(&self) -> Option<[u32; 2]> {
+        self.own_wire
+    }
+
+    fn clear(&mut self) {
+        self.dense.iter_mut().for_each(|w| *w = 0);
+        self.sparse.clear();
+        self.len = 0;
+        self.own_wire = None;
     }
 
     fn contains(&self, id: u32) -> bool {
@@ -85,21 +120,28 @@ impl FrameVisitor for ViewSet {
     fn header(&mut self, tick: u32, ack_seq: u32, reset: bool) -> Result<(), MirrorError> {
         MirrorError::check_tick_order(self.tick, tick)?;
         if reset {
-            self.dense.iter_mut().for_each(|w| *w = 0);
-            self.sparse.clear();
-            self.len = 0;
+            self.clear();
         }
         self.tick = tick;
         self.ack_seq = ack_seq;
         Ok(())
     }
 
-    fn event(&mut self, _: u32, _: u16, _: &[u8]) -> Result<(), MirrorError> {
+    fn event(&mut self, _: u32, kind: u16, bytes: &[u8]) -> Result<(), MirrorError> {
         self.events += 1;
+        if Some(kind) == self.movement_kind {
+            // `MovementInfo { speed_per_tick: f32 }`: postcard writes an f32 as 4 LE bytes.
+            if let Ok(speed) = <[u8; 4]>::try_from(bytes) {
+                self.speed_per_tick = Some(f32::from_le_bytes(speed));
+            }
+        }
         Ok(())
     }
 
     fn removed(&mut self, tick: u32, id: u32) -> Result<(), MirrorError> {
+        if Some(id) == self.own_id {
+            self.own_wire = None;
+        }
         if self.set(id, false) {
             Ok(())
         } else {
@@ -111,9 +153,12 @@ impl FrameVisitor for ViewSet {
         &mut self,
         tick: u32,
         id: u32,
-        _: [u32; 2],
+        wire: [u32; 2],
         _: Components<'_>,
     ) -> Result<(), MirrorError> {
+        if Some(id) == self.own_id {
+            self.own_wire = Some(wire);
+        }
         if self.set(id, true) {
             Ok(())
         } else {
@@ -125,9 +170,14 @@ impl FrameVisitor for ViewSet {
         &mut self,
         tick: u32,
         id: u32,
-        _: [i32; 2],
+        [dx, dy]: [i32; 2],
         _: Changes<'_>,
     ) -> Result<(), MirrorError> {
+        if Some(id) == self.own_id
+            && let Some([x, y]) = self.own_wire
+        {
+            self.own_wire = Some([x.wrapping_add_signed(dx), y.wrapping_add_signed(dy)]);
+        }
         if self.contains(id) {
             Ok(())
         } else {
@@ -260,5 +310,64 @@ mod tests {
         assert_eq!(set.events, 3);
         assert_eq!(set.len(), 1);
         assert!(set.contains(3) && !set.contains(70) && !set.contains(2_000_000));
+    }
+
+    /// The own entity's position follows its spawn and updates, is forgotten when it leaves
+    /// view, and a restart (a new session) starts the view and the ticks over.
+    #[test]
+    fn keeps_the_own_position_and_the_movement_speed() {
+        let mut set = ViewSet::default();
+        set.restart(3, Some(1));
+        let frames = [
+            StateFrame {
+                tick: 10,
+                reset: true,
+                events: vec![Event {
+                    kind: 1,
+                    bytes: 5.0f32.to_le_bytes().to_vec(),
+                }],
+                spawned: vec![spawn(3), spawn(4)],
+                ..Default::default()
+            },
+            StateFrame {
+                tick: 11,
+                updated: vec![update(3), update(4)],
+                ..Default::default()
+            },
+            StateFrame {
+                tick: 12,
+                updated: vec![EntityUpdate {
+                    dx: -40,
+                    dy: 4,
+                    ..update(3)
+                }],
+                ..Default::default()
+            },
+        ];
+        for frame in frames {
+            visit_state_frame(&body(frame), &mut set).unwrap();
+        }
+        assert_eq!(set.own_wire(), Some([80 + 8 - 40, 84]));
+        assert_eq!(set.speed_per_tick, Some(5.0));
+        let gone = StateFrame {
+            tick: 13,
+            removed: vec![3],
+            ..Default::default()
+        };
+        visit_state_frame(&body(gone), &mut set).unwrap();
+        assert_eq!(set.own_wire(), None);
+
+        set.restart(9, None);
+        assert_eq!((set.len(), set.tick, set.ack_seq), (0, 0, 0));
+        assert_eq!(set.speed_per_tick, Some(5.0), "kept across sessions");
+        let other_zone = StateFrame {
+            tick: 2, // another server's ticks: lower than the origin's
+            ack_seq: 7,
+            spawned: vec![spawn(4), spawn(9)],
+            ..Default::default()
+        };
+        visit_state_frame(&body(other_zone), &mut set).unwrap();
+        assert_eq!(set.own_wire(), Some([80, 80]));
+        assert_eq!(set.len(), 2);
     }
 }

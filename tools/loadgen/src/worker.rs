@@ -2,6 +2,11 @@
 //! per bot: the loop wakes for socket readiness and for the next input slot. Inputs are
 //! spread over [`SLOTS`] slots per input period, so a worker's bots do not all send in the
 //! same millisecond (real players arrive at random phases of the server's tick).
+//!
+//! Zone handoffs: a bot that received a Transfer is listed until its handoff ends; each
+//! turn of the loop the worker opens the sockets of those whose connect is due (the same
+//! connect as the first one, from the bot's source address) and fails those past their
+//! time bound (the connect timeout, counted from the Transfer).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,7 +21,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::os::fd::AsRawFd;
 
 use crate::arrival;
-use crate::bot::{Bot, Change, Stage};
+use crate::bot::{Bot, BotSettings, Change, HandoffStep, Stage};
 use crate::tally::Tally;
 use crate::ws::Transport;
 
@@ -104,8 +109,10 @@ pub struct Plan {
     pub input_hz: f64,
     /// `throw` actions per second per bot, on average.
     pub actions_per_s: f64,
-    /// Time a bot has to be welcomed.
+    /// Time a bot has to be welcomed (and a handoff to complete, from its Transfer).
     pub connect_timeout: Duration,
+    /// `--max-step`: the jump allowed at a zone border (else from the movement speed).
+    pub max_step: Option<f64>,
 }
 
 /// Runs `plan` until the phase is [`Phase::Done`]; returns the worker's tally.
@@ -117,6 +124,14 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
     let mut bots: Vec<Option<Bot>> = Vec::with_capacity(plan.bots);
     let mut published_frames = 0;
     let mut joining: Vec<usize> = Vec::with_capacity(MAX_CONNECTS_IN_FLIGHT);
+    // Bots between zones (or welcomed by the destination, not yet shown in its frames).
+    let mut handing_off: Vec<usize> = Vec::new();
+    let settings = BotSettings {
+        transport: plan.transport,
+        seed: plan.seed,
+        actions_per_input: plan.actions_per_s / plan.input_hz,
+        max_step: plan.max_step,
+    };
     let mut counted: Vec<bool> = Vec::new();
     let mut window_open = false;
     let slot_period = Duration::from_secs_f64(1.0 / plan.input_hz / SLOTS as f64);
@@ -129,9 +144,11 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
             Phase::Done => break,
             Phase::Measuring if !window_open => {
                 window_open = true;
+                // Bots between zones at the window's start are in the game too: their frames
+                // count in the totals, so they count among the bots.
                 counted = bots
                     .iter()
-                    .map(|bot| bot.as_ref().is_some_and(Bot::playing))
+                    .map(|bot| bot.as_ref().is_some_and(|b| b.playing() || b.handing_off()))
                     .collect();
                 for bot in bots.iter_mut().flatten() {
                     bot.window_frames = 0;
@@ -151,11 +168,9 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
                     )?;
                     bots.push(Some(Bot::new(
                         stream,
-                        plan.transport,
                         plan.addr,
                         plan.first_bot + index,
-                        plan.seed,
-                        plan.actions_per_s / plan.input_hz,
+                        settings,
                         now,
                     )));
                     joining.push(index);
@@ -175,7 +190,7 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
             let Some(bot) = bots[index].as_mut() else {
                 return false;
             };
-            if bot.stage == Stage::Playing || bot.stage == Stage::Closed {
+            if bot.joined() || bot.stage == Stage::Closed {
                 return false;
             }
             if now - bot.connect_started > plan.connect_timeout {
@@ -190,6 +205,38 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
                 return false;
             }
             true
+        });
+
+        handing_off.retain(|&index| {
+            let Some(bot) = bots[index].as_mut() else {
+                return false;
+            };
+            match bot.handoff_step(now, plan.connect_timeout) {
+                HandoffStep::Idle => false,
+                HandoffStep::Wait => true,
+                HandoffStep::Connect(addr) => {
+                    let change = match connect(addr, plan.first_bot + index) {
+                        Ok(mut stream) => match poll.registry().register(
+                            &mut stream,
+                            Token(index),
+                            Interest::READABLE | Interest::WRITABLE,
+                        ) {
+                            Ok(()) => {
+                                bot.reconnect(stream);
+                                Change::None
+                            }
+                            Err(error) => bot.connect_failed(error),
+                        },
+                        Err(error) => bot.connect_failed(error),
+                    };
+                    settle(bot, &poll, change, &mut tally, &control, window_open);
+                    true
+                }
+                HandoffStep::Fail(change) => {
+                    settle(bot, &poll, change, &mut tally, &control, window_open);
+                    false
+                }
+            }
         });
 
         if now >= next_slot_at {
@@ -225,16 +272,19 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
             let Some(bot) = bots[event.token().0].as_mut() else {
                 continue;
             };
-            if bot.stage == Stage::Closed {
+            if matches!(bot.stage, Stage::Closed | Stage::Transferring) {
                 continue;
             }
             if event.is_writable() {
                 let change = bot.on_writable();
                 settle(bot, &poll, change, &mut tally, &control, window_open);
             }
-            if event.is_readable() && bot.stage != Stage::Closed {
+            if event.is_readable() && !matches!(bot.stage, Stage::Closed | Stage::Transferring) {
                 let change = bot.on_readable(window_open, &mut tally);
                 settle(bot, &poll, change, &mut tally, &control, window_open);
+                if bot.take_new_handoff() {
+                    handing_off.push(event.token().0);
+                }
             }
         }
         control
@@ -249,10 +299,15 @@ pub fn run(plan: Plan, control: Arc<Control>) -> io::Result<Tally> {
         .filter(|&(_, &was_playing)| was_playing)
         .map(|(bot, _)| bot.as_ref().map_or(0, |bot| bot.window_frames))
         .collect();
+    for bot in bots.iter().flatten() {
+        tally.bots_lost += u64::from(bot.is_lost());
+        tally.handoffs_in_progress += u64::from(bot.handing_off());
+    }
     Ok(tally)
 }
 
-/// Applies a bot's change to the counts and closes its socket if it ended.
+/// Applies a bot's change to the counts and closes its socket if it ended (or is leaving
+/// for another zone).
 fn settle(
     bot: &mut Bot,
     poll: &Poll,
@@ -261,7 +316,7 @@ fn settle(
     control: &Control,
     window_open: bool,
 ) {
-    if bot.stage == Stage::Closed {
+    if matches!(bot.stage, Stage::Closed | Stage::Transferring) {
         let _ = poll.registry().deregister(&mut bot.stream);
         let _ = bot.stream.shutdown(std::net::Shutdown::Both);
     }
@@ -293,6 +348,19 @@ fn record(change: Change, tally: &mut Tally, control: &Control, window_open: boo
             control.disconnects.fetch_add(1, Ordering::Relaxed);
         }
         Change::Fatal(why) => control.fail(why),
+        Change::HandoffFailed { reason, detail } => {
+            *tally
+                .reasons
+                .entry(format!("handoff failed ({reason}): {detail}"))
+                .or_default() += 1;
+            *tally.handoff_failures.entry(reason).or_default() += 1;
+        }
+        Change::HandoffRetry(why) => {
+            *tally
+                .reasons
+                .entry(format!("handoff connect retried: {why}"))
+                .or_default() += 1;
+        }
     }
 }
 

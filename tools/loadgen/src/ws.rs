@@ -3,8 +3,6 @@
 //! bot's out buffer (one protocol message per binary message, its payload the TCP frame
 //! body). Reading the server's frames is the protocol crate's `WsReader`.
 
-use std::net::SocketAddr;
-
 use clap::ValueEnum;
 use throng_protocol::websocket::{CLOSE_REASON_BASE, Opcode, accept_key, frame_header, unmask};
 
@@ -51,10 +49,11 @@ pub fn key_of(bytes: [u8; 16]) -> String {
     key
 }
 
-/// The upgrade request for `/ws` on `host` (no `Origin`: not a browser).
-pub fn upgrade_request(host: SocketAddr, key: &str) -> String {
+/// The upgrade request for `path` (`/ws` on the server's web listener, or the path of a
+/// zone Transfer's WebSocket URL) on `host` (no `Origin`: not a browser).
+pub fn upgrade_request(host: &str, path: &str, key: &str) -> String {
     format!(
-        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
     )
 }
@@ -190,7 +189,7 @@ mod tests {
 
     #[test]
     fn the_request_is_a_plain_upgrade_without_origin() {
-        let request = upgrade_request("127.0.0.1:7080".parse().unwrap(), KEY);
+        let request = upgrade_request("127.0.0.1:7080", "/ws", KEY);
         assert!(request.starts_with("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:7080\r\n"));
         for header in [
             "Upgrade: websocket\r\n",

@@ -1,0 +1,418 @@
+//! Ghosts: a player near a border sees what is on the other side. Each tick a zone publishes
+//! its border strip (every entity within `interest_radius + cell_size` of its edges, with
+//! its position and replicated values, see [`super::strip`]); its neighbours replicate those
+//! entities to their own clients as read-only ghosts.
+//!
+//! A ghost is an entity with a `Position` and a [`Ghost`] (no `Player`, no gameplay
+//! component): gameplay does not see it, persistence does not save it, and the zone does
+//! not move it. Its replicated values travel as the bytes the owning zone encoded, and reach
+//! this zone's clients through the same replication as local entities (a capture system
+//! writes them into `ComponentChanges`), so a client cannot tell a ghost from a local
+//! entity except by its id changing when the entity is handed off.
+//!
+//! Latency: a strip is published at the end of the owner's tick T and applied at the start
+//! of the neighbour's next tick; zones' ticks are not aligned, so a ghost is 1 to 2 ticks
+//! behind its entity (measured: docs/BENCHMARKS.md; `throng_ghost_age_seconds`).
+//!
+//! The tick never waits on NATS: strips leave through a bounded channel (a full channel
+//! drops the strip, counted) and arrive through another that the tick drains without
+//! waiting; buffers go back and forth, so publishing allocates nothing in steady state.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ahash::AHashMap;
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+use components::replicated::{CaptureReplicated, CapturedChange, ComponentChanges, NetId};
+use components::{Position, ServerTick, TickClock, TickSet};
+
+use super::border::Zones;
+use super::strip::{Strip, StripWriter};
+use super::ticket::now_ms;
+use crate::ingest::IngestStep;
+use crate::replication::ReplicationStep;
+use crate::replication::table::ReplicaTable;
+use crate::stats::Stats;
+
+/// Strips waiting to be published (or read) before new ones are dropped.
+pub(crate) const STRIP_QUEUE: usize = 8;
+
+/// The tick's ends of the NATS link.
+pub(crate) struct GhostLink {
+    /// This tick's strip goes out here.
+    pub outgoing: tokio::sync::mpsc::Sender<Vec<u8>>,
+    /// Published buffers come back here, to be filled again.
+    pub spare: crossbeam_channel::Receiver<Vec<u8>>,
+    /// Neighbours' strips, decoded by the network side.
+    pub incoming: crossbeam_channel::Receiver<Strip>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+/// The network side's ends of the NATS link.
+pub(crate) struct GhostNet {
+    /// Strips to publish.
+    pub outgoing: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    /// Where published buffers go back.
+    pub spare: crossbeam_channel::Sender<Vec<u8>>,
+    /// Where neighbours' strips go.
+    pub incoming: crossbeam_channel::Sender<Strip>,
+}
+
+/// Both ends of a new link.
+pub(crate) fn ghost_link(stats: Arc<Stats>) -> (GhostLink, GhostNet) {
+    let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::channel(STRIP_QUEUE);
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded(STRIP_QUEUE);
+    let (incoming_tx, incoming_rx) = crossbeam_channel::bounded(STRIP_QUEUE * 4);
+    (
+        GhostLink {
+            outgoing: outgoing_tx,
+            spare: spare_rx,
+            incoming: incoming_rx,
+            stats,
+        },
+        GhostNet {
+            outgoing: outgoing_rx,
+            spare: spare_tx,
+            incoming: incoming_tx,
+        },
+    )
+}
+
+/// Adds border strips and ghosts to a zone server's simulation.
+pub(crate) struct GhostPlugin {
+    link: std::sync::Mutex<Option<GhostLink>>,
+    /// Width of the strip published and of the band ghosts are kept in.
+    strip: f32,
+}
+
+impl GhostPlugin {
+    /// Ghosts through `link`, in a band `strip` units wide on each side of the borders.
+    pub(crate) fn new(link: GhostLink, strip: f32) -> Self {
+        Self {
+            link: std::sync::Mutex::new(Some(link)),
+            strip,
+        }
+    }
+}
+
+/// The link and the ghosts of each zone, on the tick.
+#[derive(Resource)]
+struct Ghosts {
+    link: GhostLink,
+    strip: f32,
+    /// Ghost entities by (owning zone, its entity key).
+    index: AHashMap<(u16, u64), Entity>,
+    /// The buffer this tick's strip is written into.
+    buffer: Vec<u8>,
+    /// The latest strip of each zone drained this tick (older ones are skipped).
+    latest: Vec<Option<Strip>>,
+    /// Ghosts to despawn (scratch).
+    gone: Vec<(u16, u64)>,
+}
+
+/// A read-only copy of an entity another zone owns.
+#[derive(Component, Debug)]
+pub(crate) struct Ghost {
+    /// Tick of the owner's latest strip that had it.
+    seen: u64,
+    /// Its replicated values: (kind, bytes), kinds ascending.
+    values: Vec<(u16, Vec<u8>)>,
+    /// Kinds whose value changed since captured.
+    changed: u64,
+    /// Kinds removed since captured.
+    removed: u64,
+}
+
+impl Plugin for GhostPlugin {
+    fn build(&self, app: &mut App) {
+        let link = self
+            .link
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("the ghost plugin is added once");
+        app.insert_resource(Ghosts {
+            link,
+            strip: self.strip,
+            index: AHashMap::default(),
+            buffer: Vec::new(),
+            latest: Vec::new(),
+            gone: Vec::new(),
+        })
+        .add_systems(
+            ServerTick,
+            (
+                apply_strips
+                    .in_set(IngestStep::Drain)
+                    .after(crate::ingest::ingest),
+                capture_ghost_values
+                    .in_set(CaptureReplicated)
+                    .ambiguous_with(CaptureReplicated),
+                publish_strip
+                    .in_set(TickSet::Frames)
+                    .after(ReplicationStep::Frames),
+            ),
+        );
+    }
+}
+
+/// Encodes this zone's border strip and hands it to the network side (never waits).
+fn publish_strip(
+    entities: Query<(Entity, &NetId, &Position), Without<Ghost>>,
+    table: Res<ReplicaTable>,
+    zones: Res<Zones>,
+    clock: Res<TickClock>,
+    mut ghosts: ResMut<Ghosts>,
+) {
+    let ghosts = &mut *ghosts;
+    let zone = zones.0.zone();
+    if let Ok(spare) = ghosts.link.spare.try_recv()
+        && spare.capacity() >= ghosts.buffer.capacity()
+    {
+        ghosts.buffer = spare;
+    }
+    let mut out = std::mem::take(&mut ghosts.buffer);
+    let mut writer = StripWriter::new(&mut out, zones.0.me as u16, clock.tick, now_ms());
+    for (entity, id, position) in &entities {
+        let point = [position.x, position.y];
+        if zone.distance_to_edge(point) >= ghosts.strip {
+            continue;
+        }
+        let replica = table.get(id.0);
+        let present = replica.present;
+        let values = replica
+            .components
+            .iter()
+            .enumerate()
+            .filter(move |(kind, _)| present & (1u64 << kind) != 0)
+            .map(|(kind, bytes)| (kind as u16, bytes.as_slice()));
+        // ExactSizeIterator for the count: collect the kinds' count first.
+        let count = present.count_ones() as usize;
+        writer.entity(entity.to_bits(), point, Counted(values, count));
+    }
+    writer.finish();
+    let capacity = out.capacity();
+    match ghosts.link.outgoing.try_send(out) {
+        Ok(()) => {
+            Stats::bump(&ghosts.link.stats.ghost_strips_sent);
+            // The next strip is written into a spare, or a new buffer of this size.
+            ghosts.buffer = ghosts
+                .link
+                .spare
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(capacity));
+        }
+        Err(error) => {
+            Stats::bump(&ghosts.link.stats.ghost_strips_dropped);
+            ghosts.buffer = error.into_inner();
+        }
+    }
+}
+
+/// An iterator with a known length (the count of present kinds).
+struct Counted<I>(I, usize);
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.1, Some(self.1))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
+
+/// Applies the neighbours' latest strips: ghosts appear, move, change and vanish with the
+/// entities they copy. Only entities within the strip's width of this zone are kept.
+fn apply_strips(world: &mut World) {
+    let Some(mut ghosts) = world.remove_resource::<Ghosts>() else {
+        return;
+    };
+    for strip in ghosts.link.incoming.try_iter() {
+        let zone = usize::from(strip.zone);
+        if ghosts.latest.len() <= zone {
+            ghosts.latest.resize_with(zone + 1, || None);
+        }
+        let newer = ghosts.latest[zone]
+            .as_ref()
+            .is_none_or(|held| held.tick < strip.tick);
+        if newer {
+            ghosts.latest[zone] = Some(strip);
+        }
+    }
+    let me = world.resource::<Zones>().0.zone().rect;
+    let now = now_ms();
+    for zone in 0..ghosts.latest.len() {
+        let Some(strip) = ghosts.latest[zone].take() else {
+            continue;
+        };
+        ghosts
+            .link
+            .stats
+            .ghost_age_ms
+            .store(now.saturating_sub(strip.sent_ms), Ordering::Relaxed);
+        Stats::bump(&ghosts.link.stats.ghost_strips_applied);
+        for entity in strip.entities {
+            if outside_distance(me, entity.position) > ghosts.strip {
+                continue;
+            }
+            let key = (strip.zone, entity.key);
+            match ghosts.index.get(&key) {
+                Some(&ghost) => update_ghost(world, ghost, strip.tick, entity),
+                None => {
+                    let spawned = world
+                        .spawn((
+                            Position::new(entity.position[0], entity.position[1]),
+                            Ghost {
+                                seen: strip.tick,
+                                changed: entity
+                                    .values
+                                    .iter()
+                                    .fold(0, |mask, (kind, _)| mask | 1u64 << kind),
+                                removed: 0,
+                                values: entity.values,
+                            },
+                        ))
+                        .id();
+                    ghosts.index.insert(key, spawned);
+                }
+            }
+        }
+        // Ghosts of this zone that its latest strip no longer has.
+        let zone = strip.zone;
+        let mut gone = std::mem::take(&mut ghosts.gone);
+        gone.extend(
+            ghosts
+                .index
+                .iter()
+                .filter(|((z, _), entity)| {
+                    *z == zone
+                        && world
+                            .get::<Ghost>(**entity)
+                            .is_none_or(|ghost| ghost.seen != strip.tick)
+                })
+                .map(|(key, _)| *key),
+        );
+        for key in gone.drain(..) {
+            if let Some(entity) = ghosts.index.remove(&key) {
+                world.despawn(entity);
+            }
+        }
+        ghosts.gone = gone;
+    }
+    ghosts
+        .link
+        .stats
+        .ghosts
+        .store(ghosts.index.len() as u64, Ordering::Relaxed);
+    world.insert_resource(ghosts);
+}
+
+/// Moves a ghost and takes its new values (marking only what changed).
+fn update_ghost(world: &mut World, entity: Entity, tick: u64, update: super::strip::StripEntity) {
+    let mut ghost_entity = world.entity_mut(entity);
+    if let Some(mut position) = ghost_entity.get_mut::<Position>() {
+        let next = Position::new(update.position[0], update.position[1]);
+        if *position != next {
+            *position = next;
+        }
+    }
+    let Some(mut ghost) = ghost_entity.get_mut::<Ghost>() else {
+        return;
+    };
+    let ghost = ghost.bypass_change_detection();
+    ghost.seen = tick;
+    let mut changed = 0u64;
+    let mut removed = 0u64;
+    for (kind, _) in &ghost.values {
+        if !update.values.iter().any(|(k, _)| k == kind) {
+            removed |= 1 << kind;
+        }
+    }
+    ghost.values.retain(|(kind, _)| removed & (1 << kind) == 0);
+    for (kind, bytes) in update.values {
+        match ghost.values.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, held)) if *held == bytes => {}
+            Some((_, held)) => {
+                *held = bytes;
+                changed |= 1 << kind;
+            }
+            None => {
+                ghost.values.push((kind, bytes));
+                changed |= 1 << kind;
+            }
+        }
+    }
+    ghost.values.sort_unstable_by_key(|(kind, _)| *kind);
+    if changed | removed != 0 {
+        ghost.changed |= changed;
+        ghost.removed |= removed;
+        // Now flagged for the capture system.
+        world
+            .entity_mut(entity)
+            .get_mut::<Ghost>()
+            .expect("just read")
+            .set_changed();
+    }
+}
+
+/// Writes ghosts' changed and removed values into this tick's replicated changes, as the
+/// capture systems of typed components do for local entities.
+fn capture_ghost_values(
+    mut ghosts: Query<(&NetId, &mut Ghost), Changed<Ghost>>,
+    mut out: ResMut<ComponentChanges>,
+) {
+    let out = &mut *out;
+    for (id, mut ghost) in &mut ghosts {
+        let ghost = ghost.bypass_change_detection();
+        for kind in bits(ghost.removed) {
+            out.changes.push(CapturedChange {
+                id: id.0,
+                kind,
+                value: None,
+            });
+        }
+        for (kind, bytes) in &ghost.values {
+            if ghost.changed & (1 << kind) == 0 {
+                continue;
+            }
+            let start = out.bytes.len() as u32;
+            out.bytes.extend_from_slice(bytes);
+            out.changes.push(CapturedChange {
+                id: id.0,
+                kind: *kind,
+                value: Some((start, out.bytes.len() as u32)),
+            });
+        }
+        ghost.changed = 0;
+        ghost.removed = 0;
+    }
+}
+
+fn bits(mask: u64) -> impl Iterator<Item = u16> {
+    (0..64u16).filter(move |bit| mask & (1 << bit) != 0)
+}
+
+/// How far `point` is outside `rect` (0 inside), along the farther axis: views are squares.
+fn outside_distance([x0, y0, x1, y1]: [f32; 4], [x, y]: [f32; 2]) -> f32 {
+    let dx = (x0 - x).max(x - x1).max(0.0);
+    let dy = (y0 - y).max(y - y1).max(0.0);
+    dx.max(dy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_outside_a_rectangle_is_along_the_farther_axis() {
+        let rect = [100.0, 0.0, 200.0, 300.0];
+        assert_eq!(outside_distance(rect, [150.0, 10.0]), 0.0);
+        assert_eq!(outside_distance(rect, [90.0, 10.0]), 10.0);
+        assert_eq!(outside_distance(rect, [230.0, 320.0]), 30.0);
+    }
+}
