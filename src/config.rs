@@ -153,6 +153,10 @@ settings! {
     /// PostgreSQL URL (`postgres://user:password@host:port/database`), which several servers
     /// (zones) may share.
     store: String = String::new(), "empty: SQLite in data_dir";
+    /// Seconds a server's hold on an online player lasts in a shared (PostgreSQL) store unless
+    /// renewed (it renews a few times per lease): how long the players of a killed server
+    /// wait before they can log in again.
+    online_lease_s: f32 = 15.0, "15";
     /// This server's zone: its name in the `zones` file. Empty: the whole world, no zones.
     zone: String = String::new(), "empty: no zones";
     /// The zones file shared by every zone server of one world (docs/SCALING.md).
@@ -408,6 +412,7 @@ impl Config {
             ("flood_kick_s", self.flood_kick_s),
             ("slow_reader_kick_s", self.slow_reader_kick_s),
             ("save_interval_s", self.save_interval_s),
+            ("online_lease_s", self.online_lease_s),
             ("failed_login_refill_s", self.failed_login_refill_s),
         ] {
             if !positive(seconds) || seconds > 86_400.0 {

@@ -264,6 +264,11 @@ impl LatestInputs {
         }
     }
 
+    /// The seq of `player`'s latest input or action drained this tick, if any.
+    pub(crate) fn seq_this_tick(&self, player: Entity, tick: u64) -> Option<u32> {
+        self.this_tick(player, tick).map(|latest| latest.seq)
+    }
+
     fn this_tick(&self, player: Entity, tick: u64) -> Option<LatestInput> {
         self.0
             .get(player.index_u32() as usize)

@@ -125,12 +125,13 @@ fn open_store(config: &Config) -> Result<Box<dyn Store>, StoreError> {
     if !url {
         return Ok(Box::new(SqliteStore::open(&config.data_dir)?));
     }
-    let owner = if config.zone.is_empty() {
-        "default"
-    } else {
-        &config.zone
-    };
-    Ok(Box::new(PostgresStore::connect(&config.store, owner)?))
+    let owner = crate::persistence::postgres::owner_name(&config.zone);
+    let lease = Duration::from_secs_f32(config.online_lease_s);
+    Ok(Box::new(PostgresStore::connect_with_lease(
+        &config.store,
+        &owner,
+        lease,
+    )?))
 }
 
 impl ServerHandle {

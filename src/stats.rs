@@ -142,6 +142,8 @@ counters! {
     persist_rows,
     /// Transactions that failed (their records are lost; logged).
     persist_failures,
+    /// Player records given up after the store refused them for a minute.
+    persist_rows_dropped,
     /// Hand-offs the persistence thread could not take yet (records wait in the tick, merged).
     persist_handoffs_delayed,
     /// Microseconds from the hand-off of the oldest batch in the last transaction to its commit.

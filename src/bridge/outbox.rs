@@ -39,6 +39,9 @@ struct Shared {
     /// What comes with a close: its detail text (an operator's kick reason; set before
     /// `close` is stored), or a handoff to another zone. A rare path, so a mutex.
     close_note: Mutex<Option<CloseNote>>,
+    /// A Transfer waits in `close_note` (read on every wake-up of the connection task, so an
+    /// atomic rather than the mutex).
+    transfer_pending: AtomicBool,
     /// The next publish finds the outbox full (a replay reproducing a frame the live server
     /// dropped for a slow reader; never set on a live server).
     refuse_next: AtomicBool,
@@ -124,13 +127,17 @@ impl Shared {
     fn request_transfer(&self, transfer: PendingTransfer) {
         *self.close_note.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(CloseNote::Transfer(transfer));
+        self.transfer_pending.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
     fn take_transfer(&self) -> Option<PendingTransfer> {
         let mut note = self.close_note.lock().unwrap_or_else(|e| e.into_inner());
         match note.take() {
-            Some(CloseNote::Transfer(transfer)) => Some(transfer),
+            Some(CloseNote::Transfer(transfer)) => {
+                self.transfer_pending.store(false, Ordering::Release);
+                Some(transfer)
+            }
             other => {
                 *note = other;
                 None
@@ -177,6 +184,7 @@ pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
         close: AtomicU8::new(NO_CLOSE),
         refuse_next: AtomicBool::new(false),
         close_note: Mutex::new(None),
+        transfer_pending: AtomicBool::new(false),
         wake: Notify::new(),
         slots,
     });
@@ -215,10 +223,7 @@ impl OutboxWaker {
 
     /// Whether the tick handed the player off (see [`OutboxWaker::take_transfer`]).
     pub(crate) fn has_transfer(&self) -> bool {
-        matches!(
-            *self.0.close_note.lock().unwrap_or_else(|e| e.into_inner()),
-            Some(CloseNote::Transfer(_))
-        )
+        self.0.transfer_pending.load(Ordering::Acquire)
     }
 
     /// The handoff the tick asked for, if any (taken: the caller sends it).

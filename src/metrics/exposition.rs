@@ -340,6 +340,11 @@ fn encode_readings(readings: &Readings, encoder: DescriptorEncoder<'_>) -> fmt::
         s.persist_failures,
     )?;
     out.counter(
+        "throng_persistence_rows_dropped_total",
+        "Player records given up after the store refused them for a minute (retried until then).",
+        s.persist_rows_dropped,
+    )?;
+    out.counter(
         "throng_persistence_handoffs_delayed_total",
         "Hand-offs the persistence thread could not take yet (records merged into the next).",
         s.persist_handoffs_delayed,

@@ -11,11 +11,13 @@
 //! of PostgreSQL. Batching is what makes that affordable: one transaction per batch, and a
 //! batch of 10,000 players is two statements (`UNNEST` over arrays), not 10,000.
 //!
-//! Online holds and crashes: a server killed with `kill -9` leaves its players marked
-//! online under its owner name. When it starts again it releases them all (it holds nobody
-//! yet), so they can log in again. This assumes one running server per owner name, which
-//! zone names give: two servers started with the same zone would release each other's
-//! players.
+//! Online holds are leases: a hold names its server (*owner*: the zone, or `server`, plus
+//! a random id per process, so two processes never share one) and lasts `online_lease_s`
+//! (default 15 s); the server renews its holds a few times per lease. A server killed with
+//! `kill -9` renews nothing, so its players can log in again (anywhere) once its leases
+//! end. Writes are fenced by the hold: a server saves only the players it holds, so one that
+//! lost its holds (cut off from the database for longer than a lease while its players
+//! moved on) cannot overwrite their newer state.
 //!
 //! The connection is used by the persistence thread only (the sync client runs its own
 //! small runtime inside the calls). When it breaks (PostgreSQL restarted, network), the
@@ -35,7 +37,8 @@ use super::store::{
 
 /// The schema, one step per version; `throng_schema_version.version` is the number of
 /// steps applied.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE players (
         id BIGSERIAL PRIMARY KEY,
         name TEXT NOT NULL,
@@ -59,7 +62,15 @@ const MIGRATIONS: &[&str] = &["
         bytes BYTEA NOT NULL,
         PRIMARY KEY (player_id, kind)
     );
-"];
+",
+    "
+    -- When the hold of online_zone ends unless its server renews it (unix milliseconds).
+    ALTER TABLE players ADD COLUMN online_until_ms BIGINT NULL;
+",
+];
+
+/// How long a hold lasts unless renewed (see the module doc), when not configured.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 /// The key of the transaction-level advisory lock migrations run under, so that the zone
 /// servers of a world starting at once migrate one after the other (the later ones find the
@@ -89,6 +100,10 @@ pub struct PostgresStore {
     shown: String,
     /// The name this server holds players online under.
     owner: String,
+    /// How long a hold lasts unless renewed, in milliseconds.
+    lease_ms: i64,
+    /// When the holds were last renewed.
+    renewed: std::time::Instant,
     /// `None` after a failed call: the next call connects again.
     session: Option<Session>,
 }
@@ -97,6 +112,8 @@ pub struct PostgresStore {
 struct Session {
     client: Client,
     statements: Statements,
+    /// How long a hold lasts unless renewed, in milliseconds.
+    lease_ms: i64,
 }
 
 /// Prepared once per connection: a login or a save then costs one round trip per
@@ -112,19 +129,29 @@ struct Statements {
     release: Statement,
     redeem: Statement,
     online_zone: Statement,
+    renew: Statement,
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url`, brings its schema up to date, and releases the
-    /// players an earlier run of this server (same `owner`) left online, as after `kill -9`.
-    /// `owner` is the name this server holds players online under: its zone, or `default`.
-    /// Fails with the URL (without its password) and the reason: unreachable, refused,
-    /// authentication, a schema newer than this server.
+    /// Connects to the database at `url` and brings its schema up to date; this server
+    /// holds players online as `owner` (unique to this process: see [`owner_name`]) for
+    /// [`DEFAULT_LEASE`] at a time. Fails with the URL (without its password) and the
+    /// reason: unreachable, refused, authentication, a schema newer than this server.
     pub fn connect(url: &str, owner: &str) -> Result<PostgresStore, StoreError> {
-        outside_runtime(|| PostgresStore::connect_here(url, owner))
+        PostgresStore::connect_with_lease(url, owner, DEFAULT_LEASE)
     }
 
-    fn connect_here(url: &str, owner: &str) -> Result<PostgresStore, StoreError> {
+    /// [`PostgresStore::connect`] with holds lasting `lease` unless renewed.
+    pub fn connect_with_lease(
+        url: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<PostgresStore, StoreError> {
+        let lease_ms = lease.as_millis().clamp(1, i64::MAX as u128) as i64;
+        outside_runtime(|| PostgresStore::connect_here(url, owner, lease_ms))
+    }
+
+    fn connect_here(url: &str, owner: &str, lease_ms: i64) -> Result<PostgresStore, StoreError> {
         let shown = redact(url);
         let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| {
             StoreError::Database(format!("{shown}: not a PostgreSQL URL: {}", error_text(&e)))
@@ -138,26 +165,15 @@ impl PostgresStore {
         }
         let mut client = open(&config, &shown)?;
         migrate(&mut client, &shown)?;
-        let released = client
-            .execute(
-                "UPDATE players SET online_zone = NULL WHERE online_zone = $1",
-                &[&owner],
-            )
-            .map_err(|e| failure(&shown, "releasing the players of an earlier run", &e))?;
-        if released > 0 {
-            tracing::warn!(
-                released,
-                owner,
-                "released players an earlier run left online (it was killed)"
-            );
-        } else {
-            tracing::info!(owner, store = %shown, "PostgreSQL store ready");
-        }
-        let session = Session::prepare(client).map_err(|e| failure(&shown, "preparing", &e))?;
+        tracing::info!(owner, store = %shown, lease_ms, "PostgreSQL store ready");
+        let session =
+            Session::prepare(client, lease_ms).map_err(|e| failure(&shown, "preparing", &e))?;
         Ok(PostgresStore {
             config,
             shown,
             owner: owner.to_owned(),
+            lease_ms,
+            renewed: std::time::Instant::now(),
             session: Some(session),
         })
     }
@@ -184,8 +200,8 @@ impl PostgresStore {
                     tracing::warn!(store = %self.shown, "the PostgreSQL connection closed; reconnecting");
                 }
                 let client = open(&self.config, &self.shown)?;
-                let session =
-                    Session::prepare(client).map_err(|e| failure(&self.shown, "preparing", &e))?;
+                let session = Session::prepare(client, self.lease_ms)
+                    .map_err(|e| failure(&self.shown, "preparing", &e))?;
                 tracing::info!(store = %self.shown, "reconnected to PostgreSQL");
                 session
             }
@@ -319,47 +335,67 @@ fn migrate(client: &mut Client, shown: &str) -> Result<(), StoreError> {
 }
 
 impl Session {
-    fn prepare(mut client: Client) -> Result<Session, postgres::Error> {
+    fn prepare(mut client: Client, lease_ms: i64) -> Result<Session, postgres::Error> {
         let statements = Statements {
             find: client
                 .prepare("SELECT salt, secret_hash FROM players WHERE lower(name) = lower($1)")?,
             find_for_update: client.prepare(
-                "SELECT id, salt, secret_hash, x, y, online_zone FROM players
+                "SELECT id, salt, secret_hash, x, y, online_zone, online_until_ms FROM players
                  WHERE lower(name) = lower($1) FOR UPDATE",
             )?,
             insert: client.prepare(
-                "INSERT INTO players (name, salt, secret_hash, online_zone) VALUES ($1, $2, $3, $4)
+                "INSERT INTO players (name, salt, secret_hash, online_zone, online_until_ms)
+                 VALUES ($1, $2, $3, $4, $5)
                  RETURNING id",
             )?,
             hold: client.prepare(
-                "UPDATE players SET online_zone = $2, handoff_nonce = NULL WHERE id = $1",
+                "UPDATE players SET online_zone = $2, online_until_ms = $3, handoff_nonce = NULL
+                 WHERE id = $1",
             )?,
             components: client.prepare(
                 "SELECT kind, bytes FROM player_components WHERE player_id = $1 ORDER BY kind",
             )?,
+            // Fenced: only the players this server holds.
             positions: client.prepare(
                 "UPDATE players AS p SET x = u.x, y = u.y, saved_at_ms = $4
                  FROM UNNEST($1::bigint[], $2::real[], $3::real[]) AS u (id, x, y)
-                 WHERE p.id = u.id",
+                 WHERE p.id = u.id AND p.online_zone = $5",
             )?,
             upsert_components: client.prepare(
                 "INSERT INTO player_components (player_id, kind, bytes)
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[])
+                 SELECT u.id, u.kind, u.bytes
+                 FROM UNNEST($1::bigint[], $2::text[], $3::bytea[]) AS u (id, kind, bytes)
+                 JOIN players AS p ON p.id = u.id AND p.online_zone = $4
                  ON CONFLICT (player_id, kind) DO UPDATE SET bytes = EXCLUDED.bytes",
             )?,
             release: client.prepare(
-                "UPDATE players AS p SET online_zone = NULL, handoff_nonce = u.nonce
+                "UPDATE players AS p
+                 SET online_zone = NULL, online_until_ms = NULL, handoff_nonce = u.nonce
                  FROM UNNEST($1::bigint[], $2::bigint[]) AS u (id, nonce)
                  WHERE p.id = u.id AND p.online_zone = $3",
             )?,
+            // Free, or held by a lease that ended (its server was killed).
             redeem: client.prepare(
-                "UPDATE players SET online_zone = $3, handoff_nonce = NULL
-                 WHERE id = $1 AND handoff_nonce = $2 AND online_zone IS NULL
+                "UPDATE players SET online_zone = $3, online_until_ms = $5, handoff_nonce = NULL
+                 WHERE id = $1 AND handoff_nonce = $2
+                   AND (online_zone IS NULL OR online_until_ms < $4)
                  RETURNING x, y",
             )?,
-            online_zone: client.prepare("SELECT online_zone FROM players WHERE id = $1")?,
+            online_zone: client
+                .prepare("SELECT online_zone, online_until_ms FROM players WHERE id = $1")?,
+            renew: client
+                .prepare("UPDATE players SET online_until_ms = $2 WHERE online_zone = $1")?,
         };
-        Ok(Session { client, statements })
+        Ok(Session {
+            client,
+            statements,
+            lease_ms,
+        })
+    }
+
+    /// When a hold taken now ends.
+    fn hold_until(&self) -> i64 {
+        now_ms().saturating_add(self.lease_ms)
     }
 
     /// [`Store::login`]: the database errors outside, the login's own refusals inside.
@@ -372,6 +408,7 @@ impl Session {
         for _ in 0..LOGIN_ATTEMPTS {
             // The row stays locked until the commit: a concurrent login of the same name (on
             // any server) waits, then sees who holds it.
+            let until = self.hold_until();
             let mut transaction = self.client.transaction()?;
             let row = transaction.query_opt(&self.statements.find_for_update, &[&name])?;
             let stored = row.as_ref().map(|row| credential(row, 1, 2));
@@ -383,7 +420,13 @@ impl Session {
                 let credential = claim.expect("a new name gets a credential");
                 let inserted = transaction.query_one(
                     &self.statements.insert,
-                    &[&name, &&credential.salt[..], &&credential.hash[..], &owner],
+                    &[
+                        &name,
+                        &&credential.salt[..],
+                        &&credential.hash[..],
+                        &owner,
+                        &until,
+                    ],
                 );
                 match inserted {
                     Ok(row) => {
@@ -402,12 +445,11 @@ impl Session {
                 }
             };
             let account: AccountId = row.get(0);
-            let held_by: Option<String> = row.get(5);
-            if let Some(zone) = held_by.filter(|zone| zone != owner) {
+            if let Some(zone) = held_elsewhere(&row, 5, 6, owner) {
                 return Ok(Err(LoginError::OnlineElsewhere(zone)));
             }
             // Held here now; a pending handoff ticket of this player is cancelled.
-            transaction.execute(&self.statements.hold, &[&account, &owner])?;
+            transaction.execute(&self.statements.hold, &[&account, &owner, &until])?;
             let components =
                 load_components(&mut transaction, &self.statements.components, account)?;
             transaction.commit()?;
@@ -433,18 +475,19 @@ impl Session {
         nonce: u64,
         owner: &str,
     ) -> Result<Result<SavedPlayer, RedeemError>, postgres::Error> {
+        let until = self.hold_until();
         let mut transaction = self.client.transaction()?;
         let redeemed = transaction.query_opt(
             &self.statements.redeem,
-            &[&account, &(nonce as i64), &owner],
+            &[&account, &(nonce as i64), &owner, &now_ms(), &until],
         )?;
         let Some(row) = redeemed else {
-            let held_by: Option<String> = transaction
+            let held_by = transaction
                 .query_opt(&self.statements.online_zone, &[&account])?
-                .and_then(|row| row.get(0));
+                .and_then(|row| held_elsewhere(&row, 0, 1, owner));
             return Ok(Err(match held_by {
-                Some(zone) if zone != owner => RedeemError::OnlineElsewhere(zone),
-                _ => RedeemError::Used,
+                Some(zone) => RedeemError::OnlineElsewhere(zone),
+                None => RedeemError::Used,
             }));
         };
         let components = load_components(&mut transaction, &self.statements.components, account)?;
@@ -471,13 +514,13 @@ impl Statements {
         if !batch.ids.is_empty() {
             transaction.execute(
                 &self.positions,
-                &[&batch.ids, &batch.xs, &batch.ys, &now_ms()],
+                &[&batch.ids, &batch.xs, &batch.ys, &now_ms(), &owner],
             )?;
         }
         if !batch.component_ids.is_empty() {
             transaction.execute(
                 &self.upsert_components,
-                &[&batch.component_ids, &batch.kinds, &batch.bytes],
+                &[&batch.component_ids, &batch.kinds, &batch.bytes, &owner],
             )?;
         }
         if !releases.is_empty() {
@@ -571,7 +614,9 @@ impl Store for PostgresStore {
         releases: &[Release],
     ) -> Result<(), StoreError> {
         self.call("saving players", |session, owner| {
-            let Session { client, statements } = session;
+            let Session {
+                client, statements, ..
+            } = session;
             let mut transaction = client.transaction()?;
             statements.save(&mut transaction, records, kinds, releases, owner)?;
             transaction.commit()
@@ -583,6 +628,40 @@ impl Store for PostgresStore {
             session.redeem(account, nonce, owner)
         })?
     }
+
+    fn renew_holds(&mut self) -> Result<(), StoreError> {
+        // A few renewals per lease: one late or failed renewal does not let a hold lapse.
+        if self.renewed.elapsed().as_millis() < (self.lease_ms / 3) as u128 {
+            return Ok(());
+        }
+        self.renewed = std::time::Instant::now();
+        self.call("renewing the online holds", |session, owner| {
+            let until = session.hold_until();
+            session
+                .client
+                .execute(&session.statements.renew, &[&owner, &until])
+                .map(|_| ())
+        })
+    }
+}
+
+/// The owner of the hold in `row` (columns `zone` and `until`) if it is another server's
+/// and its lease has not ended.
+fn held_elsewhere(row: &Row, zone: usize, until: usize, owner: &str) -> Option<String> {
+    let held_by: Option<String> = row.get(zone);
+    let until: Option<i64> = row.get(until);
+    held_by.filter(|held| held != owner && until.is_none_or(|until| until >= now_ms()))
+}
+
+/// The name a process holds players under: its zone (or `server`) and a random id, so that
+/// no two processes (two instances, or a zone's replacement starting while the old one
+/// drains) ever share holds.
+pub fn owner_name(zone: &str) -> String {
+    let mut id = [0u8; 6];
+    getrandom::fill(&mut id).expect("the OS random source works");
+    let base = if zone.is_empty() { "server" } else { zone };
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{base}:{hex}")
 }
 
 /// The stored credential in `row` (columns `salt` and `hash`). A damaged one (wrong
@@ -811,8 +890,9 @@ mod tests {
         let mut store = PostgresStore::connect(&url, "default").unwrap();
         let accounts: Vec<AccountId> = inspect(&url)
             .query(
-                "INSERT INTO players (name, salt, secret_hash)
-                 SELECT 'p' || i, '', '' FROM generate_series(1, 10000) AS i RETURNING id",
+                "INSERT INTO players (name, salt, secret_hash, online_zone)
+                 SELECT 'p' || i, '', '', 'default' FROM generate_series(1, 10000) AS i
+                 RETURNING id",
                 &[],
             )
             .unwrap()
@@ -972,26 +1052,53 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_server_releases_only_the_players_it_held() {
+    fn a_killed_servers_players_are_free_once_its_lease_ends_and_a_renewing_server_keeps_them() {
+        // The lease's length is this test's premise: it waits for it to pass.
+        let lease = Duration::from_millis(400);
         let url = fresh_database();
-        let mut a = PostgresStore::connect(&url, "zone-a").unwrap();
-        let mut b = PostgresStore::connect(&url, "zone-b").unwrap();
+        let mut a = PostgresStore::connect_with_lease(&url, "zone-a:1", lease).unwrap();
+        let mut b = PostgresStore::connect_with_lease(&url, "zone-b:1", lease).unwrap();
         a.login("ann", "secret-ann").unwrap();
-        a.login("bob", "secret-bob").unwrap();
         b.login("cat", "secret-cat").unwrap();
         assert!(matches!(
             b.login("ann", "secret-ann"),
-            Err(LoginError::OnlineElsewhere(_))
+            Err(LoginError::OnlineElsewhere(zone)) if zone == "zone-a:1"
         ));
-        // As after kill -9: the connection goes, the rows still say zone-a.
+        // As after kill -9: a renews nothing more; b keeps renewing its own.
         drop(a);
-        let mut a = PostgresStore::connect(&url, "zone-a").unwrap();
-        b.login("ann", "secret-ann").unwrap();
-        b.login("bob", "secret-bob").unwrap();
-        assert!(matches!(
-            a.login("cat", "secret-cat"),
-            Err(LoginError::OnlineElsewhere(zone)) if zone == "zone-b"
-        ));
+        let started = std::time::Instant::now();
+        while started.elapsed() < lease * 2 {
+            b.renew_holds().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        b.login("ann", "secret-ann")
+            .expect("a's lease ended: ann is free");
+        let mut c = PostgresStore::connect_with_lease(&url, "zone-c:1", lease).unwrap();
+        assert!(
+            matches!(
+                c.login("cat", "secret-cat"),
+                Err(LoginError::OnlineElsewhere(zone)) if zone == "zone-b:1"
+            ),
+            "b renewed its holds: cat is still b's"
+        );
+        // A server that lost a hold cannot overwrite the player's newer state.
+        let cat = held_account(&url, "cat");
+        c.save(&[record(cat, [9.0, 9.0], &[])], &[]).unwrap();
+        assert_ne!(saved_position(&url, cat), Some([9.0, 9.0]), "fenced");
+    }
+
+    fn held_account(url: &str, name: &str) -> AccountId {
+        inspect(url)
+            .query_one("SELECT id FROM players WHERE name = $1", &[&name])
+            .unwrap()
+            .get(0)
+    }
+
+    fn saved_position(url: &str, account: AccountId) -> Option<[f32; 2]> {
+        let row = inspect(url)
+            .query_one("SELECT x, y FROM players WHERE id = $1", &[&account])
+            .unwrap();
+        position(&row, 0, 1)
     }
 
     #[test]

@@ -128,6 +128,13 @@ pub trait Store: Send + 'static {
         let _ = (account, nonce);
         Err(RedeemError::NotShared)
     }
+
+    /// Extends this server's online holds (a shared store's holds are leases that end
+    /// unless renewed, so a killed server's players are free again soon). Called by the
+    /// persistence thread every few milliseconds; the store decides when it is due.
+    fn renew_holds(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Checks `secret` against a stored credential, or makes one for a new name.

@@ -193,6 +193,25 @@ const POLL: Duration = Duration::from_millis(20);
 /// How long after a failed transaction the next one is tried (meanwhile batches merge).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Failed attempts (about one a second) after which unsaved records are given up: a store
+/// down for longer than this loses what was pending, as SQLite's would on a full disk.
+const MAX_ATTEMPTS: u32 = 60;
+
+/// Extra tries of the last records at shutdown.
+const FINAL_RETRIES: u32 = 3;
+
+/// Releases the hold of a login or ticket nobody is waiting for any more (its connection
+/// gave up on the store's answer).
+fn release_unplayed(store: &mut dyn Store, kinds: &[String], account: AccountId) {
+    let release = Release {
+        account,
+        handoff: None,
+    };
+    if let Err(error) = store.save_releasing(&[], kinds, &[release]) {
+        tracing::warn!(%error, account, "could not release an abandoned login; it holds until its lease ends");
+    }
+}
+
 fn run(
     mut store: Box<dyn Store>,
     kinds: Vec<String>,
@@ -211,7 +230,12 @@ fn run(
             match logins.recv_timeout(POLL) {
                 Ok(request) => match request.kind {
                     LoginKind::LogIn(reply) => {
-                        let _ = reply.send(store.login(&request.name, &request.secret));
+                        let answer = store.login(&request.name, &request.secret);
+                        if let Err(Ok(saved)) = reply.send(answer) {
+                            // The connection gave up waiting: nobody will play this login,
+                            // so the store must not hold it online.
+                            release_unplayed(store.as_mut(), &kinds, saved.account);
+                        }
                     }
                     LoginKind::Verify(reply) => {
                         let answer = store.verify(&request.name, &request.secret);
@@ -222,7 +246,9 @@ fn run(
                         nonce,
                         reply,
                     } => {
-                        let _ = reply.send(store.redeem(account, nonce));
+                        if let Err(Ok(saved)) = reply.send(store.redeem(account, nonce)) {
+                            release_unplayed(store.as_mut(), &kinds, saved.account);
+                        }
                     }
                 },
                 Err(RecvTimeoutError::Timeout) => {}
@@ -231,6 +257,9 @@ fn run(
             }
         } else {
             std::thread::sleep(POLL);
+        }
+        if let Err(error) = store.renew_holds() {
+            tracing::warn!(%error, "could not renew the online holds; retrying");
         }
         // Everything waiting joins one transaction.
         let mut merged = std::mem::take(&mut unsaved);
@@ -246,9 +275,27 @@ fn run(
             unsaved = merged; // the store failed just now: merge, and try again later
             continue;
         }
-        let (buffers, failed) = merged.commit(store.as_mut(), &kinds, &stats);
+        let (buffers, mut failed) = merged.commit(store.as_mut(), &kinds, &stats);
         for buffer in buffers {
             let _ = spare.try_send(buffer);
+        }
+        // At shutdown the last records get a few more tries before the thread gives up.
+        let mut last_tries = 0;
+        while finish.is_some() && failed.is_pending() && last_tries < FINAL_RETRIES {
+            std::thread::sleep(RETRY_AFTER);
+            last_tries += 1;
+            failed = failed.commit(store.as_mut(), &kinds, &stats).1;
+        }
+        if failed.attempts >= MAX_ATTEMPTS {
+            // Not a store that is restarting but records it refuses (a constraint, a row
+            // deleted by hand): written off, so the rest can be saved again.
+            Stats::add(&stats.persist_rows_dropped, failed.records.len() as u64);
+            tracing::error!(
+                rows = failed.records.len(),
+                attempts = failed.attempts,
+                "the store kept refusing these players' records; they are dropped"
+            );
+            failed = Merged::default();
         }
         failed_at = failed.is_pending().then(Instant::now);
         unsaved = failed;
@@ -268,6 +315,8 @@ struct Merged {
     releases: Vec<Release>,
     committed: Vec<tokio::sync::oneshot::Sender<bool>>,
     oldest: Option<Instant>,
+    /// Failed attempts to write these records so far.
+    attempts: u32,
     /// The emptied batches, to give back with their buffers.
     buffers: Vec<Batch>,
 }
@@ -362,6 +411,7 @@ impl Merged {
                     released: self.released,
                     releases: self.releases,
                     oldest: self.oldest,
+                    attempts: self.attempts + 1,
                     ..Merged::default()
                 };
                 return (self.buffers, unsaved);
@@ -379,10 +429,13 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// What a store committed: each transaction's records and releases.
+    type Committed = Arc<Mutex<Vec<(Vec<PlayerRecord>, Vec<Release>)>>>;
+
     /// A store whose first `failures` saves fail; keeps what it saved.
     struct FlakyStore {
         failures: usize,
-        saved: Arc<Mutex<Vec<(Vec<PlayerRecord>, Vec<Release>)>>>,
+        saved: Committed,
     }
 
     impl Store for FlakyStore {

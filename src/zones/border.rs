@@ -8,12 +8,12 @@
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use components::{Player, PlayerName, Position, ServerTick, TickSet};
+use components::{MoveIntent, Player, PlayerName, Position, ServerTick, TickSet};
 
 use super::ZoneSetup;
 use super::ticket::{Ticket, now_ms};
 use crate::bridge::outbox::PendingTransfer;
-use crate::ingest::{Connections, IngestStep, Joined, Leaving};
+use crate::ingest::{Connections, IngestStep, Joined, LatestInputs, Leaving};
 use crate::persistence::handoff::{Account, SaveThenTransfer, restore_joined};
 use crate::protocol::{ServerMessage, Transfer, frame_bytes};
 use crate::replication::frames::{Connected, Viewer};
@@ -59,15 +59,28 @@ type KeptInZone = (
     Changed<Position>,
 );
 
-/// Non-player entities that gameplay moved out of the zone come back in at the opposite
-/// edge (an NPC or a snowball never crosses a border: only players are handed off).
-pub(crate) fn keep_in_zone(mut entities: Query<&mut Position, KeptInZone>, zones: Res<Zones>) {
+/// Only players cross borders. Other entities outside the zone:
+/// - spawned there (gameplay that populates the whole world, like the demo's NPCs, spawns
+///   everywhere on every zone): despawned, so each zone keeps its own share;
+/// - walkers (a `MoveIntent`: NPCs) that walked out: back in at the opposite edge, as the
+///   world wraps at its own edges;
+/// - anything else that left (a snowball in flight): despawned at the border.
+pub(crate) fn keep_in_zone(
+    mut entities: Query<(Entity, Ref<Position>, Has<MoveIntent>), KeptInZone>,
+    zones: Res<Zones>,
+    mut commands: Commands,
+) {
     let zone = zones.0.zone();
-    for mut position in &mut entities {
+    for (entity, position, walker) in &mut entities {
         let point = [position.x, position.y];
-        if !zone.contains(point) {
+        if zone.contains(point) {
+            continue;
+        }
+        if walker && !position.is_added() {
             let [x, y] = zone.wrap(point);
-            *position = Position::new(x, y);
+            commands.entity(entity).insert(Position::new(x, y));
+        } else {
+            commands.entity(entity).despawn();
         }
     }
 }
@@ -128,7 +141,15 @@ pub(crate) fn cross_borders(
             let [x, y] = zone.wrap([position.x, position.y]);
             *position = Position::new(x, y);
         }
-        for (entity, to, account, name, ack_seq) in crossing.drain(..) {
+        let tick = world.resource::<components::TickClock>().tick;
+        for (entity, to, account, name, acked) in crossing.drain(..) {
+            // Inputs drained this tick are not applied here: the ticket acknowledges the
+            // latest seq, so the destination's frames account for them (the player stops
+            // where it was saved; the client re-sends its intent there).
+            let ack_seq = world
+                .resource::<LatestInputs>()
+                .seq_this_tick(entity, tick)
+                .unwrap_or(acked);
             hand_off(world, setup, entity, to, account, name, ack_seq);
         }
     });

@@ -24,11 +24,13 @@ use std::sync::atomic::Ordering;
 use ahash::AHashMap;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use components::replicated::{CaptureReplicated, CapturedChange, ComponentChanges, NetId};
+use components::replicated::{
+    CaptureReplicated, CapturedChange, ComponentChanges, NetId, ReplicationRegistry,
+};
 use components::{Position, ServerTick, TickClock, TickSet};
 
 use super::border::Zones;
-use super::strip::{Strip, StripWriter};
+use super::strip::{Strip, StripEntity, StripWriter};
 use super::ticket::now_ms;
 use crate::ingest::IngestStep;
 use crate::replication::ReplicationStep;
@@ -37,6 +39,10 @@ use crate::stats::Stats;
 
 /// Strips waiting to be published (or read) before new ones are dropped.
 pub(crate) const STRIP_QUEUE: usize = 8;
+
+/// Ticks without a strip from a zone after which its ghosts are despawned (a second at
+/// 20 Hz: far beyond a lost strip or two).
+const GHOST_SILENCE_TICKS: u64 = 20;
 
 /// The tick's ends of the NATS link.
 pub(crate) struct GhostLink {
@@ -110,6 +116,8 @@ struct Ghosts {
     latest: Vec<Option<Strip>>,
     /// Ghosts to despawn (scratch).
     gone: Vec<(u16, u64)>,
+    /// The tick of each zone's last applied strip.
+    heard: Vec<Option<u64>>,
 }
 
 /// A read-only copy of an entity another zone owns.
@@ -140,6 +148,7 @@ impl Plugin for GhostPlugin {
             buffer: Vec::new(),
             latest: Vec::new(),
             gone: Vec::new(),
+            heard: Vec::new(),
         })
         .add_systems(
             ServerTick,
@@ -168,8 +177,10 @@ fn publish_strip(
 ) {
     let ghosts = &mut *ghosts;
     let zone = zones.0.zone();
-    if let Ok(spare) = ghosts.link.spare.try_recv()
-        && spare.capacity() >= ghosts.buffer.capacity()
+    // The buffer to write into: ours, or one the network side gave back (each buffer keeps
+    // its capacity, so in steady state nothing is allocated).
+    if ghosts.buffer.capacity() == 0
+        && let Ok(spare) = ghosts.link.spare.try_recv()
     {
         ghosts.buffer = spare;
     }
@@ -193,16 +204,11 @@ fn publish_strip(
         writer.entity(entity.to_bits(), point, Counted(values, count));
     }
     writer.finish();
-    let capacity = out.capacity();
     match ghosts.link.outgoing.try_send(out) {
         Ok(()) => {
             Stats::bump(&ghosts.link.stats.ghost_strips_sent);
-            // The next strip is written into a spare, or a new buffer of this size.
-            ghosts.buffer = ghosts
-                .link
-                .spare
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(capacity));
+            // The next strip goes into a buffer the network side gives back by then.
+            ghosts.buffer = ghosts.link.spare.try_recv().unwrap_or_default();
         }
         Err(error) => {
             Stats::bump(&ghosts.link.stats.ghost_strips_dropped);
@@ -232,10 +238,22 @@ fn apply_strips(world: &mut World) {
     let Some(mut ghosts) = world.remove_resource::<Ghosts>() else {
         return;
     };
+    let (zones, me, kinds) = {
+        let setup = &world.resource::<Zones>().0;
+        let kinds = world.resource::<ReplicationRegistry>().names.len();
+        (setup.map.zones.len(), setup.me, kinds)
+    };
+    if ghosts.latest.len() < zones {
+        ghosts.latest.resize_with(zones, || None);
+        ghosts.heard.resize(zones, None);
+    }
     for strip in ghosts.link.incoming.try_iter() {
         let zone = usize::from(strip.zone);
-        if ghosts.latest.len() <= zone {
-            ghosts.latest.resize_with(zone + 1, || None);
+        // A strip this world's map and this game cannot read is refused whole (a zone of
+        // another build, or a stranger on the subject): it must never reach replication.
+        if zone >= zones || zone == me || !readable(&strip, kinds) {
+            Stats::bump(&ghosts.link.stats.ghost_strips_refused);
+            continue;
         }
         let newer = ghosts.latest[zone]
             .as_ref()
@@ -244,12 +262,20 @@ fn apply_strips(world: &mut World) {
             ghosts.latest[zone] = Some(strip);
         }
     }
-    let me = world.resource::<Zones>().0.zone().rect;
+    let rect = world.resource::<Zones>().0.zone().rect;
     let now = now_ms();
+    let tick = world.resource::<TickClock>().tick;
     for zone in 0..ghosts.latest.len() {
         let Some(strip) = ghosts.latest[zone].take() else {
+            // A zone silent for GHOST_SILENCE_TICKS (killed, or NATS down): its ghosts go
+            // rather than stand frozen.
+            if ghosts.heard[zone].is_some_and(|at| tick.saturating_sub(at) > GHOST_SILENCE_TICKS) {
+                ghosts.heard[zone] = None;
+                despawn_ghosts_of(world, &mut ghosts, zone as u16, None);
+            }
             continue;
         };
+        ghosts.heard[zone] = Some(tick);
         ghosts
             .link
             .stats
@@ -257,7 +283,7 @@ fn apply_strips(world: &mut World) {
             .store(now.saturating_sub(strip.sent_ms), Ordering::Relaxed);
         Stats::bump(&ghosts.link.stats.ghost_strips_applied);
         for entity in strip.entities {
-            if outside_distance(me, entity.position) > ghosts.strip {
+            if outside_distance(rect, entity.position) > ghosts.strip {
                 continue;
             }
             let key = (strip.zone, entity.key);
@@ -283,26 +309,7 @@ fn apply_strips(world: &mut World) {
             }
         }
         // Ghosts of this zone that its latest strip no longer has.
-        let zone = strip.zone;
-        let mut gone = std::mem::take(&mut ghosts.gone);
-        gone.extend(
-            ghosts
-                .index
-                .iter()
-                .filter(|((z, _), entity)| {
-                    *z == zone
-                        && world
-                            .get::<Ghost>(**entity)
-                            .is_none_or(|ghost| ghost.seen != strip.tick)
-                })
-                .map(|(key, _)| *key),
-        );
-        for key in gone.drain(..) {
-            if let Some(entity) = ghosts.index.remove(&key) {
-                world.despawn(entity);
-            }
-        }
-        ghosts.gone = gone;
+        despawn_ghosts_of(world, &mut ghosts, strip.zone, Some(strip.tick));
     }
     ghosts
         .link
@@ -312,8 +319,44 @@ fn apply_strips(world: &mut World) {
     world.insert_resource(ghosts);
 }
 
+/// Despawns the ghosts of `zone` not seen in its strip of tick `seen` (all of them: `None`).
+fn despawn_ghosts_of(world: &mut World, ghosts: &mut Ghosts, zone: u16, seen: Option<u64>) {
+    let mut gone = std::mem::take(&mut ghosts.gone);
+    gone.extend(
+        ghosts
+            .index
+            .iter()
+            .filter(|((z, _), entity)| {
+                *z == zone
+                    && world
+                        .get::<Ghost>(**entity)
+                        .is_none_or(|ghost| Some(ghost.seen) != seen)
+            })
+            .map(|(key, _)| *key),
+    );
+    for key in gone.drain(..) {
+        if let Some(entity) = ghosts.index.remove(&key) {
+            world.despawn(entity);
+        }
+    }
+    ghosts.gone = gone;
+}
+
+/// Whether this game can replicate `strip`: finite positions, and only component kinds it
+/// registered (at most 64), in ascending order.
+fn readable(strip: &Strip, kinds: usize) -> bool {
+    strip.entities.iter().all(|entity| {
+        entity.position.iter().all(|c| c.is_finite())
+            && entity.values.windows(2).all(|pair| pair[0].0 < pair[1].0)
+            && entity
+                .values
+                .iter()
+                .all(|(kind, _)| usize::from(*kind) < kinds.min(64))
+    })
+}
+
 /// Moves a ghost and takes its new values (marking only what changed).
-fn update_ghost(world: &mut World, entity: Entity, tick: u64, update: super::strip::StripEntity) {
+fn update_ghost(world: &mut World, entity: Entity, tick: u64, update: StripEntity) {
     let mut ghost_entity = world.entity_mut(entity);
     if let Some(mut position) = ghost_entity.get_mut::<Position>() {
         let next = Position::new(update.position[0], update.position[1]);
@@ -407,6 +450,44 @@ fn outside_distance([x0, y0, x1, y1]: [f32; 4], [x, y]: [f32; 2]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_strip_this_game_cannot_replicate_is_not_readable() {
+        let entity = |position: [f32; 2], values: Vec<(u16, Vec<u8>)>| StripEntity {
+            key: 1,
+            position,
+            values,
+        };
+        let strip = |entities| Strip {
+            zone: 1,
+            tick: 1,
+            sent_ms: 0,
+            entities,
+        };
+        assert!(readable(
+            &strip(vec![entity([1.0, 2.0], vec![(0, vec![1]), (2, vec![])])]),
+            3
+        ));
+        assert!(
+            !readable(&strip(vec![entity([1.0, 2.0], vec![(3, vec![1])])]), 3),
+            "unknown kind"
+        );
+        assert!(
+            !readable(&strip(vec![entity([1.0, 2.0], vec![(64, vec![1])])]), 100),
+            "beyond a mask"
+        );
+        assert!(
+            !readable(&strip(vec![entity([f32::NAN, 2.0], vec![])]), 3),
+            "not a position"
+        );
+        assert!(
+            !readable(
+                &strip(vec![entity([1.0, 2.0], vec![(1, vec![]), (1, vec![])])]),
+                3
+            ),
+            "a kind twice"
+        );
+    }
 
     #[test]
     fn distance_outside_a_rectangle_is_along_the_farther_axis() {

@@ -27,15 +27,16 @@
 //!
 //! # What is promised
 //! - A player is online on at most one server at any moment: the store's `online_zone`
-//!   column is the one truth, taken by a login or a redeem only when it is free, freed only
-//!   in the transaction that saves the player's final state.
+//!   column is the one truth, a lease its server renews, taken by a login or a redeem only
+//!   when it is free or its lease ended, freed only in the transaction that saves the
+//!   player's final state (docs/SCALING.md says where leases leave a window).
 //! - No player is lost: a client that never reconnects is simply offline, its state saved
 //!   at the border; a normal login (anywhere) cancels the ticket, and a zone that is not
 //!   the player's hands it off after the login.
 //! - A zone killed mid-handoff: before the commit, the player is still held by the killed
-//!   zone and is back at its last saved state (at most `save_interval_s` old) when that
-//!   zone restarts (it releases its players at start); after the commit, the ticket stays
-//!   good until it expires, then a login works.
+//!   zone and is back at its last saved state (at most `save_interval_s` old) once the
+//!   killed process's lease ends; after the commit, the ticket stays good until it expires,
+//!   and a login works at once.
 
 pub(crate) mod border;
 pub(crate) mod ghosts;

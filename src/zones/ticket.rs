@@ -60,27 +60,8 @@ pub enum TicketRefusal {
 }
 
 impl TicketRefusal {
-    /// Every refusal, for per-reason counters.
-    pub const ALL: [TicketRefusal; 5] = [
-        TicketRefusal::Invalid,
-        TicketRefusal::Expired,
-        TicketRefusal::Used,
-        TicketRefusal::WrongZone,
-        TicketRefusal::OnlineElsewhere,
-    ];
-
-    /// Snake-case name for metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicketRefusal::Invalid => "invalid",
-            TicketRefusal::Expired => "expired",
-            TicketRefusal::Used => "used",
-            TicketRefusal::WrongZone => "wrong_zone",
-            TicketRefusal::OnlineElsewhere => "online_elsewhere",
-        }
-    }
-
-    /// The close reason the client receives.
+    /// The close reason (what refusals are counted under:
+    /// `throng_connections_rejected_total{reason}`) the client receives.
     pub fn close_reason(self) -> CloseReason {
         match self {
             TicketRefusal::Invalid => CloseReason::TicketInvalid,

@@ -155,6 +155,9 @@ impl ZonedWorld {
                 "50",
                 "--interest-radius",
                 "50",
+                // A killed zone's holds end after 2 s (the default is 15 s).
+                "--online-lease-s",
+                "2",
             ],
         );
         self.servers[zone] = Some(server);
@@ -448,7 +451,7 @@ async fn forged_replayed_expired_misdirected_and_double_online_tickets_are_refus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_near_a_border_sees_the_entities_across_it_as_ghosts() {
-    let world = ZonedWorld::start();
+    let mut world = ZonedWorld::start();
     // One player in west, one in middle; both walk towards the border at x = 300.
     let mut west = Walker::connect(world.addr(0), "westerner").await;
     let mut middle = Walker::connect(world.addr(1), "middler").await;
@@ -514,10 +517,17 @@ async fn a_player_near_a_border_sees_the_entities_across_it_as_ghosts() {
         assert_eq!(server.metric("throng_nats_connected"), 1.0);
         assert!(server.metric("throng_ghost_strips_applied_total") > 0.0);
     }
+    // Middle goes silent (killed): west's ghosts of it go too, rather than stand frozen.
+    let mut middle_zone = world.servers[1].take().unwrap();
+    middle_zone.signal("KILL");
+    middle_zone.wait();
+    world.server(0).until("middle's ghosts gone", |scrape| {
+        scrape.value("throng_ghosts") == Some(0.0)
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_zone_killed_with_9_gives_its_players_back_at_their_last_save_when_it_restarts() {
+async fn a_zone_killed_with_9_gives_its_players_back_at_their_last_save_once_its_hold_ends() {
     let mut world = ZonedWorld::start();
     let mut walker = Walker::connect(world.addr(0), "survivor").await;
     // Walk north (inside west) for a while, past a few saves.
@@ -532,7 +542,7 @@ async fn a_zone_killed_with_9_gives_its_players_back_at_their_last_save_when_it_
     west.signal("KILL");
     west.wait();
     drop(walker);
-    // While west is down, the player is held by it: no other zone admits it.
+    // While west's hold lasts, the player is west's: no other zone admits it.
     let mut stream = tokio::net::TcpStream::connect(world.addr(1)).await.unwrap();
     {
         use tokio::io::AsyncWriteExt;
@@ -548,10 +558,27 @@ async fn a_zone_killed_with_9_gives_its_players_back_at_their_last_save_when_it_
         "{}",
         refusal.detail
     );
-    // West restarts on the same data and releases what it held.
+    // West restarts on the same data; once the killed process's hold has ended, a login at
+    // middle works and hands the player off to west, where it was saved.
     world.start_zone(0);
-    // A login at middle now works, and hands the player off to west, where it was saved.
-    let mut again = Walker::connect(world.addr(1), "survivor").await;
+    let started = std::time::Instant::now();
+    let mut again = loop {
+        match Client::connect(world.addr(1), "survivor", &secret_of("survivor")).await {
+            Ok(client) => {
+                break Walker {
+                    client,
+                    mirror: Mirror::default(),
+                };
+            }
+            Err(throng_client::ClientError::Refused(refusal))
+                if refusal.reason == CloseReason::AlreadyOnline =>
+            {
+                assert!(started.elapsed() < HANG_GUARD, "never released");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("survivor cannot log in: {error}"),
+        }
+    };
     let transfer = loop {
         match again.next().await {
             Seen::Transfer(transfer) => break transfer,
