@@ -14,7 +14,7 @@ use throng::harness::Harness;
 use throng::persistence::handoff::{self, PendingSaves};
 use throng::persistence::postgres::PostgresStore;
 use throng::persistence::sqlite::SqliteStore;
-use throng::persistence::store::{PlayerRecord, Store, StoreError};
+use throng::persistence::store::{PlayerRecord, Store};
 use throng::persistence::writer;
 use throng::stats::Stats;
 
@@ -55,12 +55,7 @@ fn claim(store: &mut impl Store, count: usize) -> Vec<PlayerRecord> {
 
 /// Rows per second on `store` (holding the players of `records`), one transaction per row
 /// (`one_by_one_save`) vs one per batch of 10,000.
-fn rows_per_second<S: Store>(
-    label: &str,
-    store: &mut S,
-    mut records: Vec<PlayerRecord>,
-    one_by_one_save: impl Fn(&mut S, &[PlayerRecord], &[String]) -> Result<(), StoreError>,
-) {
+fn rows_per_second<S: Store>(label: &str, store: &mut S, mut records: Vec<PlayerRecord>) {
     let kinds: Vec<String> = Vec::new();
     let mut one_by_one = Vec::new();
     let mut batched = Vec::new();
@@ -69,7 +64,10 @@ fn rows_per_second<S: Store>(
             record.position = Some([round as f32, record.position.unwrap()[1]]);
         }
         let started = Instant::now();
-        one_by_one_save(store, &records[..2_000], &kinds).unwrap();
+        // The slow way: each record in its own transaction.
+        for record in &records[..2_000] {
+            store.save(std::slice::from_ref(record), &kinds).unwrap();
+        }
         one_by_one.push(started.elapsed() / 2_000);
         let started = Instant::now();
         store.save(&records, &kinds).unwrap();
@@ -89,7 +87,7 @@ fn rows_per_second<S: Store>(
 
 fn rows_per_second_sqlite() {
     let (mut store, records, dir) = players("rows", 10_000);
-    rows_per_second("sqlite", &mut store, records, SqliteStore::save_one_by_one);
+    rows_per_second("sqlite", &mut store, records);
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -98,12 +96,7 @@ fn rows_per_second_postgres() {
     let url = throng_testdb::TestPostgres::shared().fresh_database();
     let mut store = PostgresStore::connect(&url, "default").expect("store");
     let records = claim(&mut store, 10_000);
-    rows_per_second(
-        "postgres",
-        &mut store,
-        records,
-        PostgresStore::save_one_by_one,
-    );
+    rows_per_second("postgres", &mut store, records);
 }
 
 fn hand_off_cost() {

@@ -178,19 +178,6 @@ impl PostgresStore {
         })
     }
 
-    /// Saves each record in its own transaction (the slow way; for the benchmark that
-    /// compares it with [`Store::save`]'s one transaction per batch).
-    pub fn save_one_by_one(
-        &mut self,
-        records: &[PlayerRecord],
-        kinds: &[String],
-    ) -> Result<(), StoreError> {
-        for record in records {
-            self.save(std::slice::from_ref(record), kinds)?;
-        }
-        Ok(())
-    }
-
     /// The open session, connecting again if the last call failed or the connection closed.
     fn session(&mut self) -> Result<&mut Session, StoreError> {
         let session = match self.session.take() {

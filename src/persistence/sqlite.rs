@@ -83,19 +83,6 @@ impl SqliteStore {
         migrate(&mut connection).map_err(context)?;
         Ok(SqliteStore { connection })
     }
-
-    /// Saves each record in its own transaction (the slow way; for the benchmark that
-    /// compares it with [`Store::save`]'s one transaction per batch).
-    pub fn save_one_by_one(
-        &mut self,
-        records: &[PlayerRecord],
-        kinds: &[String],
-    ) -> Result<(), StoreError> {
-        for record in records {
-            self.save(std::slice::from_ref(record), kinds)?;
-        }
-        Ok(())
-    }
 }
 
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
