@@ -32,6 +32,9 @@ const stats = {
   /** @type {{ x: number, y: number } | null} */ drawnPosition: null,
   tick: 0,
   /** @type {string | null} */ closeReason: null,
+  /** @type {string | null} the zone played in, once a Transfer named one (zone servers) */ zone: null,
+  /** Transfers to another zone followed (or tried). */
+  transfers: 0,
 };
 /** @type {any} */ (window).throngStats = stats;
 
@@ -87,20 +90,27 @@ async function main() {
     setStatus(`could not join as ${name}: ${why}${hint(stats.closeReason)} — reload to retry`);
     return;
   }
-  const { welcome, mirror } = client;
-  const me = welcome.playerId;
+  // Per session: a Transfer to another zone (zone servers) brings a new Welcome, a new
+  // player id and a fresh mirror whose ids and ticks are that server's, so everything kept
+  // by id or tick starts over there (the walking speed is the game's: it is kept).
+  let welcome = client.welcome;
+  let mirror = client.mirror;
+  let me = welcome.playerId;
   stats.connected = true;
   stats.playerId = me;
 
   const speed = new Speed(welcome.worldSize, welcome.positionScale);
-  const predictor = new Predictor({
-    step: walk(() => speed.value, welcome.worldSize),
-    tickHz: welcome.tickHz,
-    worldSize: welcome.worldSize,
-    /** @type {[number, number]} */ idle: [0, 0],
-    snapDistance: welcome.interestRadius,
-  });
-  const interpolator = new Interpolator({ tickHz: welcome.tickHz, worldSize: welcome.worldSize, delayMs: DELAY_MS });
+  const newPredictor = () =>
+    new Predictor({
+      step: walk(() => speed.value, welcome.worldSize),
+      tickHz: welcome.tickHz,
+      worldSize: welcome.worldSize,
+      /** @type {[number, number]} */ idle: [0, 0],
+      snapDistance: welcome.interestRadius,
+    });
+  let predictor = newPredictor();
+  const newInterpolator = () => new Interpolator({ tickHz: welcome.tickHz, worldSize: welcome.worldSize, delayMs: DELAY_MS });
+  let interpolator = newInterpolator();
   /** @type {Map<number, "player" | "npc" | "snowball">} kinds of what is drawn, kept past removal */
   const kinds = new Map();
   /** @type {Map<number, number>} hit flashes: entity → local time the flash starts */
@@ -124,6 +134,27 @@ async function main() {
     } else if (event.name === "movement") {
       speed.tell(decodeMovement(event.bytes));
     }
+  });
+  client.on("transfer", (to) => {
+    stats.transfers++;
+    setStatus(`moving to zone ${to.zone}…`);
+  });
+  client.on("welcome", (next) => {
+    // A new server: new ids, new ticks. Nothing is blended across the switch: the player
+    // is drawn from the new server's first position, others from its first snapshots.
+    welcome = next.welcome;
+    mirror = next.mirror;
+    me = welcome.playerId;
+    stats.playerId = me;
+    stats.zone = next.zone;
+    predictor = newPredictor();
+    interpolator = newInterpolator();
+    kinds.clear();
+    flashes.clear();
+    speed.last = undefined; // its previous position is another server's tick
+    // Keep walking where the key is held: the new zone learns the direction at once, and
+    // prediction starts from it.
+    if (direction[0] !== 0 || direction[1] !== 0) sendDirection();
   });
 
   /** @type {[number, number]} */
@@ -159,7 +190,8 @@ async function main() {
     timers.forEach(clearInterval);
     stats.connected = false;
     stats.closeReason = info.reasonName;
-    setStatus(`disconnected: ${info.reasonName}${info.detail ? ` (${info.detail})` : ""}${hint(info.reasonName)} — reload to play again`);
+    const moving = info.transfer === undefined ? "" : ` while moving to zone ${info.transfer.zone}`;
+    setStatus(`disconnected${moving}: ${info.reasonName}${info.detail ? ` (${info.detail})` : ""}${hint(info.reasonName)} — reload to play again`);
   });
 
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
@@ -193,10 +225,11 @@ async function main() {
     stats.position = mirror.position(me) ?? null;
     stats.drawnPosition = self ?? null;
     stats.tick = mirror.tick;
-    if (client.open && now - lastText > 250) {
+    if (client.open && !client.transferring && now - lastText > 250) {
       lastText = now;
       const ping = client.rttMs === undefined ? "…" : `${Math.round(client.rttMs)} ms`;
-      setStatus(`connected as ${name} · tick ${mirror.tick} · ${mirror.entities.size} entities in view · ping ${ping}`);
+      const zone = client.zone === undefined ? "" : ` · zone ${client.zone}`;
+      setStatus(`connected as ${name}${zone} · tick ${mirror.tick} · ${mirror.entities.size} entities in view · ping ${ping}`);
       showScores(mirror, me);
       for (const id of kinds.keys()) if (!mirror.entities.has(id) && !remote.has(id)) kinds.delete(id);
     }
@@ -253,6 +286,12 @@ function hint(reason) {
       return ": this name belongs to someone else, pick another with ?name=";
     case "invalid_name":
       return ": names are 1 to 32 of A-Z a-z 0-9 _ -";
+    case "ticket_invalid":
+    case "ticket_expired":
+    case "ticket_used":
+    case "ticket_wrong_zone":
+    case "transfer_failed":
+      return ": the move to the next zone failed; logging in again puts you there";
     default:
       return "";
   }

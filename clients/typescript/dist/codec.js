@@ -8,11 +8,11 @@
  * server (and check the documented examples both ways).
  */
 import { DecodeError, Reader, Writer } from "./wire.js";
-const CLIENT_INDEX = { hello: 0, input: 1, ping: 2, goodbye: 3, action: 4 };
-const SERVER_INDEX = { welcome: 0, reject: 1, frame: 2, pong: 3, close: 4 };
+const CLIENT_INDEX = { hello: 0, input: 1, ping: 2, goodbye: 3, action: 4, resume: 5 };
+const SERVER_INDEX = { welcome: 0, reject: 1, frame: 2, pong: 3, close: 4, transfer: 5 };
 /** Encodes a client message body. */
 export function encodeClientMessage(message) {
-    const w = new Writer(message.type === "action" ? 16 + message.bytes.length : 64);
+    const w = new Writer(message.type === "action" ? 16 + message.bytes.length : message.type === "resume" ? 16 + message.ticket.length : 64);
     w.u32(CLIENT_INDEX[message.type]);
     switch (message.type) {
         case "hello":
@@ -28,6 +28,9 @@ export function encodeClientMessage(message) {
             break;
         case "action":
             w.u32(message.seq).u16(message.kind).byteString(message.bytes);
+            break;
+        case "resume":
+            w.u16(message.protocolVersion).byteString(message.ticket);
             break;
     }
     return w.bytes();
@@ -53,6 +56,9 @@ export function decodeClientMessage(body) {
         case 4:
             message = { type: "action", seq: r.u32(), kind: r.u16(), bytes: r.byteString() };
             break;
+        case 5:
+            message = { type: "resume", protocolVersion: r.u16(), ticket: r.byteString() };
+            break;
         default:
             throw new DecodeError(`unknown client message type ${index}`);
     }
@@ -76,6 +82,9 @@ export function encodeServerMessage(message) {
             break;
         case "pong":
             w.u64(message.nonce);
+            break;
+        case "transfer":
+            w.string(message.zone).string(message.address).string(message.websocket).byteString(message.ticket);
             break;
     }
     return w.bytes();
@@ -104,6 +113,9 @@ export function decodeServerMessage(body) {
             break;
         case 4:
             message = { type: "close", reason: r.u32(), detail: r.string() };
+            break;
+        case 5:
+            message = { type: "transfer", zone: r.string(), address: r.string(), websocket: r.string(), ticket: r.byteString() };
             break;
         default:
             throw new DecodeError(`unknown server message type ${index}`);

@@ -6,7 +6,8 @@
  *   event values;
  * - `messages` and `codec`: every protocol message, typed, to and from bytes;
  * - `mirror`: the entities in view, kept by applying frames;
- * - `client`: a WebSocket session (connect, inputs, actions, pings, close reasons);
+ * - `client`: a WebSocket session (connect, inputs, actions, pings, close reasons,
+ *   transfers between zone servers);
  * - `interpolation`: remote entities drawn smoothly a little in the past;
  * - `prediction`: the player's own movement predicted and reconciled.
  */

@@ -22,12 +22,14 @@ import type {
 } from "./messages.js";
 import { DecodeError, Reader, Writer } from "./wire.js";
 
-const CLIENT_INDEX = { hello: 0, input: 1, ping: 2, goodbye: 3, action: 4 } as const;
-const SERVER_INDEX = { welcome: 0, reject: 1, frame: 2, pong: 3, close: 4 } as const;
+const CLIENT_INDEX = { hello: 0, input: 1, ping: 2, goodbye: 3, action: 4, resume: 5 } as const;
+const SERVER_INDEX = { welcome: 0, reject: 1, frame: 2, pong: 3, close: 4, transfer: 5 } as const;
 
 /** Encodes a client message body. */
 export function encodeClientMessage(message: ClientMessage): Uint8Array<ArrayBuffer> {
-  const w = new Writer(message.type === "action" ? 16 + message.bytes.length : 64);
+  const w = new Writer(
+    message.type === "action" ? 16 + message.bytes.length : message.type === "resume" ? 16 + message.ticket.length : 64,
+  );
   w.u32(CLIENT_INDEX[message.type]);
   switch (message.type) {
     case "hello":
@@ -43,6 +45,9 @@ export function encodeClientMessage(message: ClientMessage): Uint8Array<ArrayBuf
       break;
     case "action":
       w.u32(message.seq).u16(message.kind).byteString(message.bytes);
+      break;
+    case "resume":
+      w.u16(message.protocolVersion).byteString(message.ticket);
       break;
   }
   return w.bytes();
@@ -69,6 +74,9 @@ export function decodeClientMessage(body: Uint8Array): ClientMessage {
     case 4:
       message = { type: "action", seq: r.u32(), kind: r.u16(), bytes: r.byteString() };
       break;
+    case 5:
+      message = { type: "resume", protocolVersion: r.u16(), ticket: r.byteString() };
+      break;
     default:
       throw new DecodeError(`unknown client message type ${index}`);
   }
@@ -93,6 +101,9 @@ export function encodeServerMessage(message: ServerMessage): Uint8Array<ArrayBuf
       break;
     case "pong":
       w.u64(message.nonce);
+      break;
+    case "transfer":
+      w.string(message.zone).string(message.address).string(message.websocket).byteString(message.ticket);
       break;
   }
   return w.bytes();
@@ -122,6 +133,9 @@ export function decodeServerMessage(body: Uint8Array): ServerMessage {
       break;
     case 4:
       message = { type: "close", reason: r.u32(), detail: r.string() };
+      break;
+    case 5:
+      message = { type: "transfer", zone: r.string(), address: r.string(), websocket: r.string(), ticket: r.byteString() };
       break;
     default:
       throw new DecodeError(`unknown server message type ${index}`);

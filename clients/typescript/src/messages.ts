@@ -11,7 +11,7 @@
 export const PROTOCOL_VERSION = 3;
 
 /** Messages a client sends. */
-export type ClientMessage = Hello | Input | Ping | Goodbye | Action;
+export type ClientMessage = Hello | Input | Ping | Goodbye | Action | Resume;
 
 /** Must be the first message; answered by Welcome or Reject. */
 export interface Hello {
@@ -54,8 +54,20 @@ export interface Action {
   bytes: Uint8Array;
 }
 
+/**
+ * Instead of Hello, as the first message: opens a session on the zone server a
+ * {@link Transfer} named, with its single-use ticket. Answered like a Hello (Welcome, or a
+ * Reject such as `ticket_used`).
+ */
+export interface Resume {
+  type: "resume";
+  protocolVersion: number;
+  /** The ticket exactly as the Transfer carried it (opaque to the client). */
+  ticket: Uint8Array;
+}
+
 /** Messages the server sends. */
-export type ServerMessage = WelcomeMessage | Reject | FrameMessage | Pong | Close;
+export type ServerMessage = WelcomeMessage | Reject | FrameMessage | Pong | Close | Transfer;
 
 export interface WelcomeMessage {
   type: "welcome";
@@ -86,6 +98,23 @@ export interface Close {
   type: "close";
   reason: number;
   detail: string;
+}
+
+/**
+ * Zone servers only: the player walked into another zone's part of the world. Instead of
+ * the next frame; the socket closes after it. Continue at `websocket` (a browser) or
+ * `address` (TCP) with a {@link Resume} carrying `ticket` as the first message.
+ */
+export interface Transfer {
+  type: "transfer";
+  /** The destination zone's name. */
+  zone: string;
+  /** Its game listener, `HOST:PORT` (TCP). */
+  address: string;
+  /** Its web listener's WebSocket URL (`ws://HOST:PORT/ws`), empty if it has none. */
+  websocket: string;
+  /** The signed, single-use ticket (valid for about 30 s). */
+  ticket: Uint8Array;
 }
 
 /** Session parameters, the first message of every session. */

@@ -218,3 +218,159 @@ test("a frame that contradicts the view ends the session as a client error", asy
   assert.equal(info.reasonName, "client_error");
   assert.match(info.detail, /entity 42/);
 });
+
+// Zones: a Transfer moves the session to another server (docs/PROTOCOL.md, "Zones").
+const ticket = Uint8Array.of(7, 0, 0xff, 3);
+const transferTo = (websocket, zone = "east") => ({ type: "transfer", zone, address: "10.0.0.2:7000", websocket, ticket });
+
+/** A session on "west" that walked a little: frames up to tick 100 acknowledging seq 2. */
+async function walkedSession(extra = {}) {
+  const { client, socket } = await session(extra);
+  socket.receive(frame({ tick: 99, reset: true, spawned: [{ id: 3, x: 80, y: 80, components: [] }, { id: 4, x: 160, y: 80, components: [] }] }));
+  client.sendInput(127, 0);
+  client.sendInput(127, 0);
+  socket.receive(frame({ tick: 100, ackSeq: 2, updated: [{ id: 3, dx: 40, dy: 0, components: [] }] }));
+  return { client, west: socket };
+}
+
+test("a Transfer is followed: Resume with the ticket first, the seq goes on, a new player id and mirror", async () => {
+  const { client, west } = await walkedSession();
+  const westMirror = client.mirror;
+  const seen = [];
+  client.on("transfer", (to) => seen.push(["transfer", to, client.transferring]));
+  client.on("welcome", (next) => seen.push(["welcome", next.welcome.playerId, next.previousPlayerId, next.zone, next.mirror === client.mirror]));
+  client.on("frame", (update) => seen.push(["frame", update.tick, client.playerId, [...client.mirror.entities.keys()]]));
+  client.on("close", (info) => seen.push(["close", info.reasonName]));
+
+  west.receive(transferTo("ws://10.0.0.2:7080/ws"));
+  west.serverClose(1000); // the server closes after the Transfer: not the session's end
+  assert.deepEqual(seen, [["transfer", { zone: "east", address: "10.0.0.2:7000", websocket: "ws://10.0.0.2:7080/ws" }, true]]);
+  assert.equal(west.closedWith.code, 1000, "the old socket is closed");
+  assert.equal(west.sent.some((m) => m.type === "goodbye"), false, "no Goodbye: the player is not leaving");
+  const east = FakeSocket.last;
+  assert.notEqual(east, west);
+  assert.equal(east.url, "ws://10.0.0.2:7080/ws");
+  assert.equal(east.binaryType, "arraybuffer");
+  assert.equal(client.open, true);
+
+  // Sent between zones: held, the latest input only, sent after the Welcome.
+  assert.equal(client.sendInput(0, 127), 3);
+  assert.equal(client.sendInput(0, -127), 4);
+  assert.equal(east.sent.length, 0, "nothing before the socket opens");
+  east.open();
+  assert.deepEqual(east.sent, [{ type: "resume", protocolVersion: 3, ticket }], "Resume with the exact ticket, first");
+  // The Welcome and the first frames in one dispatch, as Node's WebSocket does.
+  east.receive({ type: "welcome", welcome: { ...welcome, playerId: 42 } });
+  east.receive(frame({ tick: 5, ackSeq: 2, reset: true, spawned: [{ id: 42, x: 800, y: 80, components: [] }, { id: 3, x: 900, y: 80, components: [] }] }));
+  assert.deepEqual(east.sent.slice(1), [{ type: "input", seq: 4, dirX: 0, dirY: -127 }]);
+  assert.equal(client.playerId, 42);
+  assert.equal(client.welcome.playerId, 42);
+  assert.equal(client.zone, "east");
+  assert.equal(client.transferring, false);
+  assert.notEqual(client.mirror, westMirror, "a fresh mirror");
+  assert.deepEqual([...westMirror.entities.keys()], [3, 4], "the old mirror is left as it was");
+  assert.deepEqual(client.mirror.position(42), { x: 100, y: 10 });
+  assert.deepEqual(client.mirror.position(3), { x: 112.5, y: 10 }, "id 3 is someone else here, not blended with west's 3");
+  assert.equal(client.sendInput(127, 127), 5, "the counter goes on");
+  assert.deepEqual(east.sent.at(-1), { type: "input", seq: 5, dirX: 127, dirY: 127 });
+  assert.deepEqual(seen.slice(1), [
+    ["welcome", 42, 3, "east", true],
+    ["frame", 5, 42, [42, 3]],
+  ]);
+  // The session goes on, then ends on the new socket.
+  east.receive({ type: "close", reason: 9, detail: "stopping" });
+  east.serverClose(4009, "shutdown");
+  assert.deepEqual(await client.closed, { reason: 9, reasonName: "shutdown", detail: "stopping", code: 4009, rejected: false });
+});
+
+test("a refused Resume ends the session with the destination's reason and where it was going", async () => {
+  const { client, west } = await walkedSession();
+  west.receive(transferTo("ws://east/ws"));
+  const east = FakeSocket.last;
+  east.open();
+  east.receive({ type: "reject", reason: 25, detail: "ticket used already" });
+  east.serverClose(4025, "ticket_used");
+  assert.deepEqual(await client.closed, {
+    reason: 25, reasonName: "ticket_used", detail: "ticket used already", code: 4025, rejected: false,
+    transfer: { zone: "east", address: "10.0.0.2:7000", websocket: "ws://east/ws" },
+  });
+  assert.equal(client.open, false);
+  assert.equal(client.playerId, 3, "still the last zone's welcome");
+});
+
+test("a Transfer without a WebSocket URL ends the session as transfer_failed", async () => {
+  const { client, west } = await walkedSession();
+  const pending = client.ping();
+  west.receive(transferTo(""));
+  assert.equal(FakeSocket.last, west, "no socket opened");
+  const info = await client.closed;
+  assert.equal(info.reasonName, "transfer_failed");
+  assert.equal(info.rejected, false);
+  assert.match(info.detail, /zone east has no WebSocket listener .*10\.0\.0\.2:7000/);
+  assert.deepEqual(info.transfer, { zone: "east", address: "10.0.0.2:7000", websocket: "" });
+  await assert.rejects(pending, /another zone/);
+  west.serverClose(1000); // late: changes nothing
+  assert.equal((await client.closed).reasonName, "transfer_failed");
+});
+
+test("a destination that never welcomes times out; one that does not connect fails", async () => {
+  let { client, socket } = await session({ timeoutMs: 20 });
+  socket.receive(transferTo("ws://east/ws"));
+  FakeSocket.last.open();
+  let info = await client.closed;
+  assert.equal(info.reasonName, "timeout");
+  assert.equal(info.transfer.zone, "east");
+  assert.equal(FakeSocket.last.closedWith.code, 1000);
+
+  ({ client, socket } = await session());
+  socket.receive(transferTo("ws://east/ws"));
+  FakeSocket.last.serverClose(1006);
+  info = await client.closed;
+  assert.equal(info.reasonName, "connection_failed");
+  assert.equal(info.transfer.websocket, "ws://east/ws");
+});
+
+test("leaving between zones: a Goodbye to the destination if its socket is open", async () => {
+  const { client, west } = await walkedSession();
+  west.receive(transferTo("ws://east/ws"));
+  const east = FakeSocket.last;
+  east.open();
+  const info = await client.close();
+  assert.equal(info.reasonName, "goodbye");
+  assert.deepEqual(east.sent.map((m) => m.type), ["resume", "goodbye"]);
+  assert.equal(east.closedWith.code, 1000);
+  east.receive({ type: "welcome", welcome: { ...welcome, playerId: 42 } }); // too late: ignored
+  assert.equal(client.playerId, 3);
+});
+
+test("a Transfer instead of the Welcome at connect is followed too", async () => {
+  const pending = connect("ws://west/ws", "ann", "s3cret-token", options);
+  const west = FakeSocket.last;
+  west.open();
+  west.receive(transferTo("ws://east/ws"));
+  west.serverClose(1000);
+  const east = FakeSocket.last;
+  assert.notEqual(east, west);
+  east.open();
+  assert.deepEqual(east.sent, [{ type: "resume", protocolVersion: 3, ticket }]);
+  east.receive({ type: "welcome", welcome: { ...welcome, playerId: 42 } });
+  const client = await pending;
+  assert.equal(client.playerId, 42);
+  assert.equal(client.zone, "east");
+  assert.equal(client.sendInput(1, 0), 1);
+
+  // Refused there: the connect fails with the reason and the transfer.
+  const refused = connect("ws://west/ws", "ann", "s3cret-token", options);
+  FakeSocket.last.open();
+  FakeSocket.last.receive(transferTo("ws://east/ws"));
+  FakeSocket.last.open();
+  FakeSocket.last.receive({ type: "reject", reason: 24, detail: "expired" });
+  FakeSocket.last.serverClose(4024, "ticket_expired");
+  await assert.rejects(refused, (error) => {
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.close.reasonName, "ticket_expired");
+    assert.equal(error.close.rejected, true);
+    assert.equal(error.close.transfer.zone, "east");
+    return true;
+  });
+});

@@ -131,7 +131,8 @@ test("longer (non-canonical) varints are accepted, as postcard does", () => {
 test("what postcard refuses is a DecodeError", () => {
   const refused = [
     ["empty", bytes()],
-    ["unknown message type", bytes(5)],
+    ["unknown message type", bytes(6)],
+    ["truncated transfer", bytes(5, 4, 0x65, 0x61, 0x73, 0x74)],
     ["trailing bytes", bytes(3, 1, 0)],
     ["truncated", bytes(2, 0xac)],
     ["u32 over 5 bytes", bytes(1 /* reject */, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00)],
@@ -148,6 +149,7 @@ test("what postcard refuses is a DecodeError", () => {
     assert.throws(() => decodeServerMessage(body), DecodeError, what);
   }
   assert.throws(() => decodeClientMessage(bytes(9)), DecodeError);
+  assert.throws(() => decodeClientMessage(bytes(6)), DecodeError);
 });
 
 test("values out of their type's range are refused when encoding", () => {
@@ -176,4 +178,50 @@ test("strings are UTF-8 and sized in bytes", () => {
   assert.deepEqual(encodeClientMessage({ type: "goodbye" }), bytes(3));
   assert.deepEqual(encodeClientMessage({ type: "ping", nonce: 300n }), bytes(2, 0xac, 0x02));
   assert.deepEqual(ascii("ok"), bytes(0x6f, 0x6b));
+});
+
+// Zones (docs/PROTOCOL.md, "Zones: `Transfer` and `Resume`"): the bytes worked out by hand
+// from the postcard rules (variant index, then the fields in the order of the Rust structs
+// `Resume { protocol_version, ticket }` and `Transfer { zone, address, websocket, ticket }`,
+// a string or byte string being a varint length, then the bytes).
+test("Resume (client index 5): version, then the ticket as a byte string", () => {
+  const resume = { type: "resume", protocolVersion: 3, ticket: bytes(7, 0, 0xff, 3) };
+  const body = bytes(0x05, 0x03, 0x04, 0x07, 0x00, 0xff, 0x03);
+  assert.deepEqual(encodeClientMessage(resume), body);
+  assert.deepEqual(decodeClientMessage(body), resume);
+  // A ticket of 200 bytes: its length is a two-byte varint (200 = 0xc8 0x01).
+  const long = { type: "resume", protocolVersion: 3, ticket: new Uint8Array(200).fill(0xab) };
+  const encoded = encodeClientMessage(long);
+  assert.deepEqual(encoded.subarray(0, 4), bytes(0x05, 0x03, 0xc8, 0x01));
+  assert.equal(encoded.length, 4 + 200);
+  assert.deepEqual(decodeClientMessage(encoded), long);
+  assert.deepEqual(withLengthPrefix(body), bytes(7, 0, 0, 0, ...body));
+});
+
+test("Transfer (server index 5): zone, address, websocket, ticket", () => {
+  const transfer = {
+    type: "transfer", zone: "east", address: "10.0.0.2:7000", websocket: "ws://10.0.0.2:7080/ws", ticket: bytes(7, 0, 0xff, 3),
+  };
+  const body = bytes(
+    0x05,
+    0x04, 0x65, 0x61, 0x73, 0x74, // "east"
+    0x0d, 0x31, 0x30, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x32, 0x3a, 0x37, 0x30, 0x30, 0x30, // "10.0.0.2:7000"
+    0x15, 0x77, 0x73, 0x3a, 0x2f, 0x2f, // "ws://"
+    0x31, 0x30, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x32, 0x3a, 0x37, 0x30, 0x38, 0x30, 0x2f, 0x77, 0x73, // "10.0.0.2:7080/ws"
+    0x04, 0x07, 0x00, 0xff, 0x03,
+  );
+  assert.deepEqual(ascii("ws://10.0.0.2:7080/ws").length, 0x15);
+  assert.deepEqual(decodeServerMessage(body), transfer);
+  assert.deepEqual(encodeServerMessage(transfer), body);
+  // A zone without a web listener: an empty websocket string is one zero byte.
+  const tcpOnly = { type: "transfer", zone: "w", address: "h:1", websocket: "", ticket: bytes() };
+  const tcpBody = bytes(0x05, 0x01, 0x77, 0x03, 0x68, 0x3a, 0x31, 0x00, 0x00);
+  assert.deepEqual(decodeServerMessage(tcpBody), tcpOnly);
+  assert.deepEqual(encodeServerMessage(tcpOnly), tcpBody);
+  assert.throws(() => decodeServerMessage(bytes(...tcpBody, 0)), DecodeError, "trailing bytes");
+});
+
+test("the zone close reasons 23-26 by name", () => {
+  assert.deepEqual([23, 24, 25, 26].map(closeReasonName), ["ticket_invalid", "ticket_expired", "ticket_used", "ticket_wrong_zone"]);
+  assert.equal(closeReasonName(16), "already_online");
 });
