@@ -92,6 +92,7 @@ struct ZonedWorld {
     dir: TempDir,
     zones_file: PathBuf,
     ports: [u16; 3],
+    web_ports: [u16; 3],
     servers: [Option<ServerProcess>; 3],
 }
 
@@ -101,13 +102,15 @@ impl ZonedWorld {
         let nats = Nats::start();
         let dir = fresh_data_dir("zones");
         let ports = [free_port(), free_port(), free_port()];
+        let web_ports = [free_port(), free_port(), free_port()];
         let mut file = format!("world_size = {WORLD:?}\n");
         for (i, name) in ZONES.iter().enumerate() {
             let x0 = 300.0 * i as f32;
             file += &format!(
-                "[[zone]]\nname = \"{name}\"\nrect = [{x0:?}, 0.0, {:?}, {WORLD:?}]\naddress = \"127.0.0.1:{}\"\n",
+                "[[zone]]\nname = \"{name}\"\nrect = [{x0:?}, 0.0, {:?}, {WORLD:?}]\naddress = \"127.0.0.1:{}\"\nwebsocket = \"ws://127.0.0.1:{}/ws\"\n",
                 x0 + 300.0,
-                ports[i]
+                ports[i],
+                web_ports[i]
             );
         }
         let zones_file = dir.path().join("zones.toml");
@@ -119,6 +122,7 @@ impl ZonedWorld {
             dir,
             zones_file,
             ports,
+            web_ports,
             servers: [None, None, None],
         };
         for zone in 0..3 {
@@ -131,11 +135,12 @@ impl ZonedWorld {
         let data = self.dir.path().join(ZONES[zone]);
         std::fs::create_dir_all(&data).unwrap();
         let listen = format!("127.0.0.1:{}", self.ports[zone]);
+        let web = format!("127.0.0.1:{}", self.web_ports[zone]);
         let zones_file = self.zones_file.to_str().unwrap().to_owned();
         let config = self.dir.path().join("game.toml");
         let server = ServerProcess::start_on(
             &data,
-            &listen,
+            (&listen, &web),
             &[
                 "--config",
                 config.to_str().unwrap(),
@@ -692,4 +697,54 @@ async fn soak_three_hundred_bots_walk_across_the_borders_for_a_minute() {
     })
     .await
     .unwrap();
+}
+
+/// The TypeScript client (the browser page's), run by Node over WebSocket, follows a
+/// Transfer to the next zone: the walk script (clients/typescript/test/tools/zone-walk.mjs)
+/// walks east from west until it is transferred and reports where it was and where it
+/// arrived.
+#[test]
+fn the_typescript_client_follows_a_transfer_over_websocket() {
+    let world = ZonedWorld::start();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("clients/typescript/test/tools/zone-walk.mjs");
+    let url = format!("ws://127.0.0.1:{}/ws", world.web_ports[0]);
+    let output = Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(&script)
+        .args([url.as_str(), "browser-walker", &secret_of("browser-walker")])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("node runs (Node 20 is part of this project's toolchain)");
+    let report: serde_json::Value = serde_json::from_slice(
+        output
+            .stdout
+            .split(|b| *b == b'\n')
+            .rfind(|line| !line.is_empty())
+            .expect("the script prints its report"),
+    )
+    .expect("a JSON report");
+    assert!(output.status.success(), "{report}");
+    assert_eq!(report["transferred"], "middle", "{report}");
+    assert_eq!(report["zone"], "middle", "{report}");
+    let point = |key: &str| -> [f32; 2] {
+        let xy = report[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: {report}"));
+        [
+            xy[0].as_f64().unwrap() as f32,
+            xy[1].as_f64().unwrap() as f32,
+        ]
+    };
+    let (before, after) = (point("before"), point("after"));
+    assert_eq!(zone_of(after[0]), 1, "arrived in middle: {report}");
+    assert!(
+        wrapped_distance(before, after) <= SPEED * 1.5,
+        "continuous across the border: {report}"
+    );
+    assert!(
+        report["ackSeq"].as_u64().unwrap() > 0,
+        "the seq carried over: {report}"
+    );
+    assert_eq!(world.server(0).metric("throng_handoffs_out_total"), 1.0);
 }

@@ -13,22 +13,15 @@ use super::TempDir;
 /// The `throng` binary on ephemeral loopback ports (players, metrics, web) with its data in
 /// `data_dir`: what every test that runs the real process starts from.
 pub fn throng_command(data_dir: &std::path::Path) -> Command {
-    throng_command_on(data_dir, "127.0.0.1:0")
+    throng_command_on(data_dir, "127.0.0.1:0", "127.0.0.1:0")
 }
 
-/// [`throng_command`] with players listening on `listen` (a zone server's address must be
-/// known before it starts: the zones file names it).
-pub fn throng_command_on(data_dir: &std::path::Path, listen: &str) -> Command {
+/// [`throng_command`] with players listening on `listen` (TCP) and `web` (a zone server's
+/// addresses must be known before it starts: the zones file names them).
+pub fn throng_command_on(data_dir: &std::path::Path, listen: &str, web: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_throng"));
     command
-        .args([
-            "--listen",
-            listen,
-            "--metrics",
-            "127.0.0.1:0",
-            "--web",
-            "127.0.0.1:0",
-        ])
+        .args(["--listen", listen, "--metrics", "127.0.0.1:0", "--web", web])
         .arg("--data-dir")
         .arg(data_dir);
     command
@@ -59,7 +52,12 @@ impl ServerProcess {
     /// set to `max_fds` if given.
     pub fn start_with_fd_limit(args: &[&str], max_fds: Option<u64>) -> ServerProcess {
         let data_dir = super::fresh_data_dir("process");
-        let mut server = Self::spawn(data_dir.path(), "127.0.0.1:0", args, max_fds);
+        let mut server = Self::spawn(
+            data_dir.path(),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            args,
+            max_fds,
+        );
         server.data_dir = Some(data_dir);
         server
     }
@@ -67,22 +65,26 @@ impl ServerProcess {
     /// Like [`ServerProcess::start`], on the player database in `data_dir` (to restart a
     /// server on the same data; the caller owns the directory).
     pub fn start_in(data_dir: &std::path::Path, args: &[&str]) -> ServerProcess {
-        Self::spawn(data_dir, "127.0.0.1:0", args, None)
+        Self::spawn(data_dir, ("127.0.0.1:0", "127.0.0.1:0"), args, None)
     }
 
-    /// Like [`ServerProcess::start_in`], with players listening on `listen`.
-    pub fn start_on(data_dir: &std::path::Path, listen: &str, args: &[&str]) -> ServerProcess {
-        Self::spawn(data_dir, listen, args, None)
+    /// Like [`ServerProcess::start_in`], with players listening on `listen` (TCP) and `web`.
+    pub fn start_on(
+        data_dir: &std::path::Path,
+        (listen, web): (&str, &str),
+        args: &[&str],
+    ) -> ServerProcess {
+        Self::spawn(data_dir, (listen, web), args, None)
     }
 
     fn spawn(
         data_dir: &std::path::Path,
-        listen: &str,
+        (listen, web): (&str, &str),
         args: &[&str],
         max_fds: Option<u64>,
     ) -> ServerProcess {
         use std::os::unix::process::CommandExt;
-        let mut command = throng_command_on(data_dir, listen);
+        let mut command = throng_command_on(data_dir, listen, web);
         command.args(["--stats-interval-s", "0"]);
         // Every test client connects from 127.0.0.1: no per-address caps unless a test
         // sets them.
