@@ -142,6 +142,8 @@ counters! {
     persist_rows,
     /// Transactions that failed (their records are lost; logged).
     persist_failures,
+    /// 1 while a shared store's holds on this server's players may lapse (renewals failing: the tick closes its players), else 0.
+    store_holds_at_risk,
     /// Player records given up after the store refused them for a minute.
     persist_rows_dropped,
     /// Hand-offs the persistence thread could not take yet (records wait in the tick, merged).

@@ -339,6 +339,11 @@ fn encode_readings(readings: &Readings, encoder: DescriptorEncoder<'_>) -> fmt::
         "Transactions the store refused (their records are lost).",
         s.persist_failures,
     )?;
+    out.gauge(
+        "throng_store_holds_at_risk",
+        "1 while this server could not renew its holds on its players in the shared store for most of a lease (its players are closed), else 0.",
+        s.store_holds_at_risk,
+    )?;
     out.counter(
         "throng_persistence_rows_dropped_total",
         "Player records given up after the store refused them for a minute (retried until then).",

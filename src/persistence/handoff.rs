@@ -94,6 +94,9 @@ impl Plugin for PersistencePlugin {
             );
             schedule.configure_sets(CollectPersistent.in_set(PersistStep::Components));
             schedule.add_systems((
+                close_players_when_holds_lapse
+                    .in_set(IngestStep::Drain)
+                    .before(crate::ingest::ingest),
                 (restore_joined, save_leavers)
                     .chain()
                     .in_set(IngestStep::Lifecycle),
@@ -401,6 +404,34 @@ pub struct SaveThenTransfer {
     pub committed: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
+/// Closes every player when a shared store's holds on them may lapse (its renewals keep
+/// failing): other servers may soon admit them, and they could not be saved here anyway.
+/// Once per lapse; new logins fail meanwhile, as the store does not answer.
+pub(crate) fn close_players_when_holds_lapse(world: &mut World, mut closed: Local<bool>) {
+    let at_risk = world
+        .resource::<crate::replication::SharedStats>()
+        .0
+        .store_holds_at_risk
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != 0;
+    if !at_risk || *closed {
+        *closed = at_risk;
+        return;
+    }
+    *closed = true;
+    let mut clients = world.query::<(
+        &crate::replication::frames::Connected,
+        &mut crate::replication::frames::Viewer,
+    )>();
+    for (client, mut viewer) in clients.iter_mut(world) {
+        client.outbox.request_close_with_detail(
+            crate::protocol::CloseReason::InternalError,
+            "this server lost its player database; log in again".into(),
+        );
+        viewer.closing = true;
+    }
+}
+
 /// At shutdown, after the last tick: every player still in the world, whole, handed off.
 pub fn save_everyone(world: &mut World) {
     let players: Vec<Entity> = world
@@ -432,6 +463,32 @@ pub fn save_everyone(world: &mut World) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn players_are_closed_once_when_the_stores_holds_may_lapse_and_not_before() {
+        let config = crate::config::ConfigLayer::default().resolve().unwrap();
+        let mut harness = crate::harness::Harness::new(&config);
+        let ann = harness.join("ann");
+        let bob = harness.join("bob");
+        harness.tick();
+        harness.tick();
+        assert_eq!(
+            harness.close_requested(ann),
+            None,
+            "holds renewed: nobody closed"
+        );
+        harness
+            .stats
+            .store_holds_at_risk
+            .store(1, std::sync::atomic::Ordering::Relaxed);
+        harness.tick();
+        for player in [ann, bob] {
+            assert_eq!(
+                harness.close_requested(player),
+                Some(crate::protocol::CloseReason::InternalError)
+            );
+        }
+    }
 
     #[test]
     fn a_delayed_batch_keeps_the_latest_state_of_each_player() {

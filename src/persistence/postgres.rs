@@ -102,8 +102,10 @@ pub struct PostgresStore {
     owner: String,
     /// How long a hold lasts unless renewed, in milliseconds.
     lease_ms: i64,
-    /// When the holds were last renewed.
+    /// When the holds were last renewed (or tried).
     renewed: std::time::Instant,
+    /// When a renewal (or the connect) last succeeded.
+    renewed_ok: std::time::Instant,
     /// `None` after a failed call: the next call connects again.
     session: Option<Session>,
 }
@@ -174,6 +176,7 @@ impl PostgresStore {
             owner: owner.to_owned(),
             lease_ms,
             renewed: std::time::Instant::now(),
+            renewed_ok: std::time::Instant::now(),
             session: Some(session),
         })
     }
@@ -628,7 +631,14 @@ impl Store for PostgresStore {
                 .client
                 .execute(&session.statements.renew, &[&owner, &until])
                 .map(|_| ())
-        })
+        })?;
+        self.renewed_ok = self.renewed;
+        Ok(())
+    }
+
+    fn holds_at_risk(&self) -> bool {
+        // Two renewals in a row failed: a third late one would leave no margin.
+        self.renewed_ok.elapsed().as_millis() > (self.lease_ms as u128 * 2 / 3)
     }
 }
 
@@ -1060,6 +1070,12 @@ mod tests {
         }
         b.login("ann", "secret-ann")
             .expect("a's lease ended: ann is free");
+        assert!(!b.holds_at_risk(), "b renewed in time");
+        // b stops renewing: most of a lease later its holds are at risk.
+        std::thread::sleep(lease * 3 / 4);
+        assert!(b.holds_at_risk(), "no renewal for most of a lease");
+        b.renew_holds().unwrap();
+        assert!(!b.holds_at_risk(), "renewed again");
         let mut c = PostgresStore::connect_with_lease(&url, "zone-c:1", lease).unwrap();
         assert!(
             matches!(

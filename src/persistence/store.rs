@@ -135,6 +135,13 @@ pub trait Store: Send + 'static {
     fn renew_holds(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Whether this server's holds may lapse soon: its renewals have failed for most of a
+    /// lease, so other servers may admit its players before long (the server then closes
+    /// them rather than let them be online twice). Never for a store without holds.
+    fn holds_at_risk(&self) -> bool {
+        false
+    }
 }
 
 /// Checks `secret` against a stored credential, or makes one for a new name.

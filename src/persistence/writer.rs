@@ -261,6 +261,20 @@ fn run(
         if let Err(error) = store.renew_holds() {
             tracing::warn!(%error, "could not renew the online holds; retrying");
         }
+        let at_risk = store.holds_at_risk();
+        if stats
+            .store_holds_at_risk
+            .swap(u64::from(at_risk), std::sync::atomic::Ordering::Relaxed)
+            != u64::from(at_risk)
+        {
+            if at_risk {
+                tracing::error!(
+                    "the store has not renewed this server's holds for most of a lease: closing its players before other servers may admit them"
+                );
+            } else {
+                tracing::info!("the store renews this server's holds again");
+            }
+        }
         // Everything waiting joins one transaction.
         let mut merged = std::mem::take(&mut unsaved);
         let mut finish = None;
