@@ -160,9 +160,9 @@ impl ZonedWorld {
                 "50",
                 "--interest-radius",
                 "50",
-                // A killed zone's holds end after 2 s (the default is 15 s).
+                // A killed zone's holds end after 5 s (the default is 15 s).
                 "--online-lease-s",
-                "2",
+                "5",
             ],
         );
         self.servers[zone] = Some(server);
