@@ -159,6 +159,9 @@ impl ServerHandle {
         let zone_admission = zone
             .as_ref()
             .map(|setup| (setup.zone().name.clone(), setup.key.clone()));
+        let zone_origins = zone
+            .as_ref()
+            .map_or_else(Vec::new, |setup| setup.map.page_origins());
         // Zones with NATS exchange border strips (ghosts); the network side starts below.
         let (ghosts, ghost_net) = match &zone {
             Some(setup) if !config.nats.is_empty() => {
@@ -222,6 +225,7 @@ impl ServerHandle {
             players_per_addr: PerAddress::new(config.max_players_per_addr),
             handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
             handshakes_per_addr: PerAddress::new(config.max_handshakes_per_addr),
+            zone_page_origins: zone_origins,
         });
         let Network {
             local_addr,

@@ -90,4 +90,7 @@ pub(crate) struct NetContext {
     pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
     /// Pending handshakes per source address.
     pub(crate) handshakes_per_addr: Arc<admission::PerAddress>,
+    /// Page origins a WebSocket upgrade may also come from: on a zone server, the pages of
+    /// the world's other zones (a Transfer sends their players here); else none.
+    pub(crate) zone_page_origins: Vec<String>,
 }

@@ -96,7 +96,7 @@ pub(crate) async fn serve_web(
 /// `GET /ws`: a WebSocket upgrade. A valid one is answered `101` and the socket becomes a
 /// player's connection; anything else gets its HTTP status (docs/PROTOCOL.md, WebSocket).
 async fn upgrade(State(web): State<Arc<WebConnection>>, mut request: Request) -> Response {
-    let accept = match check_upgrade(request.headers()) {
+    let accept = match check_upgrade(request.headers(), &web.ctx.zone_page_origins) {
         Ok(accept) => accept,
         Err(refusal) => {
             web.ctx.stats.count_http_refusal(refusal.status.as_u16());
@@ -161,9 +161,13 @@ impl IntoResponse for UpgradeRefusal {
 /// Checks a `GET /ws` request's headers for a WebSocket upgrade (RFC 6455, 4.2.1) and the
 /// same-origin rule; returns the `Sec-WebSocket-Accept` value. An `Origin` must name the host
 /// the request was sent to (the page's own origin, whatever address the page was loaded
-/// from): a page elsewhere cannot open players' sessions from a visitor's browser. Clients
-/// that are not browsers send no `Origin`.
-pub(crate) fn check_upgrade(headers: &HeaderMap) -> Result<String, UpgradeRefusal> {
+/// from) or be one of `also_allowed` (on a zone server, the pages of the world's other
+/// zones, whose players a Transfer sends here): a page elsewhere cannot open players'
+/// sessions from a visitor's browser. Clients that are not browsers send no `Origin`.
+pub(crate) fn check_upgrade(
+    headers: &HeaderMap,
+    also_allowed: &[String],
+) -> Result<String, UpgradeRefusal> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|value| {
             value.to_str().is_ok_and(|value| {
@@ -203,7 +207,11 @@ pub(crate) fn check_upgrade(headers: &HeaderMap) -> Result<String, UpgradeRefusa
         let host = headers
             .get(header::HOST)
             .and_then(|host| host.to_str().ok());
-        if !same_origin(origin.to_str().unwrap_or(""), host) {
+        let origin = origin.to_str().unwrap_or("");
+        let allowed = also_allowed
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin));
+        if !allowed && !same_origin(origin, host) {
             return Err(UpgradeRefusal {
                 status: StatusCode::FORBIDDEN,
                 version_hint: false,
@@ -271,18 +279,24 @@ mod tests {
     }
 
     fn status(headers: &[(&str, &str)]) -> StatusCode {
-        check_upgrade(&request(headers)).unwrap_err().status
+        check_upgrade(&request(headers), &[]).unwrap_err().status
     }
 
     #[test]
     fn a_valid_upgrade_gets_the_rfc_accept_key() {
         assert_eq!(
-            check_upgrade(&request(&VALID)).unwrap(),
+            check_upgrade(&request(&VALID), &[]).unwrap(),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
         let mut same_origin = VALID.to_vec();
         same_origin.push(("origin", "http://127.0.0.1:7080"));
-        assert!(check_upgrade(&request(&same_origin)).is_ok());
+        assert!(check_upgrade(&request(&same_origin), &[]).is_ok());
+        // A zone server also takes the pages of its world's other zones.
+        let mut sibling = VALID.to_vec();
+        sibling.push(("origin", "http://127.0.0.1:7082"));
+        assert_eq!(status(&sibling), StatusCode::FORBIDDEN);
+        let zones = ["http://127.0.0.1:7082".to_owned()];
+        assert!(check_upgrade(&request(&sibling), &zones).is_ok());
     }
 
     #[test]
@@ -291,7 +305,7 @@ mod tests {
         assert_eq!(status(&without("connection")), StatusCode::UPGRADE_REQUIRED);
         let mut old = without("sec-websocket-version");
         old.push(("sec-websocket-version", "8"));
-        let refusal = check_upgrade(&request(&old)).unwrap_err();
+        let refusal = check_upgrade(&request(&old), &[]).unwrap_err();
         assert_eq!(refusal.status, StatusCode::UPGRADE_REQUIRED);
         let response = refusal.into_response();
         assert_eq!(response.headers()[header::SEC_WEBSOCKET_VERSION], "13");

@@ -54,6 +54,17 @@ impl Zone {
     }
 }
 
+/// `ws://HOST:PORT/path` -> `http://HOST:PORT` (`wss` -> `https`); `None` for anything else.
+fn page_origin(websocket: &str) -> Option<String> {
+    let (scheme, rest) = if let Some(rest) = websocket.strip_prefix("ws://") {
+        ("http", rest)
+    } else {
+        ("https", websocket.strip_prefix("wss://")?)
+    };
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    Some(format!("{scheme}://{authority}"))
+}
+
 fn wrap_into(value: f32, low: f32, high: f32) -> f32 {
     let wrapped = low + (value - low).rem_euclid(high - low);
     // rem_euclid of a value just below a multiple can round up to the width itself.
@@ -162,6 +173,15 @@ impl ZoneMap {
         self.zones.iter().enumerate().find(|(_, z)| z.name == name)
     }
 
+    /// The origins (`http://HOST:PORT`) of the pages the zones' web listeners serve, from
+    /// their WebSocket URLs: a page of one zone opens a session on another after a Transfer.
+    pub fn page_origins(&self) -> Vec<String> {
+        self.zones
+            .iter()
+            .filter_map(|zone| page_origin(&zone.websocket))
+            .collect()
+    }
+
     /// The index of the zone owning `point` (a point of the world; `None` only outside it).
     pub fn zone_at(&self, point: [f32; 2]) -> Option<usize> {
         self.zones.iter().position(|z| z.contains(point))
@@ -198,6 +218,12 @@ mod tests {
         assert_eq!(map.zone_at([899.9, 899.9]), Some(2));
         assert_eq!(map.zone_at([900.0, 0.0]), None, "outside the world");
         assert_eq!(map.find("b").unwrap().1.websocket, "ws://127.0.0.1:7082/ws");
+        assert_eq!(map.page_origins(), vec!["http://127.0.0.1:7082".to_owned()]);
+        assert_eq!(
+            page_origin("wss://game.example/ws").as_deref(),
+            Some("https://game.example")
+        );
+        assert_eq!(page_origin(""), None);
     }
 
     #[test]

@@ -748,3 +748,28 @@ fn the_typescript_client_follows_a_transfer_over_websocket() {
     );
     assert_eq!(world.server(0).metric("throng_handoffs_out_total"), 1.0);
 }
+
+/// A browser page served by one zone opens its session on the next after a Transfer: that
+/// zone's WebSocket listener takes the other zones' page origins (and still refuses
+/// strangers).
+#[test]
+fn a_zones_websocket_takes_upgrades_from_the_other_zones_pages_only() {
+    use std::io::{Read, Write};
+    let world = ZonedWorld::start();
+    let status = |origin: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", world.web_ports[1])).unwrap();
+        write!(
+            stream,
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n\r\n",
+            world.web_ports[1]
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    let west_page = format!("http://127.0.0.1:{}", world.web_ports[0]);
+    assert_eq!(status(&west_page), "HTTP/1.1 101");
+    assert_eq!(status("http://evil.example"), "HTTP/1.1 403");
+}
