@@ -20,7 +20,8 @@ missing=()
 if ! have_postgres || ! id postgres >/dev/null 2>&1; then
     missing+=(postgresql)
 fi
-command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+# Debian installs it in /usr/sbin, which a user's PATH often lacks.
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "services: postgresql and nats-server are installed"

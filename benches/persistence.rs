@@ -54,7 +54,7 @@ fn claim(store: &mut impl Store, count: usize) -> Vec<PlayerRecord> {
 }
 
 /// Rows per second on `store` (holding the players of `records`), one transaction per row
-/// (`one_by_one_save`) vs one per batch of 10,000.
+/// (each record in its own `save`) vs one per batch of 10,000.
 fn rows_per_second<S: Store>(label: &str, store: &mut S, mut records: Vec<PlayerRecord>) {
     let kinds: Vec<String> = Vec::new();
     let mut one_by_one = Vec::new();

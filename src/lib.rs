@@ -21,7 +21,7 @@
 //! - [`system_failure`]: a failing gameplay system is logged by name; a panic stops the server.
 //! - [`metrics`]: the Prometheus endpoint, tick-time histogram (`/proc` readings come from
 //!   the `throng-host` crate, tools/host).
-//! - [`persistence`]: identity, and write-behind of players' state to SQLite.
+//! - [`persistence`]: identity, and write-behind of players' state to SQLite or PostgreSQL.
 //! - [`profiling`]: Tracy frames, zones and plots (only with the `tracy` feature).
 //! - [`recording`]: every tick recorded while serving (`--record`), replayed offline.
 //! - [`zones`]: one world served by several servers (zone map, handoff tickets, borders).

@@ -166,11 +166,11 @@ counters! {
     handoff_failures,
     /// Border strips published to the neighbour zones.
     ghost_strips_sent,
-    /// Border strips not published: the link to NATS was this far behind.
+    /// Border strips not published: the link to NATS was behind, or publishing failed.
     ghost_strips_dropped,
     /// Neighbours' border strips applied as ghosts.
     ghost_strips_applied,
-    /// Neighbours' border strips dropped: undecodable, or the tick was behind taking them.
+    /// Neighbours' border strips dropped: undecodable, unreadable by this game (unknown kind, zone or position), or the tick was behind taking them.
     ghost_strips_refused,
     /// Ghosts (copies of the neighbours' border entities) in the world now.
     ghosts,

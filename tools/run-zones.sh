@@ -9,7 +9,7 @@
 # addresses). THRONG_ZONES_NATS=off runs the zones without NATS (no ghosts), to measure what
 # ghosts cost. docs/BENCHMARKS.md ("Zones") shows the load run it was measured with.
 #
-# Needs PostgreSQL 15 and nats-server (Debian: `.ci/services.sh` installs both). Zones listen
+# Needs PostgreSQL (Debian's, in /usr/lib/postgresql) and nats-server (Debian: `.ci/services.sh` installs both). Zones listen
 # for players on 127.0.0.1:7001-7003 (TCP), web on 7081-7083, metrics on 9101-9103, with no
 # per-address player caps (every local client comes from 127.0.0.1). Point
 # loadgen at any of them: `cargo run --release -p loadgen -- --addr 127.0.0.1:7001 --bots 300`.

@@ -417,7 +417,7 @@ fn encode_readings(readings: &Readings, encoder: DescriptorEncoder<'_>) -> fmt::
     )?;
     out.counter(
         "throng_ghost_strips_refused_total",
-        "Neighbours' border strips dropped: undecodable, or the tick had not taken the earlier ones.",
+        "Neighbours' border strips dropped: undecodable, unreadable by this game (unknown kind, zone or position), or the tick had not taken the earlier ones.",
         s.ghost_strips_refused,
     )?;
     out.gauge(

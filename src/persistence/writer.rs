@@ -76,8 +76,9 @@ pub struct Batch {
     /// Players this server stops holding online (left, handed off, or at shutdown), written
     /// with these records.
     pub releases: Vec<Release>,
-    /// Told whether these records were committed (`true`) or failed (`false`): a player
-    /// handed off to another zone is given its ticket only once its state is saved.
+    /// Told whether these records were committed (`true`) by their first transaction or not
+    /// (`false`; they are still retried): a player handed off to another zone is given its
+    /// ticket only once its state is saved, and is closed if that did not happen at once.
     pub committed: Vec<tokio::sync::oneshot::Sender<bool>>,
     /// When the tick handed this off (for the lag metric).
     pub handed_off: Option<Instant>,

@@ -1,7 +1,7 @@
 //! A world's entities as JSON, for a person reading a replay stopped at a tick
 //! (`throng replay FILE --until TICK`): every entity with a wire id, in wire-id order, with
 //! its player name, its exact position, its replicated components' values (through the
-//! registry's `describe`), and the names of its other components.
+//! registry's `describe`), and the type names of all its components.
 
 use bevy_ecs::prelude::*;
 use components::replicated::ReplicationRegistry;

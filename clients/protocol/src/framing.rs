@@ -21,7 +21,7 @@ pub enum FrameError {
 ///
 /// The buffer never grows beyond one maximal frame plus its header, so a connection's
 /// inbound memory is bounded whatever the peer sends. It may start smaller
-/// ([`FrameReader::growing`]) and grow, once, when a frame needs it.
+/// ([`FrameReader::growing`]) and grow when a frame needs it, up to that bound.
 pub struct FrameReader {
     buf: Vec<u8>,
     start: usize,

@@ -126,7 +126,7 @@ pub enum ServerMessage {
     Close(Refusal),
     /// The player walked into another zone's part of the world (zone servers only): connect
     /// to `address` and send [`ClientMessage::Resume`] with `ticket` (single use, valid for
-    /// a few seconds). The player's state is saved; the socket closes after this message.
+    /// 30 seconds). The player's state is saved; the socket closes after this message.
     Transfer(Transfer),
 }
 
