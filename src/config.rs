@@ -334,6 +334,11 @@ impl ConfigLayer {
 }
 
 impl Config {
+    /// Whether `store` names a PostgreSQL database (else it is empty: SQLite in `data_dir`).
+    pub fn store_is_postgres(&self) -> bool {
+        self.store.starts_with("postgres://") || self.store.starts_with("postgresql://")
+    }
+
     /// This configuration with its secrets blanked (the zone secret, the admin token, the
     /// store URL, which may hold a password): what a recording may keep. A replay needs
     /// none of them.
@@ -434,8 +439,7 @@ impl Config {
         if self.net_threads == 0 || self.sim_threads == 0 {
             return invalid("net_threads/sim_threads", "must be at least 1");
         }
-        let url = self.store.starts_with("postgres://") || self.store.starts_with("postgresql://");
-        if !(self.store.is_empty() || url) {
+        if !(self.store.is_empty() || self.store_is_postgres()) {
             return invalid("store", "must be empty (SQLite) or a postgres:// URL");
         }
         Ok(())

@@ -121,8 +121,7 @@ pub struct ServerHandle {
 /// SQLite file in the data directory (when `store` is empty; `Config::validate` refuses
 /// anything else).
 fn open_store(config: &Config) -> Result<Box<dyn Store>, StoreError> {
-    let url = config.store.starts_with("postgres://") || config.store.starts_with("postgresql://");
-    if !url {
+    if !config.store_is_postgres() {
         return Ok(Box::new(SqliteStore::open(&config.data_dir)?));
     }
     let owner = crate::persistence::postgres::owner_name(&config.zone);

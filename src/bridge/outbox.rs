@@ -60,6 +60,8 @@ enum CloseNote {
 /// A handoff waiting for its player's final record to be saved: the connection sends
 /// `message` (a whole `Transfer` frame) only once `committed` says `true`.
 pub(crate) struct PendingTransfer {
+    /// The destination zone's name (for the log).
+    pub zone: String,
     /// The Transfer message, framed.
     pub message: Vec<u8>,
     /// Whether the player's final record (with the ticket's nonce) was committed.

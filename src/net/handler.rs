@@ -181,6 +181,11 @@ pub(crate) async fn serve(
     } else {
         Ending::close(CloseReason::Shutdown, "server stopping")
     };
+    // A handoff whose save did not commit in time ends like any other close by the server.
+    let ending = match ending {
+        Ending::Transfer => send_transfer(&egress, &ctx.stats, id, &name).await,
+        other => other,
+    };
     let last = session.end();
     match ending {
         Ending::Close(reason, detail) => {
@@ -198,7 +203,8 @@ pub(crate) async fn serve(
             count_last(&ctx.stats, last, reason);
             close_open(&egress, &ctx.stats, &[], (code, "")).await;
         }
-        Ending::Transfer => hand_off(&egress, &ctx.stats, id, &name).await,
+        // Sent by `send_transfer` above.
+        Ending::Transfer => {}
         Ending::ClientLeft => {
             tracing::info!(connection = id, %name, "player left");
             if transport == super::Transport::WebSocket {
@@ -516,28 +522,27 @@ fn count_last(stats: &Stats, last: Last, reason: CloseReason) {
 const HANDOFF_SAVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The player walked into another zone: once its final record (with the ticket's nonce) is
-/// committed, the client gets the Transfer and the socket closes. Sending the ticket before
-/// the commit would let the destination look for a nonce that is not in the store yet.
-async fn hand_off(egress: &Egress, stats: &Stats, id: ConnectionId, name: &str) {
+/// committed, the client gets the Transfer and the socket closes (`Ending::Transfer`:
+/// done). Sending the ticket before the commit would let the destination look for a nonce
+/// that is not in the store yet. If the commit does not come in time, the connection ends
+/// with the `Close` this returns instead.
+async fn send_transfer(egress: &Egress, stats: &Stats, id: ConnectionId, name: &str) -> Ending {
     let Some(transfer) = egress.waker().take_transfer() else {
-        return;
+        return Ending::Transfer;
     };
     let committed = tokio::time::timeout(HANDOFF_SAVE_TIMEOUT, transfer.committed).await;
     if matches!(committed, Ok(Ok(true))) {
-        tracing::info!(connection = id, %name, "player handed off");
+        tracing::info!(connection = id, %name, to = %transfer.zone, "player handed off");
         Stats::bump(&stats.handoffs_out);
         close_open(egress, stats, &transfer.message, WS_CLOSE_NORMAL).await;
-        return;
+        return Ending::Transfer;
     }
     Stats::bump(&stats.handoff_failures);
-    tracing::error!(connection = id, %name, "a handed-off player's state was not saved; closing it");
-    let reason = CloseReason::InternalError;
-    stats.count_kick(reason);
-    let message = frame_bytes(&ServerMessage::Close(Refusal {
-        reason,
-        detail: "your move to another zone could not be saved; log in again".into(),
-    }));
-    close_open(egress, stats, &message, ws_close_for(reason)).await;
+    tracing::error!(connection = id, %name, to = %transfer.zone, "a handed-off player's state was not saved in time");
+    Ending::close(
+        CloseReason::InternalError,
+        "your move to another zone could not be saved; log in again",
+    )
 }
 
 /// Sends the last message of a connection whose output goes through its egress (`last`, a

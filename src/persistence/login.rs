@@ -94,39 +94,18 @@ impl Logins {
                 reply,
             },
         };
-        if !self.persistence.login(request) {
-            return Err(refusal(
-                CloseReason::InternalError,
-                "the store is not taking logins".into(),
-            ));
-        }
-        let saved = match tokio::time::timeout(LOGIN_TIMEOUT, answer).await {
-            Ok(Ok(Ok(saved))) => saved,
-            Ok(Ok(Err(RedeemError::Used))) => {
-                return Err(refusal(
-                    CloseReason::TicketUsed,
-                    TicketRefusal::Used.to_string(),
-                ));
-            }
-            Ok(Ok(Err(RedeemError::OnlineElsewhere(zone)))) => {
-                return Err(refusal(
+        let saved = self
+            .ask_store(request, answer, |error| match error {
+                RedeemError::Used => {
+                    refusal(CloseReason::TicketUsed, TicketRefusal::Used.to_string())
+                }
+                RedeemError::OnlineElsewhere(zone) => refusal(
                     CloseReason::AlreadyOnline,
                     format!("{} is online on {zone}", ticket.name),
-                ));
-            }
-            Ok(Ok(Err(error))) => {
-                return Err(refusal(
-                    CloseReason::InternalError,
-                    format!("the store failed: {error}"),
-                ));
-            }
-            _ => {
-                return Err(refusal(
-                    CloseReason::InternalError,
-                    format!("the store did not answer within {LOGIN_TIMEOUT:?}"),
-                ));
-            }
-        };
+                ),
+                error => store_failed(error),
+            })
+            .await?;
         Stats::bump(&self.stats.handoffs_in);
         Ok(LoggedIn {
             name: ticket.name,
@@ -156,7 +135,7 @@ impl Logins {
             None => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 match self
-                    .ask_store(&hello, LoginKind::Verify(reply), answer)
+                    .ask_store_for(&hello, LoginKind::Verify(reply), answer)
                     .await
                 {
                     Ok(true) => Err(refusal(
@@ -169,7 +148,7 @@ impl Logins {
             }
             Some(name_claim) => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
-                self.ask_store(&hello, LoginKind::LogIn(reply), answer)
+                self.ask_store_for(&hello, LoginKind::LogIn(reply), answer)
                     .await
                     .map(|saved| (name_claim, saved))
             }
@@ -194,8 +173,8 @@ impl Logins {
         }
     }
 
-    /// Sends a login request to the persistence thread and waits (bounded) for its answer.
-    async fn ask_store<T>(
+    /// A login request of `hello`'s player, asked of the store (see [`Logins::ask_store`]).
+    async fn ask_store_for<T>(
         &self,
         hello: &Hello,
         kind: LoginKind,
@@ -206,6 +185,25 @@ impl Logins {
             secret: hello.secret.clone(),
             kind,
         };
+        self.ask_store(request, answer, |error| match error {
+            LoginError::BadCredentials => bad_credentials(),
+            LoginError::OnlineElsewhere(zone) => refusal(
+                CloseReason::AlreadyOnline,
+                format!("{} is online on {zone}", hello.name),
+            ),
+            LoginError::Store(error) => store_failed(error),
+        })
+        .await
+    }
+
+    /// Sends `request` to the persistence thread and waits (bounded) for its `answer`; the
+    /// store's refusals become the client's through `refused`.
+    async fn ask_store<T, E>(
+        &self,
+        request: LoginRequest,
+        answer: tokio::sync::oneshot::Receiver<Result<T, E>>,
+        refused: impl FnOnce(E) -> Refusal,
+    ) -> Result<T, Refusal> {
         if !self.persistence.login(request) {
             return Err(refusal(
                 CloseReason::InternalError,
@@ -214,21 +212,21 @@ impl Logins {
         }
         match tokio::time::timeout(LOGIN_TIMEOUT, answer).await {
             Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(LoginError::BadCredentials))) => Err(bad_credentials()),
-            Ok(Ok(Err(LoginError::OnlineElsewhere(zone)))) => Err(refusal(
-                CloseReason::AlreadyOnline,
-                format!("{} is online on {zone}", hello.name),
-            )),
-            Ok(Ok(Err(LoginError::Store(error)))) => Err(refusal(
-                CloseReason::InternalError,
-                format!("the store failed: {error}"),
-            )),
+            Ok(Ok(Err(error))) => Err(refused(error)),
             _ => Err(refusal(
                 CloseReason::InternalError,
                 format!("the store did not answer within {LOGIN_TIMEOUT:?}"),
             )),
         }
     }
+}
+
+/// The store failed (the client is told so, with the reason).
+fn store_failed(error: impl std::fmt::Display) -> Refusal {
+    refusal(
+        CloseReason::InternalError,
+        format!("the store failed: {error}"),
+    )
 }
 
 fn refusal(reason: CloseReason, detail: String) -> Refusal {

@@ -21,6 +21,14 @@
 //! the batch being committed). A player who leaves is saved at once. A graceful shutdown
 //! saves everyone before it exits.
 
+/// Milliseconds since the Unix epoch, from this host's clock (saved-at stamps, hold leases,
+/// ticket expiry).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub(crate) mod credentials;
 pub mod handoff;
 pub(crate) mod login;

@@ -24,7 +24,7 @@
 //! failing call returns a [`StoreError`] (the writer counts it) and the next call connects
 //! again; a reconnect does not release anything.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
@@ -700,10 +700,9 @@ fn load_components(
         .collect())
 }
 
+/// [`super::unix_ms`] as the database stores it.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    super::unix_ms() as i64
 }
 
 /// A store error naming the database (without its password), what was being done, and

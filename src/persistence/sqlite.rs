@@ -8,7 +8,6 @@
 //! server on the same data directory fails at startup instead of interleaving writes.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -103,10 +102,9 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// [`super::unix_ms`] as the database stores it.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    super::unix_ms() as i64
 }
 
 impl Store for SqliteStore {

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::Schema;
+use crate::protocol::{MAX_VARINT_BYTES, Schema, put_varint_into};
 
 /// The first bytes of every segment file.
 pub const MAGIC: &[u8; 8] = b"THRONGRC";
@@ -219,26 +219,11 @@ pub fn push_input(out: &mut Vec<u8>, connection: u64, seq: u32, dir_x: i8, dir_y
     let mut entry = [0u8; 1 + MAX_VARINT_BYTES + MAX_VARINT_BYTES + 2];
     entry[0] = ENTRY_INPUT;
     let mut length = 1;
-    length += varint_into(&mut entry[length..], connection);
-    length += varint_into(&mut entry[length..], u64::from(seq));
+    length += put_varint_into(&mut entry[length..], connection);
+    length += put_varint_into(&mut entry[length..], u64::from(seq));
     entry[length] = dir_x as u8;
     entry[length + 1] = dir_y as u8;
     out.extend_from_slice(&entry[..length + 2]);
-}
-
-/// Longest LEB128 varint of a u64.
-const MAX_VARINT_BYTES: usize = 10;
-
-/// Writes `value` as a LEB128 varint at the start of `out`; returns its length.
-fn varint_into(out: &mut [u8], mut value: u64) -> usize {
-    let mut length = 0;
-    while value >= 0x80 {
-        out[length] = (value as u8) | 0x80;
-        value >>= 7;
-        length += 1;
-    }
-    out[length] = value as u8;
-    length + 1
 }
 
 /// Postcard's variant index of [`Entry::Input`].

@@ -186,9 +186,11 @@ fn hand_off(
     let (committed_tx, committed) = tokio::sync::oneshot::channel();
     let mut player = world.entity_mut(entity);
     let connection = player.get::<Connected>().map(|connected| {
-        connected
-            .outbox
-            .request_transfer(PendingTransfer { message, committed });
+        connected.outbox.request_transfer(PendingTransfer {
+            zone: destination.name.clone(),
+            message,
+            committed,
+        });
         connected.connection
     });
     player.insert((

@@ -109,13 +109,14 @@ struct Ghosts {
     link: GhostLink,
     strip: f32,
     /// Ghost entities by (owning zone, its entity key).
-    index: AHashMap<(u16, u64), Entity>,
+    /// Each with the tick of its zone's latest strip that had it.
+    index: AHashMap<(u16, u64), (Entity, u64)>,
     /// The buffer this tick's strip is written into.
     buffer: Vec<u8>,
     /// The latest strip of each zone drained this tick (older ones are skipped).
     latest: Vec<Option<Strip>>,
     /// Ghosts to despawn (scratch).
-    gone: Vec<(u16, u64)>,
+    gone: Vec<Entity>,
     /// The tick of each zone's last applied strip.
     heard: Vec<Option<u64>>,
 }
@@ -123,8 +124,6 @@ struct Ghosts {
 /// A read-only copy of an entity another zone owns.
 #[derive(Component, Debug)]
 pub(crate) struct Ghost {
-    /// Tick of the owner's latest strip that had it.
-    seen: u64,
     /// Its replicated values: (kind, bytes), kinds ascending.
     values: Vec<(u16, Vec<u8>)>,
     /// Kinds whose value changed since captured.
@@ -199,9 +198,12 @@ fn publish_strip(
             .enumerate()
             .filter(move |(kind, _)| present & (1u64 << kind) != 0)
             .map(|(kind, bytes)| (kind as u16, bytes.as_slice()));
-        // ExactSizeIterator for the count: collect the kinds' count first.
-        let count = present.count_ones() as usize;
-        writer.entity(entity.to_bits(), point, Counted(values, count));
+        writer.entity(
+            entity.to_bits(),
+            point,
+            present.count_ones() as usize,
+            values,
+        );
     }
     writer.finish();
     match ghosts.link.outgoing.try_send(out) {
@@ -216,21 +218,6 @@ fn publish_strip(
         }
     }
 }
-
-/// An iterator with a known length (the count of present kinds).
-struct Counted<I>(I, usize);
-
-impl<I: Iterator> Iterator for Counted<I> {
-    type Item = I::Item;
-    fn next(&mut self) -> Option<I::Item> {
-        self.0.next()
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.1, Some(self.1))
-    }
-}
-
-impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 
 /// Applies the neighbours' latest strips: ghosts appear, move, change and vanish with the
 /// entities they copy. Only entities within the strip's width of this zone are kept.
@@ -287,14 +274,16 @@ fn apply_strips(world: &mut World) {
                 continue;
             }
             let key = (strip.zone, entity.key);
-            match ghosts.index.get(&key) {
-                Some(&ghost) => update_ghost(world, ghost, strip.tick, entity),
+            match ghosts.index.get_mut(&key) {
+                Some((ghost, seen)) => {
+                    *seen = strip.tick;
+                    update_ghost(world, *ghost, entity);
+                }
                 None => {
                     let spawned = world
                         .spawn((
                             Position::new(entity.position[0], entity.position[1]),
                             Ghost {
-                                seen: strip.tick,
                                 changed: entity
                                     .values
                                     .iter()
@@ -304,7 +293,7 @@ fn apply_strips(world: &mut World) {
                             },
                         ))
                         .id();
-                    ghosts.index.insert(key, spawned);
+                    ghosts.index.insert(key, (spawned, strip.tick));
                 }
             }
         }
@@ -321,25 +310,17 @@ fn apply_strips(world: &mut World) {
 
 /// Despawns the ghosts of `zone` not seen in its strip of tick `seen` (all of them: `None`).
 fn despawn_ghosts_of(world: &mut World, ghosts: &mut Ghosts, zone: u16, seen: Option<u64>) {
-    let mut gone = std::mem::take(&mut ghosts.gone);
-    gone.extend(
-        ghosts
-            .index
-            .iter()
-            .filter(|((z, _), entity)| {
-                *z == zone
-                    && world
-                        .get::<Ghost>(**entity)
-                        .is_none_or(|ghost| Some(ghost.seen) != seen)
-            })
-            .map(|(key, _)| *key),
-    );
-    for key in gone.drain(..) {
-        if let Some(entity) = ghosts.index.remove(&key) {
-            world.despawn(entity);
+    let gone = &mut ghosts.gone;
+    ghosts.index.retain(|(z, _), &mut (entity, seen_in)| {
+        let keep = *z != zone || Some(seen_in) == seen;
+        if !keep {
+            gone.push(entity);
         }
+        keep
+    });
+    for entity in gone.drain(..) {
+        world.despawn(entity);
     }
-    ghosts.gone = gone;
 }
 
 /// Whether this game can replicate `strip`: finite positions, and only component kinds it
@@ -356,7 +337,7 @@ fn readable(strip: &Strip, kinds: usize) -> bool {
 }
 
 /// Moves a ghost and takes its new values (marking only what changed).
-fn update_ghost(world: &mut World, entity: Entity, tick: u64, update: StripEntity) {
+fn update_ghost(world: &mut World, entity: Entity, update: StripEntity) {
     let mut ghost_entity = world.entity_mut(entity);
     if let Some(mut position) = ghost_entity.get_mut::<Position>() {
         let next = Position::new(update.position[0], update.position[1]);
@@ -364,11 +345,10 @@ fn update_ghost(world: &mut World, entity: Entity, tick: u64, update: StripEntit
             *position = next;
         }
     }
-    let Some(mut ghost) = ghost_entity.get_mut::<Ghost>() else {
+    let Some(mut ghost_mut) = ghost_entity.get_mut::<Ghost>() else {
         return;
     };
-    let ghost = ghost.bypass_change_detection();
-    ghost.seen = tick;
+    let ghost = ghost_mut.bypass_change_detection();
     let mut changed = 0u64;
     let mut removed = 0u64;
     for (kind, _) in &ghost.values {
@@ -395,11 +375,7 @@ fn update_ghost(world: &mut World, entity: Entity, tick: u64, update: StripEntit
         ghost.changed |= changed;
         ghost.removed |= removed;
         // Now flagged for the capture system.
-        world
-            .entity_mut(entity)
-            .get_mut::<Ghost>()
-            .expect("just read")
-            .set_changed();
+        ghost_mut.set_changed();
     }
 }
 

@@ -99,7 +99,7 @@ impl ZoneSetup {
         };
         let key = TicketKey::new(secret.as_bytes())
             .map_err(|e| format!("{e} (zone_secret, or THRONG_ZONE_SECRET)"))?;
-        if !(config.store.starts_with("postgres://") || config.store.starts_with("postgresql://")) {
+        if !config.store_is_postgres() {
             return Err(
                 "zone servers must share a PostgreSQL store (store = \"postgres://...\")".into(),
             );

@@ -69,8 +69,15 @@ pub(crate) async fn run(
         spare,
         incoming,
     } = net;
-    let receiving = tokio::spawn(receive(subscriber, zone_index, incoming, stats.clone()));
-    let own = subject(&zone);
+    // Built once: cloning a Subject shares its bytes, so publishing allocates no name.
+    let own = async_nats::Subject::from(subject(&zone));
+    let receiving = tokio::spawn(receive(
+        subscriber,
+        own.clone(),
+        zone_index,
+        incoming,
+        stats.clone(),
+    ));
     while let Some(buffer) = outgoing.recv().await {
         let payload = bytes::Bytes::copy_from_slice(&buffer);
         let _ = spare.try_send(buffer);
@@ -86,11 +93,16 @@ pub(crate) async fn run(
 /// has not taken yet).
 async fn receive(
     mut subscriber: async_nats::Subscriber,
+    own: async_nats::Subject,
     me: u16,
     incoming: crossbeam_channel::Sender<strip::Strip>,
     stats: Arc<Stats>,
 ) {
     while let Some(message) = subscriber.next().await {
+        // Our own strips come back on the wildcard: dropped before decoding.
+        if message.subject == own {
+            continue;
+        }
         match strip::read(&message.payload) {
             Ok(strip) if strip.zone == me => {}
             Ok(strip) => {

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::{MAX_VARINT_BYTES, put_varint, put_varint_into};
+
 /// One zone's border strip at one tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Strip {
@@ -47,9 +49,9 @@ impl<'a> StripWriter<'a> {
     /// Starts a strip in `out` (cleared).
     pub fn new(out: &'a mut Vec<u8>, zone: u16, tick: u64, sent_ms: u64) -> Self {
         out.clear();
-        varint(out, u64::from(zone));
-        varint(out, tick);
-        varint(out, sent_ms);
+        put_varint(out, u64::from(zone));
+        put_varint(out, tick);
+        put_varint(out, sent_ms);
         let count_at = out.len();
         out.extend_from_slice(&[0; COUNT_ROOM]);
         Self {
@@ -59,20 +61,21 @@ impl<'a> StripWriter<'a> {
         }
     }
 
-    /// Adds an entity with `values` ((kind, bytes) in ascending kind order).
+    /// Adds an entity with its `count` `values` ((kind, bytes) in ascending kind order).
     pub fn entity<'v>(
         &mut self,
         key: u64,
         position: [f32; 2],
-        values: impl ExactSizeIterator<Item = (u16, &'v [u8])>,
+        count: usize,
+        values: impl Iterator<Item = (u16, &'v [u8])>,
     ) {
-        varint(self.out, key);
+        put_varint(self.out, key);
         self.out.extend_from_slice(&position[0].to_le_bytes());
         self.out.extend_from_slice(&position[1].to_le_bytes());
-        varint(self.out, values.len() as u64);
+        put_varint(self.out, count as u64);
         for (kind, bytes) in values {
-            varint(self.out, u64::from(kind));
-            varint(self.out, bytes.len() as u64);
+            put_varint(self.out, u64::from(kind));
+            put_varint(self.out, bytes.len() as u64);
             self.out.extend_from_slice(bytes);
         }
         self.count += 1;
@@ -80,34 +83,14 @@ impl<'a> StripWriter<'a> {
 
     /// Writes the entity count; returns the number of entities.
     pub fn finish(self) -> u32 {
-        let mut room = [0u8; COUNT_ROOM];
-        let used = varint_into(&mut room, u64::from(self.count));
+        let mut room = [0u8; MAX_VARINT_BYTES];
+        let used = put_varint_into(&mut room, u64::from(self.count));
         // The count's varint goes where the room was; the room's unused bytes are removed.
         self.out.splice(
             self.count_at..self.count_at + COUNT_ROOM,
             room[..used].iter().copied(),
         );
         self.count
-    }
-}
-
-fn varint(out: &mut Vec<u8>, value: u64) {
-    let mut buffer = [0u8; 10];
-    let used = varint_into(&mut buffer, value);
-    out.extend_from_slice(&buffer[..used]);
-}
-
-fn varint_into(buffer: &mut [u8], mut value: u64) -> usize {
-    let mut used = 0;
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            buffer[used] = byte;
-            return used + 1;
-        }
-        buffer[used] = byte | 0x80;
-        used += 1;
     }
 }
 
@@ -142,6 +125,7 @@ mod tests {
             writer.entity(
                 entity.key,
                 entity.position,
+                entity.values.len(),
                 entity.values.iter().map(|(k, v)| (*k, v.as_slice())),
             );
         }
@@ -157,7 +141,7 @@ mod tests {
     fn a_damaged_strip_is_an_error_not_a_panic() {
         let mut out = Vec::new();
         let mut writer = StripWriter::new(&mut out, 1, 2, 3);
-        writer.entity(9, [1.0, 2.0], [(0u16, &[1u8, 2][..])].into_iter());
+        writer.entity(9, [1.0, 2.0], 1, [(0u16, &[1u8, 2][..])].into_iter());
         writer.finish();
         for cut in 0..out.len() {
             assert!(read(&out[..cut]).is_err(), "cut at {cut}");

@@ -128,12 +128,8 @@ impl TicketKey {
     }
 }
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+/// Unix time in milliseconds (what a ticket's expiry is compared with).
+pub use crate::persistence::unix_ms as now_ms;
 
 #[cfg(test)]
 mod tests {

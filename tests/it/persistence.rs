@@ -438,7 +438,7 @@ async fn after_kill_9(kind: StoreKind) {
 
     let server = ServerProcess::start_in(dir.path(), &args);
     for (name, (_, history, _)) in names.iter().zip(&players) {
-        let mut client = connect_when_released(server.addr, name).await;
+        let mut client = crate::common::connect_when_released(server.addr, name).await;
         let mut restored = None;
         let frame = next_frame(&mut client).await;
         own_position(&client, &frame, &mut restored);
@@ -467,26 +467,4 @@ async fn after_kill_9(kind: StoreKind) {
     }
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     kind.assert_keeps(&store, dir.path(), &names);
-}
-
-/// Logs `name` in at `addr`, retrying while a killed server still holds it online (a shared
-/// store's hold lasts until its lease ends: `--online-lease-s`, 1 s in these tests).
-async fn connect_when_released(addr: std::net::SocketAddr, name: &str) -> Client {
-    let started = std::time::Instant::now();
-    loop {
-        match Client::connect(addr, name, &secret_of(name)).await {
-            Ok(client) => return client,
-            Err(throng_client::ClientError::Refused(refusal))
-                if refusal.reason == throng::protocol::CloseReason::AlreadyOnline =>
-            {
-                assert!(
-                    started.elapsed() < crate::common::HANG_GUARD,
-                    "{name} never released: {}",
-                    refusal.detail
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("{name} cannot log in: {error}"),
-        }
-    }
 }

@@ -566,23 +566,9 @@ async fn a_zone_killed_with_9_gives_its_players_back_at_their_last_save_once_its
     // West restarts on the same data; once the killed process's hold has ended, a login at
     // middle works and hands the player off to west, where it was saved.
     world.start_zone(0);
-    let started = std::time::Instant::now();
-    let mut again = loop {
-        match Client::connect(world.addr(1), "survivor", &secret_of("survivor")).await {
-            Ok(client) => {
-                break Walker {
-                    client,
-                    mirror: Mirror::default(),
-                };
-            }
-            Err(throng_client::ClientError::Refused(refusal))
-                if refusal.reason == CloseReason::AlreadyOnline =>
-            {
-                assert!(started.elapsed() < HANG_GUARD, "never released");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("survivor cannot log in: {error}"),
-        }
+    let mut again = Walker {
+        client: crate::common::connect_when_released(world.addr(1), "survivor").await,
+        mirror: Mirror::default(),
     };
     let transfer = loop {
         match again.next().await {

@@ -453,6 +453,24 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// Longest LEB128 varint of a u64, in bytes.
+pub const MAX_VARINT_BYTES: usize = 10;
+
+/// Writes `value` as an unsigned LEB128 varint at the start of `out` (at least
+/// [`MAX_VARINT_BYTES`] long, or as long as the value needs); returns its length. For
+/// writers that assemble a record in a fixed buffer before appending it whole.
+#[inline]
+pub fn put_varint_into(out: &mut [u8], mut value: u64) -> usize {
+    let mut length = 0;
+    while value >= 0x80 {
+        out[length] = (value as u8) | 0x80;
+        value >>= 7;
+        length += 1;
+    }
+    out[length] = value as u8;
+    length + 1
+}
+
 /// Appends a signed value as a zigzag varint (postcard's signed integer encoding).
 #[inline]
 pub fn put_signed_varint(out: &mut Vec<u8>, value: i64) {

@@ -372,3 +372,25 @@ pub fn refusal_reason(
 pub fn rejects(server: &ServerHandle, reason: throng::protocol::CloseReason) -> u64 {
     server.stats().rejects_by_reason[reason.index()]
 }
+
+/// Logs `name` in at `addr`, retrying while a killed server still holds it online (a shared
+/// store's hold lasts until its lease ends: `--online-lease-s`).
+pub async fn connect_when_released(addr: std::net::SocketAddr, name: &str) -> Client {
+    let started = std::time::Instant::now();
+    loop {
+        match Client::connect(addr, name, &secret_of(name)).await {
+            Ok(client) => return client,
+            Err(throng_client::ClientError::Refused(refusal))
+                if refusal.reason == throng::protocol::CloseReason::AlreadyOnline =>
+            {
+                assert!(
+                    started.elapsed() < crate::common::HANG_GUARD,
+                    "{name} never released: {}",
+                    refusal.detail
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("{name} cannot log in: {error}"),
+        }
+    }
+}

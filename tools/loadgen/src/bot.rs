@@ -32,8 +32,8 @@ use throng_protocol::framing::FrameReader;
 use throng_protocol::visit::{is_state_frame, visit_state_frame};
 use throng_protocol::websocket::{Opcode, WsFrame, WsReader};
 use throng_protocol::{
-    ClientMessage, FRAME_HEADER_BYTES, Hello, Input, PROTOCOL_VERSION, ServerMessage, Transfer,
-    Welcome, begin_frame, decode_server_message, encode_frame, finish_frame, put_varint,
+    ClientMessage, FRAME_HEADER_BYTES, Hello, Input, PROTOCOL_VERSION, Resume, ServerMessage,
+    Transfer, Welcome, begin_frame, decode_server_message, encode_frame, finish_frame, put_varint,
 };
 
 use crate::arrival;
@@ -254,11 +254,12 @@ impl Bot {
         };
         self.stage = Stage::AwaitingWelcome;
         handoff.resume_sent = true;
-        self.scratch.clear();
-        handoff::encode_resume(&mut self.scratch, &handoff.ticket);
-        self.link
-            .seal(&mut self.scratch, FRAME_HEADER_BYTES, Opcode::Binary);
-        self.send_scratch()
+        // Once per handoff: the generic encoder (hand-written bytes are for inputs).
+        let resume = ClientMessage::Resume(Resume {
+            protocol_version: PROTOCOL_VERSION,
+            ticket: handoff.ticket.clone(),
+        });
+        self.send(&resume)
     }
 
     fn send_hello(&mut self) -> Change {

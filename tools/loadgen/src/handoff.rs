@@ -13,12 +13,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use throng_protocol::{PROTOCOL_VERSION, begin_frame, finish_frame, put_varint};
-
 use crate::ws::Transport;
 
-/// Index of `ClientMessage::Resume` on the wire.
-const RESUME_MESSAGE_INDEX: u64 = 5;
 /// The step allowed at a border when neither `--max-step` nor a `movement` event says
 /// otherwise: 1.5 ticks of the default walking speed (5 units per tick).
 pub const DEFAULT_MAX_STEP: f64 = 7.5;
@@ -91,17 +87,6 @@ fn resolve(authority: &str) -> Result<SocketAddr, &'static str> {
     } else {
         "bad_destination"
     })
-}
-
-/// Appends one whole frame carrying `ClientMessage::Resume(Resume { protocol_version:
-/// PROTOCOL_VERSION, ticket })`, byte for byte what postcard writes.
-pub fn encode_resume(out: &mut Vec<u8>, ticket: &[u8]) {
-    let start = begin_frame(out);
-    put_varint(out, RESUME_MESSAGE_INDEX);
-    put_varint(out, u64::from(PROTOCOL_VERSION));
-    put_varint(out, ticket.len() as u64);
-    out.extend_from_slice(ticket);
-    finish_frame(out, start);
 }
 
 /// Distance in world units between two wire positions (units times `position_scale`) in
@@ -190,20 +175,6 @@ impl Handoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use throng_protocol::{ClientMessage, Resume, frame_bytes};
-
-    #[test]
-    fn resume_is_written_as_postcard_writes_it() {
-        for ticket in [vec![], vec![1, 2, 3], vec![0xAB; 300]] {
-            let mut ours = vec![9]; // appends after what is there
-            encode_resume(&mut ours, &ticket);
-            let message = ClientMessage::Resume(Resume {
-                protocol_version: PROTOCOL_VERSION,
-                ticket,
-            });
-            assert_eq!(ours[1..], frame_bytes(&message));
-        }
-    }
 
     const SCALE: f64 = 8.0;
 
