@@ -118,7 +118,7 @@ impl Harness {
             ack_seq,
         };
         assert!(
-            self.inbound.send_lifecycle(Lifecycle::Join(join)),
+            self.inbound.send_lifecycle(Lifecycle::Join(Box::new(join))),
             "lifecycle queue accepts the join"
         );
     }

@@ -139,7 +139,7 @@ pub(crate) fn ingest(world: &mut World) {
                     if let Some(recording) = recording.as_mut() {
                         recording.join(&join);
                     }
-                    spawn_player(world, join)
+                    spawn_player(world, *join)
                 }
                 Lifecycle::Leave(leave) => {
                     if let Some(recording) = recording.as_mut() {

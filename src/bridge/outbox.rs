@@ -72,6 +72,10 @@ pub(crate) struct PendingTransfer {
 pub(crate) type SharedBody = Arc<Vec<u8>>;
 
 /// One frame: `head` followed by `shared`, if any.
+///
+/// `head` keeps its capacity from frame to frame (no allocation in steady state). Only the
+/// slots a backlog reaches grow: while the reader keeps up, every frame is written into the
+/// same buffer (see [`OutboxWriter::publish_with`]).
 #[derive(Default, Debug)]
 pub(crate) struct FrameSlot {
     /// Bytes for this client only; starts with the frame's length prefix.
@@ -173,12 +177,9 @@ pub(crate) struct OutboxReader(Arc<Shared>);
 /// Creates an outbox with `slots` frame buffers (at least 2: one being written, one queued).
 pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
     let slots = (0..slots.max(2))
-        .map(|_| {
-            UnsafeCell::new(FrameSlot {
-                head: Vec::with_capacity(64),
-                shared: None,
-            })
-        })
+        // Empty: a slot's buffer is allocated by the first frame that needs it, so the slots
+        // a backlog never reaches cost a pointer each.
+        .map(|_| UnsafeCell::new(FrameSlot::default()))
         .collect();
     let shared = Arc::new(Shared {
         published: AtomicUsize::new(0),
@@ -259,9 +260,24 @@ impl OutboxWriter {
         {
             return Publish::Full;
         }
+        let len = shared.slots.len();
+        if published == released && published > 0 {
+            // Nothing queued: every slot is free. Move the buffers last written (grown to
+            // this client's working frame size) into the slot about to be filled, so a
+            // reader that keeps up reuses one warm buffer instead of growing every slot of
+            // the ring to its largest frame: per-player memory (see `FrameSlot`).
+            // SAFETY: both slots are free (see `Shared`) and distinct (len >= 2); only this
+            // unique writer touches free slots.
+            unsafe {
+                std::ptr::swap(
+                    shared.slots[(published - 1) % len].get(),
+                    shared.slots[published % len].get(),
+                );
+            }
+        }
         // SAFETY: the slot at `published` is free (see `Shared`), and only this unique
         // writer touches free slots.
-        let slot = unsafe { &mut *shared.slots[published % shared.slots.len()].get() };
+        let slot = unsafe { &mut *shared.slots[published % len].get() };
         slot.head.clear();
         slot.shared = None;
         if !fill(slot) {
@@ -374,6 +390,29 @@ mod tests {
             reader.release();
         }
         assert_eq!(seen, vec![1, 2, 3], "frames come out in order");
+    }
+
+    #[test]
+    fn a_reader_that_keeps_up_reuses_one_buffer() {
+        let (mut writer, mut reader) = outbox(4);
+        let big = [7u8; 4096];
+        for round in 0..12 {
+            let bytes: &[u8] = if round == 0 { &big } else { b"small" };
+            assert_eq!(frame(&mut writer, bytes), Publish::Queued);
+            assert_eq!(reader.front().unwrap().head, bytes);
+            reader.release();
+        }
+        let capacities: Vec<usize> = reader
+            .0
+            .slots
+            .iter()
+            .map(|slot| unsafe { (*slot.get()).head.capacity() })
+            .collect();
+        assert_eq!(
+            capacities.iter().filter(|&&c| c >= big.len()).count(),
+            1,
+            "one buffer grew to the big frame, the others stayed small: {capacities:?}"
+        );
     }
 
     #[test]

@@ -51,8 +51,10 @@ pub(crate) struct Leave {
 
 /// A join or a leave.
 pub(crate) enum Lifecycle {
-    /// See [`Join`].
-    Join(Join),
+    /// See [`Join`]. Boxed: the queue's ring holds `2 x max_players` messages from the
+    /// start, so its element size is fixed memory (a join is a few hundred bytes, a leave
+    /// a few words).
+    Join(Box<Join>),
     /// See [`Leave`].
     Leave(Leave),
 }

@@ -104,6 +104,10 @@ struct Args {
     /// Bot seed (also the server's spawn seed).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The server binary to run instead of the release build's (a before/after pair: a
+    /// copy of the previous build against the current one, alternating).
+    #[arg(long)]
+    server_bin: Option<std::path::PathBuf>,
     /// Extra server flags, e.g. `--server-arg=--net-threads=1`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
@@ -220,8 +224,12 @@ fn run_one(args: &Args, bin: &Path, bots: usize) -> Result<Run, String> {
     let data_dir = out_dir.join(format!("{label}.data"));
     let _ = std::fs::remove_dir_all(&data_dir);
 
+    let server_bin = args
+        .server_bin
+        .clone()
+        .unwrap_or_else(|| bin.join("throng"));
     let mut server = Server(
-        Command::new(bin.join("throng"))
+        Command::new(server_bin)
             .args([
                 "--listen",
                 "127.0.0.1:0",
