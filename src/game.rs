@@ -18,7 +18,7 @@ use components::events::EventRegistry;
 use components::persistent::{PersistChanges, PersistRegistry};
 use components::replicated::{ComponentChanges, ReplicationRegistry};
 use components::settings::GameSettings;
-use components::{ServerTick, TickClock, TickSet, WorldBounds};
+use components::{ServerTick, TickClock, TickSet, Workers, WorldBounds};
 
 use crate::bridge::TickSignal;
 use crate::config::{Config, Executor};
@@ -154,6 +154,10 @@ impl Plugin for TickPlugin {
                 .thread_name("throng-sim".into())
                 .build()
         });
+        // The engine's and the demo game's parallel loops run on these (they allocate
+        // nothing per loop, unlike bevy's task scopes); bevy's pool above runs the systems
+        // under `executor = "multi"` and any `par_iter` a game writes. Process-wide too.
+        Workers::init(sim_threads);
         let mut schedule = Schedule::new(ServerTick);
         if self.executor == Executor::Single || self.sim_threads == 1 {
             schedule.set_executor(SingleThreadedExecutor::default());

@@ -12,7 +12,7 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::actions::ActionRegistry;
 use components::{
-    MoveIntent, Player, PlayerName, Position, ServerTick, SplitMix64, TickClock, TickSet,
+    MoveIntent, Player, PlayerName, Position, ServerTick, SplitMix64, TickClock, TickSet, Workers,
     WorldBounds,
 };
 
@@ -284,21 +284,20 @@ pub(crate) fn apply_inputs(
     latest: Res<LatestInputs>,
     clock: Res<TickClock>,
 ) {
+    let workers = Workers::get();
     let tick = clock.tick;
-    players
-        .par_iter_mut()
-        .for_each(|(player, mut intent, mut viewer)| {
-            let Some(latest) = latest.this_tick(player, tick) else {
-                return;
-            };
-            if let Some([x, y]) = latest.direction {
-                let next = MoveIntent::from_direction(f32::from(x), f32::from(y));
-                if *intent != next {
-                    *intent = next;
-                }
+    workers.for_each_mut(&mut players, |(player, mut intent, mut viewer)| {
+        let Some(latest) = latest.this_tick(player, tick) else {
+            return;
+        };
+        if let Some([x, y]) = latest.direction {
+            let next = MoveIntent::from_direction(f32::from(x), f32::from(y));
+            if *intent != next {
+                *intent = next;
             }
-            viewer.ack_seq = latest.seq;
-        });
+        }
+        viewer.ack_seq = latest.seq;
+    });
 }
 
 /// The saved position, wrapped into the world (which may have shrunk since).

@@ -17,6 +17,7 @@
 //! - [`persistent`]: the registry of persistent components.
 //! - [`settings`]: `[game.NAME]` sections of the configuration.
 //! - [`random`]: the seeded generator systems draw from ([`SplitMix64`]).
+//! - [`parallel`]: the worker threads systems update players on in parallel ([`Workers`]).
 //!
 //! Architecture invariant: nothing here knows about sockets, tokio or message framing.
 //! Components are not wire types: values are postcard-encoded here, framed by the engine.
@@ -25,6 +26,7 @@
 pub mod actions;
 pub mod app;
 pub mod events;
+pub mod parallel;
 pub mod persistent;
 pub mod player;
 pub mod random;
@@ -36,6 +38,7 @@ pub mod tick;
 pub use actions::{ActionLimits, PlayerAction};
 pub use app::GameApp;
 pub use events::{EventTarget, ServerEvents};
+pub use parallel::Workers;
 pub use player::{MoveIntent, MovementSettings, Player, PlayerName};
 pub use random::SplitMix64;
 pub use replicated::NetId;

@@ -16,7 +16,7 @@
 
 use bevy_ecs::prelude::*;
 use bevy_utils::Parallel;
-use components::TickClock;
+use components::{TickClock, Workers};
 
 use std::sync::Arc;
 
@@ -175,13 +175,13 @@ pub(crate) fn prepare_views(
         }
     }
     encode_requested_sections(grid, &table, clock.tick);
-    build_view_bodies(grid);
+    build_view_bodies(grid, Workers::get());
 }
 
 /// Builds the shared body of every cell in `body_cells`, in parallel. A body still
 /// referenced by a frame not yet written (a lagging connection task) is left to that frame and
 /// replaced by a new one; otherwise the memory is reused.
-fn build_view_bodies(grid: &mut CellGrid) {
+fn build_view_bodies(grid: &mut CellGrid, workers: &Workers) {
     let mut bodies = std::mem::take(&mut grid.view_bodies);
     let wanted = grid.body_cells.len();
     if bodies.len() < wanted {
@@ -199,25 +199,38 @@ fn build_view_bodies(grid: &mut CellGrid) {
             write_body(bytes, grid_ref, Some(view), view);
         }
     };
-    let pool = bevy_tasks::ComputeTaskPool::get();
-    let chunk = wanted.div_ceil(pool.thread_num().max(1)).max(64);
-    if wanted <= chunk {
-        build(&grid_ref.body_cells, &mut bodies[..wanted]);
-    } else {
-        pool.scope(|scope| {
-            for (cells, out) in grid_ref
-                .body_cells
-                .chunks(chunk)
-                .zip(bodies[..wanted].chunks_mut(chunk))
-            {
-                scope.spawn(async move {
-                    let _zone = crate::profiling::zone!("prepare_views chunk");
-                    build(cells, out)
-                });
-            }
-        });
-    }
+    let chunk = wanted.div_ceil(workers.threads() * 4).max(64);
+    let parts = wanted.div_ceil(chunk);
+    let out = DisjointChunks(bodies[..wanted].as_mut_ptr());
+    workers.run(parts, &|part| {
+        let _zone = crate::profiling::zone!("prepare_views chunk");
+        let start = part * chunk;
+        let end = (start + chunk).min(wanted);
+        // SAFETY: the parts take disjoint ranges of `bodies[..wanted]`, which outlives the
+        // loop and is not otherwise touched during it.
+        let out = unsafe { out.range(start, end) };
+        build(&grid_ref.body_cells[start..end], out);
+    });
     grid.view_bodies = bodies;
+}
+
+/// The start of a slice whose disjoint chunks the parts of one parallel loop fill.
+struct DisjointChunks(*mut SharedBody);
+
+// SAFETY: each part takes its own chunk (see `build_view_bodies`).
+unsafe impl Sync for DisjointChunks {}
+
+impl DisjointChunks {
+    /// Elements `start..end`.
+    ///
+    /// # Safety
+    /// In bounds of the slice, which outlives the result, and no other reference to these
+    /// elements exists while the result does.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn range(&self, start: usize, end: usize) -> &mut [SharedBody] {
+        // SAFETY: as the caller promises.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), end - start) }
+    }
 }
 
 /// Per-thread tallies of one tick's frames, summed into [`Stats`] once per tick so the
@@ -249,6 +262,7 @@ pub(crate) fn assemble_frames(
     signal: Res<TickSignal>,
     routing: Res<EventRouting>,
 ) {
+    let workers = Workers::get();
     let tick = clock.tick as u32;
     let max_bytes = limits.max_frame_bytes as usize;
     let kick_after = limits.slow_reader_kick_ticks;
@@ -258,9 +272,10 @@ pub(crate) fn assemble_frames(
     // One Tracy zone per parallel batch (`init` runs once per batch task; nothing without
     // the `tracy` feature).
     let batch_zone = || crate::profiling::zone!("assemble_frames batch");
-    viewers
-        .par_iter_mut()
-        .for_each_init(batch_zone, |_zone, (mut viewer, mut client)| {
+    workers.for_each_mut_init(
+        &mut viewers,
+        batch_zone,
+        |_zone, (mut viewer, mut client)| {
             let viewer = &mut *viewer;
             let Some(next) = viewer.next_view else {
                 viewer.personal_events.clear();
@@ -332,7 +347,8 @@ pub(crate) fn assemble_frames(
                     viewer.closing = true;
                 }
             });
-        });
+        },
+    );
     let stats: &Stats = &stats.0;
     dropped.0.clear();
     for tally in tallies.iter_mut() {

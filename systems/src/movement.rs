@@ -7,7 +7,7 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use components::{
     GameApp, MoveIntent, MovementSettings, Player, Position, ServerEvents, ServerTick, TickSet,
-    WorldBounds,
+    Workers, WorldBounds,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,15 +55,17 @@ fn tell_joined_players(
     }
 }
 
-/// Moves every entity with an intent by `speed_per_tick` along it, in parallel.
+/// Moves every entity with an intent by `speed_per_tick` along it, in parallel (on the
+/// simulation's [`Workers`], which allocate nothing, unlike bevy's `par_iter_mut`).
 pub fn apply_movement(
     mut movers: Query<(&mut Position, &MoveIntent)>,
     bounds: Res<WorldBounds>,
     settings: Res<MovementSettings>,
 ) {
+    let workers = Workers::get();
     let speed = settings.speed_per_tick;
     let bounds = *bounds;
-    movers.par_iter_mut().for_each(|(mut position, intent)| {
+    workers.for_each_mut(&mut movers, |(mut position, intent)| {
         if intent.x == 0.0 && intent.y == 0.0 {
             return; // standing still must not mark the position changed
         }
