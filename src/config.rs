@@ -122,7 +122,9 @@ settings! {
     slow_reader_kick_s: f32 = 10.0, "10";
     /// Tokio worker threads for sockets.
     net_threads: usize = available_cores(), "number of cores";
-    /// Threads of the ECS compute pool (the parallel loops over players inside systems).
+    /// Threads the parallel loops over players inside systems run on: the tick thread and
+    /// `sim_threads - 1` workers (`components::Workers`); also the size of bevy's compute pool
+    /// (the multi-threaded executor, and any `par_iter` a game writes).
     sim_threads: usize = available_cores(), "number of cores";
     /// How the tick's systems are scheduled: "single" runs them one after another on the
     /// tick thread (their parallel loops still spread over sim_threads), "multi" also runs
