@@ -281,6 +281,8 @@ impl OutboxWriter {
         slot.head.clear();
         slot.shared = None;
         if !fill(slot) {
+            // Nothing of it stays referenced (a shared body would be kept from reuse).
+            slot.shared = None;
             return Publish::Declined;
         }
         shared.published.store(published + 1, Ordering::Release);
