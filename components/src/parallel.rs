@@ -154,7 +154,8 @@ impl Workers {
         let job = Job { task, parts };
         // A worker's panic left over from a loop whose own part panicked first, dropped
         // before the job is published (its drop could panic too).
-        drop(self.shared.lock().panic.take());
+        let stale = self.shared.lock().panic.take();
+        drop(stale);
         {
             let mut state = self.shared.lock();
             self.shared.next.store(0, Ordering::Relaxed);
@@ -249,7 +250,10 @@ struct RunStart<'w, 's, D: IterQueryData, F: ArchetypeFilter>(
 
 // SAFETY: each `RunStart` is taken by exactly one run, on whichever thread claims it, and the
 // iterators reach disjoint items (see `for_each_mut_init`), as bevy's own parallel iteration
-// hands table ranges to its task threads.
+// hands table ranges to its task threads. A `QueryIter` is not `Send` only because its fetch
+// state holds raw pointers into the world's tables; nothing in it is tied to the thread that
+// made it (for bevy's own query data; a hand-written `WorldQuery` whose fetch is would break
+// this).
 unsafe impl<D: IterQueryData, F: ArchetypeFilter> Sync for RunStart<'_, '_, D, F> {}
 
 /// Withdraws the current job and waits until no worker is in it (also when the loop's own
