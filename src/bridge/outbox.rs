@@ -118,8 +118,12 @@ impl Shared {
     }
 
     fn request_close_with_detail(&self, reason: CloseReason, detail: String) {
-        *self.close_note.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(CloseNote::Detail(detail));
+        let mut note = self.close_note.lock().unwrap_or_else(|e| e.into_inner());
+        // A close with a detail (an operator's kick) replaces a Transfer not yet taken: the
+        // flag follows the note it mirrors.
+        *note = Some(CloseNote::Detail(detail));
+        self.transfer_pending.store(false, Ordering::Release);
+        drop(note);
         self.request_close(reason);
     }
 
@@ -466,6 +470,23 @@ mod tests {
             1,
             "the tick may reuse the body now"
         );
+    }
+
+    #[test]
+    fn a_kick_replaces_a_transfer_not_yet_taken() {
+        let (writer, reader) = outbox(2);
+        let (_committed, receiver) = tokio::sync::oneshot::channel();
+        writer.request_transfer(PendingTransfer {
+            zone: "east".into(),
+            message: vec![1],
+            committed: receiver,
+        });
+        assert!(reader.waker().has_transfer());
+        writer.request_close_with_detail(CloseReason::Kicked, "bye".into());
+        assert!(!reader.waker().has_transfer(), "the flag follows the note");
+        assert!(reader.waker().take_transfer().is_none());
+        assert_eq!(reader.requested_close(), Some(CloseReason::Kicked));
+        assert_eq!(reader.waker().close_detail().as_deref(), Some("bye"));
     }
 
     #[test]

@@ -138,7 +138,8 @@ pub(crate) fn serve(
             return;
         };
 
-        let (egress, _registration, name, joined) = join(&mut connection, player, id, &ctx);
+        let (egress, _registration, name, joined) =
+            open_and_join(&mut connection, player, id, &ctx);
         let ending = if joined {
             tracing::info!(connection = id, %name, transport = transport.as_str(), "player joined");
             let _playing = Playing::new(&ctx.stats, transport);
@@ -211,7 +212,7 @@ async fn admit_or_refuse(
 /// player's join to the tick. Not async, so that the login's result, consumed here, takes no
 /// room in the task for the rest of the session. Also returns the player's name and whether
 /// the tick took the join (not if it has stopped).
-fn join(
+fn open_and_join(
     connection: &mut Connection,
     player: LoggedIn,
     id: ConnectionId,
@@ -607,7 +608,12 @@ const HANDOFF_SAVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// with the `Close` this returns instead.
 async fn send_transfer(egress: &Egress, stats: &Stats, id: ConnectionId, name: &str) -> Ending {
     let Some(transfer) = egress.waker().take_transfer() else {
-        return Ending::Transfer;
+        // A kick replaced the Transfer after this session saw it (see the outbox's close
+        // note): end with that close rather than with nothing.
+        return match egress.waker().requested_close() {
+            Some(reason) => server_close(egress, reason, "closed by the server"),
+            None => Ending::Transfer,
+        };
     };
     let committed = tokio::time::timeout(HANDOFF_SAVE_TIMEOUT, transfer.committed).await;
     if matches!(committed, Ok(Ok(true))) {

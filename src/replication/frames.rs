@@ -199,38 +199,11 @@ fn build_view_bodies(grid: &mut CellGrid, workers: &Workers) {
             write_body(bytes, grid_ref, Some(view), view);
         }
     };
-    let chunk = wanted.div_ceil(workers.threads() * 4).max(64);
-    let parts = wanted.div_ceil(chunk);
-    let out = DisjointChunks(bodies[..wanted].as_mut_ptr());
-    workers.run(parts, &|part| {
+    workers.for_each_chunk_mut(&mut bodies[..wanted], |start, out| {
         let _zone = crate::profiling::zone!("prepare_views chunk");
-        let start = part * chunk;
-        let end = (start + chunk).min(wanted);
-        // SAFETY: the parts take disjoint ranges of `bodies[..wanted]`, which outlives the
-        // loop and is not otherwise touched during it.
-        let out = unsafe { out.range(start, end) };
-        build(&grid_ref.body_cells[start..end], out);
+        build(&grid_ref.body_cells[start..start + out.len()], out);
     });
     grid.view_bodies = bodies;
-}
-
-/// The start of a slice whose disjoint chunks the parts of one parallel loop fill.
-struct DisjointChunks(*mut SharedBody);
-
-// SAFETY: each part takes its own chunk (see `build_view_bodies`).
-unsafe impl Sync for DisjointChunks {}
-
-impl DisjointChunks {
-    /// Elements `start..end`.
-    ///
-    /// # Safety
-    /// In bounds of the slice, which outlives the result, and no other reference to these
-    /// elements exists while the result does.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn range(&self, start: usize, end: usize) -> &mut [SharedBody] {
-        // SAFETY: as the caller promises.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), end - start) }
-    }
 }
 
 /// Per-thread tallies of one tick's frames, summed into [`Stats`] once per tick so the

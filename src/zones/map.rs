@@ -16,6 +16,7 @@
 
 use std::path::Path;
 
+use components::WorldBounds;
 use serde::Deserialize;
 
 /// One zone of the world.
@@ -65,10 +66,9 @@ fn page_origin(websocket: &str) -> Option<String> {
     Some(format!("{scheme}://{authority}"))
 }
 
+/// `value` wrapped into `[low, high)`: the world's own wrap, on the zone's span.
 fn wrap_into(value: f32, low: f32, high: f32) -> f32 {
-    let wrapped = low + (value - low).rem_euclid(high - low);
-    // rem_euclid of a value just below a multiple can round up to the width itself.
-    if wrapped >= high { low } else { wrapped }
+    low + WorldBounds { size: high - low }.wrap(value - low)
 }
 
 /// The file's contents.
