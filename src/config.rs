@@ -444,6 +444,9 @@ impl Config {
         if !(self.store.is_empty() || self.store_is_postgres()) {
             return invalid("store", "must be empty (SQLite) or a postgres:// URL");
         }
+        if self.agones && !cfg!(feature = "agones") {
+            return invalid("agones", "true needs a build with --features agones");
+        }
         Ok(())
     }
 }

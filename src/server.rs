@@ -144,11 +144,6 @@ impl ServerHandle {
     /// Starts a server whose game is added to the app by `game` (usually
     /// `app.add_plugins(MyGamePlugins)`).
     pub fn start_with(config: Config, game: impl FnOnce(&mut App)) -> Result<Self, StartError> {
-        #[cfg(not(feature = "agones"))]
-        if config.agones {
-            let why = "agones = true needs a build with --features agones";
-            return Err(StartError::Io(std::io::Error::other(why)));
-        }
         let stats = Arc::new(Stats::default());
         let (inbound_tx, inbound_rx) =
             inbound_queues(config.max_players, config.input_queue_capacity);

@@ -29,6 +29,11 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// [`unix_ms`] as the databases store it (a signed 64-bit column).
+pub(crate) fn db_now_ms() -> i64 {
+    unix_ms() as i64
+}
+
 pub(crate) mod credentials;
 pub mod handoff;
 pub(crate) mod login;

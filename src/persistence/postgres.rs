@@ -29,7 +29,8 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 
-use super::credentials::{Credential, SALT_BYTES};
+use super::credentials::Credential;
+use super::db_now_ms;
 use super::store::{
     AccountId, LoginError, PlayerRecord, RedeemError, Release, SavedPlayer, Store, StoreError,
     check_or_claim,
@@ -388,7 +389,7 @@ impl Session {
 
     /// When a hold taken now ends.
     fn hold_until(&self) -> i64 {
-        now_ms().saturating_add(self.lease_ms)
+        db_now_ms().saturating_add(self.lease_ms)
     }
 
     /// [`Store::login`]: the database errors outside, the login's own refusals inside.
@@ -472,7 +473,7 @@ impl Session {
         let mut transaction = self.client.transaction()?;
         let redeemed = transaction.query_opt(
             &self.statements.redeem,
-            &[&account, &(nonce as i64), &owner, &now_ms(), &until],
+            &[&account, &(nonce as i64), &owner, &db_now_ms(), &until],
         )?;
         let Some(row) = redeemed else {
             let held_by = transaction
@@ -507,7 +508,7 @@ impl Statements {
         if !batch.ids.is_empty() {
             transaction.execute(
                 &self.positions,
-                &[&batch.ids, &batch.xs, &batch.ys, &now_ms(), &owner],
+                &[&batch.ids, &batch.xs, &batch.ys, &db_now_ms(), &owner],
             )?;
         }
         if !batch.component_ids.is_empty() {
@@ -596,10 +597,6 @@ impl Store for PostgresStore {
         })?
     }
 
-    fn save(&mut self, records: &[PlayerRecord], kinds: &[String]) -> Result<(), StoreError> {
-        self.save_releasing(records, kinds, &[])
-    }
-
     fn save_releasing(
         &mut self,
         records: &[PlayerRecord],
@@ -656,7 +653,7 @@ impl Store for PostgresStore {
 fn held_elsewhere(row: &Row, zone: usize, until: usize, owner: &str) -> Option<String> {
     let held_by: Option<String> = row.get(zone);
     let until: Option<i64> = row.get(until);
-    held_by.filter(|held| held != owner && until.is_none_or(|until| until >= now_ms()))
+    held_by.filter(|held| held != owner && until.is_none_or(|until| until >= db_now_ms()))
 }
 
 /// The name a process holds players under: its zone (or `server`) and a random id, so that
@@ -670,15 +667,10 @@ pub fn owner_name(zone: &str) -> String {
     format!("{base}:{hex}")
 }
 
-/// The stored credential in `row` (columns `salt` and `hash`). A damaged one (wrong
-/// lengths) becomes zeros, which no secret matches.
+/// The stored credential in `row` (columns `salt` and `hash`; see
+/// [`Credential::from_stored`]).
 fn credential(row: &Row, salt: usize, hash: usize) -> Credential {
-    let salt: &[u8] = row.get(salt);
-    let hash: &[u8] = row.get(hash);
-    Credential {
-        salt: salt.try_into().unwrap_or([0; SALT_BYTES]),
-        hash: hash.try_into().unwrap_or([0; 32]),
-    }
+    Credential::from_stored(row.get(salt), row.get(hash))
 }
 
 /// The saved position in `row` (columns `x` and `y`), if the player was ever saved.
@@ -698,11 +690,6 @@ fn load_components(
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect())
-}
-
-/// [`super::unix_ms`] as the database stores it.
-fn now_ms() -> i64 {
-    super::unix_ms() as i64
 }
 
 /// A store error naming the database (without its password), what was being done, and

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::credentials::{Credential, SALT_BYTES};
+use super::credentials::Credential;
+use super::db_now_ms;
 use super::store::{
-    AccountId, LoginError, PlayerRecord, SavedPlayer, Store, StoreError, check_or_claim,
+    AccountId, LoginError, PlayerRecord, Release, SavedPlayer, Store, StoreError, check_or_claim,
 };
 
 /// The schema, one step per version; `PRAGMA user_version` is the number of steps applied.
@@ -102,11 +103,6 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// [`super::unix_ms`] as the database stores it.
-fn now_ms() -> i64 {
-    super::unix_ms() as i64
-}
-
 impl Store for SqliteStore {
     fn verify(&mut self, name: &str, secret: &str) -> Result<bool, StoreError> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self
@@ -118,12 +114,8 @@ impl Store for SqliteStore {
                     .optional()
             })
             .map_err(database)?;
-        Ok(row.is_some_and(|(salt, hash)| {
-            Credential {
-                salt: salt.as_slice().try_into().unwrap_or([0; SALT_BYTES]),
-                hash: hash.as_slice().try_into().unwrap_or([0; 32]),
-            }
-            .matches(secret)
+        Ok(row.is_some_and(|(salt, hash): (Vec<u8>, Vec<u8>)| {
+            Credential::from_stored(&salt, &hash).matches(secret)
         }))
     }
 
@@ -142,10 +134,9 @@ impl Store for SqliteStore {
                     .optional()
             })
             .map_err(database)?;
-        let stored = row.as_ref().map(|(_, salt, hash, _, _)| Credential {
-            salt: salt.as_slice().try_into().unwrap_or([0; SALT_BYTES]),
-            hash: hash.as_slice().try_into().unwrap_or([0; 32]),
-        });
+        let stored = row
+            .as_ref()
+            .map(|(_, salt, hash, _, _)| Credential::from_stored(salt, hash));
         let claim = check_or_claim(stored, secret)?;
         let Some((account, _, _, x, y)) = row else {
             let credential = claim.expect("a new name gets a credential");
@@ -177,8 +168,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn save(&mut self, records: &[PlayerRecord], kinds: &[String]) -> Result<(), StoreError> {
-        let saved_at = now_ms();
+    /// Nothing to release: one server owns this database, and its `OnlineNames` is the
+    /// whole truth about who is online.
+    fn save_releasing(
+        &mut self,
+        records: &[PlayerRecord],
+        kinds: &[String],
+        _releases: &[Release],
+    ) -> Result<(), StoreError> {
+        let saved_at = db_now_ms();
         let transaction = self.connection.transaction().map_err(database)?;
         {
             let mut position = transaction

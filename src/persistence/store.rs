@@ -105,20 +105,20 @@ pub trait Store: Send + 'static {
     /// Whether `name` is claimed with `secret` (nothing is claimed, loaded or written).
     fn verify(&mut self, name: &str, secret: &str) -> Result<bool, StoreError>;
 
-    /// Writes `records` in one transaction; component kinds are indices into `kinds`.
-    fn save(&mut self, records: &[PlayerRecord], kinds: &[String]) -> Result<(), StoreError>;
-
-    /// [`Store::save`], and in the same transaction stops holding `releases` online (and
-    /// records their handoff nonces). A store used by one server only (SQLite) has no
-    /// online holds to release: the server's own `OnlineNames` is the whole truth there.
+    /// Writes `records` in one transaction (component kinds are indices into `kinds`), and
+    /// in the same transaction stops holding `releases` online (and records their handoff
+    /// nonces). A store used by one server only (SQLite) has no online holds to release: the
+    /// server's own `OnlineNames` is the whole truth there.
     fn save_releasing(
         &mut self,
         records: &[PlayerRecord],
         kinds: &[String],
         releases: &[Release],
-    ) -> Result<(), StoreError> {
-        let _ = releases;
-        self.save(records, kinds)
+    ) -> Result<(), StoreError>;
+
+    /// [`Store::save_releasing`] with nothing to release.
+    fn save(&mut self, records: &[PlayerRecord], kinds: &[String]) -> Result<(), StoreError> {
+        self.save_releasing(records, kinds, &[])
     }
 
     /// Admits a player handed off to this server: consumes the pending handoff `nonce` of
