@@ -419,17 +419,11 @@ pub(crate) fn close_players_when_holds_lapse(world: &mut World, mut closed: Loca
         return;
     }
     *closed = true;
-    let mut clients = world.query::<(
-        &crate::replication::frames::Connected,
-        &mut crate::replication::frames::Viewer,
-    )>();
-    for (client, mut viewer) in clients.iter_mut(world) {
-        client.outbox.request_close_with_detail(
-            crate::protocol::CloseReason::InternalError,
-            "this server lost its player database; log in again".into(),
-        );
-        viewer.closing = true;
-    }
+    crate::replication::welcome::close_clients(
+        world,
+        crate::protocol::CloseReason::InternalError,
+        Some("this server lost its player database; log in again"),
+    );
 }
 
 /// At shutdown, after the last tick: every player still in the world, whole, handed off.

@@ -47,9 +47,20 @@ pub(crate) fn welcome_new_clients(
 /// shutdown). Runs on the tick thread, between ticks.
 pub(crate) fn close_all_clients(world: &mut World, reason: CloseReason) {
     world.insert_resource(Draining(true));
+    close_clients(world, reason, None);
+}
+
+/// Asks every client to close with `reason` (and `detail`, the Close's text, if given) and
+/// stops sending them frames.
+pub(crate) fn close_clients(world: &mut World, reason: CloseReason, detail: Option<&str>) {
     let mut clients = world.query::<(&Connected, &mut Viewer)>();
     for (client, mut viewer) in clients.iter_mut(world) {
-        client.outbox.request_close(reason);
+        match detail {
+            Some(detail) => client
+                .outbox
+                .request_close_with_detail(reason, detail.to_owned()),
+            None => client.outbox.request_close(reason),
+        }
         viewer.closing = true;
     }
 }

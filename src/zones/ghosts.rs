@@ -209,8 +209,8 @@ fn publish_strip(
     match ghosts.link.outgoing.try_send(out) {
         Ok(()) => {
             Stats::bump(&ghosts.link.stats.ghost_strips_sent);
-            // The next strip goes into a buffer the network side gives back by then.
-            ghosts.buffer = ghosts.link.spare.try_recv().unwrap_or_default();
+            // The next strip goes into a buffer the network side gives back by then (taken
+            // at the top of the next call; empty until then, which allocates nothing).
         }
         Err(error) => {
             Stats::bump(&ghosts.link.stats.ghost_strips_dropped);
