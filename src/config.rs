@@ -78,9 +78,10 @@ settings! {
     tick_hz: u16 = 20, "20";
     /// Side of the square world in units.
     world_size: f32 = 1000.0, "1000";
-    /// Distance within which a player is guaranteed to see others.
+    /// Distance within which a player sees others, and beyond which it does not.
     interest_radius: f32 = 100.0, "100";
-    /// Side of a replication grid cell in units.
+    /// Side of a replication grid cell in units (how the server finds what is near a
+    /// player: a CPU setting, not a change of what is sent).
     cell_size: f32 = 100.0, "the interest radius, at most the world";
     /// Most players connected at once; further connections get Reject{ServerFull}.
     max_players: usize = 10_000, "10000";

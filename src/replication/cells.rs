@@ -1,73 +1,141 @@
-//! Encode once per tick: every changed entity is written once into the buffers of the cell
-//! it is in, whatever the number of clients that will see it.
+//! Encode once per tick: every changed entity's update record is written once, whatever the
+//! number of clients that will see it, and every entity is listed under the cell it is in.
 //!
-//! Per cell and tick:
-//! - `left`: ids of entities that left the cell (moved out or despawned);
-//! - `entered`: spawn records of entities that entered (moved in or were spawned);
-//! - `updated`: update records of entities that stayed and changed;
-//! - `snapshot` (only if some client starts seeing the cell this tick): spawn records of all
-//!   entities in the cell;
-//! - `previous` (only if some client stops seeing the cell this tick): ids of the entities the
-//!   cell held at the previous tick.
+//! Per tick:
+//! - `members`: every entity, cell after cell in row-major order (so the cells of one row
+//!   from one column to another are one slice), each with its wire position this tick and
+//!   at the previous tick's frames, and where its update record is (see [`Member`]);
+//! - `departures`: the entities that left a cell this tick (moved out or despawned), under
+//!   the cell they left, with the position the previous tick's frames gave them;
+//! - per cell, `events`: server events sent this tick to the viewers of an entity in it.
 //!
-//! A client's frame is then a concatenation of these sections (see `frames`).
+//! Both lists are rebuilt every tick by a counting sort over the cells (O(entities +
+//! cells)). A client's frame is then cut from the slices of the rows around it (see
+//! `frames`).
 
 use bevy_ecs::prelude::*;
-use components::TickClock;
 
 use super::events::EventSection;
 use super::grid::{CellIndex, GridGeometry};
-use super::records::Section;
+use super::records::push_update;
 use super::table::{NO_CELL, ReplicaTable};
-use crate::bridge::outbox::SharedBody;
 
-/// The encoded data of one grid cell for the current tick.
-#[derive(Debug)]
+/// An entity in a cell, as this tick's frames need it: kept inline so that cutting a
+/// client's view reads the member slices of the rows around it and nothing else.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Member {
+    /// Wire id.
+    pub id: u32,
+    /// Wire position this tick.
+    pub wire: [u32; 2],
+    /// Wire position as of the previous tick's frames (meaningless when `new`).
+    pub before: [u32; 2],
+    /// Where its update record starts in [`CellGrid::records`].
+    pub record_start: u32,
+    /// Length of its update record (0: nothing changed).
+    pub record_len: u32,
+    /// Registered this tick: no earlier frame named it.
+    pub new: bool,
+    /// Moved into this cell this tick (its old cell lists it among its departures), or new.
+    pub entered: bool,
+}
+
+impl Member {
+    /// Its update record, followed by the bytes after it up to [`RECORD_PAD`] in all (a
+    /// fixed-size copy, for a cut without a branch per member), or `None` if the record is
+    /// longer than that.
+    #[inline]
+    pub(crate) fn padded_record<'r>(&self, records: &'r [u8]) -> Option<&'r [u8; RECORD_PAD]> {
+        if self.record_len as usize > RECORD_PAD {
+            return None;
+        }
+        let start = self.record_start as usize;
+        records[start..start + RECORD_PAD].try_into().ok()
+    }
+
+    /// Its whole update record.
+    #[inline]
+    pub(crate) fn record<'r>(&self, records: &'r [u8]) -> &'r [u8] {
+        let start = self.record_start as usize;
+        &records[start..start + self.record_len as usize]
+    }
+}
+
+/// An entity that left a cell this tick.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Departure {
+    /// Wire id.
+    pub id: u32,
+    /// Wire position as of the previous tick's frames.
+    pub before: [u32; 2],
+    /// Wire position this tick; `None`: despawned.
+    pub wire: Option<[u32; 2]>,
+}
+
+/// The events of one grid cell for the current tick.
+#[derive(Debug, Default)]
 pub(crate) struct Cell {
-    /// Wire ids of the entities in the cell.
-    pub members: Vec<u32>,
-    /// See the module docs.
-    pub left: Section,
-    /// See the module docs.
-    pub entered: Section,
-    /// See the module docs.
-    pub updated: Section,
-    /// See the module docs; valid only when `snapshot_wanted`.
-    pub snapshot: Section,
-    /// See the module docs; valid only when `previous_wanted`.
-    pub previous: Section,
-    /// A client starts seeing this cell this tick.
-    pub snapshot_wanted: bool,
-    /// A client stops seeing this cell this tick.
-    pub previous_wanted: bool,
     /// Server events sent this tick to the viewers of an entity in this cell.
     pub events: EventSection,
-    /// Some cell in this cell's view has events this tick (so clients here get events).
+    /// Per record of `events`: the wire position of the entity whose viewers get it.
+    pub event_targets: Vec<[u32; 2]>,
+    /// Some cell in this cell's search square has events this tick (so clients here may
+    /// get events).
     pub events_in_view: bool,
-    /// Index into [`CellGrid::view_bodies`] of the shared frame body for clients in this cell
-    /// whose view did not change, or [`NO_BODY`].
-    pub body_slot: u32,
     dirty: bool,
 }
 
-/// Marks a cell without a shared frame body this tick.
-pub(crate) const NO_BODY: u32 = u32::MAX;
+/// Bytes every update record can be read as (see [`Member::padded_record`]): a walker's
+/// record is 5 to 7 bytes.
+pub(crate) const RECORD_PAD: usize = 16;
 
-impl Default for Cell {
-    fn default() -> Self {
-        Self {
-            members: Vec::new(),
-            left: Section::default(),
-            entered: Section::default(),
-            updated: Section::default(),
-            snapshot: Section::default(),
-            previous: Section::default(),
-            snapshot_wanted: false,
-            previous_wanted: false,
-            events: EventSection::default(),
-            events_in_view: false,
-            body_slot: NO_BODY,
-            dirty: false,
+/// Items listed by cell: all of cell `c`'s are `items[starts[c]..starts[c + 1]]`.
+#[derive(Debug, Default)]
+pub(crate) struct ByCell<T> {
+    items: Vec<T>,
+    starts: Vec<u32>,
+    /// This tick's items with their cells, in id order, before the sort.
+    unsorted: Vec<(CellIndex, T)>,
+}
+
+impl<T: Copy + Default> ByCell<T> {
+    /// The items of the cells `x0..=x1` of row `row` (one slice: cells are row-major).
+    #[inline]
+    pub(crate) fn row(&self, geometry: &GridGeometry, row: u32, x0: u32, x1: u32) -> &[T] {
+        let first = geometry.index(x0, row) as usize;
+        let last = geometry.index(x1, row) as usize;
+        &self.items[self.starts[first] as usize..self.starts[last + 1] as usize]
+    }
+
+    fn clear(&mut self) {
+        self.unsorted.clear();
+    }
+
+    fn push(&mut self, cell: CellIndex, item: T) {
+        self.unsorted.push((cell, item));
+    }
+
+    /// Counting sort of this tick's items by cell; within a cell they keep their order (id
+    /// order), so the lists, and the frames cut from them, are the same in a replay.
+    fn sort(&mut self, cells: usize) {
+        self.starts.clear();
+        self.starts.resize(cells + 1, 0);
+        for &(cell, _) in &self.unsorted {
+            self.starts[cell as usize] += 1;
+        }
+        let mut end = 0;
+        for start in &mut self.starts[..cells] {
+            end += *start;
+            *start = end;
+        }
+        self.starts[cells] = end;
+        self.items.clear();
+        self.items.resize(self.unsorted.len(), T::default());
+        // Backwards, each cell's end moves down to its start: a stable placement.
+        for &(cell, item) in self.unsorted.iter().rev() {
+            let slot = &mut self.starts[cell as usize];
+            *slot -= 1;
+            self.items[*slot as usize] = item;
         }
     }
 }
@@ -75,17 +143,18 @@ impl Default for Cell {
 /// The grid of cells with this tick's encoded data.
 #[derive(Resource)]
 pub(crate) struct CellGrid {
-    /// Dimensions.
+    /// Dimensions and the interest rule.
     pub geometry: GridGeometry,
-    /// All cells, by [`CellIndex`].
+    /// Every entity, by the cell it is in.
+    pub members: ByCell<Member>,
+    /// This tick's departures, by the cell they left.
+    pub departures: ByCell<Departure>,
+    /// All cells' events, by [`CellIndex`].
     pub cells: Vec<Cell>,
-    /// Shared frame bodies (see `frames`), one per cell in `body_cells`. Kept from tick to
-    /// tick and rebuilt in place once every client has written the previous tick's frames, so
-    /// that building them does not allocate.
-    pub view_bodies: Vec<SharedBody>,
-    /// Cells that have a shared frame body this tick.
-    pub body_cells: Vec<CellIndex>,
-    /// Cells written to this tick, cleared at the start of the next.
+    /// This tick's update records of every entity that changed, each written once (a
+    /// [`Member`] says where its own is), then [`RECORD_PAD`] zero bytes.
+    pub records: Vec<u8>,
+    /// Cells with events this tick, cleared at the start of the next.
     dirty: Vec<CellIndex>,
 }
 
@@ -95,38 +164,20 @@ impl CellGrid {
         let cells = (0..geometry.cell_count())
             .map(|_| Cell::default())
             .collect();
-        Self {
+        let mut grid = Self {
             geometry,
+            members: ByCell::default(),
+            departures: ByCell::default(),
             cells,
-            view_bodies: Vec::new(),
-            body_cells: Vec::new(),
+            records: Vec::new(),
             dirty: Vec::new(),
-        }
+        };
+        grid.members.sort(geometry.cell_count());
+        grid.departures.sort(geometry.cell_count());
+        grid
     }
 
-    /// Asks for a shared frame body for clients in `cell` whose view did not change.
-    pub(crate) fn request_body(&mut self, cell: CellIndex) {
-        let slot = &mut self.cells[cell as usize].body_slot;
-        if *slot == NO_BODY {
-            *slot = self.body_cells.len() as u32;
-            self.body_cells.push(cell);
-        }
-    }
-
-    /// The shared frame body of `cell`, if one was built this tick.
-    #[inline]
-    pub(crate) fn body(&self, cell: CellIndex) -> Option<&SharedBody> {
-        let slot = self.cells[cell as usize].body_slot;
-        (slot != NO_BODY).then(|| &self.view_bodies[slot as usize])
-    }
-
-    fn clear_bodies(&mut self) {
-        for index in self.body_cells.drain(..) {
-            self.cells[index as usize].body_slot = NO_BODY;
-        }
-    }
-
-    /// The cell at `index`, marked so its buffers are cleared next tick.
+    /// The cell at `index`, marked so its events are cleared next tick.
     #[inline]
     pub(crate) fn cell_mut(&mut self, index: CellIndex) -> &mut Cell {
         let cell = &mut self.cells[index as usize];
@@ -140,49 +191,23 @@ impl CellGrid {
     fn clear_dirty(&mut self) {
         for index in self.dirty.drain(..) {
             let cell = &mut self.cells[index as usize];
-            cell.left.clear();
-            cell.entered.clear();
-            cell.updated.clear();
-            cell.snapshot.clear();
-            cell.previous.clear();
-            cell.snapshot_wanted = false;
-            cell.previous_wanted = false;
             cell.events.clear();
+            cell.event_targets.clear();
             cell.events_in_view = false;
             cell.dirty = false;
         }
     }
 }
 
-fn remove_member(grid: &mut CellGrid, table: &mut ReplicaTable, cell: CellIndex, id: u32) {
-    let slot = table.get(id).member_slot as usize;
-    let members = &mut grid.cell_mut(cell).members;
-    members.swap_remove(slot);
-    if let Some(&moved) = members.get(slot) {
-        table.get_mut(moved).member_slot = slot as u32;
-    }
-}
-
-fn add_member(grid: &mut CellGrid, table: &mut ReplicaTable, cell: CellIndex, id: u32, tick: u64) {
-    let members = &mut grid.cell_mut(cell).members;
-    let replica = table.get_mut(id);
-    replica.member_slot = members.len() as u32;
-    replica.cell = cell;
-    replica.entered_tick = tick;
-    members.push(id);
-}
-
-/// Places every replica in its cell and writes its record into that cell's sections.
-pub(crate) fn encode_cells(
-    mut grid: ResMut<CellGrid>,
-    mut table: ResMut<ReplicaTable>,
-    clock: Res<TickClock>,
-) {
+/// Lists every replica under its cell, writes the update record of every one that changed
+/// and lists the departures.
+pub(crate) fn encode_cells(mut grid: ResMut<CellGrid>, mut table: ResMut<ReplicaTable>) {
     let grid = &mut *grid;
     let table = &mut *table;
-    let tick = clock.tick;
     grid.clear_dirty();
-    grid.clear_bodies();
+    grid.records.clear();
+    grid.members.clear();
+    grid.departures.clear();
     table.recycle_released();
     for id in 0..table.slots() as u32 {
         let replica = table.get(id);
@@ -190,53 +215,73 @@ pub(crate) fn encode_cells(
             continue;
         }
         let old_cell = replica.cell;
+        let before = replica.sent_wire;
         if replica.despawned {
             if old_cell != NO_CELL {
-                remove_member(grid, table, old_cell, id);
-                grid.cell_mut(old_cell).left.push_removal(id);
+                let departure = Departure {
+                    id,
+                    before,
+                    wire: None,
+                };
+                grid.departures.push(old_cell, departure);
             }
             table.release(id);
             continue;
         }
-        let new_cell = grid.geometry.cell_of(replica.wire);
-        if new_cell != old_cell {
-            if old_cell != NO_CELL {
-                remove_member(grid, table, old_cell, id);
-                grid.cell_mut(old_cell).left.push_removal(id);
-            }
-            add_member(grid, table, new_cell, id, tick);
-            grid.cell_mut(new_cell)
-                .entered
-                .push_spawn(id, table.get(id));
-        } else if replica.wire != replica.sent_wire || replica.changed != 0 || replica.removed != 0
-        {
-            grid.cell_mut(new_cell).updated.push_update(id, replica);
+        let new = old_cell == NO_CELL;
+        let start = grid.records.len() as u32;
+        if !new && (replica.wire != before || replica.changed != 0 || replica.removed != 0) {
+            push_update(&mut grid.records, id, replica);
         }
+        let cell = grid.geometry.cell_of(replica.wire);
+        if cell != old_cell && !new {
+            let departure = Departure {
+                id,
+                before,
+                wire: Some(replica.wire),
+            };
+            grid.departures.push(old_cell, departure);
+        }
+        let member = Member {
+            id,
+            wire: replica.wire,
+            before,
+            record_start: start,
+            record_len: grid.records.len() as u32 - start,
+            new,
+            entered: cell != old_cell,
+        };
+        grid.members.push(cell, member);
         let replica = table.get_mut(id);
+        replica.cell = cell;
         replica.sent_wire = replica.wire;
         replica.changed = 0;
         replica.removed = 0;
         replica.announced = replica.present;
     }
+    let cells = grid.geometry.cell_count();
+    grid.members.sort(cells);
+    grid.departures.sort(cells);
+    grid.records.resize(grid.records.len() + RECORD_PAD, 0);
 }
 
-/// Encodes the `snapshot` and `previous` sections of the cells that clients asked for.
-pub(crate) fn encode_requested_sections(grid: &mut CellGrid, table: &ReplicaTable, tick: u64) {
-    for index in 0..grid.dirty.len() {
-        let cell = &mut grid.cells[grid.dirty[index] as usize];
-        if cell.snapshot_wanted && cell.snapshot.count == 0 {
-            for &id in &cell.members {
-                cell.snapshot.push_spawn(id, table.get(id));
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_listed_by_cell_in_their_order_and_rows_are_slices() {
+        let geometry = GridGeometry::new(300.0, 100.0, 100.0, 8.0);
+        let mut by_cell = ByCell::<u32>::default();
+        for (cell, item) in [(4, 1), (0, 2), (4, 3), (8, 4), (3, 5), (5, 6), (4, 7)] {
+            by_cell.push(cell, item);
         }
-        if cell.previous_wanted && cell.previous.count == 0 {
-            for &id in &cell.members {
-                if table.get(id).entered_tick != tick {
-                    cell.previous.push_removal(id);
-                }
-            }
-            cell.previous.bytes.extend_from_slice(&cell.left.bytes);
-            cell.previous.count += cell.left.count;
-        }
+        by_cell.sort(geometry.cell_count());
+        assert_eq!(by_cell.row(&geometry, 0, 0, 2), [2]);
+        assert_eq!(by_cell.row(&geometry, 1, 0, 2), [5, 1, 3, 7, 6]);
+        assert_eq!(by_cell.row(&geometry, 1, 1, 1), [1, 3, 7]);
+        assert_eq!(by_cell.row(&geometry, 1, 2, 2), [6]);
+        assert_eq!(by_cell.row(&geometry, 2, 1, 2), [4]);
+        assert!(by_cell.row(&geometry, 2, 0, 1).is_empty());
     }
 }

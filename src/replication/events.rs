@@ -104,10 +104,15 @@ pub(crate) fn route_events(world: &mut World) {
                             unroutable += 1;
                             continue;
                         };
-                        let cell = grid.geometry.cell_of(table.get(id.0).wire);
-                        grid.cell_mut(cell).events.push(order, event.kind, value);
-                        let view = grid.geometry.view_of(cell);
-                        for (cx, cy) in view.cells() {
+                        let wire = table.get(id.0).wire;
+                        let cell = grid.geometry.cell_of(wire);
+                        let target = grid.cell_mut(cell);
+                        target.events.push(order, event.kind, value);
+                        target.event_targets.push(wire);
+                        // The clients that may see it are in cells whose search square
+                        // holds its cell: the cells of its own square.
+                        let square = grid.geometry.search_of(cell);
+                        for (cx, cy) in square.cells() {
                             let index = grid.geometry.index(cx, cy);
                             grid.cell_mut(index).events_in_view = true;
                         }

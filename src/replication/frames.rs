@@ -1,33 +1,30 @@
-//! Copy many: each client's frame is assembled from the cell sections of its view, plus
-//! enter/leave sections where its view changed, and handed to its connection task.
+//! Copy many: each client's frame is cut from the cells around it and handed to its
+//! connection task.
 //!
-//! For a client whose view went from cell rectangle P (previous tick) to C (this tick):
-//! - removed = `previous` of cells in P \ C, `left` of cells in C ∩ P;
-//! - spawned = `snapshot` of cells in C \ P, `entered` of cells in C ∩ P;
-//! - updated = `updated` of cells in C ∩ P.
+//! A client whose previous frame was cut at its wire position `before` holds exactly the
+//! entities the interest rule gave it there (the previous tick's positions). At its position
+//! `now` this tick, its frame carries:
+//! - spawned: the entities it sees now and did not see then (or that are new), from the
+//!   members of the cells of its search square;
+//! - updated: those it saw and still sees, if they changed (their record, written once per
+//!   tick by `cells`);
+//! - removed: those it saw and no longer sees: members that stayed in a cell of its previous
+//!   square, and that square's departures (entities that moved cell or were despawned).
 //!
-//! An entity that moves between two cells the client sees arrives as a removal followed by
-//! a spawn, so the client's mirror always equals the union of the cells in its view.
-//! A client being resynchronised has no P: it gets `reset` and the snapshot of all of C.
-//!
-//! Most clients' views do not change from one tick to the next, and then the frame body
-//! depends only on the client's cell. That body is built once per such cell (in parallel
-//! across cells) and each of those clients' frames is a header plus one copy of it.
+//! Each entity is thus tested once against the rule (twice: then and now) for each client
+//! whose square holds its cell. A client being resynchronised (first frame, or frames
+//! dropped) gets `reset` and spawns of everything it sees.
 
 use bevy_ecs::prelude::*;
 use bevy_utils::Parallel;
 use components::{TickClock, Workers};
 
-use std::sync::Arc;
-
-use crate::bridge::outbox::{FrameSlot, OutboxWriter, Publish, SharedBody};
+use crate::bridge::outbox::{OutboxWriter, Publish};
 use crate::bridge::{ConnectionId, TickSignal};
-use crate::protocol::{
-    CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, finish_frame_followed_by, put_varint,
-};
+use crate::protocol::{CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, put_varint};
 use crate::stats::Stats;
 
-use super::cells::{Cell, CellGrid, encode_requested_sections};
+use super::cells::{Cell, CellGrid, Member};
 use super::events::{EventRouting, EventSection};
 use super::grid::{CellIndex, CellRect};
 use super::records::Section;
@@ -53,13 +50,9 @@ pub(crate) struct FramesDropped(pub Vec<ConnectionId>);
 /// What a client sees and has been told.
 #[derive(Component, Default, Debug)]
 pub(crate) struct Viewer {
-    /// The cells in view as of the last frame sent; `None` before the first frame and after
-    /// dropped frames (the next frame is then a full resynchronisation).
-    pub view: Option<CellRect>,
-    /// This tick's view, computed before assembly.
-    pub next_view: Option<CellRect>,
-    /// The cell the client is in this tick.
-    pub cell: u32,
+    /// The client's own wire position when its last frame was cut; `None` before its first
+    /// frame.
+    pub seen_from: Option<[u32; 2]>,
     /// Last input seq applied for this client.
     pub ack_seq: u32,
     /// Frames to this client were dropped: the next frame carries `reset`.
@@ -87,11 +80,13 @@ enum EventSource {
     Cell(CellIndex),
 }
 
-/// Appends to `viewer.pending_events` the events of this tick for a client that sees
-/// `view`: everyone's, those of the cells in its view and its own, in sending order.
+/// Appends to `viewer.pending_events` the events of this tick for a client at wire position
+/// `now` in `cell`: everyone's, those sent to the viewers of an entity it sees, and its own,
+/// in sending order.
 fn gather_events(
     viewer: &mut Viewer,
-    view: CellRect,
+    now: [u32; 2],
+    cell: CellIndex,
     grid: &CellGrid,
     everyone: &EventSection,
     scratch: &mut Vec<(u32, EventSource, u32)>,
@@ -104,11 +99,16 @@ fn gather_events(
     };
     add(everyone, EventSource::Everyone);
     add(&viewer.personal_events, EventSource::Personal);
-    if grid.cells[viewer.cell as usize].events_in_view {
-        for (cx, cy) in view.cells() {
-            let index = grid.geometry.index(cx, cy);
-            add(&grid.cells[index as usize].events, EventSource::Cell(index));
-        }
+    let geometry = &grid.geometry;
+    if grid.cells[cell as usize].events_in_view {
+        each_cell(grid, geometry.search_of(cell), |cx, cy, near| {
+            let source = EventSource::Cell(geometry.index(cx, cy));
+            for (index, &(order, _)) in near.events.ends.iter().enumerate() {
+                if geometry.sees(now, near.event_targets[index]) {
+                    scratch.push((order, source, index as u32));
+                }
+            }
+        });
     }
     if scratch.is_empty() {
         return;
@@ -132,82 +132,187 @@ fn gather_events(
     }
 }
 
-/// Computes each viewer's view for this tick and asks the cells entering or leaving some
-/// view for their snapshot/previous sections, then encodes those (once per cell).
-pub(crate) fn prepare_views(
-    mut viewers: Query<(&NetId, &mut Viewer)>,
-    mut grid: ResMut<CellGrid>,
-    table: Res<ReplicaTable>,
-    clock: Res<TickClock>,
-) {
-    let grid = &mut *grid;
-    for (id, mut viewer) in &mut viewers {
-        let cell = table.get(id.0).cell;
-        if cell == NO_CELL || viewer.closing {
-            viewer.next_view = None;
-            continue;
-        }
-        let next = grid.geometry.view_of(cell);
-        viewer.next_view = Some(next);
-        viewer.cell = cell;
-        let previous = if viewer.needs_reset {
-            None
-        } else {
-            viewer.view
+/// A client's entity records for one frame, cut from the cells around it.
+#[derive(Default)]
+pub(crate) struct ViewChange {
+    removed: Section,
+    spawned: Section,
+    updated: Section,
+}
+
+impl ViewChange {
+    /// Cuts the records of a client at `now` whose previous frame was cut at `before`
+    /// (`None`: it holds nothing; everything it sees is spawned). See the module docs.
+    ///
+    /// Row by row of the cells around it: the members of the cells the two circles (then
+    /// and now) do not reach are never read; those of cells wholly inside both were seen then
+    /// and are seen now unless they changed cell, so only their records are copied; the
+    /// others are tested against the rule.
+    fn cut(
+        &mut self,
+        grid: &CellGrid,
+        table: &ReplicaTable,
+        before: Option<[u32; 2]>,
+        now: [u32; 2],
+    ) {
+        self.removed.clear();
+        self.spawned.clear();
+        self.updated.clear();
+        let geometry = &grid.geometry;
+        let mut cut = Cut {
+            change: self,
+            grid,
+            table,
+            now,
+            from: before.unwrap_or_default(),
+            had_frame: before.is_some(),
+            r2: u64::from(geometry.radius_wire).pow(2),
         };
-        if previous == Some(next) {
-            grid.request_body(cell);
-            continue;
+        let (mut first, mut last) = geometry.rows_of(now);
+        if let Some(before) = before {
+            let (low, high) = geometry.rows_of(before);
+            (first, last) = (first.min(low), last.max(high));
         }
-        for (cx, cy) in next.cells() {
-            if !previous.is_some_and(|p| p.contains(cx, cy)) {
-                let index = grid.geometry.index(cx, cy);
-                grid.cell_mut(index).snapshot_wanted = true;
+        for row in first..=last {
+            let span_now = geometry.span(now, row);
+            let span_before = before.and_then(|before| geometry.span(before, row));
+            let inside = match (span_now, before.map(|_| span_before)) {
+                (Some(now), None) => now.inside,
+                (Some(now), Some(Some(then))) => overlap(now.inside, then.inside),
+                _ => None,
+            };
+            let touched = match (span_now, span_before) {
+                (Some(now), Some(then)) => (
+                    now.touched.0.min(then.touched.0),
+                    now.touched.1.max(then.touched.1),
+                ),
+                (Some(span), None) | (None, Some(span)) => span.touched,
+                (None, None) => continue,
+            };
+            let members = |x0: u32, x1: u32| grid.members.row(geometry, row, x0, x1);
+            match inside {
+                Some((x0, x1)) => {
+                    if touched.0 < x0 {
+                        cut.test(members(touched.0, x0 - 1));
+                    }
+                    cut.inside(members(x0, x1));
+                    if x1 < touched.1 {
+                        cut.test(members(x1 + 1, touched.1));
+                    }
+                }
+                None => cut.test(members(touched.0, touched.1)),
             }
-        }
-        if let Some(previous) = previous {
-            for (cx, cy) in previous.cells() {
-                if !next.contains(cx, cy) {
-                    let index = grid.geometry.index(cx, cy);
-                    grid.cell_mut(index).previous_wanted = true;
+            if let (Some(before), Some(then)) = (before, span_before) {
+                let (x0, x1) = then.touched;
+                for gone in grid.departures.row(geometry, row, x0, x1) {
+                    if geometry.sees(before, gone.before)
+                        && !gone.wire.is_some_and(|wire| geometry.sees(now, wire))
+                    {
+                        cut.change.removed.push_removal(gone.id);
+                    }
                 }
             }
         }
     }
-    encode_requested_sections(grid, &table, clock.tick);
-    build_view_bodies(grid, Workers::get());
 }
 
-/// Builds the shared body of every cell in `body_cells`, in parallel. A body still
-/// referenced by a frame not yet written (a lagging connection task) is left to that frame and
-/// replaced by a new one; otherwise the memory is reused.
-fn build_view_bodies(grid: &mut CellGrid, workers: &Workers) {
-    let mut bodies = std::mem::take(&mut grid.view_bodies);
-    let wanted = grid.body_cells.len();
-    if bodies.len() < wanted {
-        bodies.resize_with(wanted, SharedBody::default);
-    }
-    let grid_ref: &CellGrid = grid;
-    let build = |cells: &[CellIndex], out: &mut [SharedBody]| {
-        for (&cell, body) in cells.iter().zip(out) {
-            if Arc::get_mut(body).is_none() {
-                *body = SharedBody::default();
+/// The columns in both of two inclusive ranges, if any.
+fn overlap(a: Option<(u32, u32)>, b: Option<(u32, u32)>) -> Option<(u32, u32)> {
+    let ((a0, a1), (b0, b1)) = (a?, b?);
+    let (first, last) = (a0.max(b0), a1.min(b1));
+    (first <= last).then_some((first, last))
+}
+
+/// One client's cut in progress (see [`ViewChange::cut`]).
+struct Cut<'a> {
+    change: &'a mut ViewChange,
+    grid: &'a CellGrid,
+    table: &'a ReplicaTable,
+    now: [u32; 2],
+    /// Where the client was at its previous frame (meaningless without `had_frame`).
+    from: [u32; 2],
+    had_frame: bool,
+    /// The interest radius in wire units, squared.
+    r2: u64,
+}
+
+/// [`super::grid::GridGeometry::sees`], with the squared radius at hand.
+#[inline(always)]
+fn within(a: [u32; 2], b: [u32; 2], r2: u64) -> bool {
+    let dx = u64::from(a[0].abs_diff(b[0]));
+    let dy = u64::from(a[1].abs_diff(b[1]));
+    dx * dx + dy * dy <= r2
+}
+
+impl Cut<'_> {
+    /// Members of cells the circles cross: each is tested against the rule, then and now.
+    ///
+    /// Whether the client sees a member is unpredictable from one member to the next, so
+    /// the common cases (seen then and now, or neither) take no branch: the member's padded
+    /// update record is always copied, and kept only if seen. The rule's inputs are copied
+    /// into locals first (otherwise they are reloaded for every member: the writes to the
+    /// record buffers might alias them, as far as the compiler knows).
+    #[inline]
+    fn test(&mut self, members: &[Member]) {
+        let (now, from, r2, had_frame) = (self.now, self.from, self.r2, self.had_frame);
+        for member in members {
+            let sees = within(now, member.wire, r2);
+            let saw = had_frame & !member.new & within(from, member.before, r2);
+            if sees != saw {
+                self.enter_or_leave(member, sees);
+                continue;
             }
-            let bytes = Arc::get_mut(body).expect("a body no frame refers to");
-            bytes.clear();
-            let view = grid_ref.geometry.view_of(cell);
-            write_body(bytes, grid_ref, Some(view), view);
+            self.update(member, sees);
         }
-    };
-    workers.for_each_chunk_mut(&mut bodies[..wanted], |start, out| {
-        let _zone = crate::profiling::zone!("prepare_views chunk");
-        build(&grid_ref.body_cells[start..start + out.len()], out);
-    });
-    grid.view_bodies = bodies;
+    }
+
+    /// A member seen now and not then (a spawn), or then and not now (a removal).
+    #[cold]
+    #[inline(never)]
+    fn enter_or_leave(&mut self, member: &Member, sees: bool) {
+        if sees {
+            let replica = self.table.get(member.id);
+            self.change.spawned.push_spawn(member.id, replica);
+        } else if !member.entered {
+            // One that entered this cell is removed with its old cell's departures.
+            self.change.removed.push_removal(member.id);
+        }
+    }
+
+    /// Members of cells wholly inside both circles: seen now, and seen then unless they
+    /// entered the cell this tick (or the client had no previous frame).
+    #[inline]
+    fn inside(&mut self, members: &[Member]) {
+        for member in members {
+            if member.entered | !self.had_frame {
+                self.test(std::slice::from_ref(member));
+            } else {
+                self.update(member, true);
+            }
+        }
+    }
+
+    /// Appends the member's update record if `kept` (it was seen then and is seen now).
+    #[inline]
+    fn update(&mut self, member: &Member, kept: bool) {
+        let records = &self.grid.records[..];
+        let updated = &mut self.change.updated;
+        match member.padded_record(records) {
+            Some(padded) => {
+                let length = member.record_len * u32::from(kept);
+                let end = updated.bytes.len() + length as usize;
+                updated.bytes.extend_from_slice(padded);
+                updated.bytes.truncate(end);
+                updated.count += u32::from(length != 0);
+            }
+            None if kept => updated.push_record(member.record(records)),
+            None => {}
+        }
+    }
 }
 
 /// Per-thread tallies of one tick's frames, summed into [`Stats`] once per tick so the
-/// parallel loop does not bounce shared counters between cores.
+/// parallel loop does not bounce shared counters between cores, and the thread's scratch.
 #[derive(Default)]
 pub(crate) struct FrameTally {
     frames: u64,
@@ -219,14 +324,17 @@ pub(crate) struct FrameTally {
     events: u64,
     /// Reused for merging a client's events in order.
     event_scratch: Vec<(u32, EventSource, u32)>,
+    /// Reused for cutting a client's entity records.
+    change: ViewChange,
 }
 
 /// Assembles and submits every client's frame, in parallel across clients.
 // A bevy system: each parameter is data it reads; bundling them would only hide that.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn assemble_frames(
-    mut viewers: Query<(&mut Viewer, &mut Connected)>,
+    mut viewers: Query<(&NetId, &mut Viewer, &mut Connected)>,
     grid: Res<CellGrid>,
+    table: Res<ReplicaTable>,
     clock: Res<TickClock>,
     limits: Res<OutboundLimits>,
     stats: Res<SharedStats>,
@@ -239,7 +347,7 @@ pub(crate) fn assemble_frames(
     let tick = clock.tick as u32;
     let max_bytes = limits.max_frame_bytes as usize;
     let kick_after = limits.slow_reader_kick_ticks;
-    let grid = &*grid;
+    let (grid, table) = (&*grid, &*table);
     let everyone = &routing.everyone;
     let tallies_ref = &*tallies;
     // One Tracy zone per parallel batch (`init` runs once per batch task; nothing without
@@ -248,76 +356,73 @@ pub(crate) fn assemble_frames(
     workers.for_each_mut_init(
         &mut viewers,
         batch_zone,
-        |_zone, (mut viewer, mut client)| {
+        |_zone, (id, mut viewer, mut client)| {
             let viewer = &mut *viewer;
-            let Some(next) = viewer.next_view else {
+            let me = table.get(id.0);
+            if viewer.closing || me.cell == NO_CELL {
                 viewer.personal_events.clear();
                 return;
-            };
-            if !everyone.is_empty()
-                || !viewer.personal_events.is_empty()
-                || grid.cells[viewer.cell as usize].events_in_view
-            {
-                tallies_ref.scope(|tally| {
-                    gather_events(viewer, next, grid, everyone, &mut tally.event_scratch)
-                });
-                viewer.personal_events.clear();
-                if viewer.pending_events.bytes.len() > limits.max_pending_event_bytes {
-                    client.outbox.request_close(CloseReason::EventBacklog);
-                    viewer.closing = true;
-                    return;
-                }
             }
-            let previous = if viewer.needs_reset {
-                None
-            } else {
-                viewer.view
-            };
-            let header = Header {
-                tick,
-                ack_seq: viewer.ack_seq,
-                events: &viewer.pending_events,
-            };
-            let mut length = 0;
-            let outcome = client.outbox.publish_with(|slot| {
-                let shared = (previous == Some(next))
-                    .then(|| grid.body(viewer.cell))
-                    .flatten();
-                match shared {
-                    Some(body) => write_frame_with_shared_body(slot, body, &header),
-                    None => write_frame(&mut slot.head, grid, previous, next, &header),
-                }
-                length = slot.len();
-                length <= max_bytes
-            });
-            tallies_ref.scope(|tally| match outcome {
-                Publish::Queued => {
-                    tally.frames += 1;
-                    tally.bytes += length as u64;
-                    tally.events += u64::from(viewer.pending_events.count);
-                    if previous.is_none() && viewer.view.is_some() {
-                        tally.resyncs += 1;
+            let (now, cell) = (me.wire, me.cell);
+            tallies_ref.scope(|tally| {
+                if !everyone.is_empty()
+                    || !viewer.personal_events.is_empty()
+                    || grid.cells[cell as usize].events_in_view
+                {
+                    gather_events(viewer, now, cell, grid, everyone, &mut tally.event_scratch);
+                    viewer.personal_events.clear();
+                    if viewer.pending_events.bytes.len() > limits.max_pending_event_bytes {
+                        client.outbox.request_close(CloseReason::EventBacklog);
+                        viewer.closing = true;
+                        return;
                     }
-                    viewer.view = Some(next);
-                    viewer.needs_reset = false;
-                    viewer.starved_since = None;
-                    viewer.pending_events.clear();
                 }
-                Publish::Full => {
-                    // Slow reader: every slot is in flight. Drop this frame; resync later, unless
-                    // the client has not taken a single frame for too long.
-                    tally.dropped += 1;
-                    tally.dropped_for.push(client.connection);
-                    viewer.needs_reset = true;
-                    let since = *viewer.starved_since.get_or_insert(clock.tick);
-                    if clock.tick - since >= kick_after {
-                        client.outbox.request_close(CloseReason::SlowReader);
+                let before = if viewer.needs_reset {
+                    None
+                } else {
+                    viewer.seen_from
+                };
+                tally.change.cut(grid, table, before, now);
+                let header = Header {
+                    tick,
+                    ack_seq: viewer.ack_seq,
+                    events: &viewer.pending_events,
+                };
+                let mut length = 0;
+                let outcome = client.outbox.publish_with(|slot| {
+                    write_frame(&mut slot.head, &header, before.is_none(), &tally.change);
+                    length = slot.len();
+                    length <= max_bytes
+                });
+                match outcome {
+                    Publish::Queued => {
+                        tally.frames += 1;
+                        tally.bytes += length as u64;
+                        tally.events += u64::from(viewer.pending_events.count);
+                        if before.is_none() && viewer.seen_from.is_some() {
+                            tally.resyncs += 1;
+                        }
+                        viewer.seen_from = Some(now);
+                        viewer.needs_reset = false;
+                        viewer.starved_since = None;
+                        viewer.pending_events.clear();
+                    }
+                    Publish::Full => {
+                        // Slow reader: every slot is in flight. Drop this frame; resync later,
+                        // unless the client has not taken a single frame for too long.
+                        tally.dropped += 1;
+                        tally.dropped_for.push(client.connection);
+                        viewer.needs_reset = true;
+                        let since = *viewer.starved_since.get_or_insert(clock.tick);
+                        if clock.tick - since >= kick_after {
+                            client.outbox.request_close(CloseReason::SlowReader);
+                            viewer.closing = true;
+                        }
+                    }
+                    Publish::Declined => {
+                        client.outbox.request_close(CloseReason::ViewTooLarge);
                         viewer.closing = true;
                     }
-                }
-                Publish::Declined => {
-                    client.outbox.request_close(CloseReason::ViewTooLarge);
-                    viewer.closing = true;
                 }
             });
         },
@@ -350,80 +455,22 @@ pub(crate) struct Header<'a> {
 }
 
 /// Writes one whole state frame (length prefix included) into `out`.
-pub(crate) fn write_frame(
-    out: &mut Vec<u8>,
-    grid: &CellGrid,
-    previous: Option<CellRect>,
-    next: CellRect,
-    header: &Header,
-) {
-    let start = write_header(out, header, previous.is_none());
-    write_body(out, grid, previous, next);
-    finish_frame(out, start);
-}
-
-/// Writes a state frame (no reset) made of this client's header and a shared body.
-#[inline]
-fn write_frame_with_shared_body(slot: &mut FrameSlot, body: &SharedBody, header: &Header) {
-    let start = write_header(&mut slot.head, header, false);
-    finish_frame_followed_by(&mut slot.head, start, body.len());
-    slot.shared = Some(body.clone());
-}
-
-/// Writes the frame's length prefix (to be finished) and the fields before the entity
-/// records: tick, ack, reset and the client's events.
-#[inline]
-fn write_header(out: &mut Vec<u8>, header: &Header, reset: bool) -> usize {
+fn write_frame(out: &mut Vec<u8>, header: &Header, reset: bool, change: &ViewChange) {
     let start = begin_frame(out);
     out.push(SERVER_FRAME_KIND);
     put_varint(out, u64::from(header.tick));
     put_varint(out, u64::from(header.ack_seq));
     out.push(u8::from(reset));
-    put_varint(out, u64::from(header.events.count));
-    out.extend_from_slice(&header.events.bytes);
-    start
-}
-
-/// Writes the removed, spawned and updated records for a view going from `previous` to
-/// `next`. Explicit loops over the rectangles rather than iterator chains: this runs for every
-/// cell's shared body and every client whose view changed, and the chained adapters were
-/// half of its instructions (callgrind, 10,000 players).
-fn write_body(out: &mut Vec<u8>, grid: &CellGrid, previous: Option<CellRect>, next: CellRect) {
-    let seen = |cx: u32, cy: u32| previous.is_some_and(|p| p.contains(cx, cy));
-    // Removed: the `previous` section of every cell that left the view, then the `left`
-    // section of every cell still in it.
-    append_sections(out, |section| {
-        if let Some(previous) = previous {
-            each_cell(grid, previous, |cx, cy, cell| {
-                if !next.contains(cx, cy) {
-                    section(&cell.previous);
-                }
-            });
-        }
-        each_cell(grid, next, |cx, cy, cell| {
-            if seen(cx, cy) {
-                section(&cell.left);
-            }
-        });
-    });
-    // Spawned: what entered a cell the client saw; everything in a cell new to it.
-    append_sections(out, |section| {
-        each_cell(grid, next, |cx, cy, cell| {
-            section(if seen(cx, cy) {
-                &cell.entered
-            } else {
-                &cell.snapshot
-            })
-        });
-    });
-    // Updated: changes in the cells the client saw.
-    append_sections(out, |section| {
-        each_cell(grid, next, |cx, cy, cell| {
-            if seen(cx, cy) {
-                section(&cell.updated);
-            }
-        });
-    });
+    for section in [
+        header.events,
+        &change.removed,
+        &change.spawned,
+        &change.updated,
+    ] {
+        put_varint(out, u64::from(section.count));
+        out.extend_from_slice(&section.bytes);
+    }
+    finish_frame(out, start);
 }
 
 /// Calls `visit` with every cell of `rect`, row by row.
@@ -435,20 +482,5 @@ fn each_cell<'g>(grid: &'g CellGrid, rect: CellRect, mut visit: impl FnMut(u32, 
         for cx in rect.x0..=rect.x1 {
             visit(cx, cy, &grid.cells[row + cx as usize]);
         }
-    }
-}
-
-/// Writes a postcard `Vec` made of the records of the sections `sections` visits (twice: to
-/// count, then to copy): total count, then bytes.
-fn append_sections(out: &mut Vec<u8>, sections: impl Fn(&mut dyn FnMut(&Section))) {
-    let mut count = 0u64;
-    sections(&mut |section| count += u64::from(section.count));
-    put_varint(out, count);
-    if count > 0 {
-        sections(&mut |section| {
-            if !section.bytes.is_empty() {
-                out.extend_from_slice(&section.bytes);
-            }
-        });
     }
 }

@@ -1,10 +1,13 @@
-//! Geometry of the replication grid: which cell a position is in, and which cells a client
-//! at a given cell sees.
+//! Geometry of the replication grid and the interest rule.
 //!
-//! The interest rule (also in docs/PROTOCOL.md): a client sees every entity whose cell is at
-//! most `view_cells = ceil(interest_radius / cell_size)` cells away from the client's own
-//! cell on both axes. That square always contains the interest circle, and because it depends
-//! only on the client's cell, views change only when a client crosses a cell edge.
+//! The interest rule (also in docs/PROTOCOL.md): a client sees every entity whose wire
+//! position is at most `radius_wire` (the interest radius times the wire scale, rounded)
+//! from its own, in wire units: the circle the radius promises, and nothing beyond it.
+//!
+//! The grid only narrows the search: every entity in a client's circle is in a cell at most
+//! `view_cells = ceil(radius_wire / cell_wire)` cells away from the client's own cell on both
+//! axes ([`GridGeometry::search_of`]), so frame assembly tests the members of those cells
+//! and no other entity.
 
 /// Cell coordinates packed as one index: `cy * columns + cx`.
 pub(crate) type CellIndex = u32;
@@ -23,16 +26,33 @@ pub(crate) struct CellRect {
 }
 
 impl CellRect {
-    /// Whether cell `(cx, cy)` is inside.
-    #[inline]
-    pub(crate) fn contains(&self, cx: u32, cy: u32) -> bool {
-        cx >= self.x0 && cx <= self.x1 && cy >= self.y0 && cy <= self.y1
-    }
-
     /// Every cell inside, row by row.
     pub(crate) fn cells(self) -> impl Iterator<Item = (u32, u32)> {
         (self.y0..=self.y1).flat_map(move |cy| (self.x0..=self.x1).map(move |cx| (cx, cy)))
     }
+}
+
+/// `floor(sqrt(n))`: the float square root (several times faster here than `u64::isqrt`,
+/// which was a quarter of the cut with fine cells), corrected to the exact integer.
+#[inline]
+fn floor_sqrt(n: u64) -> u64 {
+    let mut root = (n as f64).sqrt() as u64;
+    while root * root > n {
+        root -= 1;
+    }
+    while (root + 1) * (root + 1) <= n {
+        root += 1;
+    }
+    root
+}
+
+/// Where one row of cells meets a client's circle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RowSpan {
+    /// The columns of the cells that hold some point of the circle (inclusive).
+    pub touched: (u32, u32),
+    /// The columns of the cells that lie wholly inside the circle (inclusive), if any.
+    pub inside: Option<(u32, u32)>,
 }
 
 /// The grid's dimensions, in wire units (positions times the wire scale).
@@ -42,8 +62,10 @@ pub(crate) struct GridGeometry {
     pub columns: u32,
     /// Side of a cell in wire units.
     pub cell_wire: u32,
-    /// How many cells away a client sees on each axis.
+    /// How many cells away (on each axis) an entity in a client's circle can be.
     pub view_cells: u32,
+    /// The interest radius in wire units.
+    pub radius_wire: u32,
 }
 
 impl GridGeometry {
@@ -53,12 +75,65 @@ impl GridGeometry {
         let cell_wire = ((cell_size * scale).round() as u32).max(1);
         let world_wire = (world_size * scale).round() as u32;
         let columns = world_wire.div_ceil(cell_wire).max(1);
-        let view_cells = (interest_radius / cell_size).ceil().max(0.0) as u32;
+        let radius_wire = (interest_radius * scale).round().max(0.0) as u32;
+        let view_cells = radius_wire.div_ceil(cell_wire);
         Self {
             columns,
             cell_wire,
             view_cells: view_cells.min(columns),
+            radius_wire,
         }
+    }
+
+    /// The interest rule: whether an entity at wire position `other` is in the view of a
+    /// client at `viewer` (at most `radius_wire` apart).
+    #[inline]
+    pub(crate) fn sees(&self, viewer: [u32; 2], other: [u32; 2]) -> bool {
+        let dx = u64::from(viewer[0].abs_diff(other[0]));
+        let dy = u64::from(viewer[1].abs_diff(other[1]));
+        let r = u64::from(self.radius_wire);
+        dx * dx + dy * dy <= r * r
+    }
+
+    /// The rows of cells that hold some point of the circle around `center` (inclusive).
+    pub(crate) fn rows_of(&self, center: [u32; 2]) -> (u32, u32) {
+        let last = self.columns - 1;
+        let low = center[1].saturating_sub(self.radius_wire) / self.cell_wire;
+        let high = center[1].saturating_add(self.radius_wire) / self.cell_wire;
+        (low.min(last), high.min(last))
+    }
+
+    /// Where row `row` meets the circle around `center`; `None` if it does not.
+    pub(crate) fn span(&self, center: [u32; 2], row: u32) -> Option<RowSpan> {
+        let r2 = u64::from(self.radius_wire).pow(2);
+        let (top, bottom) = (row * self.cell_wire, (row + 1) * self.cell_wire - 1);
+        let y = center[1];
+        let near = if y < top {
+            top - y
+        } else {
+            y.saturating_sub(bottom)
+        };
+        let far = y.abs_diff(top).max(y.abs_diff(bottom));
+        let half_chord = |dy: u32| {
+            let dy2 = u64::from(dy).pow(2);
+            (dy2 <= r2).then(|| floor_sqrt(r2 - dy2) as u32)
+        };
+        let last = self.columns - 1;
+        let x = center[0];
+        let reach = half_chord(near)?;
+        let touched = (
+            (x.saturating_sub(reach) / self.cell_wire).min(last),
+            (x.saturating_add(reach) / self.cell_wire).min(last),
+        );
+        // Cells wholly inside: every point of the row within `half` of x on the axis.
+        let inside = half_chord(far).and_then(|half| {
+            let first = x.saturating_sub(half).div_ceil(self.cell_wire);
+            let first = if x < half { 0 } else { first };
+            let end = (u64::from(x) + u64::from(half) + 1) / u64::from(self.cell_wire);
+            let last_inside = (end as u32).checked_sub(1)?.min(last);
+            (first <= last_inside).then_some((first, last_inside))
+        });
+        Some(RowSpan { touched, inside })
     }
 
     /// Number of cells.
@@ -95,8 +170,9 @@ impl GridGeometry {
         (cell % self.columns, cell / self.columns)
     }
 
-    /// The cells a client in `cell` sees.
-    pub(crate) fn view_of(&self, cell: CellIndex) -> CellRect {
+    /// The cells that can hold an entity seen by a client in `cell`: the square of
+    /// `view_cells` cells around it, cut at the world's edges.
+    pub(crate) fn search_of(&self, cell: CellIndex) -> CellRect {
         let (cx, cy) = self.xy(cell);
         let k = self.view_cells;
         let last = self.columns - 1;
@@ -115,11 +191,11 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn view_is_clamped_at_the_world_edges() {
+    fn the_search_square_is_cut_at_the_world_edges() {
         let grid = GridGeometry::new(1000.0, 50.0, 100.0, 8.0);
         assert_eq!((grid.columns, grid.view_cells), (20, 2));
         assert_eq!(
-            grid.view_of(grid.index(0, 0)),
+            grid.search_of(grid.index(0, 0)),
             CellRect {
                 x0: 0,
                 y0: 0,
@@ -128,7 +204,7 @@ mod tests {
             }
         );
         assert_eq!(
-            grid.view_of(grid.index(19, 10)),
+            grid.search_of(grid.index(19, 10)),
             CellRect {
                 x0: 17,
                 y0: 8,
@@ -136,7 +212,7 @@ mod tests {
                 y1: 12
             }
         );
-        assert_eq!(grid.view_of(grid.index(19, 10)).cells().count(), 15);
+        assert_eq!(grid.search_of(grid.index(19, 10)).cells().count(), 15);
     }
 
     #[test]
@@ -144,7 +220,7 @@ mod tests {
         let grid = GridGeometry::new(1000.0, 1000.0, 2000.0, 8.0);
         assert_eq!(grid.columns, 1);
         assert_eq!(
-            grid.view_of(0),
+            grid.search_of(0),
             CellRect {
                 x0: 0,
                 y0: 0,
@@ -154,21 +230,90 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_circle_is_inclusive_and_nothing_beyond_it() {
+        let grid = GridGeometry::new(1000.0, 100.0, 100.0, 8.0);
+        assert_eq!(grid.radius_wire, 800);
+        assert!(grid.sees([1000, 1000], [1800, 1000]));
+        assert!(!grid.sees([1000, 1000], [1801, 1000]));
+        // (480, 640) is exactly 800 away; one unit more on either axis is not.
+        assert!(grid.sees([1000, 1000], [1480, 1640]));
+        assert!(!grid.sees([1000, 1000], [1481, 1640]));
+        // The corner of the 3 x 3 square is outside the circle.
+        assert!(!grid.sees([1000, 1000], [1700, 1700]));
+    }
+
+    #[test]
+    fn a_row_through_the_centre_is_inside_where_the_circle_is_wide_enough() {
+        // Cells of 100 wire units, radius 800: the row of the centre, from y 1000 to 1099.
+        let grid = GridGeometry::new(1000.0, 12.5, 100.0, 8.0);
+        assert_eq!((grid.cell_wire, grid.radius_wire), (100, 800));
+        let span = grid.span([1050, 1050], 10).unwrap();
+        assert_eq!(span.touched, (2, 18));
+        // Farthest y of the row is 50 away: the chord there is 798 wide each side.
+        assert_eq!(span.inside, Some((3, 17)));
+        assert_eq!(grid.span([1050, 1050], 19), None);
+        assert_eq!(grid.rows_of([1050, 1050]), (2, 18));
+    }
+
+    #[test]
+    fn floor_sqrt_is_exact_around_squares() {
+        for root in [0u64, 1, 2, 799, 800, 65_535, 8_000_000, 94_906_265] {
+            let square = root * root;
+            assert_eq!(floor_sqrt(square), root);
+            assert_eq!(floor_sqrt(square + 2 * root), root);
+            if root > 0 {
+                assert_eq!(floor_sqrt(square - 1), root - 1);
+            }
+        }
+    }
+
     proptest! {
-        /// The promise of the interest rule: everything within the radius is in view.
+        /// What frame assembly relies on: everything a client sees is in its search square.
         #[test]
-        fn the_view_covers_the_interest_circle(
-            viewer in (0.0f32..1000.0, 0.0f32..1000.0),
-            angle in 0.0f32..std::f32::consts::TAU,
-            distance in 0.0f32..100.0,
+        fn the_search_square_covers_the_interest_circle(
+            viewer in (0u32..8000, 0u32..8000),
+            offset in (-800i64..=800, -800i64..=800),
+            cell_size in 10.0f32..200.0,
         ) {
-            let grid = GridGeometry::new(1000.0, 50.0, 100.0, 8.0);
-            let other = (viewer.0 + distance * angle.cos(), viewer.1 + distance * angle.sin());
-            prop_assume!(other.0 >= 0.0 && other.1 >= 0.0 && other.0 < 1000.0 && other.1 < 1000.0);
-            let wire = |p: (f32, f32)| [(p.0 * 8.0).round() as u32, (p.1 * 8.0).round() as u32];
-            let view = grid.view_of(grid.cell_of(wire(viewer)));
-            let (cx, cy) = grid.cell_xy(wire(other));
-            prop_assert!(view.contains(cx, cy));
+            let grid = GridGeometry::new(1000.0, cell_size, 100.0, 8.0);
+            let other = (i64::from(viewer.0) + offset.0, i64::from(viewer.1) + offset.1);
+            prop_assume!((0..8000).contains(&other.0) && (0..8000).contains(&other.1));
+            let (viewer, other) = ([viewer.0, viewer.1], [other.0 as u32, other.1 as u32]);
+            prop_assume!(grid.sees(viewer, other));
+            let square = grid.search_of(grid.cell_of(viewer));
+            let (cx, cy) = grid.cell_xy(other);
+            prop_assert!(square.x0 <= cx && cx <= square.x1 && square.y0 <= cy && cy <= square.y1);
+        }
+
+        /// What the cut relies on: a point the client sees is in its rows and in the cells its
+        /// row's span touches; every point of a cell the span has inside is seen.
+        #[test]
+        fn a_row_span_holds_every_point_seen_and_its_inside_holds_only_such(
+            viewer in (0u32..8000, 0u32..8000),
+            other in (0u32..8000, 0u32..8000),
+            cell_size in 5.0f32..200.0,
+        ) {
+            let grid = GridGeometry::new(1000.0, cell_size, 100.0, 8.0);
+            let (viewer, other) = ([viewer.0, viewer.1], [other.0, other.1]);
+            let (cx, cy) = grid.cell_xy(other);
+            let rows = grid.rows_of(viewer);
+            let span = grid.span(viewer, cy);
+            if grid.sees(viewer, other) {
+                prop_assert!(rows.0 <= cy && cy <= rows.1);
+                let span = span.expect("the row of a point seen meets the circle");
+                prop_assert!(span.touched.0 <= cx && cx <= span.touched.1);
+            }
+            if let Some((first, last)) = span.and_then(|span| span.inside) {
+                let c = grid.cell_wire;
+                if first <= cx && cx <= last {
+                    prop_assert!(grid.sees(viewer, other));
+                }
+                // The corners of the first and last inside cells too.
+                for corner in [[first * c, cy * c], [(last + 1) * c - 1, (cy + 1) * c - 1]] {
+                    prop_assert!(grid.sees(viewer, corner));
+                }
+            }
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Replication: from ECS state to one frame per client per tick.
 //!
 //! # Layout
-//! - [`grid`]: cell geometry and the interest rule.
+//! - [`grid`]: cell geometry and the interest rule (a circle of the interest radius).
 //! - [`table`]: wire ids and what viewers were last told, per entity.
 //! - [`records`]: byte encoders for spawn, update and removal records.
-//! - [`cells`]: encode each changed entity once, into its cell's sections.
+//! - [`cells`]: every entity's place in its cell, and each changed entity's update record
+//!   written once.
 //! - [`events`]: routes this tick's server events to cells, players or everyone.
 //! - [`welcome`]: a new viewer's Welcome, and the shutdown's close of every client.
-//! - [`frames`]: per-client frame assembly from cell sections, and hand-off to the socket task.
+//! - [`frames`]: each client's frame cut from the cells around it by the interest rule, and
+//!   hand-off to the socket task.
 //!
 //! Systems run in [`components::TickSet::Replicate`] (capture, encode, route events) and
 //! [`components::TickSet::Frames`] (views, then frames).
@@ -36,7 +38,7 @@ use cells::CellGrid;
 use grid::GridGeometry;
 use table::ReplicaTable;
 
-/// Replication: the grid, the replica table, encode once per cell, events, one frame per
+/// Replication: the grid, the replica table, encode once per entity, events, one frame per
 /// client per tick, and the signal that tells the network threads to write them.
 pub(crate) struct ReplicationPlugin {
     geometry: GridGeometry,
@@ -118,7 +120,7 @@ pub(crate) enum ReplicationStep {
     Encode,
     /// Routes this tick's server events.
     Events,
-    /// Computes views and the snapshot/previous sections they need.
+    /// Welcomes the clients that joined this tick (before their first frame).
     Views,
     /// Assembles and submits frames.
     Frames,
@@ -169,9 +171,7 @@ fn add_systems(schedule: &mut Schedule) {
             .in_set(ReplicationStep::Capture),
         cells::encode_cells.in_set(ReplicationStep::Encode),
         events::route_events.in_set(ReplicationStep::Events),
-        (welcome::welcome_new_clients, frames::prepare_views)
-            .chain()
-            .in_set(ReplicationStep::Views),
+        welcome::welcome_new_clients.in_set(ReplicationStep::Views),
         frames::assemble_frames.in_set(ReplicationStep::Frames),
     ));
 }

@@ -39,20 +39,26 @@ impl Section {
         self.count += 1;
     }
 
-    /// Appends an update record: id, position change since the last frame, changed components.
-    pub(crate) fn push_update(&mut self, id: u32, replica: &Replica) {
-        put_varint(&mut self.bytes, u64::from(id));
-        put_signed_varint(
-            &mut self.bytes,
-            i64::from(replica.wire[0]) - i64::from(replica.sent_wire[0]),
-        );
-        put_signed_varint(
-            &mut self.bytes,
-            i64::from(replica.wire[1]) - i64::from(replica.sent_wire[1]),
-        );
-        push_component_changes(&mut self.bytes, replica);
+    /// Appends a record encoded elsewhere (an update record written once per tick).
+    #[inline]
+    pub(crate) fn push_record(&mut self, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
         self.count += 1;
     }
+}
+
+/// Writes an update record: id, position change since the last frame, changed components.
+pub(crate) fn push_update(out: &mut Vec<u8>, id: u32, replica: &Replica) {
+    put_varint(out, u64::from(id));
+    put_signed_varint(
+        out,
+        i64::from(replica.wire[0]) - i64::from(replica.sent_wire[0]),
+    );
+    put_signed_varint(
+        out,
+        i64::from(replica.wire[1]) - i64::from(replica.sent_wire[1]),
+    );
+    push_component_changes(out, replica);
 }
 
 /// Writes `Vec<ComponentChange>`: a `Set` for each kind that changed, a `Removed` for each

@@ -23,10 +23,6 @@ pub(crate) struct Replica {
     pub sent_wire: [u32; 2],
     /// Cell the viewers believe the entity is in ([`NO_CELL`] until first placed).
     pub cell: CellIndex,
-    /// Index of this replica in its cell's member list.
-    pub member_slot: u32,
-    /// Tick at which the entity entered its current cell.
-    pub entered_tick: u64,
     /// Latest encoding of each replicated component kind (empty until present).
     pub components: Vec<Vec<u8>>,
     /// Bit k set: kind k is present on the entity.
@@ -70,8 +66,6 @@ impl ReplicaTable {
             wire,
             sent_wire: wire,
             cell: NO_CELL,
-            member_slot: 0,
-            entered_tick: 0,
             components,
             present: 0,
             changed: 0,

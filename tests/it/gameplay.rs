@@ -19,8 +19,8 @@ fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("encode")
 }
 
-/// A 1000 x 1000 world, interest radius 100 (cells of 100: a client sees the 3 x 3 cells
-/// around its own), no NPCs.
+/// A 1000 x 1000 world, interest radius 100 (a client sees what is within 100 units), no
+/// NPCs.
 fn tag_world(data_dir: Option<std::path::PathBuf>) -> ConfigLayer {
     ConfigLayer {
         world_size: Some(1000.0),
@@ -55,14 +55,17 @@ async fn a_hit_reaches_thrower_target_and_bystander_in_view_in_the_frame_of_its_
     let mut target = connect(&server, "bob").await;
     let mut bystander = connect(&server, "cat").await;
     let mut far = connect(&server, "dan").await;
+    let mut near = connect(&server, "eve").await;
     let schema = thrower.schema().clone();
     assert_eq!(schema.actions, ["throw"]);
     assert_eq!(schema.events, ["hit", "movement"]);
     assert_eq!(schema.components, ["npc", "snowball", "score"]);
-    // Ann, Bob and Cat in one cell, Dan three cells away (out of every view of theirs).
+    // Ann, Bob and Cat within 50 units, Dan 500 away (out of every view of theirs), Eve 110
+    // units east of Bob: in the next cell, but out of his circle.
     teleport(&server, thrower.player_id(), 330.0, 350.0);
     teleport(&server, target.player_id(), 370.0, 350.0);
     teleport(&server, bystander.player_id(), 350.0, 380.0);
+    teleport(&server, near.player_id(), 480.0, 350.0);
     let placed = teleport(&server, far.player_id(), 750.0, 750.0);
 
     let seq = thrower
@@ -76,12 +79,13 @@ async fn a_hit_reaches_thrower_target_and_bystander_in_view_in_the_frame_of_its_
         .await
         .unwrap();
     let until = placed as u32 + 30;
-    let mut mirrors: Vec<Mirror> = (0..4).map(|_| Mirror::default()).collect();
+    let mut mirrors: Vec<Mirror> = (0..5).map(|_| Mirror::default()).collect();
     let seen = [
         hits_through(&mut thrower, &mut mirrors[0], until).await,
         hits_through(&mut target, &mut mirrors[1], until).await,
         hits_through(&mut bystander, &mut mirrors[2], until).await,
         hits_through(&mut far, &mut mirrors[3], until).await,
+        hits_through(&mut near, &mut mirrors[4], until).await,
     ];
     let expected_hit = Hit {
         thrower: thrower.player_id(),
@@ -101,6 +105,10 @@ async fn a_hit_reaches_thrower_target_and_bystander_in_view_in_the_frame_of_its_
         "the bystander, same frame"
     );
     assert!(seen[3].is_empty(), "out of view: no hit");
+    assert!(
+        seen[4].is_empty(),
+        "in a cell next to Bob's, out of his circle: no hit"
+    );
     assert!(mirrors[0].ack_seq >= seq, "the throw is acknowledged");
 
     // The score is replicated: Bob's copy of Ann's entity has score 1.
@@ -109,7 +117,7 @@ async fn a_hit_reaches_thrower_target_and_bystander_in_view_in_the_frame_of_its_
     let score: Score = postcard::from_bytes(ann.component(score_kind).unwrap()).unwrap();
     assert_eq!(score, Score(1));
     // And it is saved: after a restart Ann still has it.
-    drop((thrower, target, bystander, far));
+    drop((thrower, target, bystander, far, near));
     server.shutdown();
     let server = start_server(tag_world(Some(data_dir.path().to_owned())));
     let ann = connect(&server, "ann").await;

@@ -3,15 +3,21 @@
 
 use crate::common::{expected_view, mirror_state, wire_positions};
 use bevy_ecs::prelude::*;
+use components::{NetId, Position};
 use throng::config::{Config, ConfigLayer};
 use throng::harness::Harness;
 use throng::protocol::ServerMessage;
 use throng_client::Mirror;
 
 fn config(world_size: f32, radius: f32) -> Config {
+    config_with_cells(world_size, radius, None)
+}
+
+fn config_with_cells(world_size: f32, radius: f32, cell_size: Option<f32>) -> Config {
     ConfigLayer {
         world_size: Some(world_size),
         interest_radius: Some(radius),
+        cell_size,
         sim_threads: Some(2),
         // Systems at once too (the default runs them in order): the ordering-sensitive case.
         executor: Some(throng::config::Executor::Multi),
@@ -40,8 +46,18 @@ fn apply_messages(harness: &mut Harness, player: &mut Player) {
 }
 
 #[test]
-fn mirrors_equal_the_server_view_through_joins_walks_and_leaves() {
-    let config = config(400.0, 60.0);
+fn mirrors_equal_the_server_view_through_joins_walks_jumps_and_leaves() {
+    mirrors_follow_the_rule(config(400.0, 60.0));
+}
+
+/// Cells a quarter of the radius: most of a view is cells wholly inside the circle, whose
+/// members the cut takes without testing them.
+#[test]
+fn mirrors_equal_the_server_view_with_cells_finer_than_the_radius() {
+    mirrors_follow_the_rule(config_with_cells(400.0, 60.0, Some(15.0)));
+}
+
+fn mirrors_follow_the_rule(config: Config) {
     let mut harness = Harness::new(&config);
     let mut players: Vec<Player> = (0..40)
         .map(|i| Player {
@@ -75,6 +91,19 @@ fn mirrors_equal_the_server_view_through_joins_walks_and_leaves() {
                 id: u32::MAX,
                 mirror: Mirror::default(),
             });
+        }
+        if tick % 7 == 3 {
+            // A jump across the world: the player's view changes whole, and so does its
+            // place in every other view.
+            let who = players[(next() % players.len() as u64) as usize].id;
+            let to = Position::new((next() % 400) as f32, (next() % 400) as f32);
+            let world = &mut harness.simulation.world;
+            let mut positions = world.query::<(&NetId, &mut Position)>();
+            for (id, mut position) in positions.iter_mut(world) {
+                if id.0 == who {
+                    *position = to;
+                }
+            }
         }
         harness.tick();
         let state = wire_positions(&mut harness.simulation.world);

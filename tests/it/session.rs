@@ -71,7 +71,7 @@ async fn leaving_players_are_removed_from_every_view_and_despawned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entity_walking_past_appears_updates_then_disappears() {
-    // 1000 x 1000 world, radius 100, cells of 50: a client sees 2 cells each way.
+    // 1000 x 1000 world, radius 100, cells of 50 (the server searches 2 cells each way).
     let server = start_server(ConfigLayer {
         cell_size: Some(50.0),
         ..world(1000.0, 100.0)
@@ -97,12 +97,17 @@ async fn an_entity_walking_past_appears_updates_then_disappears() {
         }
         assert!(seq < 400, "the walker never came into view and left");
     }
-    // The observer's cell is 10 (x in [500, 550)); it sees cells 8..=12, x in [400, 650).
-    // The walker enters at the first position at or past x = 400 and is last seen before 650.
+    // The walker passes 5 units off the observer's row, so it is in view while its x is at
+    // most sqrt(800^2 - 40^2) = 799.0 wire units (99.875 units) from the observer's 525:
+    // x in [425.125, 624.875]. It walks 5 units a tick, so it appears within 5 units past
+    // the first bound and is last seen within 5 units before the second.
     let first = f32::from(u16::try_from(seen_x[0]).unwrap()) / 8.0;
     let last = f32::from(u16::try_from(*seen_x.last().unwrap()).unwrap()) / 8.0;
-    assert!((400.0..405.0).contains(&first), "appeared at x = {first}");
-    assert!((645.0..650.0).contains(&last), "last seen at x = {last}");
+    assert!(
+        (425.125..430.125).contains(&first),
+        "appeared at x = {first}"
+    );
+    assert!(last <= 624.875 && last > 619.875, "last seen at x = {last}");
     assert!(
         seen_x.windows(2).all(|w| w[1] == w[0] + 40),
         "updated every tick by 5 units: {seen_x:?}"

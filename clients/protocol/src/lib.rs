@@ -155,12 +155,13 @@ pub struct Welcome {
     pub tick_hz: u16,
     /// Side of the square world in units.
     pub world_size: f32,
-    /// Interest radius in units that the server guarantees to cover.
+    /// Interest radius in units: a client sees exactly the entities whose wire position is
+    /// at most `round(interest_radius * position_scale)` wire units from its own.
     pub interest_radius: f32,
     /// Side of a grid cell in units.
     pub cell_size: f32,
-    /// A client sees every entity whose cell is at most this many cells away on both axes
-    /// from its own cell (a square of `2 * view_cells + 1` cells on a side).
+    /// Every entity a client sees is in a cell at most this many cells away on both axes
+    /// from its own cell (the square of `2 * view_cells + 1` cells the server searches).
     pub view_cells: u32,
     /// Wire positions are world units times this.
     pub position_scale: f32,

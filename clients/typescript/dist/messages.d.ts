@@ -109,9 +109,10 @@ export interface Welcome {
     tickHz: number;
     /** The world is `[0, worldSize)` on both axes, in units. */
     worldSize: number;
+    /** The client sees exactly the entities at most `interestRadius` units away (in wire units, rounded). */
     interestRadius: number;
     cellSize: number;
-    /** The client sees `2 * viewCells + 1` cells on a side around its own. */
+    /** Every entity the client sees is at most `viewCells` cells from its own on each axis. */
     viewCells: number;
     /** Wire positions are world units times this. */
     positionScale: number;

@@ -170,27 +170,20 @@ pub fn server_state(server: &ServerHandle, after: u64) -> (u64, BTreeMap<u32, [u
 }
 
 /// The interest rule of docs/PROTOCOL.md, written out independently of the server's grid:
-/// the entities of `state` that `viewer` sees.
+/// the entities of `state` that `viewer` sees (at most the interest radius away, in wire
+/// units).
 pub fn expected_view(
     state: &BTreeMap<u32, [u32; 2]>,
     viewer: u32,
     config: &Config,
 ) -> BTreeMap<u32, [u32; 2]> {
-    let cell_wire = (config.cell_size * 8.0).round() as u32;
-    let columns = ((config.world_size * 8.0).round() as u32).div_ceil(cell_wire);
-    let cell = |w: [u32; 2]| {
-        (
-            (w[0] / cell_wire).min(columns - 1) as i64,
-            (w[1] / cell_wire).min(columns - 1) as i64,
-        )
-    };
-    let k = (config.interest_radius / config.cell_size).ceil() as i64;
-    let (vx, vy) = cell(state[&viewer]);
+    let radius = (config.interest_radius * 8.0).round() as i64;
+    let [vx, vy] = state[&viewer].map(i64::from);
     state
         .iter()
         .filter(|(_, w)| {
-            let (cx, cy) = cell(**w);
-            (cx - vx).abs() <= k && (cy - vy).abs() <= k
+            let (dx, dy) = (i64::from(w[0]) - vx, i64::from(w[1]) - vy);
+            dx * dx + dy * dy <= radius * radius
         })
         .map(|(id, w)| (*id, *w))
         .collect()
