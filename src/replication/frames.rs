@@ -24,9 +24,9 @@ use crate::bridge::{ConnectionId, TickSignal};
 use crate::protocol::{CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, put_varint};
 use crate::stats::Stats;
 
-use super::cells::{Cell, CellGrid, Member};
+use super::cells::{Cell, CellGrid, Departure, Member};
 use super::events::{EventRouting, EventSection};
-use super::grid::{CellIndex, CellRect};
+use super::grid::{CellIndex, CellRect, ceil_sqrt};
 use super::records::Section;
 use super::table::{NO_CELL, NetId, ReplicaTable};
 use super::{OutboundLimits, SharedStats};
@@ -144,10 +144,14 @@ impl ViewChange {
     /// Cuts the records of a client at `now` whose previous frame was cut at `before`
     /// (`None`: it holds nothing; everything it sees is spawned). See the module docs.
     ///
-    /// Row by row of the cells around it: the members of the cells the two circles (then
-    /// and now) do not reach are never read; those of cells wholly inside both were seen then
-    /// and are seen now unless they changed cell, so only their records are copied; the
-    /// others are tested against the rule.
+    /// Row by row of the cells around it: one circle around `now` covers both circles
+    /// (then and now: its radius is the interest radius plus the client's move), and the
+    /// cells wholly inside the radius minus the move are inside both. Members of cells out
+    /// of the first are never read; those of cells inside the second were seen then and are
+    /// seen now unless they changed cell, so only their records are copied; the others are
+    /// tested against the rule. A client that moved more than half the radius (a jump:
+    /// a wrap at the world's edge, a teleport) has its view removed and spawned anew
+    /// instead, so that the circle around it stays small.
     fn cut(
         &mut self,
         grid: &CellGrid,
@@ -159,6 +163,7 @@ impl ViewChange {
         self.spawned.clear();
         self.updated.clear();
         let geometry = &grid.geometry;
+        let radius = geometry.radius_wire;
         let mut cut = Cut {
             change: self,
             grid,
@@ -166,61 +171,45 @@ impl ViewChange {
             now,
             from: before.unwrap_or_default(),
             had_frame: before.is_some(),
-            r2: u64::from(geometry.radius_wire).pow(2),
+            r2: u64::from(radius).pow(2),
         };
-        let (mut first, mut last) = geometry.rows_of(now);
-        if let Some(before) = before {
-            let (low, high) = geometry.rows_of(before);
-            (first, last) = (first.min(low), last.max(high));
-        }
-        for row in first..=last {
-            let span_now = geometry.span(now, row);
-            let span_before = before.and_then(|before| geometry.span(before, row));
-            let inside = match (span_now, before.map(|_| span_before)) {
-                (Some(now), None) => now.inside,
-                (Some(now), Some(Some(then))) => overlap(now.inside, then.inside),
-                _ => None,
-            };
-            let touched = match (span_now, span_before) {
-                (Some(now), Some(then)) => (
-                    now.touched.0.min(then.touched.0),
-                    now.touched.1.max(then.touched.1),
-                ),
-                (Some(span), None) | (None, Some(span)) => span.touched,
-                (None, None) => continue,
-            };
-            let members = |x0: u32, x1: u32| grid.members.row(geometry, row, x0, x1);
-            match inside {
-                Some((x0, x1)) => {
-                    if touched.0 < x0 {
-                        cut.test(members(touched.0, x0 - 1));
-                    }
-                    cut.inside(members(x0, x1));
-                    if x1 < touched.1 {
-                        cut.test(members(x1 + 1, touched.1));
-                    }
-                }
-                None => cut.test(members(touched.0, touched.1)),
+        let mut moved = 0;
+        if let Some(from) = before {
+            let dx = u64::from(now[0].abs_diff(from[0]));
+            let dy = u64::from(now[1].abs_diff(from[1]));
+            let distance = ceil_sqrt(dx * dx + dy * dy);
+            if distance > u64::from(radius / 2) {
+                cut.forget(from);
+                cut.had_frame = false;
+            } else {
+                moved = distance as u32;
             }
-            if let (Some(before), Some(then)) = (before, span_before) {
-                let (x0, x1) = then.touched;
-                for gone in grid.departures.row(geometry, row, x0, x1) {
-                    if geometry.sees(before, gone.before)
-                        && !gone.wire.is_some_and(|wire| geometry.sees(now, wire))
-                    {
-                        cut.change.removed.push_removal(gone.id);
+        }
+        let (touch, inside) = (radius + moved, radius - moved);
+        let (first, last) = geometry.rows_of(now, touch);
+        for row in first..=last {
+            let Some(span) = geometry.span(now, row, touch, Some(inside)) else {
+                continue;
+            };
+            let (x0, x1) = span.touched;
+            let members = |x0: u32, x1: u32| grid.members.row(geometry, row, x0, x1);
+            match span.inside {
+                Some((in0, in1)) => {
+                    if x0 < in0 {
+                        cut.test(members(x0, in0 - 1));
+                    }
+                    cut.inside(members(in0, in1));
+                    if in1 < x1 {
+                        cut.test(members(in1 + 1, x1));
                     }
                 }
+                None => cut.test(members(x0, x1)),
+            }
+            if cut.had_frame {
+                cut.departures(grid.departures.row(geometry, row, x0, x1));
             }
         }
     }
-}
-
-/// The columns in both of two inclusive ranges, if any.
-fn overlap(a: Option<(u32, u32)>, b: Option<(u32, u32)>) -> Option<(u32, u32)> {
-    let ((a0, a1), (b0, b1)) = (a?, b?);
-    let (first, last) = (a0.max(b0), a1.min(b1));
-    (first <= last).then_some((first, last))
 }
 
 /// One client's cut in progress (see [`ViewChange::cut`]).
@@ -245,6 +234,45 @@ fn within(a: [u32; 2], b: [u32; 2], r2: u64) -> bool {
 }
 
 impl Cut<'_> {
+    /// Removes everything the client saw from `from` (a jump; see [`ViewChange::cut`]).
+    fn forget(&mut self, from: [u32; 2]) {
+        let geometry = &self.grid.geometry;
+        let radius = geometry.radius_wire;
+        let (first, last) = geometry.rows_of(from, radius);
+        for row in first..=last {
+            let Some(span) = geometry.span(from, row, radius, None) else {
+                continue;
+            };
+            let (x0, x1) = span.touched;
+            for member in self.grid.members.row(geometry, row, x0, x1) {
+                // One that entered its cell is among the departures of the cell it left.
+                if !member.entered && within(from, member.before, self.r2) {
+                    self.change.removed.push_removal(member.id);
+                }
+            }
+            for gone in self.grid.departures.row(geometry, row, x0, x1) {
+                if within(from, gone.before, self.r2) {
+                    self.change.removed.push_removal(gone.id);
+                }
+            }
+        }
+    }
+
+    /// Departures from cells of one row: those seen then and not now are removed (those
+    /// seen now are among the members of the cell they entered).
+    #[inline]
+    fn departures(&mut self, departures: &[Departure]) {
+        for gone in departures {
+            if within(self.from, gone.before, self.r2)
+                && !gone
+                    .wire
+                    .is_some_and(|wire| within(self.now, wire, self.r2))
+            {
+                self.change.removed.push_removal(gone.id);
+            }
+        }
+    }
+
     /// Members of cells the circles cross: each is tested against the rule, then and now.
     ///
     /// Whether the client sees a member is unpredictable from one member to the next, so

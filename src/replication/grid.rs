@@ -46,6 +46,20 @@ fn floor_sqrt(n: u64) -> u64 {
     root
 }
 
+/// Half the chord of a circle of `radius` at `dy` from its centre (`None` beyond it).
+#[inline]
+fn half_chord(radius: u32, dy: u32) -> Option<u32> {
+    let (r2, dy2) = (u64::from(radius).pow(2), u64::from(dy).pow(2));
+    (dy2 <= r2).then(|| floor_sqrt(r2 - dy2) as u32)
+}
+
+/// `ceil(sqrt(n))`.
+#[inline]
+pub(crate) fn ceil_sqrt(n: u64) -> u64 {
+    let root = floor_sqrt(n);
+    if root * root == n { root } else { root + 1 }
+}
+
 /// Where one row of cells meets a client's circle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RowSpan {
@@ -95,17 +109,25 @@ impl GridGeometry {
         dx * dx + dy * dy <= r * r
     }
 
-    /// The rows of cells that hold some point of the circle around `center` (inclusive).
-    pub(crate) fn rows_of(&self, center: [u32; 2]) -> (u32, u32) {
+    /// The rows of cells that hold some point of the circle of `radius` (wire units) around
+    /// `center` (inclusive).
+    pub(crate) fn rows_of(&self, center: [u32; 2], radius: u32) -> (u32, u32) {
         let last = self.columns - 1;
-        let low = center[1].saturating_sub(self.radius_wire) / self.cell_wire;
-        let high = center[1].saturating_add(self.radius_wire) / self.cell_wire;
+        let low = center[1].saturating_sub(radius) / self.cell_wire;
+        let high = center[1].saturating_add(radius) / self.cell_wire;
         (low.min(last), high.min(last))
     }
 
-    /// Where row `row` meets the circle around `center`; `None` if it does not.
-    pub(crate) fn span(&self, center: [u32; 2], row: u32) -> Option<RowSpan> {
-        let r2 = u64::from(self.radius_wire).pow(2);
+    /// Where row `row` meets the circles around `center`: the cells it touches of the circle
+    /// of radius `touch`, and the cells of it wholly inside the circle of radius `inside`
+    /// (none if `None`); `None` if the row is out of the first circle.
+    pub(crate) fn span(
+        &self,
+        center: [u32; 2],
+        row: u32,
+        touch: u32,
+        inside: Option<u32>,
+    ) -> Option<RowSpan> {
         let (top, bottom) = (row * self.cell_wire, (row + 1) * self.cell_wire - 1);
         let y = center[1];
         let near = if y < top {
@@ -114,25 +136,26 @@ impl GridGeometry {
             y.saturating_sub(bottom)
         };
         let far = y.abs_diff(top).max(y.abs_diff(bottom));
-        let half_chord = |dy: u32| {
-            let dy2 = u64::from(dy).pow(2);
-            (dy2 <= r2).then(|| floor_sqrt(r2 - dy2) as u32)
-        };
         let last = self.columns - 1;
         let x = center[0];
-        let reach = half_chord(near)?;
+        let reach = half_chord(touch, near)?;
         let touched = (
             (x.saturating_sub(reach) / self.cell_wire).min(last),
             (x.saturating_add(reach) / self.cell_wire).min(last),
         );
         // Cells wholly inside: every point of the row within `half` of x on the axis.
-        let inside = half_chord(far).and_then(|half| {
-            let first = x.saturating_sub(half).div_ceil(self.cell_wire);
-            let first = if x < half { 0 } else { first };
-            let end = (u64::from(x) + u64::from(half) + 1) / u64::from(self.cell_wire);
-            let last_inside = (end as u32).checked_sub(1)?.min(last);
-            (first <= last_inside).then_some((first, last_inside))
-        });
+        let inside = inside
+            .and_then(|radius| half_chord(radius, far))
+            .and_then(|half| {
+                let first = if x < half {
+                    0
+                } else {
+                    (x - half).div_ceil(self.cell_wire)
+                };
+                let end = (u64::from(x) + u64::from(half) + 1) / u64::from(self.cell_wire);
+                let last_inside = (end as u32).checked_sub(1)?.min(last);
+                (first <= last_inside).then_some((first, last_inside))
+            });
         Some(RowSpan { touched, inside })
     }
 
@@ -248,12 +271,13 @@ mod tests {
         // Cells of 100 wire units, radius 800: the row of the centre, from y 1000 to 1099.
         let grid = GridGeometry::new(1000.0, 12.5, 100.0, 8.0);
         assert_eq!((grid.cell_wire, grid.radius_wire), (100, 800));
-        let span = grid.span([1050, 1050], 10).unwrap();
+        let span = grid.span([1050, 1050], 10, 800, Some(800)).unwrap();
         assert_eq!(span.touched, (2, 18));
         // Farthest y of the row is 50 away: the chord there is 798 wide each side.
         assert_eq!(span.inside, Some((3, 17)));
-        assert_eq!(grid.span([1050, 1050], 19), None);
-        assert_eq!(grid.rows_of([1050, 1050]), (2, 18));
+        assert_eq!(grid.span([1050, 1050], 10, 800, None).unwrap().inside, None);
+        assert_eq!(grid.span([1050, 1050], 19, 800, Some(800)), None);
+        assert_eq!(grid.rows_of([1050, 1050], 800), (2, 18));
     }
 
     #[test]
@@ -261,9 +285,14 @@ mod tests {
         for root in [0u64, 1, 2, 799, 800, 65_535, 8_000_000, 94_906_265] {
             let square = root * root;
             assert_eq!(floor_sqrt(square), root);
+            assert_eq!(ceil_sqrt(square), root);
             assert_eq!(floor_sqrt(square + 2 * root), root);
+            assert_eq!(ceil_sqrt(square + 1), root + 1);
             if root > 0 {
                 assert_eq!(floor_sqrt(square - 1), root - 1);
+            }
+            if root > 1 {
+                assert_eq!(ceil_sqrt(square - 1), root);
             }
         }
     }
@@ -297,8 +326,9 @@ mod tests {
             let grid = GridGeometry::new(1000.0, cell_size, 100.0, 8.0);
             let (viewer, other) = ([viewer.0, viewer.1], [other.0, other.1]);
             let (cx, cy) = grid.cell_xy(other);
-            let rows = grid.rows_of(viewer);
-            let span = grid.span(viewer, cy);
+            let r = grid.radius_wire;
+            let rows = grid.rows_of(viewer, r);
+            let span = grid.span(viewer, cy, r, Some(r));
             if grid.sees(viewer, other) {
                 prop_assert!(rows.0 <= cy && cy <= rows.1);
                 let span = span.expect("the row of a point seen meets the circle");
