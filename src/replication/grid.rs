@@ -78,8 +78,12 @@ pub(crate) struct GridGeometry {
     pub cell_wire: u32,
     /// How many cells away (on each axis) an entity in a client's circle can be.
     pub view_cells: u32,
-    /// The interest radius in wire units.
+    /// The interest radius in wire units (at most twice the world: beyond its diagonal a
+    /// larger radius sees nothing more).
     pub radius_wire: u32,
+    /// The largest wire coordinate: a position just short of the world's side rounds to it,
+    /// and is in the last cell (which thus reaches it, even when the cells divide the world).
+    pub world_wire: u32,
 }
 
 impl GridGeometry {
@@ -89,14 +93,30 @@ impl GridGeometry {
         let cell_wire = ((cell_size * scale).round() as u32).max(1);
         let world_wire = (world_size * scale).round() as u32;
         let columns = world_wire.div_ceil(cell_wire).max(1);
-        let radius_wire = (interest_radius * scale).round().max(0.0) as u32;
+        let radius_wire = (interest_radius * scale)
+            .round()
+            .clamp(0.0, 2.0 * world_wire as f32);
+        let radius_wire = radius_wire as u32;
         let view_cells = radius_wire.div_ceil(cell_wire);
         Self {
             columns,
             cell_wire,
             view_cells: view_cells.min(columns),
             radius_wire,
+            world_wire,
         }
+    }
+
+    /// The first and last wire coordinate of row (or column) `index` of cells.
+    #[inline]
+    fn extent(&self, index: u32) -> (u32, u32) {
+        let end = (index + 1) * self.cell_wire - 1;
+        let end = if index + 1 == self.columns {
+            end.max(self.world_wire)
+        } else {
+            end
+        };
+        (index * self.cell_wire, end)
     }
 
     /// The interest rule: whether an entity at wire position `other` is in the view of a
@@ -128,7 +148,7 @@ impl GridGeometry {
         touch: u32,
         inside: Option<u32>,
     ) -> Option<RowSpan> {
-        let (top, bottom) = (row * self.cell_wire, (row + 1) * self.cell_wire - 1);
+        let (top, bottom) = self.extent(row);
         let y = center[1];
         let near = if y < top {
             top - y
@@ -153,7 +173,11 @@ impl GridGeometry {
                     (x - half).div_ceil(self.cell_wire)
                 };
                 let end = (u64::from(x) + u64::from(half) + 1) / u64::from(self.cell_wire);
-                let last_inside = (end as u32).checked_sub(1)?.min(last);
+                let mut last_inside = (end as u32).checked_sub(1)?.min(last);
+                if self.extent(last_inside).1 > x + half {
+                    // The last column, reaching past its nominal end.
+                    last_inside = last_inside.checked_sub(1)?;
+                }
                 (first <= last_inside).then_some((first, last_inside))
             });
         Some(RowSpan { touched, inside })
@@ -281,6 +305,24 @@ mod tests {
     }
 
     #[test]
+    fn the_far_edge_belongs_to_the_last_cells_and_a_huge_radius_is_the_worlds() {
+        // Cells divide the world (8000 wire units in 10 cells of 800): 8000 is in cell 9.
+        let grid = GridGeometry::new(1000.0, 100.0, 100.0, 8.0);
+        assert_eq!(grid.cell_xy([8000, 8000]), (9, 9));
+        // From (800, 8000) the entity at (1600, 8000) is exactly 800 away: its column is
+        // touched (the row reaches 8000, so the viewer is in it, not one unit below it).
+        let span = grid.span([800, 8000], 9, 800, Some(800)).unwrap();
+        assert!(span.touched.0 <= 2 && 2 <= span.touched.1);
+        // From (7433, 7434) the nominal cell (9, 9) is inside but (8000, 7999) is not.
+        assert!(!grid.sees([7433, 7434], [8000, 7999]));
+        let inside = grid.span([7433, 7434], 9, 800, Some(800)).unwrap().inside;
+        assert!(inside.is_none_or(|(_, last)| last < 9), "{inside:?}");
+        let huge = GridGeometry::new(1000.0, 100.0, 1e9, 8.0);
+        assert_eq!(huge.radius_wire, 16_000);
+        assert!(huge.sees([0, 0], [8000, 8000]));
+    }
+
+    #[test]
     fn floor_sqrt_is_exact_around_squares() {
         for root in [0u64, 1, 2, 799, 800, 65_535, 8_000_000, 94_906_265] {
             let square = root * root;
@@ -301,13 +343,13 @@ mod tests {
         /// What frame assembly relies on: everything a client sees is in its search square.
         #[test]
         fn the_search_square_covers_the_interest_circle(
-            viewer in (0u32..8000, 0u32..8000),
+            viewer in (0u32..=8000, 0u32..=8000),
             offset in (-800i64..=800, -800i64..=800),
             cell_size in 10.0f32..200.0,
         ) {
             let grid = GridGeometry::new(1000.0, cell_size, 100.0, 8.0);
             let other = (i64::from(viewer.0) + offset.0, i64::from(viewer.1) + offset.1);
-            prop_assume!((0..8000).contains(&other.0) && (0..8000).contains(&other.1));
+            prop_assume!((0..=8000).contains(&other.0) && (0..=8000).contains(&other.1));
             let (viewer, other) = ([viewer.0, viewer.1], [other.0 as u32, other.1 as u32]);
             prop_assume!(grid.sees(viewer, other));
             let square = grid.search_of(grid.cell_of(viewer));
@@ -319,10 +361,11 @@ mod tests {
         /// row's span touches; every point of a cell the span has inside is seen.
         #[test]
         fn a_row_span_holds_every_point_seen_and_its_inside_holds_only_such(
-            viewer in (0u32..8000, 0u32..8000),
-            other in (0u32..8000, 0u32..8000),
-            cell_size in 5.0f32..200.0,
+            viewer in (0u32..=8000, 0u32..=8000),
+            other in (0u32..=8000, 0u32..=8000),
+            cell_size in prop_oneof![5.0f32..200.0, Just(100.0f32), Just(50.0f32), Just(25.0f32)],
         ) {
+            // The world is 8000 wire units: positions round up to 8000 at its far edge.
             let grid = GridGeometry::new(1000.0, cell_size, 100.0, 8.0);
             let (viewer, other) = ([viewer.0, viewer.1], [other.0, other.1]);
             let (cx, cy) = grid.cell_xy(other);
@@ -339,8 +382,13 @@ mod tests {
                 if first <= cx && cx <= last {
                     prop_assert!(grid.sees(viewer, other));
                 }
-                // The corners of the first and last inside cells too.
-                for corner in [[first * c, cy * c], [(last + 1) * c - 1, (cy + 1) * c - 1]] {
+                // The corners of the first and last inside cells too, the last row and column
+                // reaching the world's far edge.
+                let far_edge = |index: u32| {
+                    let end = (index + 1) * c - 1;
+                    if index + 1 == grid.columns { end.max(8000) } else { end }
+                };
+                for corner in [[first * c, cy * c], [far_edge(last), far_edge(cy)]] {
                     prop_assert!(grid.sees(viewer, corner));
                 }
             }

@@ -50,11 +50,12 @@ fn mirrors_equal_the_server_view_through_joins_walks_jumps_and_leaves() {
     mirrors_follow_the_rule(config(400.0, 60.0));
 }
 
-/// Cells a quarter of the radius: most of a view is cells wholly inside the circle, whose
-/// members the cut takes without testing them.
+/// Cells a third of the radius: most of a view is cells wholly inside the circle, whose
+/// members the cut takes without testing them. They divide the world (20 cells of 20), so
+/// a position that rounds up to the world's side is in the last cell, past its nominal end.
 #[test]
 fn mirrors_equal_the_server_view_with_cells_finer_than_the_radius() {
-    mirrors_follow_the_rule(config_with_cells(400.0, 60.0, Some(15.0)));
+    mirrors_follow_the_rule(config_with_cells(400.0, 60.0, Some(20.0)));
 }
 
 fn mirrors_follow_the_rule(config: Config) {
