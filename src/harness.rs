@@ -185,9 +185,9 @@ impl Harness {
         let mut messages = Vec::new();
         while let Some(slot) = outbox.front() {
             // A slot holds exactly one frame.
-            let frame = slot.to_vec();
             messages.push(
-                decode_server_message(&frame[FRAME_HEADER_BYTES..]).expect("server frames decode"),
+                decode_server_message(&slot.bytes[FRAME_HEADER_BYTES..])
+                    .expect("server frames decode"),
             );
             outbox.release();
         }
@@ -215,14 +215,9 @@ impl Harness {
     /// Takes every queued frame, in order per connection, as the bytes a client receives
     /// (the frame's length prefix excluded).
     pub(crate) fn drain_frames(&mut self, mut each: impl FnMut(ConnectionId, &[u8])) {
-        let mut frame = Vec::new();
         for (&connection, outbox) in &mut self.outboxes {
             while let Some(slot) = outbox.front() {
-                let (head, body) = slot.parts();
-                frame.clear();
-                frame.extend_from_slice(head);
-                frame.extend_from_slice(body);
-                each(connection, &frame[FRAME_HEADER_BYTES..]);
+                each(connection, &slot.bytes[FRAME_HEADER_BYTES..]);
                 outbox.release();
             }
         }
@@ -234,7 +229,7 @@ impl Harness {
         let mut bytes = 0;
         for outbox in self.outboxes.values_mut() {
             while let Some(slot) = outbox.front() {
-                bytes += slot.len();
+                bytes += slot.bytes.len();
                 outbox.release();
             }
         }

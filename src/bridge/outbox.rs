@@ -2,10 +2,7 @@
 //! task, or its own task when the socket is full): a single-producer, single-consumer ring of
 //! reusable frame buffers.
 //!
-//! A slot holds one frame as two parts: `head`, bytes written for this client only, and
-//! optionally `shared`, a body shared by every client in the same cell with the same view
-//! (built once per tick, referenced rather than copied; the socket write gathers both parts
-//! with one vectored write).
+//! A slot holds one whole frame, cut for its client (see `replication::frames`).
 //!
 //! The tick (through the [`OutboxWriter`] held by the client's entity) fills the next free
 //! slot in place and publishes it; the consumer (through the [`OutboxReader`], held by the
@@ -68,47 +65,15 @@ pub(crate) struct PendingTransfer {
     pub committed: tokio::sync::oneshot::Receiver<bool>,
 }
 
-/// A frame body shared by several clients' frames.
-pub(crate) type SharedBody = Arc<Vec<u8>>;
-
-/// One frame: `head` followed by `shared`, if any.
+/// One frame.
 ///
-/// `head` keeps its capacity from frame to frame (no allocation in steady state). Only the
+/// `bytes` keeps its capacity from frame to frame (no allocation in steady state). Only the
 /// slots a backlog reaches grow: while the reader keeps up, every frame is written into the
 /// same buffer (see [`OutboxWriter::publish_with`]).
 #[derive(Default, Debug)]
 pub(crate) struct FrameSlot {
-    /// Bytes for this client only; starts with the frame's length prefix.
-    pub head: Vec<u8>,
-    /// A body shared with other clients, sent right after `head`.
-    pub shared: Option<SharedBody>,
-}
-
-impl FrameSlot {
-    /// The frame's two parts, in order.
-    pub(crate) fn parts(&self) -> (&[u8], &[u8]) {
-        (
-            &self.head,
-            self.shared.as_deref().map_or(&[][..], |body| &body[..]),
-        )
-    }
-
-    /// Total length of the frame in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.head.len() + self.shared.as_ref().map_or(0, |body| body.len())
-    }
-
-    /// Whether the frame is empty.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The whole frame in one buffer (tests and tools; allocates).
-    pub(crate) fn to_vec(&self) -> Vec<u8> {
-        let (head, shared) = self.parts();
-        [head, shared].concat()
-    }
+    /// The frame, starting with its length prefix.
+    pub bytes: Vec<u8>,
 }
 
 impl Shared {
@@ -282,11 +247,8 @@ impl OutboxWriter {
         // SAFETY: the slot at `published` is free (see `Shared`), and only this unique
         // writer touches free slots.
         let slot = unsafe { &mut *shared.slots[published % len].get() };
-        slot.head.clear();
-        slot.shared = None;
+        slot.bytes.clear();
         if !fill(slot) {
-            // Nothing of it stays referenced (a shared body would be kept from reuse).
-            slot.shared = None;
             return Publish::Declined;
         }
         shared.published.store(published + 1, Ordering::Release);
@@ -329,14 +291,11 @@ impl OutboxReader {
         Some(unsafe { &mut *shared.slots[released % shared.slots.len()].get() })
     }
 
-    /// Gives the frame returned by [`OutboxReader::front`] back to the writer, dropping its
-    /// reference to any shared body first (so the tick can reuse that body's memory).
+    /// Gives the frame returned by [`OutboxReader::front`] back to the writer.
     pub(crate) fn release(&mut self) {
         let shared = &*self.0;
         let released = shared.released.load(Ordering::Relaxed);
         if released != shared.published.load(Ordering::Acquire) {
-            // SAFETY: as in `front`: the slot is still this reader's until the store below.
-            unsafe { (*shared.slots[released % shared.slots.len()].get()).shared = None };
             shared.released.store(released + 1, Ordering::Release);
         }
     }
@@ -370,7 +329,7 @@ mod tests {
 
     fn frame(writer: &mut OutboxWriter, bytes: &[u8]) -> Publish {
         writer.publish_with(|slot| {
-            slot.head.extend_from_slice(bytes);
+            slot.bytes.extend_from_slice(bytes);
             true
         })
     }
@@ -383,7 +342,7 @@ mod tests {
         }
         assert_eq!(frame(&mut writer, b"x"), Publish::Full);
         assert_eq!(reader.queued(), 3);
-        assert_eq!(reader.front().unwrap().to_vec(), vec![0u8]);
+        assert_eq!(reader.front().unwrap().bytes, vec![0u8]);
         reader.release();
         assert_eq!(
             frame(&mut writer, &[3]),
@@ -392,7 +351,7 @@ mod tests {
         );
         let mut seen = Vec::new();
         while let Some(slot) = reader.front() {
-            seen.push(slot.head[0]);
+            seen.push(slot.bytes[0]);
             reader.release();
         }
         assert_eq!(seen, vec![1, 2, 3], "frames come out in order");
@@ -405,14 +364,14 @@ mod tests {
         for round in 0..12 {
             let bytes: &[u8] = if round == 0 { &big } else { b"small" };
             assert_eq!(frame(&mut writer, bytes), Publish::Queued);
-            assert_eq!(reader.front().unwrap().head, bytes);
+            assert_eq!(reader.front().unwrap().bytes, bytes);
             reader.release();
         }
         let capacities: Vec<usize> = reader
             .0
             .slots
             .iter()
-            .map(|slot| unsafe { (*slot.get()).head.capacity() })
+            .map(|slot| unsafe { (*slot.get()).bytes.capacity() })
             .collect();
         assert_eq!(
             capacities.iter().filter(|&&c| c >= big.len()).count(),
@@ -425,7 +384,7 @@ mod tests {
     fn a_declined_frame_leaves_the_slot_free() {
         let (mut writer, reader) = outbox(2);
         assert_eq!(
-            writer.publish_with(|slot| !slot.is_empty()),
+            writer.publish_with(|slot| !slot.bytes.is_empty()),
             Publish::Declined
         );
         assert_eq!(reader.queued(), 0);
@@ -438,7 +397,7 @@ mod tests {
             let mut next = 0u32;
             while next < 10_000 {
                 if let Some(slot) = reader.front() {
-                    assert_eq!(u32::from_le_bytes(slot.head[..].try_into().unwrap()), next);
+                    assert_eq!(u32::from_le_bytes(slot.bytes[..].try_into().unwrap()), next);
                     next += 1;
                     reader.release();
                 }
@@ -451,25 +410,6 @@ mod tests {
             }
         }
         consumer.join().unwrap();
-    }
-
-    #[test]
-    fn released_frames_drop_their_shared_body_reference() {
-        let (mut writer, mut reader) = outbox(2);
-        let body: SharedBody = Arc::new(vec![1, 2, 3]);
-        writer.publish_with(|slot| {
-            slot.head.push(0);
-            slot.shared = Some(body.clone());
-            true
-        });
-        assert_eq!(reader.front().unwrap().to_vec(), vec![0, 1, 2, 3]);
-        assert_eq!(Arc::strong_count(&body), 2);
-        reader.release();
-        assert_eq!(
-            Arc::strong_count(&body),
-            1,
-            "the tick may reuse the body now"
-        );
     }
 
     #[test]

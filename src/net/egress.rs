@@ -175,7 +175,7 @@ impl Egress {
 }
 
 /// What of `parts` (in order) is still to write after the first `offset` bytes.
-fn remaining<'a>(parts: [&'a [u8]; 3], mut offset: usize) -> [IoSlice<'a>; 3] {
+fn remaining<'a>(parts: [&'a [u8]; 2], mut offset: usize) -> [IoSlice<'a>; 2] {
     parts.map(|part| {
         let skip = offset.min(part.len());
         offset -= skip;
@@ -215,25 +215,21 @@ impl Drain {
                 let Some(slot) = self.reader.front() else {
                     return Flushed::Idle;
                 };
-                let (head, body) = slot.parts();
                 // Over WebSocket the frame's length prefix gives way to a WebSocket header
-                // (the body, shared or not, is written as it is: server frames are unmasked).
-                let (prefix, head) = match self.transport {
-                    Transport::Tcp => (&[][..], head),
+                // (written before it in the same vectored write: server frames are unmasked).
+                let (prefix, frame) = match self.transport {
+                    Transport::Tcp => (&[][..], &slot.bytes[..]),
                     Transport::WebSocket => {
-                        let head = &head[FRAME_HEADER_BYTES.min(head.len())..];
+                        let frame = &slot.bytes[FRAME_HEADER_BYTES.min(slot.bytes.len())..];
                         if self.offset == 0 {
-                            self.ws_header = websocket::frame_header(
-                                Opcode::Binary,
-                                head.len() + body.len(),
-                                None,
-                            );
+                            self.ws_header =
+                                websocket::frame_header(Opcode::Binary, frame.len(), None);
                         }
-                        (&self.ws_header.0[..self.ws_header.1], head)
+                        (&self.ws_header.0[..self.ws_header.1], frame)
                     }
                 };
-                let total = prefix.len() + head.len() + body.len();
-                write(&remaining([prefix, head, body], self.offset)).map(|n| {
+                let total = prefix.len() + frame.len();
+                write(&remaining([prefix, frame], self.offset)).map(|n| {
                     self.offset += n;
                     if self.offset == total {
                         self.offset = 0;
@@ -297,11 +293,11 @@ mod tests {
     fn over_websocket_a_frame_gets_a_websocket_header_instead_of_its_prefix() {
         let (mut writer, reader) = outbox(4);
         let mut drain = drain(reader, Transport::WebSocket);
-        // A 300-byte body: 4-byte prefix + 100 own bytes, then 200 shared ones.
+        // A 300-byte body after the 4-byte prefix.
         writer.publish_with(|slot| {
-            slot.head.extend_from_slice(&300u32.to_le_bytes());
-            slot.head.extend_from_slice(&[1; 100]);
-            slot.shared = Some(std::sync::Arc::new(vec![2; 200]));
+            slot.bytes.extend_from_slice(&300u32.to_le_bytes());
+            slot.bytes.extend_from_slice(&[1; 100]);
+            slot.bytes.extend_from_slice(&[2; 200]);
             true
         });
         let mut socket = Choppy {
@@ -327,8 +323,7 @@ mod tests {
         let mut drain = drain(reader, Transport::Tcp);
         for frame in [b"AAAAAAA".as_slice(), b"BBB"] {
             writer.publish_with(|slot| {
-                slot.head.extend_from_slice(&frame[..2]);
-                slot.shared = Some(std::sync::Arc::new(frame[2..].to_vec()));
+                slot.bytes.extend_from_slice(frame);
                 true
             });
         }

@@ -6,10 +6,10 @@
 //! upgrade is checked here ([`check_upgrade`], sans I/O), answered `101`, and the socket is
 //! then taken back from hyper (`Upgraded::downcast`) and served by the same connection task
 //! as a TCP player (`super::handler::serve`) with WebSocket framing: one session type, one
-//! world, the same limits. Frames to WebSocket players go through the same encode-once path
-//! as TCP frames: the egress writes a WebSocket header in place of the length prefix and the
-//! shared body by reference (server frames are unmasked), which a WebSocket library that owns
-//! the socket and takes whole messages could not do.
+//! world, the same limits. Frames to WebSocket players go through the same path as TCP
+//! frames: the egress writes a WebSocket header in place of the length prefix, in the same
+//! vectored write as the frame's bytes in its outbox slot (server frames are unmasked), which
+//! a WebSocket library that owns the socket and takes whole messages would copy.
 //!
 //! Every accepted socket holds a place among the pending handshakes from accept until its
 //! player logs in (or it is done with HTTP), and its HTTP phase is bounded by

@@ -418,8 +418,8 @@ pub(crate) fn assemble_frames(
                 };
                 let mut length = 0;
                 let outcome = client.outbox.publish_with(|slot| {
-                    write_frame(&mut slot.head, &header, before.is_none(), &tally.change);
-                    length = slot.len();
+                    write_frame(&mut slot.bytes, &header, before.is_none(), &tally.change);
+                    length = slot.bytes.len();
                     length <= max_bytes
                 });
                 match outcome {

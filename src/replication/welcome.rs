@@ -32,7 +32,7 @@ pub(crate) fn welcome_new_clients(
         welcome.player_id = id.0;
         let message = ServerMessage::Welcome(welcome);
         client.outbox.publish_with(|slot| {
-            encode_frame(&message, &mut slot.head);
+            encode_frame(&message, &mut slot.bytes);
             true
         });
         client.outbox.wake();
