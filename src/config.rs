@@ -328,7 +328,7 @@ impl ConfigLayer {
         let cell_size_set = self.cell_size.is_some();
         let mut config = self.or_defaults();
         if !cell_size_set {
-            // The one default that depends on other keys: a 3 x 3 cell view of the radius.
+            // The one default that depends on other keys: cells as large as the radius.
             config.cell_size = config.interest_radius.min(config.world_size);
         }
         config.validate()?;

@@ -93,8 +93,9 @@ pub(crate) fn build(
     if let Some(zone) = links.zone {
         app.add_plugins(crate::zones::border::ZonePlugin(zone));
         if let Some(link) = links.ghosts {
-            // A client sees up to its view's reach past the cell it is in.
-            let strip = config.interest_radius + config.cell_size;
+            // A client sees what is within the interest radius of it: across a border, what
+            // is within the radius of the border.
+            let strip = config.interest_radius;
             app.add_plugins(crate::zones::ghosts::GhostPlugin::new(link, strip));
         }
     }

@@ -2,8 +2,9 @@
 //!
 //! Tokio tasks decode client inputs and push them through lock-free queues into a bevy_ecs
 //! world that a dedicated thread ticks at a fixed rate; each tick every changed entity is
-//! encoded once into its grid cell, and every client gets one frame assembled from the cells
-//! it sees, written to the sockets by the network runtime's flush tasks. See ARCHITECTURE.md for the whole picture.
+//! encoded once, and every client gets one frame with the entities within its interest
+//! radius (found through a grid of cells), written to the sockets by the network runtime's
+//! flush tasks. See ARCHITECTURE.md for the whole picture.
 //!
 //! # Layout
 //! - [`server`]: start/stop a server ([`ServerHandle`]).
@@ -14,7 +15,7 @@
 //!   tick signal out).
 //! - [`game`]: the world and the ordered tick schedule; gameplay plugs in here.
 //! - [`ingest`]: the first phase of a tick (joins, leaves, inputs).
-//! - [`replication`]: grid, encode-once cell sections, per-client frames.
+//! - [`replication`]: grid, records encoded once, per-client frames cut by the interest rule.
 //! - [`tick`]: the fixed-rate tick thread.
 //! - [`token_bucket`]: the rate arithmetic every limit shares, sans I/O.
 //! - [`stats`]: counters for every limit and bad input.

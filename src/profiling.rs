@@ -10,8 +10,8 @@
 //! - on the network threads (`throng-net`): `accept` (admission of an accepted socket),
 //!   `decode` (the messages of one read, decoded and handled), `flush burst` (a flush
 //!   task's writes of up to 200 connections' frames); on the tick thread and the
-//!   `throng-worker` threads, `prepare_views chunk` (the shared view bodies one part of a
-//!   parallel loop builds) and `assemble_frames batch` (one part's clients' frames);
+//!   `throng-worker` threads, `assemble_frames batch` (one part's clients' frames, each cut
+//!   by the interest rule);
 //! - plots: players, tick time (ms), outbound bytes per tick, inbound queue depth.
 //!
 //! The client runs `ondemand`: until a profiler connects nothing is buffered, so an

@@ -18,12 +18,11 @@ export const LOADGEN_BIN = process.env.LOADGEN_BIN ?? here("../../target/debug/l
 export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /**
- * The world every test and bench plays in: 300 units with an interest radius (and cell) of
- * 150, so 2 x 2 cells, and every cell is within one of every other (the view is cut at the
- * world's edges, not wrapped: with the default radius of 100, 3 x 3 cells, a player in a
- * corner cell would not see the far one). Everyone sees everyone.
+ * The world every test and bench plays in: 300 units with an interest radius of 450, more
+ * than its diagonal (the view is cut at the world's edges, not wrapped), so everyone sees
+ * everyone wherever they walk.
  */
-export const WORLD_ARGS = ["--world-size", "300", "--interest-radius", "150"];
+export const WORLD_ARGS = ["--world-size", "300", "--interest-radius", "450"];
 
 /** Throws unless every program the run needs is there (CI must fail, not skip). */
 export function requirePrograms() {

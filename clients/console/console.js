@@ -72,7 +72,7 @@ function fit(canvas) {
 function drawMinimap({ world_size: world, cell_size: cell, positions }) {
   const { context, width, height, ratio } = fit($("minimap"));
   const scale = Math.min(width, height) / world;
-  // The interest cells, faintly: who can see whom is decided per cell.
+  // The grid cells, faintly: how the server finds who is near whom.
   context.strokeStyle = "rgba(255, 255, 255, 0.08)";
   context.lineWidth = 1;
   context.beginPath();

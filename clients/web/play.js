@@ -216,7 +216,7 @@ async function main() {
         center: self,
         worldSize: welcome.worldSize,
         cellSize: welcome.cellSize,
-        viewCells: welcome.viewCells,
+        interestRadius: welcome.interestRadius,
         entities,
       });
       stats.framesRendered++;

@@ -12,7 +12,7 @@
  * @property {Point} center the world point drawn in the middle (the player)
  * @property {number} worldSize
  * @property {number} cellSize
- * @property {number} viewCells
+ * @property {number} interestRadius
  * @property {{ id: number, at: Point, kind: "self" | "player" | "npc" | "snowball", flash: number }[]} entities
  *   flash: 0..1, how strongly a hit shows on it now
  */
@@ -33,12 +33,13 @@ const COLOURS = {
 const RADIUS = { self: 4, player: 4, npc: 4, snowball: 1.6 };
 
 /**
- * The drawing scale: pixels per world unit, so that the whole view (every cell the player
- * may see, `viewCells` around its own, whichever part of its cell it is in) fits.
- * @param {number} width @param {number} height @param {number} cellSize @param {number} viewCells
+ * The drawing scale: pixels per world unit, so that the whole view (the circle of the
+ * interest radius around the player, with a margin) fits, or the whole world if that is
+ * smaller (the drawing wraps: more would show the world twice).
+ * @param {number} width @param {number} height @param {number} interestRadius @param {number} worldSize
  */
-export function pixelsPerUnit(width, height, cellSize, viewCells) {
-  return Math.min(width, height) / (2 * (viewCells + 1) * cellSize);
+export function pixelsPerUnit(width, height, interestRadius, worldSize) {
+  return Math.min(width, height) / Math.min(2.2 * interestRadius, worldSize);
 }
 
 /**
@@ -48,7 +49,7 @@ export function pixelsPerUnit(width, height, cellSize, viewCells) {
  * @param {Scene} scene
  */
 export function draw(ctx, width, height, scene) {
-  const scale = pixelsPerUnit(width, height, scene.cellSize, scene.viewCells);
+  const scale = pixelsPerUnit(width, height, scene.interestRadius, scene.worldSize);
   const size = scene.worldSize;
   const shortWay = (/** @type {number} */ d) => (d > size / 2 ? d - size : d < -size / 2 ? d + size : d);
   /** Screen position of a world point: relative to the center, the short way around. */
@@ -60,14 +61,12 @@ export function draw(ctx, width, height, scene) {
   ctx.fillStyle = COLOURS.background;
   ctx.fillRect(0, 0, width, height);
 
-  // The cells the player sees: its own cell and viewCells around it (cut at nothing: the
-  // world wraps, and so does the drawing).
+  // What the player sees: everything within the interest radius of it.
   const cell = scene.cellSize;
-  const own = { x: Math.floor(scene.center.x / cell), y: Math.floor(scene.center.y / cell) };
-  const corner = screen({ x: (own.x - scene.viewCells) * cell, y: (own.y - scene.viewCells) * cell });
-  const span = (2 * scene.viewCells + 1) * cell * scale;
   ctx.fillStyle = COLOURS.view;
-  ctx.fillRect(corner.x, corner.y, span, span);
+  ctx.beginPath();
+  ctx.arc(width / 2, height / 2, scene.interestRadius * scale, 0, 2 * Math.PI);
+  ctx.fill();
 
   // Cell lines, every cellSize units from the world's origin; the origin's lines (the
   // world's edges) in another colour.

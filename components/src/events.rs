@@ -44,7 +44,8 @@ impl<E: Send + Sync + 'static> ServerEvents<'_, E> {
         self.send(EventTarget::Player(player), event);
     }
 
-    /// Sends `event` to every client that sees `entity` this tick (its cell is in their view).
+    /// Sends `event` to every client that sees `entity` this tick (within the interest
+    /// radius of it).
     pub fn to_viewers_of(&mut self, entity: Entity, event: E) {
         self.send(EventTarget::ViewersOf(entity), event);
     }

@@ -43,10 +43,10 @@ pub enum TickSet {
     /// despawns of what was hit). Anything changed after this set reaches clients one tick
     /// late.
     PostSimulate,
-    /// Encodes every changed replicated entity once into its grid cell, and routes this
-    /// tick's server events. Reads gameplay state, never writes it.
+    /// Encodes every changed replicated entity once, lists entities by grid cell, and routes
+    /// this tick's server events. Reads gameplay state, never writes it.
     Replicate,
-    /// Assembles one frame per client from the cells it sees and publishes it for the
+    /// Cuts one frame per client (the entities within its interest radius) and publishes it for the
     /// network threads (no socket I/O here); hands changed players to persistence.
     Frames,
 }

@@ -1,8 +1,8 @@
 //! Server events, routed once per tick: each event (encoded once by its kind's drain, see
 //! [`components::events`]) goes to one place: the sending order's list of everyone's
 //! events, the cell of the entity whose viewers get it, or the target player's own list.
-//! Frame assembly then gives each client, in sending order, the events of everyone, of the
-//! cells in its view and its own (see `frames`).
+//! Frame assembly then gives each client, in sending order, the events of everyone, those
+//! about the entities it sees (by the interest rule) and its own (see `frames`).
 
 use bevy_ecs::prelude::*;
 use components::NetId;

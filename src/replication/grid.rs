@@ -4,10 +4,11 @@
 //! position is at most `radius_wire` (the interest radius times the wire scale, rounded)
 //! from its own, in wire units: the circle the radius promises, and nothing beyond it.
 //!
-//! The grid only narrows the search: every entity in a client's circle is in a cell at most
+//! The grid only narrows the search: frame assembly reads the members of the cells a circle
+//! reaches, row by row ([`GridGeometry::rows_of`], [`GridGeometry::span`]), and no other
+//! entity. Every entity in a client's circle is in a cell at most
 //! `view_cells = ceil(radius_wire / cell_wire)` cells away from the client's own cell on both
-//! axes ([`GridGeometry::search_of`]), so frame assembly tests the members of those cells
-//! and no other entity.
+//! axes ([`GridGeometry::search_of`], the cells whose events a client may get).
 
 /// Cell coordinates packed as one index: `cy * columns + cx`.
 pub(crate) type CellIndex = u32;

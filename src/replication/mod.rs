@@ -116,7 +116,7 @@ pub(crate) enum ReplicationStep {
     Track,
     /// Copies changed positions and components into the replica table.
     Capture,
-    /// Writes records into cell sections.
+    /// Writes update records and lists entities by cell.
     Encode,
     /// Routes this tick's server events.
     Events,

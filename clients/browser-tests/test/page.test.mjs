@@ -154,7 +154,8 @@ test("the bots walk on the canvas", { timeout: TEST_TIMEOUT }, async (t) => {
   const second = decodePng(await canvas.screenshot({ style: HIDE_PANELS }));
   const differing = differingPixels(first, second);
   t.diagnostic(`${differing} of ${first.width * first.height} pixels differ`);
-  // A walker is a disc of 4 px radius that covers ~50 px, and walks 50 px (at 1 px per unit) in 500 ms.
+  // A walker is a disc of 4 units radius that covers ~50 px, and walks 50 units in 500 ms, at
+  // 1 px per unit or more (the 300-unit world fills the canvas's shorter side).
   assert.ok(differing > 200, `${differing} pixels differ between two screenshots 500 ms apart`);
   const { entitiesInView } = await stats();
   assert.ok(entitiesInView >= 10, `${entitiesInView} entities in view`);

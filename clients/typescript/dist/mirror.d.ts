@@ -35,7 +35,7 @@ export interface FrameChanges {
     reset: boolean;
     /** The frame's events, in delivery order. */
     events: NamedEvent[];
-    /** Ids that left the view (an id both removed and spawned crossed between cells). */
+    /** Ids that left the view (an id both removed and spawned: the client's own jump). */
     removed: number[];
     /** Ids that entered the view. */
     spawned: number[];

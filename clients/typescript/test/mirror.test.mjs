@@ -68,8 +68,8 @@ test("spawn, update, remove, component set and removed, reset: the expected enti
   assert.deepEqual(mirror.component(1, "score"), u32(1));
   assert.deepEqual([mirror.tick, mirror.ackSeq], [11, 4]);
 
-  // A component value changes; an entity crosses between two cells the client sees (a
-  // removal and a spawn of the same id in one frame).
+  // A component value changes; an entity is removed and spawned in one frame (as after the
+  // client's own jump).
   mirror.apply(frame({
     tick: 12,
     removed: [2],

@@ -18,9 +18,9 @@ import { randomBytes } from "node:crypto";
 import { ConnectError, Reader, Writer, connect } from "../dist/index.js";
 
 const BIN = process.env.THRONG_BIN ?? fileURLToPath(new URL("../../../target/debug/throng", import.meta.url));
-// A small world (everyone sees everyone: 2 x 2 cells of the interest radius) keeps the two
-// players in each other's view wherever they spawn.
-const WORLD_ARGS = ["--world-size", "200"];
+// A small world with an interest radius past its diagonal (everyone sees everyone) keeps the
+// two players in each other's view wherever they spawn.
+const WORLD_ARGS = ["--world-size", "200", "--interest-radius", "300"];
 
 /**
  * Starts the server with `args` and reads its stdout until its listening and web lines
