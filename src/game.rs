@@ -94,8 +94,11 @@ pub(crate) fn build(
         app.add_plugins(crate::zones::border::ZonePlugin(zone));
         if let Some(link) = links.ghosts {
             // A client sees what is within the interest radius of it: across a border, what
-            // is within the radius of the border.
-            let strip = config.interest_radius;
+            // is within the radius of the border, and a little more: wire positions round
+            // (up to 1/16 unit each), and a player is handed off in the tick after it
+            // crossed, so its frame of that tick is cut up to one step past the border. A
+            // cell is more than both at every sensible setting.
+            let strip = config.interest_radius + config.cell_size;
             app.add_plugins(crate::zones::ghosts::GhostPlugin::new(link, strip));
         }
     }

@@ -61,7 +61,8 @@ export function draw(ctx, width, height, scene) {
   ctx.fillStyle = COLOURS.background;
   ctx.fillRect(0, 0, width, height);
 
-  // What the player sees: everything within the interest radius of it.
+  // What the player sees: everything within the interest radius of it (the drawing wraps at
+  // the world's edges, the rule does not: near an edge, what shows across it is not sent).
   const cell = scene.cellSize;
   ctx.fillStyle = COLOURS.view;
   ctx.beginPath();

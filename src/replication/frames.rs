@@ -177,12 +177,14 @@ impl ViewChange {
         if let Some(from) = before {
             let dx = u64::from(now[0].abs_diff(from[0]));
             let dy = u64::from(now[1].abs_diff(from[1]));
-            let distance = ceil_sqrt(dx * dx + dy * dy);
-            if distance > u64::from(radius / 2) {
+            let squared = dx * dx + dy * dy;
+            // More than half the radius: 4 d² > r², exactly.
+            if 4 * squared > u64::from(radius).pow(2) {
                 cut.forget(from);
                 cut.had_frame = false;
             } else {
-                moved = distance as u32;
+                // At most ceil(r / 2): the inside radius below stays at least 0.
+                moved = ceil_sqrt(squared) as u32;
             }
         }
         let (touch, inside) = (radius + moved, radius - moved);

@@ -1,5 +1,5 @@
 //! Ghosts: a player near a border sees what is on the other side. Each tick a zone publishes
-//! its border strip (every entity within `interest_radius` of its edges, with
+//! its border strip (every entity within `interest_radius + cell_size` of its edges, with
 //! its position and replicated values, see [`super::strip`]); its neighbours replicate those
 //! entities to their own clients as read-only ghosts.
 //!

@@ -1,5 +1,6 @@
 //! The border strip: what a zone server publishes each tick for its neighbours (every entity
-//! within the interest radius of its edges, with its exact position and its replicated values),
+//! within the interest radius, and a margin, of its edges, with its exact position and its
+//! replicated values),
 //! and how it is read back. Sans I/O.
 //!
 //! The bytes are postcard's encoding of [`Strip`]; the tick writes them field by field into a

@@ -1,9 +1,10 @@
 //! Snowball tag, the demo game: a player sends the `throw` action with a direction, a
 //! snowball flies from them for a while, and the first player or NPC it touches (not its
-//! thrower) is hit: the thrower scores a point (replicated and saved as `score`), and a
-//! `hit` event goes to every client that sees the target (the thrower and the target
-//! included: a snowball's range is kept within the interest radius). A few NPCs walk about
-//! so that an empty world is alive.
+//! thrower) is hit: the thrower scores a point (replicated and saved as `score`, so the
+//! thrower always learns of it), and a `hit` event goes to every client that sees the
+//! target: the target, and the thrower if it is within the interest radius of the target
+//! (a snowball flies 100 units and hits within 6, so a long throw can land out of the
+//! thrower's view). A few NPCs walk about so that an empty world is alive.
 //!
 //! Settings: `[game.snowball]` (see [`SnowballSettings`]).
 

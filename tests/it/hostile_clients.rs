@@ -129,10 +129,11 @@ async fn a_thousand_slowloris_sockets_hold_nothing_past_the_handshake_timeout() 
 #[ignore = "soak (tens of seconds): .ci/run runs it with --ignored"]
 async fn two_hundred_clients_that_never_read_are_kicked_and_memory_stays_bounded() {
     let _alone = soak_alone().await;
-    // Everyone sees everyone, so frames are large (a few hundred entities in view) and a
-    // client that does not read fills its buffers within seconds.
+    // Everyone sees everyone (the radius is past the world's diagonal), so frames are large
+    // (a few hundred entities in view) and a client that does not read fills its buffers
+    // within seconds.
     let (server, players) =
-        server_with_players(&["--world-size", "200", "--interest-radius", "100"]).await;
+        server_with_players(&["--world-size", "200", "--interest-radius", "300"]).await;
     let Players {
         stop,
         stopped,

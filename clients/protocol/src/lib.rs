@@ -502,14 +502,7 @@ pub fn begin_frame(out: &mut Vec<u8>) -> usize {
 /// Writes the length prefix of the frame begun at `start`.
 #[inline]
 pub fn finish_frame(out: &mut [u8], start: usize) {
-    finish_frame_followed_by(out, start, 0);
-}
-
-/// Writes the length prefix of the frame begun at `start`, whose body continues with
-/// `more` bytes sent right after `out` (a shared body written with the same vectored write).
-#[inline]
-pub fn finish_frame_followed_by(out: &mut [u8], start: usize, more: usize) {
-    let body = (out.len() - start - FRAME_HEADER_BYTES + more) as u32;
+    let body = (out.len() - start - FRAME_HEADER_BYTES) as u32;
     out[start..start + FRAME_HEADER_BYTES].copy_from_slice(&body.to_le_bytes());
 }
 
