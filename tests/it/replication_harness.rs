@@ -98,13 +98,7 @@ fn mirrors_follow_the_rule(config: Config) {
             // place in every other view.
             let who = players[(next() % players.len() as u64) as usize].id;
             let to = Position::new((next() % 400) as f32, (next() % 400) as f32);
-            let world = &mut harness.simulation.world;
-            let mut positions = world.query::<(&NetId, &mut Position)>();
-            for (id, mut position) in positions.iter_mut(world) {
-                if id.0 == who {
-                    *position = to;
-                }
-            }
+            teleport(&mut harness, who, to);
         }
         harness.tick();
         let state = wire_positions(&mut harness.simulation.world);
@@ -292,4 +286,98 @@ fn a_client_that_takes_no_frame_for_the_kick_time_is_closed_as_a_slow_reader() {
         );
     }
     assert_eq!(harness.close_requested(intermittent), None);
+}
+
+/// Moves entity `id` to `to` between two ticks.
+fn teleport(harness: &mut Harness, id: u32, to: Position) {
+    let world = &mut harness.simulation.world;
+    let mut positions = world.query::<(&NetId, &mut Position)>();
+    for (net_id, mut position) in positions.iter_mut(world) {
+        if net_id.0 == id {
+            *position = to;
+        }
+    }
+}
+
+/// The frames `connection` got since the last call.
+fn frames(harness: &mut Harness, connection: u64) -> Vec<throng::protocol::StateFrame> {
+    let mut frames = Vec::new();
+    for message in harness.messages(connection) {
+        if let ServerMessage::Frame(frame) = message {
+            frames.push(frame);
+        }
+    }
+    frames
+}
+
+/// docs/PROTOCOL.md: a client whose own entity moves more than half the interest radius in
+/// one tick gets its view anew (every entity it saw removed, every entity it sees spawned,
+/// its own included) without a reset; a smaller move is an update.
+#[test]
+fn a_jump_of_the_client_itself_removes_and_spawns_its_view_a_step_updates_it() {
+    let config = config(1000.0, 100.0);
+    let mut harness = Harness::new(&config);
+    let jumper = harness.join("jumper");
+    let neighbour = harness.join("neighbour");
+    harness.tick();
+    let mut mirror = Mirror::default();
+    let mut ids = Vec::new();
+    for connection in [jumper, neighbour] {
+        for message in harness.messages(connection) {
+            match message {
+                ServerMessage::Welcome(welcome) => ids.push(welcome.player_id),
+                ServerMessage::Frame(frame) if connection == jumper => {
+                    mirror.apply(&frame).expect("frame applies")
+                }
+                _ => {}
+            }
+        }
+    }
+    let (jumper_id, neighbour_id) = (ids[0], ids[1]);
+    let _ = frames(&mut harness, neighbour);
+    teleport(&mut harness, jumper_id, Position::new(500.0, 500.0));
+    teleport(&mut harness, neighbour_id, Position::new(530.0, 500.0));
+    harness.tick();
+    let apply = |frames: Vec<throng::protocol::StateFrame>, mirror: &mut Mirror| {
+        let last = frames.last().expect("a frame a tick").clone();
+        for frame in &frames {
+            mirror.apply(frame).expect("frame applies");
+        }
+        last
+    };
+    let _ = apply(frames(&mut harness, jumper), &mut mirror);
+    assert!(mirror.entities.contains_key(&neighbour_id));
+
+    // A step of 40 units (less than half the radius): an update of the jumper's own entity.
+    teleport(&mut harness, jumper_id, Position::new(540.0, 500.0));
+    harness.tick();
+    let frame = apply(frames(&mut harness, jumper), &mut mirror);
+    assert!(!frame.reset);
+    assert!(
+        frame.removed.is_empty() && frame.spawned.is_empty(),
+        "{frame:?}"
+    );
+    assert!(frame.updated.iter().any(|update| update.id == jumper_id));
+
+    // A jump of 160 units (more than half): its view is removed and spawned anew.
+    teleport(&mut harness, jumper_id, Position::new(700.0, 500.0));
+    harness.tick();
+    let frame = apply(frames(&mut harness, jumper), &mut mirror);
+    assert!(!frame.reset);
+    let mut removed = frame.removed.clone();
+    removed.sort_unstable();
+    let mut expected = vec![jumper_id, neighbour_id];
+    expected.sort_unstable();
+    assert_eq!(removed, expected, "everything it saw");
+    let spawned: Vec<u32> = frame.spawned.iter().map(|spawn| spawn.id).collect();
+    assert_eq!(
+        spawned,
+        [jumper_id],
+        "its own entity, seen anew (the neighbour is 170 away)"
+    );
+    let state = wire_positions(&mut harness.simulation.world);
+    assert_eq!(
+        mirror_state(&mirror),
+        expected_view(&state, jumper_id, &config)
+    );
 }
