@@ -172,26 +172,6 @@ impl Workers {
         }
     }
 
-    /// Calls `f(start, chunk)` on consecutive chunks of `items` covering it, in parallel;
-    /// `start` is the chunk's index in `items` (to match it with a parallel slice).
-    pub fn for_each_chunk_mut<T: Send>(&self, items: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
-        let len = items.len();
-        if len == 0 {
-            return;
-        }
-        let chunk = len
-            .div_ceil(self.threads() * RUNS_PER_THREAD)
-            .max(MIN_ITEMS_PER_RUN);
-        let base = DisjointChunks(items.as_mut_ptr());
-        self.run(len.div_ceil(chunk), &|part| {
-            let start = part * chunk;
-            let end = (start + chunk).min(len);
-            // SAFETY: each part index comes once, so the parts take disjoint in-bounds ranges
-            // of `items`, which is exclusively borrowed for the whole loop.
-            f(start, unsafe { base.range(start, end) });
-        });
-    }
-
     /// Calls `f` on every item of `query`, in parallel: the items in iteration order, cut into
     /// runs of consecutive items (see the module documentation).
     pub fn for_each_mut<D: IterQueryData + ArchetypeQueryData, F: ArchetypeFilter>(
@@ -256,27 +236,6 @@ impl Workers {
 /// 10,000 players: one run per thread varied 2.40-3.08 ms between runs, four 2.41-2.47 ms),
 /// while advancing the runs' iterators stays a small share of the loop.
 const RUNS_PER_THREAD: usize = 4;
-
-/// The start of a slice whose disjoint chunks the parts of one loop take
-/// ([`Workers::for_each_chunk_mut`]).
-struct DisjointChunks<T>(*mut T);
-
-// SAFETY: each part takes its own chunk, and `T: Send` is required by the only constructor's
-// caller, so handing a chunk to another thread is moving access to `T`s across threads.
-unsafe impl<T: Send> Sync for DisjointChunks<T> {}
-
-impl<T> DisjointChunks<T> {
-    /// Elements `start..end`.
-    ///
-    /// # Safety
-    /// In bounds of the slice, which outlives the result, and no other reference to these
-    /// elements exists while the result does.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn range(&self, start: usize, end: usize) -> &mut [T] {
-        // SAFETY: as the caller promises.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), end - start) }
-    }
-}
 
 /// Most runs a query loop is cut into.
 const MAX_RUNS: usize = 32;
@@ -373,21 +332,6 @@ mod tests {
                 hits[part].fetch_add(1, Ordering::Relaxed);
             });
             assert!(hits.iter().all(|hit| hit.load(Ordering::Relaxed) == 1));
-        }
-    }
-
-    #[test]
-    fn chunks_cover_the_slice_once_with_their_start() {
-        let workers = Workers::new(3, "test-worker");
-        for len in [0, 1, 31, 32, 33, 1_000] {
-            let mut items: Vec<usize> = vec![usize::MAX; len];
-            workers.for_each_chunk_mut(&mut items, |start, chunk| {
-                for (i, item) in chunk.iter_mut().enumerate() {
-                    assert_eq!(*item, usize::MAX, "an item visited twice");
-                    *item = start + i;
-                }
-            });
-            assert_eq!(items, (0..len).collect::<Vec<_>>());
         }
     }
 

@@ -26,7 +26,7 @@ use crate::stats::Stats;
 
 use super::cells::{Cell, CellGrid, Departure, Member};
 use super::events::{EventRouting, EventSection};
-use super::grid::{CellIndex, CellRect, ceil_sqrt};
+use super::grid::{CellIndex, CellRect, ceil_sqrt, within};
 use super::records::Section;
 use super::table::{NO_CELL, NetId, ReplicaTable};
 use super::{OutboundLimits, SharedStats};
@@ -171,7 +171,7 @@ impl ViewChange {
             now,
             from: before.unwrap_or_default(),
             had_frame: before.is_some(),
-            r2: u64::from(radius).pow(2),
+            r2: geometry.radius_squared(),
         };
         let mut moved = 0;
         if let Some(from) = before {
@@ -179,7 +179,7 @@ impl ViewChange {
             let dy = u64::from(now[1].abs_diff(from[1]));
             let squared = dx * dx + dy * dy;
             // More than half the radius: 4 d² > r², exactly.
-            if 4 * squared > u64::from(radius).pow(2) {
+            if 4 * squared > cut.r2 {
                 cut.forget(from);
                 cut.had_frame = false;
             } else {
@@ -225,16 +225,6 @@ struct Cut<'a> {
     had_frame: bool,
     /// The interest radius in wire units, squared.
     r2: u64,
-}
-
-/// [`super::grid::GridGeometry::sees`], with the squared radius at hand. Signed 64-bit
-/// differences (wire coordinates are below 2^24, so nothing overflows) take fewer
-/// instructions than `abs_diff`, and this runs for every candidate, twice.
-#[inline(always)]
-fn within(a: [u32; 2], b: [u32; 2], r2: u64) -> bool {
-    let dx = i64::from(a[0]) - i64::from(b[0]);
-    let dy = i64::from(a[1]) - i64::from(b[1]);
-    (dx * dx + dy * dy) as u64 <= r2
 }
 
 impl Cut<'_> {

@@ -47,6 +47,17 @@ fn floor_sqrt(n: u64) -> u64 {
     root
 }
 
+/// Whether two wire positions are at most `sqrt(r2)` apart: the interest rule's test (see
+/// [`GridGeometry::sees`]). Signed 64-bit differences (wire coordinates are below 2^24, so
+/// nothing overflows) take fewer instructions than `abs_diff`; frame assembly runs it for
+/// every candidate, twice.
+#[inline(always)]
+pub(crate) fn within(a: [u32; 2], b: [u32; 2], r2: u64) -> bool {
+    let dx = i64::from(a[0]) - i64::from(b[0]);
+    let dy = i64::from(a[1]) - i64::from(b[1]);
+    (dx * dx + dy * dy) as u64 <= r2
+}
+
 /// Half the chord of a circle of `radius` at `dy` from its centre (`None` beyond it).
 #[inline]
 fn half_chord(radius: u32, dy: u32) -> Option<u32> {
@@ -124,10 +135,13 @@ impl GridGeometry {
     /// client at `viewer` (at most `radius_wire` apart).
     #[inline]
     pub(crate) fn sees(&self, viewer: [u32; 2], other: [u32; 2]) -> bool {
-        let dx = u64::from(viewer[0].abs_diff(other[0]));
-        let dy = u64::from(viewer[1].abs_diff(other[1]));
-        let r = u64::from(self.radius_wire);
-        dx * dx + dy * dy <= r * r
+        within(viewer, other, self.radius_squared())
+    }
+
+    /// `radius_wire` squared, for [`within`] in a loop.
+    #[inline]
+    pub(crate) fn radius_squared(&self) -> u64 {
+        u64::from(self.radius_wire).pow(2)
     }
 
     /// The rows of cells that hold some point of the circle of `radius` (wire units) around

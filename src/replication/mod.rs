@@ -121,7 +121,7 @@ pub(crate) enum ReplicationStep {
     /// Routes this tick's server events.
     Events,
     /// Welcomes the clients that joined this tick (before their first frame).
-    Views,
+    Welcome,
     /// Assembles and submits frames.
     Frames,
 }
@@ -157,7 +157,7 @@ fn add_systems(schedule: &mut Schedule) {
             .in_set(TickSet::Replicate),
     );
     schedule.configure_sets(
-        (ReplicationStep::Views, ReplicationStep::Frames)
+        (ReplicationStep::Welcome, ReplicationStep::Frames)
             .chain()
             .in_set(TickSet::Frames),
     );
@@ -171,7 +171,7 @@ fn add_systems(schedule: &mut Schedule) {
             .in_set(ReplicationStep::Capture),
         cells::encode_cells.in_set(ReplicationStep::Encode),
         events::route_events.in_set(ReplicationStep::Events),
-        welcome::welcome_new_clients.in_set(ReplicationStep::Views),
+        welcome::welcome_new_clients.in_set(ReplicationStep::Welcome),
         frames::assemble_frames.in_set(ReplicationStep::Frames),
     ));
 }
