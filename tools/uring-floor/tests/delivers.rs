@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 /// the bytes each client received and the server's report line (`None`: io_uring refused).
 fn run(mode: &str) -> Option<(Vec<usize>, String)> {
     let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_uring-floor"))
+    let server = Command::new(env!("CARGO_BIN_EXE_uring-floor"))
         .args([mode, &port.to_string(), &OUT_BYTES.to_string(), "20", "3"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
