@@ -6,7 +6,8 @@
 // - holding `d` for a second walks the player east by about a second of walking, in the
 //   server's view (the observer's frames) and in the page's (throngStats.position);
 // - the bots move on the canvas (two screenshots 500 ms apart differ) and are in view;
-// - a click throws: the observer sees a snowball leave the player; the page logs no error.
+// - a click throws: the observer sees a snowball leave the player (or, if it hit a bot in
+//   the tick it was thrown, that hit); the page logs no error.
 //
 // The last picture is kept at target/browser/page.png. Fails (never skips) if the server,
 // loadgen or Chromium is missing: see harness.mjs for the paths.
@@ -39,6 +40,10 @@ const pageErrors = [];
 const path = [];
 /** Snowballs the observer saw, in order of appearance: { id, track: positions, gone }. */
 const snowballs = [];
+/** `hit` events the observer got: { thrower, target } (wire ids). */
+const hits = [];
+/** The page's player's wire id. */
+let playerId;
 let walkSpeed; // units per tick, from the observer's `movement` event
 let stats = async () => page.evaluate(() => ({ ...window.throngStats }));
 
@@ -63,6 +68,10 @@ before(async () => {
   observer = await connect(`ws://${server.web}/ws`, `observer-${randomBytes(3).toString("hex")}`, randomBytes(12).toString("hex"));
   observer.on("event", (event) => {
     if (event.name === "movement") walkSpeed = new Reader(event.bytes).f32();
+    if (event.name === "hit") {
+      const reader = new Reader(event.bytes);
+      hits.push({ thrower: reader.u32(), target: reader.u32() });
+    }
   });
   await page.goto(`http://${server.web}/?name=browser-test`);
 });
@@ -85,6 +94,7 @@ after(async () => {
 test("the page joins and the server shows its player to others", { timeout: TEST_TIMEOUT }, async () => {
   const joined = await waitUntil(async () => (await stats()).playerId, "throngStats.playerId");
   assert.equal(typeof joined, "number");
+  playerId = joined;
   observer.on("frame", ({ tick }) => {
     const at = observer.mirror.position(joined);
     if (at !== undefined) path.push({ tick, ...at });
@@ -164,20 +174,29 @@ test("the bots walk on the canvas", { timeout: TEST_TIMEOUT }, async (t) => {
 test("a click throws a snowball, and the page logs no error", { timeout: TEST_TIMEOUT }, async () => {
   const box = await page.locator("#world").boundingBox();
   const seenBefore = snowballs.length;
+  const hitsBefore = hits.length;
   const at = path.at(-1);
   // The player is drawn at the canvas's centre: click 100 px to its right.
   await page.mouse.click(box.x + box.width / 2 + 100, box.y + box.height / 2);
-  const thrown = await waitUntil(() => snowballs[seenBefore], "the observer to see a snowball", 10_000);
   // Loadgen's bots throw nothing (no --actions-per-s): the only thrower is the page's player.
-  const start = thrown.track[0];
-  const from = { x: shortWay(start.x - at.x), y: shortWay(start.y - at.y) };
-  assert.ok(Math.hypot(from.x, from.y) <= 25, `the snowball appeared at (${from.x.toFixed(1)}, ${from.y.toFixed(1)}) from the player`);
-  // It flies east (the click's direction), unless it hit a bot at once.
-  await waitUntil(() => thrown.track.length >= 3 || thrown.gone, "the snowball's flight", 10_000);
-  if (thrown.track.length >= 2) {
-    const to = thrown.track.at(-1);
-    const flown = { x: shortWay(to.x - start.x), y: shortWay(to.y - start.y) };
-    assert.ok(flown.x > 5 && Math.abs(flown.y) < 1, `the snowball flew (${flown.x.toFixed(1)}, ${flown.y.toFixed(1)})`);
+  // A snowball spawns at its thrower; one that finds a bot or NPC within the hit radius there
+  // hits it in the tick it was thrown, and no frame ever shows it: then the hit is the sign.
+  const hitAtOnce = () => hits.slice(hitsBefore).find((hit) => hit.thrower === playerId);
+  await waitUntil(() => snowballs[seenBefore] ?? hitAtOnce(), "the observer to see a snowball or its hit", 10_000);
+  const thrown = snowballs[seenBefore];
+  if (thrown === undefined) {
+    assert.notEqual(hitAtOnce().target, playerId, "a snowball does not hit its thrower");
+  } else {
+    const start = thrown.track[0];
+    const from = { x: shortWay(start.x - at.x), y: shortWay(start.y - at.y) };
+    assert.ok(Math.hypot(from.x, from.y) <= 25, `the snowball appeared at (${from.x.toFixed(1)}, ${from.y.toFixed(1)}) from the player`);
+    // It flies east (the click's direction), unless it hit a bot at once.
+    await waitUntil(() => thrown.track.length >= 3 || thrown.gone, "the snowball's flight", 10_000);
+    if (thrown.track.length >= 2) {
+      const to = thrown.track.at(-1);
+      const flown = { x: shortWay(to.x - start.x), y: shortWay(to.y - start.y) };
+      assert.ok(flown.x > 5 && Math.abs(flown.y) < 1, `the snowball flew (${flown.x.toFixed(1)}, ${flown.y.toFixed(1)})`);
+    }
   }
 
   const { connected, closeReason, framesRendered } = await stats();
