@@ -2,7 +2,8 @@
 //! flush tasks.
 //!
 //! Once per tick, a flush task writes every registered connection's new frames straight to
-//! its socket with non-blocking vectored writes, one socket after another: no task wake-up,
+//! its socket with non-blocking writes (a burst's first writes submitted at once, see
+//! `flush::SendBatch`), one socket after another: no task wake-up,
 //! no scheduler round trip and no poll of a connection future per frame, and the writes of
 //! a tick go out in one tight burst instead of interleaving with input reads in the run
 //! queue. Only when a socket cannot take a whole frame (a slow reader), or the tick asked for
@@ -15,6 +16,7 @@
 //! between frames.
 
 use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use tokio::net::tcp::OwnedWriteHalf;
@@ -52,6 +54,14 @@ pub(crate) struct Drain {
     transport: Transport,
     /// The WebSocket header of the front frame (computed when its first byte is written).
     ws_header: ([u8; MAX_HEADER_BYTES], usize),
+}
+
+/// A flush's first write, to be made elsewhere (a batch of sends): the socket and the
+/// bytes, which stay put while the [`Drain`] lock is held.
+pub(crate) struct FirstWrite {
+    pub fd: RawFd,
+    pub bytes: *const u8,
+    pub len: usize,
 }
 
 /// How far a flush got.
@@ -101,6 +111,42 @@ impl Egress {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
         };
         Some(drain.flush(|bufs| self.writer.try_write_vectored(bufs), written))
+    }
+
+    /// The batched flush's first step: the lock if free, and where the flush's first write
+    /// would start (the socket, and the one buffer it would write), if it is one buffer
+    /// (see [`Drain::first_write`]). The caller submits that write elsewhere, then hands its
+    /// result to [`Egress::flush_from`] with the lock still held.
+    pub(crate) fn try_begin_flush(&self) -> Option<(MutexGuard<'_, Drain>, Option<FirstWrite>)> {
+        let mut drain = match self.drain.try_lock() {
+            Ok(drain) => drain,
+            Err(TryLockError::WouldBlock) => return None,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        let stream: &tokio::net::TcpStream = self.writer.as_ref();
+        let first = drain.first_write().map(|bytes| FirstWrite {
+            fd: stream.as_raw_fd(),
+            bytes: bytes.as_ptr(),
+            len: bytes.len(),
+        });
+        Some((drain, first))
+    }
+
+    /// Goes on with a flush begun by [`Egress::try_begin_flush`]: `first` is the result of
+    /// the first write, made elsewhere (`None`: no write was made); then as [`Egress::flush`].
+    pub(crate) fn flush_from(
+        &self,
+        drain: &mut Drain,
+        mut first: Option<io::Result<usize>>,
+        written: &mut u64,
+    ) -> Flushed {
+        drain.flush(
+            |bufs| match first.take() {
+                Some(result) => result,
+                None => self.writer.try_write_vectored(bufs),
+            },
+            written,
+        )
     }
 
     /// The connection task's path: like [`Egress::try_flush`] but takes the lock (held by a
@@ -195,6 +241,22 @@ impl Drain {
                 self.control.extend_from_slice(body);
             }
         }
+    }
+
+    /// The bytes [`Drain::flush`]'s first write would write, if they are one buffer (always
+    /// over TCP; never over WebSocket, whose frames are written as header and body); `None`
+    /// also when there is nothing to write. Mirrors the choice at the top of its loop.
+    fn first_write(&mut self) -> Option<&[u8]> {
+        if self.transport != Transport::Tcp {
+            return None;
+        }
+        if self.offset == 0 && !self.control.is_empty() {
+            return Some(&self.control);
+        }
+        if self.closed && self.offset == 0 {
+            return None;
+        }
+        self.reader.front().map(|slot| &slot.bytes[self.offset..])
     }
 
     /// Writes queued bytes in order with `write` (non-blocking) until done, blocked or failed;
