@@ -105,12 +105,8 @@ impl Egress {
     /// The flush tasks' path: writes what it can without waiting, unless the connection
     /// task holds the lock. Returns `None` when the lock was busy.
     pub(crate) fn try_flush(&self, written: &mut u64) -> Option<Flushed> {
-        let mut drain = match self.drain.try_lock() {
-            Ok(drain) => drain,
-            Err(TryLockError::WouldBlock) => return None,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        };
-        Some(drain.flush(|bufs| self.writer.try_write_vectored(bufs), written))
+        let mut drain = self.try_lock()?;
+        Some(self.flush_from(&mut drain, None, written))
     }
 
     /// The batched flush's first step: the lock if free, and where the flush's first write
@@ -118,11 +114,7 @@ impl Egress {
     /// (see [`Drain::first_write`]). The caller submits that write elsewhere, then hands its
     /// result to [`Egress::flush_from`] with the lock still held.
     pub(crate) fn try_begin_flush(&self) -> Option<(MutexGuard<'_, Drain>, Option<FirstWrite>)> {
-        let mut drain = match self.drain.try_lock() {
-            Ok(drain) => drain,
-            Err(TryLockError::WouldBlock) => return None,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        };
+        let mut drain = self.try_lock()?;
         let stream: &tokio::net::TcpStream = self.writer.as_ref();
         let first = drain.first_write().map(|bytes| FirstWrite {
             fd: stream.as_raw_fd(),
@@ -132,8 +124,9 @@ impl Egress {
         Some((drain, first))
     }
 
-    /// Goes on with a flush begun by [`Egress::try_begin_flush`]: `first` is the result of
-    /// the first write, made elsewhere (`None`: no write was made); then as [`Egress::flush`].
+    /// Writes what it can of `drain` (this connection's, locked) without waiting: `first` is
+    /// the result of the first write if it was made elsewhere (a batch begun by
+    /// [`Egress::try_begin_flush`]); the other writes are the socket's non-blocking ones.
     pub(crate) fn flush_from(
         &self,
         drain: &mut Drain,
@@ -150,10 +143,9 @@ impl Egress {
     }
 
     /// The connection task's path: like [`Egress::try_flush`] but takes the lock (held by a
-    /// flush task at most for one non-blocking write).
+    /// flush task at most for one burst of non-blocking writes).
     pub(crate) fn flush(&self, written: &mut u64) -> Flushed {
-        self.lock()
-            .flush(|bufs| self.writer.try_write_vectored(bufs), written)
+        self.flush_from(&mut self.lock(), None, written)
     }
 
     /// Queues a protocol message of the connection task (`frame`: a whole TCP frame, framed
@@ -213,6 +205,15 @@ impl Egress {
     /// Waits until the socket can take more bytes.
     pub(crate) async fn writable(&self) -> io::Result<()> {
         self.writer.writable().await
+    }
+
+    /// The lock, unless someone holds it.
+    fn try_lock(&self) -> Option<MutexGuard<'_, Drain>> {
+        match self.drain.try_lock() {
+            Ok(drain) => Some(drain),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Drain> {

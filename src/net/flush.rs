@@ -6,7 +6,9 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 
-use super::egress::{Egress, Flushed};
+use io_uring::{opcode, types};
+
+use super::egress::{Egress, FirstWrite, Flushed};
 use crate::bridge::{TickSignal, tick_signals};
 use crate::protocol::CloseReason;
 use crate::stats::Stats;
@@ -155,6 +157,9 @@ fn hand_over_unless_idle(egress: &Egress, flushed: Option<Flushed>) {
     }
 }
 
+/// A send of the batch whose completion never came (the wait failed).
+const NO_COMPLETION: i32 = i32::MIN;
+
 /// A flush burst's first writes as one io_uring submission: one `io_uring_enter` for up to
 /// [`YIELD_EVERY`] sends instead of a `writev` each. Measured on the floor's pattern
 /// (`tools/uring-floor`), that saves 11-22% of a frame's kernel cost; the rest of it is TCP
@@ -165,70 +170,58 @@ fn hand_over_unless_idle(egress: &Egress, flushed: Option<Flushed>) {
 /// at once, as the non-blocking `writev` does, and the submission never waits for a peer.
 /// Where the kernel refuses io_uring (disabled, a container's seccomp profile), the flush
 /// tasks make their writes one by one.
-/// A send of the batch whose completion never came (the wait failed).
-const NO_COMPLETION: i32 = i32::MIN;
-
 struct SendBatch {
     ring: io_uring::IoUring,
-    /// Per send of the burst: the result, by its place in the burst's locked connections.
-    results: Vec<i32>,
 }
 
 impl SendBatch {
     /// A ring for one flush task, or `None` if the kernel refuses it.
     fn new() -> Option<Self> {
         match io_uring::IoUring::new(YIELD_EVERY as u32) {
-            Ok(ring) => Some(Self {
-                ring,
-                results: Vec::with_capacity(YIELD_EVERY),
-            }),
+            Ok(ring) => Some(Self { ring }),
             Err(error) => {
-                tracing::info!(%error, "io_uring unavailable: the flush writes one socket at a time");
+                // Said once, not once per flush task: the kernel answers them all alike.
+                static TOLD: std::sync::Once = std::sync::Once::new();
+                TOLD.call_once(|| {
+                    tracing::info!(%error, "io_uring unavailable: the flush writes one socket at a time");
+                });
                 None
             }
         }
     }
 
+    /// Queues the send of `first` as entry `index` of the submission; `false` if the ring
+    /// is full (it holds a burst, so it is not).
+    fn queue(&mut self, first: &FirstWrite, index: usize) -> bool {
+        let send = opcode::Send::new(types::Fd(first.fd), first.bytes, first.len as u32)
+            .flags(libc::MSG_DONTWAIT)
+            .build()
+            .user_data(index as u64);
+        // SAFETY: the bytes are the connection's queued frame or control bytes, which do not
+        // move or change while its lock is held: the caller keeps it until the completions
+        // are read; the socket stays open as long as the `Egress`.
+        unsafe { self.ring.submission().push(&send) }.is_ok()
+    }
+
     fn flush(&mut self, burst: &[Arc<Egress>], written: &mut u64) {
-        let mut locked = Vec::with_capacity(burst.len());
+        // Each connection whose first write was queued, its lock, and that write's result.
+        let mut queued = Vec::with_capacity(burst.len());
         for egress in burst {
             let Some((mut drain, first)) = egress.try_begin_flush() else {
                 egress.waker().wake(); // the connection task is writing
                 continue;
             };
-            let Some(first) = first else {
-                // Nothing to write, or not one buffer (WebSocket): the usual way.
-                let flushed = egress.flush_from(&mut drain, None, written);
-                hand_over_unless_idle(egress, Some(flushed));
-                continue;
-            };
-            let send = io_uring::opcode::Send::new(
-                io_uring::types::Fd(first.fd),
-                first.bytes,
-                first.len as u32,
-            )
-            .flags(libc::MSG_DONTWAIT)
-            .build()
-            .user_data(locked.len() as u64);
-            // SAFETY: the bytes are the connection's queued frame or control bytes, which do
-            // not move or change while its lock (kept in `locked`) is held, until the
-            // completions are read below; the socket stays open as long as the `Egress`.
-            if unsafe { self.ring.submission().push(&send) }.is_err() {
-                // Cannot happen (the ring holds a burst); if it did, write it the usual way.
+            // Nothing to write, or not one buffer (WebSocket): the usual way.
+            if !first.is_some_and(|first| self.queue(&first, queued.len())) {
                 let flushed = egress.flush_from(&mut drain, None, written);
                 hand_over_unless_idle(egress, Some(flushed));
                 continue;
             }
-            locked.push((egress, drain));
+            queued.push((egress, drain, NO_COMPLETION));
         }
-        if locked.is_empty() {
-            return;
-        }
-        self.results.clear();
-        self.results.resize(locked.len(), NO_COMPLETION);
         let mut completed = 0;
-        while completed < locked.len() {
-            match self.ring.submit_and_wait(locked.len() - completed) {
+        while completed < queued.len() {
+            match self.ring.submit_and_wait(queued.len() - completed) {
                 Ok(_) => {}
                 Err(error)
                     if matches!(
@@ -241,13 +234,13 @@ impl SendBatch {
                 }
             }
             for completion in self.ring.completion() {
-                if let Some(result) = self.results.get_mut(completion.user_data() as usize) {
+                if let Some((_, _, result)) = queued.get_mut(completion.user_data() as usize) {
                     *result = completion.result();
                     completed += 1;
                 }
             }
         }
-        for ((egress, mut drain), &result) in locked.into_iter().zip(&self.results) {
+        for (egress, mut drain, result) in queued {
             let first = match result {
                 NO_COMPLETION => {
                     // Whether its bytes left is unknown: its stream cannot go on.
