@@ -188,6 +188,13 @@ impl CellGrid {
         cell
     }
 
+    /// Some cell has events this tick (frame assembly then looks at each client's cell; a
+    /// lookup per client in the large `cells` was a cache miss each).
+    #[inline]
+    pub(crate) fn has_events(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     fn clear_dirty(&mut self) {
         for index in self.dirty.drain(..) {
             let cell = &mut self.cells[index as usize];

@@ -24,7 +24,7 @@ use crate::bridge::{ConnectionId, TickSignal};
 use crate::protocol::{CloseReason, SERVER_FRAME_KIND, begin_frame, finish_frame, put_varint};
 use crate::stats::Stats;
 
-use super::cells::{Cell, CellGrid, Departure, Member};
+use super::cells::{Cell, CellGrid, Departure, Member, RECORD_PAD};
 use super::events::{EventRouting, EventSection};
 use super::grid::{CellIndex, CellRect, ceil_sqrt, within};
 use super::records::Section;
@@ -137,7 +137,98 @@ fn gather_events(
 pub(crate) struct ViewChange {
     removed: Section,
     spawned: Section,
-    updated: Section,
+    updated: UpdateRecords,
+}
+
+/// The update records of a client's frame, appended with one fixed-size copy each.
+///
+/// The records are `bytes[..len]`; the bytes after them are scratch (stale records, never
+/// truncated away), so that [`Appender`] can copy a member's padded record into memory that
+/// is already there, with its write position in a register: appending to a `Vec` instead
+/// reloaded and stored the `Vec`'s length around every record (the compiler cannot tell
+/// that the record bytes written do not alias it), a chain that was most of the cut's time.
+#[derive(Default)]
+struct UpdateRecords {
+    bytes: Vec<u8>,
+    len: usize,
+    count: u32,
+    /// Kept members whose record is longer than [`RECORD_PAD`], met by an [`Appender`]:
+    /// their records are appended when it is done.
+    long: Vec<Member>,
+}
+
+impl UpdateRecords {
+    fn clear(&mut self) {
+        self.len = 0;
+        self.count = 0;
+    }
+
+    /// The records and how many there are.
+    fn records(&self) -> (u32, &[u8]) {
+        (self.count, &self.bytes[..self.len])
+    }
+
+    /// An appender with room for a padded record of each of `members` more.
+    #[inline]
+    fn appender(&mut self, members: usize) -> Appender<'_> {
+        let room = self.len + (members + 1) * RECORD_PAD;
+        if self.bytes.len() < room {
+            self.bytes.resize(room, 0);
+        }
+        Appender {
+            out: &mut self.bytes,
+            at: self.len,
+            count: self.count,
+            long: &mut self.long,
+        }
+    }
+
+    /// Takes back what `appender` appended, then the long records it met.
+    #[inline]
+    fn finish(&mut self, appended: (usize, u32), records: &[u8]) {
+        (self.len, self.count) = appended;
+        if self.long.is_empty() {
+            return;
+        }
+        self.bytes.truncate(self.len);
+        for member in self.long.drain(..) {
+            let record = member.record(records);
+            self.bytes.extend_from_slice(record);
+            self.len += record.len();
+            self.count += 1;
+        }
+    }
+}
+
+/// Appends update records for [`UpdateRecords::appender`].
+struct Appender<'b> {
+    out: &'b mut [u8],
+    at: usize,
+    count: u32,
+    long: &'b mut Vec<Member>,
+}
+
+impl Appender<'_> {
+    /// Appends the member's update record if `kept` (it was seen then and is seen now).
+    /// Whether a member is kept is unpredictable from one member to the next, so a short
+    /// record is always copied, and only counted if kept.
+    #[inline(always)]
+    fn update(&mut self, member: &Member, records: &[u8], kept: bool) {
+        match member.padded_record(records) {
+            Some(padded) => {
+                let length = member.record_len * u32::from(kept);
+                self.out[self.at..self.at + RECORD_PAD].copy_from_slice(padded);
+                self.at += length as usize;
+                self.count += u32::from(length != 0);
+            }
+            None if kept => self.long.push(*member),
+            None => {}
+        }
+    }
+
+    fn done(self) -> (usize, u32) {
+        (self.at, self.count)
+    }
 }
 
 impl ViewChange {
@@ -268,68 +359,65 @@ impl Cut<'_> {
     }
 
     /// Members of cells the circles cross: each is tested against the rule, then and now.
-    ///
-    /// Whether the client sees a member is unpredictable from one member to the next, so
-    /// the common cases (seen then and now, or neither) take no branch: the member's padded
-    /// update record is always copied, and kept only if seen. The rule's inputs are copied
-    /// into locals first (otherwise they are reloaded for every member: the writes to the
-    /// record buffers might alias them, as far as the compiler knows).
     #[inline]
     fn test(&mut self, members: &[Member]) {
-        let (now, from, r2, had_frame) = (self.now, self.from, self.r2, self.had_frame);
-        for member in members {
-            let sees = within(now, member.wire, r2);
-            let saw = had_frame & !member.new & within(from, member.before, r2);
-            if sees != saw {
-                self.enter_or_leave(member, sees);
-                continue;
-            }
-            self.update(member, sees);
-        }
-    }
-
-    /// A member seen now and not then (a spawn), or then and not now (a removal).
-    #[cold]
-    #[inline(never)]
-    fn enter_or_leave(&mut self, member: &Member, sees: bool) {
-        if sees {
-            let replica = self.table.get(member.id);
-            self.change.spawned.push_spawn(member.id, replica);
-        } else if !member.entered {
-            // One that entered this cell is removed with its old cell's departures.
-            self.change.removed.push_removal(member.id);
-        }
+        self.members::<false>(members);
     }
 
     /// Members of cells wholly inside both circles: seen now, and seen then unless they
     /// entered the cell this tick (or the client had no previous frame).
     #[inline]
     fn inside(&mut self, members: &[Member]) {
-        for member in members {
-            if member.entered | !self.had_frame {
-                self.test(std::slice::from_ref(member));
-            } else {
-                self.update(member, true);
-            }
-        }
+        self.members::<true>(members);
     }
 
-    /// Appends the member's update record if `kept` (it was seen then and is seen now).
+    /// Each member is seen now and was seen then (its update record is appended), or
+    /// neither, or one of the two (a spawn or a removal). `INSIDE`: the members' cells are
+    /// wholly inside both circles, so only those that entered their cell are tested.
+    ///
+    /// The common cases (seen then and now, or neither) take no branch, and the rule's
+    /// inputs are in locals (otherwise they are reloaded for every member: the writes to the
+    /// record buffers might alias them, as far as the compiler knows).
     #[inline]
-    fn update(&mut self, member: &Member, kept: bool) {
-        let records = &self.grid.records[..];
-        let updated = &mut self.change.updated;
-        match member.padded_record(records) {
-            Some(padded) => {
-                let length = member.record_len * u32::from(kept);
-                let end = updated.bytes.len() + length as usize;
-                updated.bytes.extend_from_slice(padded);
-                updated.bytes.truncate(end);
-                updated.count += u32::from(length != 0);
+    fn members<const INSIDE: bool>(&mut self, members: &[Member]) {
+        let (now, from, r2, had_frame) = (self.now, self.from, self.r2, self.had_frame);
+        let (records, table) = (&self.grid.records[..], self.table);
+        let ViewChange {
+            removed,
+            spawned,
+            updated,
+        } = &mut *self.change;
+        let mut append = updated.appender(members.len());
+        for member in members {
+            let known = INSIDE & had_frame & !member.entered;
+            let sees = known | within(now, member.wire, r2);
+            let saw = known | (had_frame & !member.new & within(from, member.before, r2));
+            if sees != saw {
+                enter_or_leave(removed, spawned, table, member, sees);
+                continue;
             }
-            None if kept => updated.push_record(member.record(records)),
-            None => {}
+            append.update(member, records, sees);
         }
+        let appended = append.done();
+        updated.finish(appended, records);
+    }
+}
+
+/// A member seen now and not then (a spawn), or then and not now (a removal).
+#[cold]
+#[inline(never)]
+fn enter_or_leave(
+    removed: &mut Section,
+    spawned: &mut Section,
+    table: &ReplicaTable,
+    member: &Member,
+    sees: bool,
+) {
+    if sees {
+        spawned.push_spawn(member.id, table.get(member.id));
+    } else if !member.entered {
+        // One that entered this cell is removed with its old cell's departures.
+        removed.push_removal(member.id);
     }
 }
 
@@ -393,7 +481,7 @@ pub(crate) fn assemble_frames(
             let tally = &mut **tally;
             if !everyone.is_empty()
                 || !viewer.personal_events.is_empty()
-                || grid.cells[cell as usize].events_in_view
+                || (grid.has_events() && grid.cells[cell as usize].events_in_view)
             {
                 gather_events(viewer, now, cell, grid, everyone, &mut tally.event_scratch);
                 viewer.personal_events.clear();
@@ -486,14 +574,17 @@ fn write_frame(out: &mut Vec<u8>, header: &Header, reset: bool, change: &ViewCha
     put_varint(out, u64::from(header.tick));
     put_varint(out, u64::from(header.ack_seq));
     out.push(u8::from(reset));
-    for section in [
-        header.events,
-        &change.removed,
-        &change.spawned,
-        &change.updated,
+    fn section(section: &Section) -> (u32, &[u8]) {
+        (section.count, &section.bytes)
+    }
+    for (count, bytes) in [
+        section(header.events),
+        section(&change.removed),
+        section(&change.spawned),
+        change.updated.records(),
     ] {
-        put_varint(out, u64::from(section.count));
-        out.extend_from_slice(&section.bytes);
+        put_varint(out, u64::from(count));
+        out.extend_from_slice(bytes);
     }
     finish_frame(out, start);
 }
@@ -506,6 +597,59 @@ fn each_cell<'g>(grid: &'g CellGrid, rect: CellRect, mut visit: impl FnMut(u32, 
         let row = (cy * columns) as usize;
         for cx in rect.x0..=rect.x1 {
             visit(cx, cy, &grid.cells[row + cx as usize]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Members whose update records have these lengths, each record filled with its index
+    /// plus one, in a records buffer padded as `encode_cells` pads it.
+    fn members_with_records(lengths: &[u32]) -> (Vec<Member>, Vec<u8>) {
+        let mut records = Vec::new();
+        let members = lengths
+            .iter()
+            .enumerate()
+            .map(|(index, &length)| {
+                let record_start = records.len() as u32;
+                records.extend(std::iter::repeat_n(index as u8 + 1, length as usize));
+                Member {
+                    id: index as u32,
+                    record_start,
+                    record_len: length,
+                    ..Member::default()
+                }
+            })
+            .collect();
+        records.resize(records.len() + RECORD_PAD, 0);
+        (members, records)
+    }
+
+    #[test]
+    fn the_kept_records_are_appended_whole_each_runs_long_ones_after_its_short_ones() {
+        let (members, records) = members_with_records(&[5, 20, 7, 16, 17, 0]);
+        let kept = [true, true, false, true, true, true];
+        let mut expected = Vec::new();
+        // Runs of 3 members: [5, 20, 7] keeps 0 and then the long 1; [16, 17, 0] keeps 3
+        // and then the long 4 (5's record is empty: nothing changed).
+        for index in [0, 1, 3, 4] {
+            expected.extend_from_slice(members[index].record(&records));
+        }
+        let mut updated = UpdateRecords::default();
+        // Twice: the second cut writes over the first one's scratch.
+        for _ in 0..2 {
+            updated.clear();
+            for half in [&members[..3], &members[3..]] {
+                let mut append = updated.appender(half.len());
+                for member in half {
+                    append.update(member, &records, kept[member.id as usize]);
+                }
+                let appended = append.done();
+                updated.finish(appended, &records);
+            }
+            assert_eq!(updated.records(), (4, &expected[..]));
         }
     }
 }

@@ -34,10 +34,19 @@ impl CellRect {
 }
 
 /// `floor(sqrt(n))`: the float square root (several times faster here than `u64::isqrt`,
-/// which was a quarter of the cut with fine cells), corrected to the exact integer.
+/// which was a quarter of the cut with fine cells), corrected to the exact integer where it
+/// may need it.
 #[inline]
 fn floor_sqrt(n: u64) -> u64 {
     let mut root = (n as f64).sqrt() as u64;
+    // Below 2^51 (every interest radius squared: at most (2^25)^2) the float is already
+    // exact: `n` converts exactly, and the correctly rounded root of n = (k + 1)^2 - 1, the
+    // closest below an integer, is about k + 1 - 1/(2(k + 1)), more than half an ulp under
+    // k + 1. The corrections below were a dependent multiply and compare each, per row of
+    // every cut.
+    if n < 1 << 51 {
+        return root;
+    }
     while root * root > n {
         root -= 1;
     }
@@ -339,7 +348,11 @@ mod tests {
 
     #[test]
     fn floor_sqrt_is_exact_around_squares() {
-        for root in [0u64, 1, 2, 799, 800, 65_535, 8_000_000, 94_906_265] {
+        // 47_453_132 and 47_453_133: the squares around 2^51, where the corrections start.
+        let roots = [
+            0u64, 1, 2, 799, 800, 65_535, 8_000_000, 33_554_432, 47_453_132,
+        ];
+        for root in roots.into_iter().chain([47_453_133, 94_906_265]) {
             let square = root * root;
             assert_eq!(floor_sqrt(square), root);
             assert_eq!(ceil_sqrt(square), root);
@@ -355,6 +368,13 @@ mod tests {
     }
 
     proptest! {
+        /// The float square root, corrected or not, is the integer one (up to 2^56: the
+        /// cut's squares stay below 2^52).
+        #[test]
+        fn floor_sqrt_is_the_integer_square_root(n in prop_oneof![0u64..1 << 52, 0u64..1 << 56]) {
+            prop_assert_eq!(floor_sqrt(n), n.isqrt());
+        }
+
         /// What frame assembly relies on: everything a client sees is in its search square.
         #[test]
         fn the_search_square_covers_the_interest_circle(

@@ -38,13 +38,6 @@ impl Section {
         push_components(&mut self.bytes, replica, replica.present);
         self.count += 1;
     }
-
-    /// Appends a record encoded elsewhere (an update record written once per tick).
-    #[inline]
-    pub(crate) fn push_record(&mut self, record: &[u8]) {
-        self.bytes.extend_from_slice(record);
-        self.count += 1;
-    }
 }
 
 /// Writes an update record: id, position change since the last frame, changed components.
