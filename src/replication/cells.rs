@@ -38,6 +38,9 @@ pub(crate) struct Member {
     pub new: bool,
     /// Moved into this cell this tick (its old cell lists it among its departures), or new.
     pub entered: bool,
+    /// It has no replicated component: its spawn record is its id and position, and a cut
+    /// that spawns it need not read its replica (a cache miss per spawn).
+    pub bare: bool,
 }
 
 impl Member {
@@ -257,6 +260,7 @@ pub(crate) fn encode_cells(mut grid: ResMut<CellGrid>, mut table: ResMut<Replica
             record_len: grid.records.len() as u32 - start,
             new,
             entered: cell != old_cell,
+            bare: replica.present == 0,
         };
         grid.members.push(cell, member);
         let replica = table.get_mut(id);

@@ -414,7 +414,8 @@ fn enter_or_leave(
     sees: bool,
 ) {
     if sees {
-        spawned.push_spawn(member.id, table.get(member.id));
+        let replica = (!member.bare).then(|| table.get(member.id));
+        spawned.push_spawn(member.id, member.wire, replica);
     } else if !member.entered {
         // One that entered this cell is removed with its old cell's departures.
         removed.push_removal(member.id);

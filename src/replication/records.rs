@@ -30,12 +30,16 @@ impl Section {
         self.count += 1;
     }
 
-    /// Appends a spawn record: id, absolute wire position, every present component.
-    pub(crate) fn push_spawn(&mut self, id: u32, replica: &Replica) {
+    /// Appends a spawn record: id, absolute wire position, every present component of
+    /// `replica` (`None`: the entity has none).
+    pub(crate) fn push_spawn(&mut self, id: u32, wire: [u32; 2], replica: Option<&Replica>) {
         put_varint(&mut self.bytes, u64::from(id));
-        put_varint(&mut self.bytes, u64::from(replica.wire[0]));
-        put_varint(&mut self.bytes, u64::from(replica.wire[1]));
-        push_components(&mut self.bytes, replica, replica.present);
+        put_varint(&mut self.bytes, u64::from(wire[0]));
+        put_varint(&mut self.bytes, u64::from(wire[1]));
+        match replica {
+            Some(replica) => push_components(&mut self.bytes, replica, replica.present),
+            None => put_varint(&mut self.bytes, 0),
+        }
         self.count += 1;
     }
 }
@@ -95,5 +99,26 @@ fn push_components(out: &mut Vec<u8>, replica: &Replica, mask: u64) {
         put_varint(out, u64::from(kind));
         put_varint(out, bytes.len() as u64);
         out.extend_from_slice(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bevy_ecs::entity::Entity;
+
+    use super::*;
+    use crate::replication::table::ReplicaTable;
+
+    #[test]
+    fn a_spawn_without_its_replica_is_the_spawn_of_a_replica_with_no_component() {
+        let mut table = ReplicaTable::new(2);
+        let id = table
+            .register(Entity::from_raw_u32(7).unwrap(), [300, 70_000])
+            .0;
+        let (mut bare, mut read) = (Section::default(), Section::default());
+        bare.push_spawn(id, [300, 70_000], None);
+        read.push_spawn(id, [300, 70_000], Some(table.get(id)));
+        assert_eq!((bare.count, &bare.bytes), (read.count, &read.bytes));
+        assert_eq!(bare.bytes, [id as u8, 0xac, 0x02, 0xf0, 0xa2, 0x04, 0]);
     }
 }
