@@ -26,7 +26,7 @@ use crate::stats::Stats;
 
 use super::cells::{Cell, CellGrid, Departure, Member, RECORD_PAD};
 use super::events::{EventRouting, EventSection};
-use super::grid::{CellIndex, CellRect, ceil_sqrt, within};
+use super::grid::{CellIndex, CellRect, within};
 use super::records::Section;
 use super::table::{NO_CELL, NetId, ReplicaTable};
 use super::{OutboundLimits, SharedStats};
@@ -236,8 +236,8 @@ impl ViewChange {
     /// (`None`: it holds nothing; everything it sees is spawned). See the module docs.
     ///
     /// Row by row of the cells around it: one circle around `now` covers both circles
-    /// (then and now: its radius is the interest radius plus the client's move), and the
-    /// cells wholly inside the radius minus the move are inside both. Members of cells out
+    /// (then and now: its radius is the interest radius plus the client's move, or a bound
+    /// of it), and the cells wholly inside the radius minus that are inside both. Members of cells out
     /// of the first are never read; those of cells inside the second were seen then and are
     /// seen now unless they changed cell, so only their records are copied; the others are
     /// tested against the rule. A client that moved more than half the radius (a jump:
@@ -274,11 +274,13 @@ impl ViewChange {
                 cut.forget(from);
                 cut.had_frame = false;
             } else {
-                // At most ceil(r / 2): the inside radius below stays at least 0.
-                moved = ceil_sqrt(squared) as u32;
+                // An upper bound of the distance without a square root (one per client was
+                // a dependent chain of its own): max + min / 2 is at least
+                // sqrt(max² + min²), and at most 1.12 times it, so the circles stay close.
+                moved = (dx.max(dy) + dx.min(dy).div_ceil(2)) as u32;
             }
         }
-        let (touch, inside) = (radius + moved, radius - moved);
+        let (touch, inside) = (radius + moved, radius.saturating_sub(moved));
         let (first, last) = geometry.rows_of(now, touch);
         for row in first..=last {
             let Some(span) = geometry.span(now, row, touch, Some(inside)) else {
