@@ -172,7 +172,8 @@ impl UpdateRecords {
     /// An appender with room for a padded record of each of `members` more.
     #[inline]
     fn appender(&mut self, members: usize) -> Appender<'_> {
-        let room = self.len + (members + 1) * RECORD_PAD;
+        // Each member moves the write position by at most RECORD_PAD.
+        let room = self.len + members * RECORD_PAD;
         if self.bytes.len() < room {
             self.bytes.resize(room, 0);
         }

@@ -330,18 +330,13 @@ fn a_recording_cut_by_kill_9_replays_every_whole_tick() {
 
     let path = recording_in(recordings.path());
     let (ticks, cut) = whole_ticks(&path).expect("a header");
-    let output = Command::new(env!("CARGO_BIN_EXE_throng"))
-        .arg("replay")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stderr);
+    let (status, said) = replay_binary(&path);
     // A divergence here was seen once in a loaded full run and not reproduced since (over a
     // hundred runs, loaded and not): if it comes back, the failure carries what is needed to
     // find it.
     let evidence = || divergence_evidence(&path, &said);
     assert_eq!(
-        output.status.code(),
+        status,
         Some(if cut { 3 } else { 0 }),
         "cut={cut}: {said}{}",
         evidence()
@@ -369,24 +364,18 @@ fn divergence_evidence(path: &Path, said: &str) -> String {
     let mut entries_until = Vec::new();
     'chunks: while let Some(Ok((_, payload))) = reader.next_chunk() {
         for entry in entries(payload) {
-            let entry = format!("{entry:?}");
-            if entry.starts_with(&format!("Ok(Tick({}))", tick + 1)) {
+            if matches!(entry, Ok(Entry::Tick(next)) if next > tick) {
                 break 'chunks;
             }
-            entries_until.push(entry);
+            entries_until.push(format!("{entry:?}"));
         }
     }
-    let world_before = Command::new(env!("CARGO_BIN_EXE_throng"))
-        .arg("replay")
-        .arg(path)
-        .args(["--until", &(tick - 1).max(1).to_string()])
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .unwrap_or_default();
+    let before = tick.saturating_sub(1).max(1);
+    let world = replay_output(path, &["--until", &before.to_string()]).stdout;
     format!(
-        "\nrecorded entries to tick {tick}:\n{}\nreplayed world at tick {}:\n{world_before}",
+        "\nrecorded entries to tick {tick}:\n{}\nreplayed world at tick {before}:\n{}",
         entries_until.join("\n"),
-        (tick - 1).max(1)
+        String::from_utf8_lossy(&world)
     )
 }
 
@@ -415,13 +404,19 @@ pub(crate) fn small_recording(dir: &Path) -> PathBuf {
     recording_in(dir)
 }
 
-/// `throng replay FILE`: its exit status and what it said.
-fn replay_binary(path: &Path) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_throng"))
+/// `throng replay FILE ARGS`: its exit status and what it printed.
+fn replay_output(path: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_throng"))
         .arg("replay")
         .arg(path)
+        .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `throng replay FILE`: its exit status and what it said.
+fn replay_binary(path: &Path) -> (Option<i32>, String) {
+    let output = replay_output(path, &[]);
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
