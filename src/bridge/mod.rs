@@ -11,6 +11,7 @@
 //! is a `try_send`, and what a full queue or a full outbox means is defined where it is
 //! created (dropped and counted inputs; a resync for a client that does not read).
 
+mod doorbell;
 pub(crate) mod outbox;
 pub(crate) mod queues;
 mod tick_signal;

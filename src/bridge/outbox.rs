@@ -21,8 +21,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Notify;
-
+use super::doorbell::Doorbell;
 use crate::protocol::CloseReason;
 
 const NO_CLOSE: u8 = u8::MAX;
@@ -42,7 +41,7 @@ struct Shared {
     /// The next publish finds the outbox full (a replay reproducing a frame the live server
     /// dropped for a slow reader; never set on a live server).
     refuse_next: AtomicBool,
-    wake: Notify,
+    doorbell: Doorbell,
     slots: Box<[UnsafeCell<FrameSlot>]>,
 }
 
@@ -79,7 +78,7 @@ pub(crate) struct FrameSlot {
 impl Shared {
     fn request_close(&self, reason: CloseReason) {
         self.close.store(reason.index() as u8, Ordering::Release);
-        self.wake.notify_one();
+        self.doorbell.ring();
     }
 
     fn request_close_with_detail(&self, reason: CloseReason, detail: String) {
@@ -103,7 +102,7 @@ impl Shared {
         *self.close_note.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(CloseNote::Transfer(transfer));
         self.transfer_pending.store(true, Ordering::Release);
-        self.wake.notify_one();
+        self.doorbell.ring();
     }
 
     fn take_transfer(&self) -> Option<PendingTransfer> {
@@ -157,7 +156,7 @@ pub(crate) fn outbox(slots: usize) -> (OutboxWriter, OutboxReader) {
         refuse_next: AtomicBool::new(false),
         close_note: Mutex::new(None),
         transfer_pending: AtomicBool::new(false),
-        wake: Notify::new(),
+        doorbell: Doorbell::default(),
         slots,
     });
     (OutboxWriter(shared.clone()), OutboxReader(shared))
@@ -170,12 +169,12 @@ pub(crate) struct OutboxWaker(Arc<Shared>);
 impl OutboxWaker {
     /// Wakes the connection task (it will flush and check for a close).
     pub(crate) fn wake(&self) {
-        self.0.wake.notify_one();
+        self.0.doorbell.ring();
     }
 
     /// Resolves once woken since the last call (a wake-up before the call is not lost).
     pub(crate) async fn woken(&self) {
-        self.0.wake.notified().await;
+        self.0.doorbell.rung().await;
     }
 
     /// The close the tick (or the server, when the tick cannot) asked for, if any.
@@ -258,7 +257,7 @@ impl OutboxWriter {
     /// Wakes the connection task now (for rare messages such as the Welcome; a tick's frames
     /// are written in bulk by the flush tasks).
     pub(crate) fn wake(&self) {
-        self.0.wake.notify_one();
+        self.0.doorbell.ring();
     }
 
     /// Asks the task to send a close with `reason` after the queued frames.
