@@ -100,6 +100,20 @@ fn mirrors_follow_the_rule(config: Config) {
             let to = Position::new((next() % 400) as f32, (next() % 400) as f32);
             teleport(&mut harness, who, to);
         }
+        if tick % 5 == 1 {
+            // A hop of up to half the radius along x (often within its cell): a move the
+            // cut bounds without a square root (see `ViewChange::cut`), for the hopper's own
+            // view and for every view it is in.
+            let who = players[(next() % players.len() as u64) as usize].id;
+            if let Some(at) = position_of(&mut harness, who) {
+                let dx = (next() % 61) as f32 - 30.0;
+                teleport(
+                    &mut harness,
+                    who,
+                    Position::new((at.x + dx).clamp(0.0, 399.0), at.y),
+                );
+            }
+        }
         harness.tick();
         let state = wire_positions(&mut harness.simulation.world);
         for player in &mut players {
@@ -297,6 +311,15 @@ fn teleport(harness: &mut Harness, id: u32, to: Position) {
             *position = to;
         }
     }
+}
+
+/// Where entity `id` is, if it is in the world.
+fn position_of(harness: &mut Harness, id: u32) -> Option<Position> {
+    let world = &mut harness.simulation.world;
+    let mut positions = world.query::<(&NetId, &Position)>();
+    positions
+        .iter(world)
+        .find_map(|(net_id, position)| (net_id.0 == id).then_some(*position))
 }
 
 /// The frames `connection` got since the last call.
