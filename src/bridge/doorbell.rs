@@ -67,8 +67,10 @@ mod tests {
         }
     }
 
-    fn context(counting: &Arc<Counting>) -> Waker {
-        Waker::from(counting.clone())
+    /// A waker and its count of wake-ups.
+    fn counting_waker() -> (Arc<Counting>, Waker) {
+        let counting = Arc::new(Counting::default());
+        (counting.clone(), Waker::from(counting))
     }
 
     #[test]
@@ -76,8 +78,7 @@ mod tests {
         let bell = Doorbell::default();
         bell.ring();
         bell.ring();
-        let counting = Arc::new(Counting::default());
-        let waker = context(&counting);
+        let (_, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(pin!(bell.rung()).poll(&mut cx).is_ready());
         // The two rings were one: the next wait waits.
@@ -87,8 +88,7 @@ mod tests {
     #[test]
     fn a_ring_during_the_wait_wakes_the_waiter_once_and_resolves_it() {
         let bell = Doorbell::default();
-        let counting = Arc::new(Counting::default());
-        let waker = context(&counting);
+        let (counting, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut wait = pin!(bell.rung());
         assert!(wait.as_mut().poll(&mut cx).is_pending());
@@ -104,8 +104,7 @@ mod tests {
     #[test]
     fn a_wait_dropped_unrung_leaves_the_next_ring_for_the_next_wait() {
         let bell = Doorbell::default();
-        let counting = Arc::new(Counting::default());
-        let waker = context(&counting);
+        let (_, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(pin!(bell.rung()).poll(&mut cx).is_pending());
         bell.ring();
