@@ -9,7 +9,9 @@
 //! - `plain`: a `write` per connection per tick and a `read` per ready connection, as the
 //!   floor (the same binary's baseline);
 //! - `send`: each tick's writes as one batch of io_uring sends (one enter per 4,096);
-//! - `both`: and each epoll wake-up's reads as one batch of io_uring receives.
+//! - `both`: and each epoll wake-up's reads as one batch of io_uring receives;
+//! - `tokio`: no io_uring, but throng's runtime model: a tokio task per connection and a
+//!   flush task per worker (see `on_tokio`).
 //!
 //! Prints the floor's figures over the window [SECONDS/3, SECONDS] (process CPU per
 //! connection-tick), and the thread CPU time of the write bursts per frame written and of
@@ -20,6 +22,8 @@ use std::os::fd::IntoRawFd;
 use std::time::Instant;
 
 use io_uring::{IoUring, opcode, types};
+
+mod on_tokio;
 
 /// As many connections as the floor keeps.
 const MAX_CONNECTIONS: usize = 20_000;
@@ -200,21 +204,30 @@ impl Server {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: uring-floor plain|send|both PORT OUT_BYTES HZ SECONDS";
+    let usage = "usage: uring-floor plain|send|both|tokio PORT OUT_BYTES HZ SECONDS";
     let [_, mode, port, out_bytes, hz, seconds] = &args[..] else {
         eprintln!("{usage}");
         std::process::exit(2);
     };
+    let number = |text: &str| -> f64 { text.parse().expect(usage) };
     let mode = match mode.as_str() {
         "plain" => Mode::Plain,
         "send" => Mode::Send,
         "both" => Mode::Both,
+        "tokio" => {
+            on_tokio::run(
+                number(port) as u16,
+                number(out_bytes) as usize,
+                number(hz),
+                number(seconds),
+            );
+            return;
+        }
         _ => {
             eprintln!("{usage}");
             std::process::exit(2);
         }
     };
-    let number = |text: &str| -> f64 { text.parse().expect(usage) };
     let (port, out_bytes) = (number(port) as u16, number(out_bytes) as usize);
     let (hz, seconds) = (number(hz), number(seconds));
     // SAFETY: ignoring SIGPIPE, as the floor does (a closed peer fails a write instead).

@@ -66,9 +66,12 @@ fn run(mode: &str) -> Option<(Vec<usize>, String)> {
 
 #[test]
 fn every_mode_writes_whole_frames_to_every_connection_and_reads_the_inputs() {
-    for mode in ["plain", "send", "both"] {
+    for mode in ["plain", "send", "both", "tokio"] {
         let Some((received, report)) = run(mode) else {
-            assert_ne!(mode, "plain", "plain mode needs no io_uring");
+            assert!(
+                !matches!(mode, "plain" | "tokio"),
+                "{mode} mode needs no io_uring"
+            );
             continue;
         };
         assert_eq!(received.len(), CONNECTIONS, "{mode}: all clients connected");
