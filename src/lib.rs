@@ -42,6 +42,7 @@ mod ingest;
 mod metrics;
 pub mod net;
 pub mod persistence;
+mod prefetch;
 pub mod profiling;
 pub mod recording;
 mod replication;

@@ -294,7 +294,7 @@ impl ViewChange {
         for row in first..=last {
             if let Some(span) = geometry.span(now, row, touch, Some(inside)) {
                 let (x0, x1) = span.touched;
-                prefetch(grid.members.row(geometry, row, x0, x1));
+                crate::prefetch::slice(grid.members.row(geometry, row, x0, x1));
                 rows.push((row, span));
             }
         }
@@ -319,27 +319,6 @@ impl ViewChange {
         }
         cut.change.rows = rows;
     }
-}
-
-/// Asks for the first two cache lines of `items` to be loaded, without waiting for them.
-#[inline(always)]
-fn prefetch<T>(items: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let start = items.as_ptr().cast::<i8>();
-        let bytes = std::mem::size_of_val(items);
-        // SAFETY: SSE is part of x86_64; a prefetch reads nothing and cannot fault, at any
-        // address.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(start);
-            if bytes > 64 {
-                _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64));
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = items;
 }
 
 /// One client's cut in progress (see [`ViewChange::cut`]).
@@ -512,6 +491,9 @@ pub(crate) fn assemble_frames(
         |(_zone, tally), (id, mut viewer, mut client)| {
             let viewer = &mut *viewer;
             let me = table.get(id.0);
+            // Its outbox's counters, cold after a tick of network work (the flush task on
+            // the other core wrote them), are read once the cut is done.
+            client.outbox.prefetch();
             if viewer.closing || me.cell == NO_CELL {
                 viewer.personal_events.clear();
                 return;
