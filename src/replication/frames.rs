@@ -491,13 +491,13 @@ pub(crate) fn assemble_frames(
         |(_zone, tally), (id, mut viewer, mut client)| {
             let viewer = &mut *viewer;
             let me = table.get(id.0);
-            // Its outbox's counters, cold after a tick of network work (the flush task on
-            // the other core wrote them), are read once the cut is done.
-            client.outbox.prefetch();
             if viewer.closing || me.cell == NO_CELL {
                 viewer.personal_events.clear();
                 return;
             }
+            // Its outbox's counters, cold after a tick of network work (the flush task on
+            // the other core wrote them), are read once the cut is done.
+            client.outbox.prefetch();
             let (now, cell) = (me.wire, me.cell);
             let tally = &mut **tally;
             if !everyone.is_empty()
@@ -595,13 +595,10 @@ fn write_frame(out: &mut Vec<u8>, header: &Header, reset: bool, change: &ViewCha
     put_varint(out, u64::from(header.tick));
     put_varint(out, u64::from(header.ack_seq));
     out.push(u8::from(reset));
-    fn section(section: &Section) -> (u32, &[u8]) {
-        (section.count, &section.bytes)
-    }
     for (count, bytes) in [
-        section(header.events),
-        section(&change.removed),
-        section(&change.spawned),
+        header.events.records(),
+        change.removed.records(),
+        change.spawned.records(),
         change.updated.records(),
     ] {
         put_varint(out, u64::from(count));

@@ -23,6 +23,12 @@ impl Section {
         self.count = 0;
     }
 
+    /// The records and how many there are.
+    #[inline]
+    pub(crate) fn records(&self) -> (u32, &[u8]) {
+        (self.count, &self.bytes)
+    }
+
     /// Appends a removal record (an entity id).
     #[inline]
     pub(crate) fn push_removal(&mut self, id: u32) {
@@ -38,6 +44,7 @@ impl Section {
         put_varint(&mut self.bytes, u64::from(wire[1]));
         match replica {
             Some(replica) => push_components(&mut self.bytes, replica, replica.present),
+            // An empty `Vec<ComponentValue>`: its length, 0.
             None => put_varint(&mut self.bytes, 0),
         }
         self.count += 1;

@@ -11,7 +11,8 @@
 //! - `send`: each tick's writes as one batch of io_uring sends (one enter per 4,096);
 //! - `both`: and each epoll wake-up's reads as one batch of io_uring receives;
 //! - `tokio`: no io_uring, but throng's runtime model: a tokio task per connection and a
-//!   flush task per worker (see `on_tokio`).
+//!   flush task per worker (see `on_tokio`); it prints the process figures only, not the
+//!   per-burst thread times below.
 //!
 //! Prints the floor's figures over the window [SECONDS/3, SECONDS] (process CPU per
 //! connection-tick), and the thread CPU time of the write bursts per frame written and of

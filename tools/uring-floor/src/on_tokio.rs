@@ -16,7 +16,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::{READ_BUFFER, process_cpu};
 
-/// Counters over the measured window, shared by the tasks.
+/// Counters over the measured window, shared atomics bumped by every task (as throng's
+/// inputs all go through one shared queue to the tick).
 #[derive(Default)]
 struct Counters {
     reads: AtomicU64,
