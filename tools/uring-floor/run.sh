@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The floor's client against uring-floor's server (MODE plain|send|both), or against the
 # floor's own server (MODE floor), as ../../../shared/floor/run.sh runs them.
-# Usage: run.sh MODE N [OUT_BYTES=120] [IN_BYTES=16] [HZ=20] [SECONDS=30] [PORT=7911]
+# CLIENT=spread runs this crate's client instead: each connection's input in its own slot of
+# the period, as throng's bots send them, rather than all of them in one burst.
+# Usage: [CLIENT=spread] run.sh MODE N [OUT_BYTES=120] [IN_BYTES=16] [HZ=20] [SECONDS=30] [PORT=7911]
 set -eu
 MODE=${1:?MODE}; N=${2:?N}; OUT=${3:-120}; IN=${4:-16}; HZ=${5:-20}; SECS=${6:-30}; PORT=${7:-7911}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +20,11 @@ else
   "$target/release/uring-floor" "$MODE" "$PORT" "$OUT" "$HZ" "$SECS" > "$out.server" 2>&1 & sp=$!
 fi
 sleep 0.3
-"$floor" client "$PORT" "$N" "$IN" "$HZ" "$((SECS - 1))" > "$out.client" 2>&1 & cp=$!
+if [ "${CLIENT:-floor}" = spread ]; then
+  "$target/release/uring-floor" spread-client "$PORT" "$N" "$IN" "$HZ" "$((SECS - 1))" > "$out.client" 2>&1 & cp=$!
+else
+  "$floor" client "$PORT" "$N" "$IN" "$HZ" "$((SECS - 1))" > "$out.client" 2>&1 & cp=$!
+fi
 sleep "$(( SECS / 3 + 1 ))"; read -r b0 t0 < <(busy)
 sleep "$(( SECS / 2 ))"; read -r b1 t1 < <(busy)
 wait "$cp" "$sp" || true

@@ -14,6 +14,10 @@
 //!   flush task per worker (see `on_tokio`); it prints the process figures only, not the
 //!   per-burst thread times below.
 //!
+//! `uring-floor spread-client PORT N IN_BYTES HZ SECONDS` is a client instead: the floor's,
+//! with each connection's input in its own slot of the period, as throng's bots send them
+//! (see `spread_client`); `run.sh` uses it when `CLIENT=spread`.
+//!
 //! Prints the floor's figures over the window [SECONDS/3, SECONDS] (process CPU per
 //! connection-tick), and the thread CPU time of the write bursts per frame written and of
 //! the read passes per read: the parts batching changes, apart from the epoll waits.
@@ -25,6 +29,7 @@ use std::time::Instant;
 use io_uring::{IoUring, opcode, types};
 
 mod on_tokio;
+mod spread_client;
 
 /// As many connections as the floor keeps.
 const MAX_CONNECTIONS: usize = 20_000;
@@ -205,7 +210,20 @@ impl Server {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: uring-floor plain|send|both|tokio PORT OUT_BYTES HZ SECONDS";
+    let usage = "usage: uring-floor plain|send|both|tokio PORT OUT_BYTES HZ SECONDS\n       uring-floor spread-client PORT N IN_BYTES HZ SECONDS";
+    if let [_, mode, port, connections, in_bytes, hz, seconds] = &args[..]
+        && mode == "spread-client"
+    {
+        let number = |text: &str| -> f64 { text.parse().expect(usage) };
+        spread_client::run(
+            number(port) as u16,
+            number(connections) as usize,
+            number(in_bytes) as usize,
+            number(hz),
+            number(seconds),
+        );
+        return;
+    }
     let [_, mode, port, out_bytes, hz, seconds] = &args[..] else {
         eprintln!("{usage}");
         std::process::exit(2);

@@ -85,11 +85,50 @@ fn every_mode_writes_whole_frames_to_every_connection_and_reads_the_inputs() {
             "{report}"
         );
         assert!(report.contains("short_writes=0 "), "{report}");
-        let reads: f64 = report
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("reads/s="))
-            .and_then(|value| value.parse().ok())
-            .expect("a reads/s figure");
-        assert!(reads > 0.0, "{mode}: the inputs were read: {report}");
+        assert!(
+            figure(&report, "reads/s") > 0.0,
+            "{mode}: the inputs were read: {report}"
+        );
     }
+}
+
+/// A figure of a report line (`name=value`).
+fn figure(report: &str, name: &str) -> f64 {
+    report
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|value| value.trim_end_matches("core").parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+#[test]
+fn the_spread_client_sends_every_connection_its_inputs_and_reads_the_frames() {
+    let port = free_port();
+    let server = Command::new(env!("CARGO_BIN_EXE_uring-floor"))
+        .args([
+            "plain",
+            &port.to_string(),
+            &OUT_BYTES.to_string(),
+            "20",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start uring-floor");
+    let client = Command::new(env!("CARGO_BIN_EXE_uring-floor"))
+        .args(["spread-client", &port.to_string(), "10", "16", "20", "2"])
+        .output()
+        .expect("run the spread client");
+    let server = server.wait_with_output().expect("uring-floor exits");
+    assert!(client.status.success(), "{client:?}");
+    assert!(server.status.success(), "{server:?}");
+    let client = String::from_utf8(client.stdout).unwrap();
+    let server = String::from_utf8(server.stdout).unwrap();
+    assert!(client.contains("conns=10 "), "{client}");
+    assert_eq!(figure(&client, "short_writes"), 0.0, "{client}");
+    assert!(figure(&client, "out_msgs/s") > 0.0, "inputs sent: {client}");
+    assert!(figure(&client, "in_bytes/s") > 0.0, "frames read: {client}");
+    assert!(server.contains("conns=10 "), "{server}");
+    assert!(figure(&server, "reads/s") > 0.0, "inputs read: {server}");
 }
