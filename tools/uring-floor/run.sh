@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The floor's client against uring-floor's server (MODE plain|send|both), or against the
+# The floor's client against uring-floor's server (MODE plain|send|both|tokio), or against the
 # floor's own server (MODE floor), as ../../../shared/floor/run.sh runs them.
 # CLIENT=spread runs this crate's client instead: each connection's input in its own slot of
 # the period, as throng's bots send them, rather than all of them in one burst.

@@ -85,14 +85,19 @@ struct Server {
     read_buffers: Vec<[u8; READ_BUFFER]>,
 }
 
+/// Asks `epoll` to report `fd` readable, as `token`; the `epoll_ctl` result.
+fn watch(epoll: i32, fd: i32, token: u64) -> i32 {
+    let mut event = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: plain syscall on descriptors this process owns; `event` is a live local.
+    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) }
+}
+
 impl Server {
     fn watch(&self, fd: i32) {
-        let mut event = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: fd as u64,
-        };
-        // SAFETY: plain syscall on descriptors this process owns; `event` is a live local.
-        unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
+        watch(self.epoll, fd, fd as u64);
     }
 
     fn accept_all(&mut self) {
@@ -211,10 +216,10 @@ impl Server {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: uring-floor plain|send|both|tokio PORT OUT_BYTES HZ SECONDS\n       uring-floor spread-client PORT N IN_BYTES HZ SECONDS";
+    let number = |text: &str| -> f64 { text.parse().expect(usage) };
     if let [_, mode, port, connections, in_bytes, hz, seconds] = &args[..]
         && mode == "spread-client"
     {
-        let number = |text: &str| -> f64 { text.parse().expect(usage) };
         spread_client::run(
             number(port) as u16,
             number(connections) as usize,
@@ -228,7 +233,6 @@ fn main() {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    let number = |text: &str| -> f64 { text.parse().expect(usage) };
     let mode = match mode.as_str() {
         "plain" => Mode::Plain,
         "send" => Mode::Send,

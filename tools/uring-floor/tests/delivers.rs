@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const OUT_BYTES: usize = 120;
@@ -17,16 +17,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Runs the server in `mode` for 3 s with three clients sending an input per 50 ms; returns
-/// the bytes each client received and the server's report line (`None`: io_uring refused).
-fn run(mode: &str) -> Option<(Vec<usize>, String)> {
-    let port = free_port();
-    let server = Command::new(env!("CARGO_BIN_EXE_uring-floor"))
+/// Starts the server in `mode` on `port` for 3 s, 20 frames a second, its output piped.
+fn start_server(mode: &str, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_uring-floor"))
         .args([mode, &port.to_string(), &OUT_BYTES.to_string(), "20", "3"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start uring-floor");
+        .expect("start uring-floor")
+}
+
+/// Runs the server in `mode` for 3 s with three clients sending an input per 50 ms; returns
+/// the bytes each client received and the server's report line (`None`: io_uring refused).
+fn run(mode: &str) -> Option<(Vec<usize>, String)> {
+    let port = free_port();
+    let server = start_server(mode, port);
     let started = Instant::now();
     let mut clients: Vec<TcpStream> = Vec::new();
     while clients.len() < CONNECTIONS && started.elapsed() < Duration::from_secs(2) {
@@ -97,25 +102,14 @@ fn figure(report: &str, name: &str) -> f64 {
     report
         .split_whitespace()
         .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
-        .and_then(|value| value.trim_end_matches("core").parse().ok())
+        .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
 #[test]
 fn the_spread_client_sends_every_connection_its_inputs_and_reads_the_frames() {
     let port = free_port();
-    let server = Command::new(env!("CARGO_BIN_EXE_uring-floor"))
-        .args([
-            "plain",
-            &port.to_string(),
-            &OUT_BYTES.to_string(),
-            "20",
-            "3",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start uring-floor");
+    let server = start_server("plain", port);
     let client = Command::new(env!("CARGO_BIN_EXE_uring-floor"))
         .args(["spread-client", &port.to_string(), "10", "16", "20", "2"])
         .output()
