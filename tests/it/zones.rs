@@ -598,18 +598,32 @@ fn loadgen_binary() -> PathBuf {
     loadgen
 }
 
+/// What a loadgen run left: its JSON report, and its printed summary, which alone lists why
+/// bots were lost or handoffs failed (shown with every failed assertion).
+struct CrowdRun {
+    report: serde_json::Value,
+    summary: String,
+}
+
+impl std::fmt::Display for CrowdRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\nloadgen's summary:\n{}", self.report, self.summary)
+    }
+}
+
 /// Runs loadgen's `bots` walking bots against the world for `seconds`, logging in at west;
 /// meanwhile checks, twice a second, that no player is online twice (the zones' players add
-/// up to at most `bots`). Returns loadgen's JSON report.
-fn crowd_across_borders(world: &ZonedWorld, bots: usize, seconds: u32) -> serde_json::Value {
+/// up to at most `bots`).
+fn crowd_across_borders(world: &ZonedWorld, bots: usize, seconds: u32) -> CrowdRun {
     let report_path = world.dir.path().join("loadgen.json");
+    let summary_path = world.dir.path().join("loadgen.txt");
     let mut loadgen = Command::new(loadgen_binary())
         .args(["--addr", &world.addr(0).to_string()])
         .args(["--bots", &bots.to_string()])
         .args(["--warmup", "1", "--seconds", &seconds.to_string()])
         .arg("--json")
         .arg(&report_path)
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&summary_path).unwrap())
         .spawn()
         .expect("loadgen runs");
     let mut most_online = 0.0f64;
@@ -627,33 +641,38 @@ fn crowd_across_borders(world: &ZonedWorld, bots: usize, seconds: u32) -> serde_
         );
         std::thread::sleep(Duration::from_millis(500));
     };
+    let summary = std::fs::read_to_string(&summary_path).unwrap_or_default();
     assert!(
         status.success(),
-        "loadgen exits 0 (no protocol errors): {status:?}"
+        "loadgen exits 0 (no protocol errors): {status:?}\n{summary}"
     );
     assert!(most_online > 0.0);
-    serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap()
+    CrowdRun {
+        report: serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap(),
+        summary,
+    }
 }
 
 /// Asserts the crowd lost nobody and every handoff was clean.
-fn assert_clean_handoffs(report: &serde_json::Value, bots: usize) {
+fn assert_clean_handoffs(run: &CrowdRun, bots: usize) {
+    let report = &run.report;
     let number = |key: &str| {
         report[key]
             .as_f64()
-            .unwrap_or_else(|| panic!("{key} in the report: {report}"))
+            .unwrap_or_else(|| panic!("{key} in the report: {run}"))
     };
-    assert_eq!(number("bots_connected"), bots as f64, "{report}");
+    assert_eq!(number("bots_connected"), bots as f64, "{run}");
     assert!(
         number("handoffs") >= bots as f64,
-        "every bot crossed at least once on average: {report}"
+        "every bot crossed at least once on average: {run}"
     );
     assert!(
         report["handoff_failures"].as_object().unwrap().is_empty(),
-        "{report}"
+        "{run}"
     );
-    assert_eq!(number("continuity_violations"), 0.0, "{report}");
-    assert_eq!(number("bots_lost"), 0.0, "{report}");
-    assert_eq!(number("protocol_errors"), 0.0, "{report}");
+    assert_eq!(number("continuity_violations"), 0.0, "{run}");
+    assert_eq!(number("bots_lost"), 0.0, "{run}");
+    assert_eq!(number("protocol_errors"), 0.0, "{run}");
     println!(
         "handoffs {} latency p50 {} ms p99 {} ms max {} ms, worst jump {}",
         number("handoffs"),
@@ -667,8 +686,8 @@ fn assert_clean_handoffs(report: &serde_json::Value, bots: usize) {
 #[test]
 fn sixty_bots_walk_across_the_borders_and_none_is_lost_duplicated_or_teleported() {
     let world = ZonedWorld::start();
-    let report = crowd_across_borders(&world, 60, 10);
-    assert_clean_handoffs(&report, 60);
+    let run = crowd_across_borders(&world, 60, 10);
+    assert_clean_handoffs(&run, 60);
 }
 
 /// The soak: 300 bots for 60 s across three zones (CI runs it: `--ignored`).
@@ -678,8 +697,8 @@ async fn soak_three_hundred_bots_walk_across_the_borders_for_a_minute() {
     let _alone = crate::common::soak_alone().await;
     tokio::task::spawn_blocking(|| {
         let world = ZonedWorld::start();
-        let report = crowd_across_borders(&world, 300, 60);
-        assert_clean_handoffs(&report, 300);
+        let run = crowd_across_borders(&world, 300, 60);
+        assert_clean_handoffs(&run, 300);
     })
     .await
     .unwrap();
