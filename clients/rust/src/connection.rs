@@ -232,6 +232,9 @@ impl Client {
     }
 
     /// Sends one message (an input's or action's seq becomes the counter's position).
+    /// An error here may only mean that the server has closed after its last message (a
+    /// `Close` or `Transfer` crossing this input, docs/PROTOCOL.md): [`Client::recv`] still
+    /// returns what it sent before closing.
     pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
         match message {
             ClientMessage::Input(Input { seq, .. }) | ClientMessage::Action(Action { seq, .. }) => {

@@ -170,6 +170,10 @@ pub struct Bot {
     unacked: VecDeque<(u32, i64)>,
     pending_out: Vec<u8>,
     scratch: Vec<u8>,
+    /// A write the kernel refused while playing (the server closed or reset the socket).
+    /// The bot writes nothing more; what the server sent before closing (a Transfer, a
+    /// Close) may still wait to be read, so the read side decides whether it is lost.
+    write_failed: Option<String>,
 }
 
 impl Bot {
@@ -215,6 +219,7 @@ impl Bot {
             unacked: VecDeque::with_capacity(MAX_UNACKED),
             pending_out: Vec::new(),
             scratch: Vec::with_capacity(64),
+            write_failed: None,
         }
     }
 
@@ -295,7 +300,12 @@ impl Bot {
                         Some(reason) => {
                             self.lost(&format!("server closed: {reason} (no ws close)"))
                         }
-                        None => self.lost("server closed the connection"),
+                        None => match self.write_failed.take() {
+                            Some(why) => self.lost(&format!(
+                                "server closed the connection (after a failed write: {why})"
+                            )),
+                            None => self.lost("server closed the connection"),
+                        },
                     };
                 }
                 Ok((n, Some(arrived))) => (n, arrived),
@@ -373,9 +383,9 @@ impl Bot {
         Change::None
     }
 
-    /// Whether inputs are due (welcomed and open).
+    /// Whether inputs are due (welcomed, open, and its socket still takes writes).
     pub fn playing(&self) -> bool {
-        self.stage == Stage::Playing && self.closing.is_none()
+        self.stage == Stage::Playing && self.closing.is_none() && self.write_failed.is_none()
     }
 
     /// Whether the bot was welcomed after its Hello (it joined, whatever came after).
@@ -386,7 +396,10 @@ impl Bot {
     /// Whether the bot joined and is not playing any more, other than between zones: the
     /// server or the network ended it, or a handoff failed.
     pub fn is_lost(&self) -> bool {
-        self.joined && (self.stage == Stage::Closed || self.closing.is_some())
+        self.joined
+            && (self.stage == Stage::Closed
+                || self.closing.is_some()
+                || (self.stage == Stage::Playing && self.write_failed.is_some()))
     }
 
     /// Whether a handoff is under way (including one welcomed on the destination that has
@@ -472,6 +485,7 @@ impl Bot {
         self.stage = Stage::Connecting;
         self.closing = None;
         self.pending_out.clear();
+        self.write_failed = None;
     }
 
     /// The worker could not even start the connect to the handoff's destination.
@@ -712,6 +726,9 @@ impl Bot {
 
     /// Sends the bytes written in `scratch` (whole frames of the transport).
     fn send_scratch(&mut self) -> Change {
+        if self.write_failed.is_some() {
+            return Change::None;
+        }
         if !self.pending_out.is_empty() {
             self.pending_out.extend_from_slice(&self.scratch);
             return self.flush();
@@ -726,23 +743,36 @@ impl Bot {
                 self.pending_out.extend_from_slice(&self.scratch);
                 Change::None
             }
-            Err(error) => self.lost(&error.to_string()),
+            Err(error) => self.write_refused(&error),
         }
     }
 
     fn flush(&mut self) -> Change {
-        while !self.pending_out.is_empty() {
+        while !self.pending_out.is_empty() && self.write_failed.is_none() {
             match self.stream.write(&self.pending_out) {
                 Ok(n) => {
                     self.pending_out.drain(..n);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) => return self.lost(&error.to_string()),
+                Err(error) => return self.write_refused(&error),
             }
         }
         if self.pending_out.len() > MAX_PENDING_OUT {
             return self.lost("server stopped reading our inputs");
         }
+        Change::None
+    }
+
+    /// A write failed. Before the session opened, that ends the bot. While playing, the
+    /// server may have closed right after its last message (a Transfer, say: docs/PROTOCOL.md,
+    /// inputs crossing it meet a reset socket): the bot stops writing and reads on, and the
+    /// read side ends it with what it finds (the Transfer, a Close, or the end of the stream).
+    fn write_refused(&mut self, error: &io::Error) -> Change {
+        if self.stage != Stage::Playing {
+            return self.lost(&error.to_string());
+        }
+        self.write_failed = Some(error.to_string());
+        self.pending_out.clear();
         Change::None
     }
 
@@ -1062,5 +1092,78 @@ mod tests {
         let length = (f32::from(x).powi(2) + f32::from(y).powi(2)).sqrt();
         assert!((length - 127.0).abs() < 1.5, "unit direction, got {length}");
         assert_ne!(RandomWalk::new(8, 3).direction(1), first[0]);
+    }
+
+    /// A zone server closes the socket right after its Transfer, so an input the bot sends
+    /// before reading it meets a reset socket and the next write fails. The Transfer is still
+    /// in the bot's receive queue: the bot reads it and hands off instead of counting itself
+    /// lost (the zones soak lost a bot a run this way on a loaded machine).
+    #[test]
+    fn a_transfer_behind_a_refused_write_is_still_followed() {
+        use std::io::Read;
+        use throng_protocol::Schema;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = listener.local_addr().unwrap();
+        let settings = BotSettings {
+            transport: Transport::Tcp,
+            seed: 1,
+            actions_per_input: 0.0,
+            max_step: None,
+        };
+        let mut bot = Bot::new(
+            TcpStream::connect(peer).unwrap(),
+            peer,
+            0,
+            settings,
+            Instant::now(),
+        );
+        let (mut server, _) = listener.accept().unwrap();
+        let mut tally = Tally::default();
+        // The loopback connect is done once accepted: the first writable sends the Hello.
+        assert_eq!(bot.on_writable(), Change::None);
+        assert_eq!(bot.stage, Stage::AwaitingWelcome);
+        let mut hello = [0; 256];
+        assert!(server.read(&mut hello).unwrap() > 0);
+        let welcome = ServerMessage::Welcome(Welcome {
+            player_id: 7,
+            tick_hz: 20,
+            world_size: 1000.0,
+            interest_radius: 50.0,
+            cell_size: 50.0,
+            view_cells: 1,
+            position_scale: 8.0,
+            max_frame_bytes: 1 << 20,
+            schema: Schema::default(),
+            idle_timeout_ms: 10_000,
+            max_inputs_per_s: 60,
+        });
+        server.write_all(&frame_bytes(&welcome)).unwrap();
+        while bot.stage != Stage::Playing {
+            bot.on_readable(false, &mut tally);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let transfer = ServerMessage::Transfer(Transfer {
+            zone: "east".into(),
+            address: "127.0.0.1:1".into(),
+            websocket: String::new(),
+            ticket: b"ticket".to_vec(),
+        });
+        server.write_all(&frame_bytes(&transfer)).unwrap();
+        drop(server);
+        // The first input is answered with a reset, a later one is refused by the kernel.
+        for _ in 0..100 {
+            if !bot.playing() {
+                break;
+            }
+            assert_eq!(bot.send_input(), Change::None);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!bot.playing(), "a write was refused");
+        assert!(bot.is_lost(), "lost if nothing more were read");
+        assert_eq!(bot.on_readable(false, &mut tally), Change::None);
+        assert_eq!(bot.stage, Stage::Transferring);
+        assert!(bot.handing_off());
+        assert!(!bot.is_lost());
     }
 }
